@@ -1,0 +1,4 @@
+//! The airlift builder: from one image config to one bootable hybrid ISO.
+
+pub mod cli;
+pub mod logging;

@@ -1,0 +1,3 @@
+//! airlift-firstboot: the appliance's registry, first-boot and join service.
+
+pub mod cli;
