@@ -1,4 +1,5 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
 pub mod cli;
+pub mod commands;
 pub mod logging;

@@ -1,0 +1,15 @@
+//! `airlift verify`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ISO image to read.
+    pub iso: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    anyhow::bail!("airlift verify {}: not implemented yet", args.iso.display())
+}
