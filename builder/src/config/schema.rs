@@ -1,0 +1,403 @@
+//! The image config's shape: one YAML document describing a whole
+//! appliance. Field names are camelCase (Kubernetes style, matching
+//! `apiVersion`); every struct rejects unknown fields.
+//!
+//! ```yaml
+//! apiVersion: airlift/v1alpha1
+//! kind: Appliance
+//! metadata: { name: demo, version: 1.0.0 }
+//! images:
+//!   - ref: quay.io/example/hello:1.0
+//!     from: { ociLayout: { path: images/hello, ref: "1.0" } }
+//!   - ref: nginx:1.25            # docker.io/library/nginx:1.25
+//!     from: { registry: { platforms: [linux/amd64] } }
+//! base: { kernel: base/vmlinuz, rootfs: base/rootfs, ... }
+//! ```
+//!
+//! Parsing only checks the shape; `normalize` resolves paths and
+//! references, and `validate` checks what the fields point at.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this airlift reads.
+pub const API_VERSION: &str = "airlift/v1alpha1";
+/// The only `kind` this airlift reads.
+pub const KIND: &str = "Appliance";
+
+/// The whole image config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Always `airlift/v1alpha1`.
+    pub api_version: String,
+    /// Always `Appliance`.
+    pub kind: String,
+    pub metadata: Metadata,
+    /// The container images cluster nodes will pull.
+    #[serde(default)]
+    pub images: Vec<ImageSpec>,
+    /// Kernel, root filesystem, boot loaders and modules. Optional for
+    /// `airlift bundle`, required for `airlift build`.
+    #[serde(default)]
+    pub base: Option<Base>,
+    /// Folders laid over the root filesystem, in order.
+    #[serde(default)]
+    pub overlays: Vec<PathBuf>,
+    #[serde(default)]
+    pub registry: Registry,
+    #[serde(default)]
+    pub netboot: Netboot,
+    /// Which container runtimes get mirror config on host0 and on nodes.
+    #[serde(default = "default_runtimes")]
+    pub runtimes: Vec<Runtime>,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub output: Output,
+}
+
+/// Identity of the appliance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// A DNS-label-like name: lowercase letters, digits and `-`.
+    pub name: String,
+    /// Free-form version string shown on the status page.
+    pub version: String,
+}
+
+/// One image: the reference nodes pull, and where its bytes come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Full upstream reference (`quay.io/org/app:1.2`, `nginx:1.25`,
+    /// optionally `@sha256:…`). Short Docker Hub names are normalised to
+    /// `docker.io/library/…`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Where the bytes come from; default: pulled from the reference's registry.
+    #[serde(default)]
+    pub from: Option<ImageSource>,
+    /// For multi-arch images: which platforms to keep (`linux/amd64`,
+    /// `linux/arm64/v8`). Empty keeps every platform.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+/// Where an image's bytes come from. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum ImageSource {
+    /// Pulled over the Docker registry v2 API.
+    Registry(RegistrySource),
+    /// An OCI image layout directory.
+    OciLayout(LayoutSource),
+    /// An `oci-archive` tar file (a tarred OCI image layout).
+    OciArchive(LayoutSource),
+    /// A `docker save` tar file.
+    DockerArchive(DockerArchiveSource),
+}
+
+/// Pull settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistrySource {
+    /// Pull from this base URL instead of the reference's registry
+    /// (`https://mirror.example:5000`, `http://127.0.0.1:5000`).
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// A containers-auth.json / docker config.json style credentials file.
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
+    /// Accept plain HTTP and unverified TLS for this source.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// An OCI layout (directory or archive) and which image in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayoutSource {
+    pub path: PathBuf,
+    /// The `org.opencontainers.image.ref.name` annotation to pick, or a
+    /// digest (`sha256:…`). May be omitted when the index has one entry.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+}
+
+/// A `docker save` archive and which image in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DockerArchiveSource {
+    pub path: PathBuf,
+    /// The `RepoTags` entry to pick; may be omitted when there is one image.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+}
+
+/// What the appliance boots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Base {
+    /// The Linux kernel image (bzImage with EFI stub).
+    pub kernel: PathBuf,
+    /// The root filesystem: a folder or a tar file (optionally compressed).
+    pub rootfs: PathBuf,
+    /// Kernel modules folder (`…/lib/modules/VERSION`) to take modules from.
+    #[serde(default)]
+    pub modules_dir: Option<PathBuf>,
+    /// Module names to include, with their dependency closure.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Boot-loader assets.
+    pub bootloader: Bootloader,
+    /// Extra kernel command line arguments.
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
+}
+
+/// Boot-loader assets taken from the base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Bootloader {
+    /// Folder holding `isolinux.bin`, `ldlinux.c32` and `isohdpfx.bin`.
+    pub isolinux: PathBuf,
+    /// The UEFI boot loader binary (systemd-boot's `systemd-bootx64.efi`).
+    pub efi: PathBuf,
+    /// Folder holding iPXE binaries (`undionly.kpxe`, `ipxe.efi`), when netboot is on.
+    #[serde(default)]
+    pub ipxe: Option<PathBuf>,
+}
+
+/// The registry host0 (and replicas) serve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Registry {
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub push: Push,
+    /// Allow DELETE of manifests, tags and blobs.
+    #[serde(default)]
+    pub allow_delete: bool,
+    /// Upstream registries nodes mirror to this registry. Empty: every
+    /// registry host named by an image in the bundle.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            port: default_port(),
+            tls: Tls::default(),
+            push: Push::default(),
+            allow_delete: false,
+            mirrors: Vec::new(),
+        }
+    }
+}
+
+/// TLS for the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tls {
+    /// `generate` (a CA and server certificate made on first boot),
+    /// `provided` (cert and key below), or `off` (plain HTTP).
+    #[serde(default)]
+    pub mode: TlsMode,
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Extra subject alternative names for the generated certificate.
+    #[serde(default)]
+    pub extra_names: Vec<String>,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            mode: TlsMode::Generate,
+            cert: None,
+            key: None,
+            extra_names: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TlsMode {
+    #[default]
+    Generate,
+    Provided,
+    Off,
+}
+
+/// Who may push.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Push {
+    #[serde(default)]
+    pub enabled: bool,
+    /// A bcrypt htpasswd file.
+    #[serde(default)]
+    pub htpasswd: Option<PathBuf>,
+    /// A file holding a bearer token accepted for push.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Network boot served by host0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Netboot {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `proxy` beside an existing DHCP server, `full` on an isolated
+    /// network, or `off` (HTTP boot files only).
+    #[serde(default)]
+    pub dhcp: DhcpMode,
+    /// Network interface to serve on (default: the one with the default route, else the first up).
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// For `full`: the address range handed out, `FIRST-LAST`.
+    #[serde(default)]
+    pub range: Option<String>,
+    /// What unknown MACs get: a profile, or none (they are ignored).
+    #[serde(default)]
+    pub default_profile: Option<NodeProfile>,
+    /// Per-MAC profiles.
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DhcpMode {
+    #[default]
+    Proxy,
+    Full,
+    Off,
+}
+
+/// A known machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Node {
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
+}
+
+/// What a netbooted node becomes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeProfile {
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Host0,
+    #[default]
+    Join,
+    Replica,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Runtime {
+    Crio,
+    Podman,
+    Containerd,
+    K3s,
+    Rke2,
+    Docker,
+}
+
+fn default_runtimes() -> Vec<Runtime> {
+    vec![Runtime::Crio, Runtime::Podman, Runtime::Containerd]
+}
+
+fn default_port() -> u16 {
+    5000
+}
+
+/// host0's persistent storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Storage {
+    /// The data disk; none means serve from the media only.
+    #[serde(default)]
+    pub data_disk: Option<DataDisk>,
+    /// Without a data disk: accept pushes into RAM (lost at reboot).
+    #[serde(default)]
+    pub allow_ram_push: bool,
+}
+
+/// Which disk holds `/var/lib/airlift`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DataDisk {
+    /// A device path or `/dev/disk/by-id/…` link. Exclusive with `minSizeGiB`.
+    #[serde(default)]
+    pub device: Option<PathBuf>,
+    /// Select the first empty disk of at least this size.
+    #[serde(default, rename = "minSizeGiB")]
+    pub min_size_gib: Option<u64>,
+    #[serde(default)]
+    pub filesystem: Filesystem,
+    /// Wipe this exact disk even if it holds data.
+    #[serde(default)]
+    pub wipe: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Filesystem {
+    #[default]
+    Ext4,
+    Xfs,
+}
+
+/// Output options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Output {
+    /// ISO 9660 volume label: first boot finds its media by it. Up to 32
+    /// characters of `A-Z`, `0-9` and `_`.
+    #[serde(default = "default_label")]
+    pub volume_label: String,
+    /// Extra files for the ISO root: ISO path -> local path.
+    #[serde(default)]
+    pub extra_files: BTreeMap<String, PathBuf>,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            volume_label: default_label(),
+            extra_files: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_label() -> String {
+    "AIRLIFT".to_string()
+}
