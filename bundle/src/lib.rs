@@ -1,1 +1,16 @@
-//! The airlift image bundle: one OCI image layout holding every image, with digests, references and a bundle manifest.
+//! The airlift image bundle: one OCI image layout holding every image of
+//! an appliance, with digests verified as bytes move, fully qualified
+//! image references, and the bundle manifest.
+
+pub mod atomic;
+pub mod digest;
+pub mod layout;
+pub mod manifest;
+pub mod oci;
+pub mod reference;
+
+pub use digest::{Algorithm, Digest};
+pub use layout::{BlobWriter, Layout};
+pub use manifest::{BundleImage, BundleManifest, Totals};
+pub use oci::{Descriptor, Document, Index, Manifest, Platform};
+pub use reference::Reference;
