@@ -155,7 +155,7 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     Index(Index),
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
 }
 
 impl Document {
@@ -176,9 +176,10 @@ impl Document {
                 |e| anyhow::anyhow!("image index is malformed: {e}"),
             )?))
         } else {
-            Ok(Document::Manifest(serde_json::from_value(value).map_err(
-                |e| anyhow::anyhow!("image manifest is malformed: {e}"),
-            )?))
+            Ok(Document::Manifest(Box::new(
+                serde_json::from_value(value)
+                    .map_err(|e| anyhow::anyhow!("image manifest is malformed: {e}"))?,
+            )))
         }
     }
 

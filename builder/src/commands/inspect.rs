@@ -11,5 +11,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    anyhow::bail!("airlift inspect {}: not implemented yet", args.iso.display())
+    anyhow::bail!(
+        "airlift inspect {}: not implemented yet",
+        args.iso.display()
+    )
 }

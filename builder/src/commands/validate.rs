@@ -11,5 +11,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    anyhow::bail!("airlift validate {}: not implemented yet", args.config.display())
+    anyhow::bail!(
+        "airlift validate {}: not implemented yet",
+        args.config.display()
+    )
 }
