@@ -1,3 +1,6 @@
 //! Shared helpers for airlift's integration tests: locating the built
 //! binaries, checking for the real tools the tests drive, and making
 //! small container images locally (nothing is pulled from the internet).
+
+pub mod images;
+pub mod tools;
