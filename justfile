@@ -1,0 +1,69 @@
+# airlift's tasks. Tiers: `just check` (fast: fmt, clippy, unit tests),
+# `just test` (everything CI runs, QEMU boots included), `just demo`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Where `just base` puts the kernel, boot loaders and root filesystems.
+cache := env_var_or_default("AIRLIFT_CACHE", env_var("HOME") + "/.cache/airlift")
+base := cache + "/base/current"
+
+# Debian packages the build, the tests and the demo use.
+debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi"
+
+# `uefi` or `bios`, for `just demo`.
+firmware := "uefi"
+
+default:
+    @just --list
+
+# Install the Debian packages airlift needs (only the missing ones).
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for p in {{debs}}; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if (( ${#missing[@]} )); then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+
+# Assemble the boot base (kernel, modules, boot loaders, root filesystems) into the cache.
+base:
+    scripts/make-base.sh
+
+# Formatting, lints and unit tests (no VMs).
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace --lib --bins
+
+# Everything CI runs, QEMU boots included.
+test: deps base
+    cargo test --workspace
+
+# Build the smoke ISO and boot it every way (BIOS/UEFI x CD/disk/USB).
+boot-matrix: base
+    cargo test -p airlift-integration --test boot_matrix -- --nocapture
+
+# Build image-configs/demo.yaml into out/demo.iso and boot it with the serial console here (`just firmware=bios demo`).
+demo: deps base
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export AIRLIFT_BASE="$(readlink -f {{base}})"
+    mkdir -p out
+    cargo run --release -p airlift-builder --bin airlift -- build image-configs/demo.yaml -o out/demo.iso
+    fw=()
+    if [[ "{{firmware}}" == uefi ]]; then
+        vars=$(mktemp --suffix=.fd)
+        trap 'rm -f "$vars"' EXIT
+        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
+        fw=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
+            -drive "if=pflash,format=raw,file=$vars")
+    fi
+    echo "booting out/demo.iso ({{firmware}}); quit with Ctrl-a x"
+    qemu-system-x86_64 -accel "${AIRLIFT_QEMU_ACCEL:-tcg}" -cpu qemu64,+rdrand -smp 2 -m 2048 \
+        -nographic -no-reboot "${fw[@]}" \
+        -drive file=out/demo.iso,media=cdrom,readonly=on,if=ide,index=2
