@@ -1,0 +1,1 @@
+//! `airlift build`: from a validated config to the ISO.

@@ -1,0 +1,152 @@
+//! Tests of the whole writer against the real `cpio` and `zstd` tools.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use super::*;
+
+fn put(root: &Path, rel: &str, body: &str, mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, body).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A base with merged /usr, an overlay that replaces a file and adds one
+/// through the `lib -> usr/lib` link.
+fn fixture(dir: &Path) -> Spec {
+    let base = dir.join("base");
+    put(&base, "usr/bin/tool", "#!/bin/sh\necho base\n", 0o755);
+    put(&base, "etc/motd", "base motd\n", 0o644);
+    put(&base, "usr/lib/x/keep", "keep\n", 0o600);
+    symlink("usr/lib", base.join("lib")).unwrap();
+    symlink("usr/bin", base.join("bin")).unwrap();
+    let overlay = dir.join("overlay");
+    put(&overlay, "etc/motd", "overlay motd\n", 0o644);
+    put(&overlay, "lib/systemd/system/a.service", "[Unit]\n", 0o644);
+    Spec {
+        base,
+        overlays: vec![overlay],
+        files: vec![(
+            "etc/airlift/appliance.json".into(),
+            Node::bytes(b"{\"name\":\"t\"}\n".to_vec(), 0o644),
+        )],
+        modules: None,
+        epoch: 1_700_000_000,
+        level: 3,
+    }
+}
+
+fn unpack(initrd: &Path, into: &Path) -> String {
+    fs::create_dir_all(into).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | cpio -idm --no-absolute-filenames --quiet && zstd -dc '{}' | cpio -it --quiet",
+            initrd.display(),
+            initrd.display()
+        ))
+        .current_dir(into)
+        .output()
+        .expect("running zstd and cpio (just deps)");
+    assert!(
+        out.status.success(),
+        "cpio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn cpio_tools_extract_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let initrd = dir.path().join("initrd.img");
+    let report = write(&spec, &initrd).unwrap();
+    assert_eq!(
+        report.compressed_bytes,
+        fs::metadata(&initrd).unwrap().len()
+    );
+
+    let x = dir.path().join("x");
+    let listing = unpack(&initrd, &x);
+    let names: Vec<&str> = listing.lines().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "members are in sorted order");
+    assert!(names.contains(&"dev/console"));
+
+    assert_eq!(
+        fs::read_to_string(x.join("etc/motd")).unwrap(),
+        "overlay motd\n"
+    );
+    assert_eq!(
+        fs::read_to_string(x.join("usr/lib/systemd/system/a.service")).unwrap(),
+        "[Unit]\n"
+    );
+    assert!(!names.contains(&"lib/systemd"), "nothing below a symlink");
+    assert_eq!(fs::read_link(x.join("lib")).unwrap(), Path::new("usr/lib"));
+    let tool = fs::metadata(x.join("usr/bin/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o755);
+    let keep = fs::metadata(x.join("usr/lib/x/keep")).unwrap();
+    assert_eq!(keep.permissions().mode() & 0o7777, 0o600);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(tool.mtime(), 1_700_000_000);
+    assert_eq!(
+        fs::read_to_string(x.join("etc/airlift/appliance.json")).unwrap(),
+        "{\"name\":\"t\"}\n"
+    );
+}
+
+#[test]
+fn two_writes_are_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let a = dir.path().join("a.img");
+    let b = dir.path().join("b.img");
+    let ra = write(&spec, &a).unwrap();
+    // Touch a file's mtime: the output must not change.
+    let motd = spec.base.join("etc/motd");
+    fs::write(&motd, fs::read(&motd).unwrap()).unwrap();
+    let rb = write(&spec, &b).unwrap();
+    assert_eq!(ra.sha256, rb.sha256);
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+}
+
+#[test]
+fn a_tar_base_gives_the_same_tree_as_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let tar_path = dir.path().join("base.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&spec.base)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from_tar = Spec {
+        base: tar_path,
+        ..spec.clone()
+    };
+    let a = dir.path().join("a.img");
+    let b = dir.path().join("b.img");
+    assert_eq!(
+        write(&spec, &a).unwrap().sha256,
+        write(&from_tar, &b).unwrap().sha256
+    );
+}
+
+#[test]
+fn a_missing_base_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = fixture(dir.path());
+    spec.base = dir.path().join("no-such-rootfs");
+    let err = write(&spec, &dir.path().join("i.img")).unwrap_err();
+    assert!(format!("{err:#}").contains("no-such-rootfs"), "{err:#}");
+    assert!(!dir.path().join("i.img").exists());
+}
