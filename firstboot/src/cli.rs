@@ -1,7 +1,9 @@
-//! The `airlift-firstboot` command line.
+//! The `airlift-firstboot` command line: a thin dispatcher.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+
+use crate::registry::ServeOptions;
 
 /// The appliance's registry, first-boot and join service.
 #[derive(Debug, Parser)]
@@ -15,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the OCI registry serving the bundle and a writable store.
+    Serve(ServeOptions),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -23,7 +27,25 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("airlift-firstboot {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Serve(opts) => {
+            init_logging();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(crate::registry::serve(opts))
+        }
     }
+}
+
+/// Log to stderr; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -34,5 +56,37 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift-firstboot",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "/d",
+            "--layer",
+            "/a",
+            "--layer",
+            "/b",
+            "--allow-delete",
+        ])
+        .unwrap();
+        let Command::Serve(o) = cli.command else {
+            panic!()
+        };
+        assert_eq!(o.layers.len(), 2);
+        assert!(o.allow_delete);
+        assert!(Cli::try_parse_from([
+            "airlift-firstboot",
+            "serve",
+            "--data",
+            "/d",
+            "--tls-cert",
+            "c"
+        ])
+        .is_err());
     }
 }

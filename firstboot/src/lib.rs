@@ -1,3 +1,4 @@
 //! airlift-firstboot: the appliance's registry, first-boot and join service.
 
 pub mod cli;
+pub mod registry;

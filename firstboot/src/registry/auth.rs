@@ -1,0 +1,224 @@
+//! Who may push: users of a bcrypt htpasswd file (HTTP Basic) or holders
+//! of a token from a file (`Authorization: Bearer <token>`, or Basic with
+//! the token as the password). Pulls are anonymous. Without either
+//! file, pushing is disabled.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use super::error::{Code, RegistryError};
+
+/// Push credentials.
+#[derive(Default)]
+pub struct Auth {
+    users: HashMap<String, String>,
+    token: Option<String>,
+    /// sha256(user:password) of credentials bcrypt already accepted, so a
+    /// push of many blobs pays for bcrypt once.
+    verified: Mutex<HashMap<[u8; 32], bool>>,
+}
+
+/// The answer to "may this request push?".
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// No or wrong credentials: answer 401 with a Basic challenge.
+    Challenge,
+    /// Pushing is not enabled at all.
+    Disabled,
+}
+
+impl Auth {
+    /// Read an htpasswd file (bcrypt entries only) and/or a token file.
+    pub fn load(htpasswd: Option<&Path>, token_file: Option<&Path>) -> Result<Auth> {
+        let mut auth = Auth::default();
+        if let Some(p) = htpasswd {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the htpasswd file {}", p.display()))?;
+            auth.users = parse_htpasswd(&text).with_context(|| format!("in {}", p.display()))?;
+        }
+        if let Some(p) = token_file {
+            let token = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the push token file {}", p.display()))?
+                .trim()
+                .to_string();
+            if token.len() < 16 {
+                bail!(
+                    "the push token in {} is shorter than 16 characters; write a long random token",
+                    p.display()
+                );
+            }
+            auth.token = Some(token);
+        }
+        Ok(auth)
+    }
+
+    /// Is pushing enabled (any credential configured)?
+    pub fn push_enabled(&self) -> bool {
+        !self.users.is_empty() || self.token.is_some()
+    }
+
+    /// Judge an `Authorization` header value.
+    pub fn check(&self, authorization: Option<&str>) -> Decision {
+        if !self.push_enabled() {
+            return Decision::Disabled;
+        }
+        let Some(value) = authorization else {
+            return Decision::Challenge;
+        };
+        let ok = if let Some(t) = value.strip_prefix("Bearer ") {
+            self.token_ok(t.trim())
+        } else if let Some(b64) = value.strip_prefix("Basic ") {
+            match decode_basic(b64.trim()) {
+                Some((user, pass)) => self.token_ok(&pass) || self.user_ok(&user, &pass),
+                None => false,
+            }
+        } else {
+            false
+        };
+        if ok {
+            Decision::Allowed
+        } else {
+            Decision::Challenge
+        }
+    }
+
+    /// The decision as a handler result.
+    pub fn require_push(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
+        match self.check(authorization) {
+            Decision::Allowed => Ok(()),
+            Decision::Challenge => Err(RegistryError::new(
+                Code::Unauthorized,
+                "pushing needs credentials (an htpasswd user or the push token)",
+            )),
+            Decision::Disabled => Err(RegistryError::new(
+                Code::Denied,
+                "pushing is disabled on this registry: start it with --htpasswd or --push-token-file",
+            )),
+        }
+    }
+
+    fn token_ok(&self, given: &str) -> bool {
+        self.token
+            .as_deref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), given.as_bytes()))
+    }
+
+    fn user_ok(&self, user: &str, pass: &str) -> bool {
+        let Some(hash) = self.users.get(user) else {
+            return false;
+        };
+        let key: [u8; 32] = Sha256::digest(format!("{user}:{pass}")).into();
+        if let Some(&known) = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+            .as_ref()
+        {
+            return known;
+        }
+        let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() > 1024 {
+                m.clear();
+            }
+            m.insert(key, ok);
+        }
+        ok
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn decode_basic(b64: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Parse `user:$2y$…` lines; other hash kinds are refused by name.
+pub fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>> {
+    let mut users = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, hash)) = line.split_once(':') else {
+            bail!("line {}: expected user:hash", n + 1);
+        };
+        if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
+            bail!(
+                "line {}: user {user:?} has a non-bcrypt hash; create it with `htpasswd -B`",
+                n + 1
+            );
+        }
+        users.insert(user.to_string(), hash.to_string());
+    }
+    Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(u: &str, p: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    }
+
+    #[test]
+    fn users_and_tokens() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let auth = Auth {
+            users: parse_htpasswd(&format!("# c\nalice:{hash}\n")).unwrap(),
+            token: Some("t".repeat(20)),
+            ..Auth::default()
+        };
+        assert_eq!(auth.check(None), Decision::Challenge);
+        assert_eq!(
+            auth.check(Some(&basic("alice", "s3cret"))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            auth.check(Some(&basic("alice", "s3cret"))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            auth.check(Some(&basic("alice", "wrong"))),
+            Decision::Challenge
+        );
+        assert_eq!(
+            auth.check(Some(&basic("bob", "s3cret"))),
+            Decision::Challenge
+        );
+        assert_eq!(
+            auth.check(Some(&format!("Bearer {}", "t".repeat(20)))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            auth.check(Some(&basic("any", &"t".repeat(20)))),
+            Decision::Allowed
+        );
+        assert_eq!(auth.check(Some("Bearer nope")), Decision::Challenge);
+        assert_eq!(auth.check(Some("Basic !!!")), Decision::Challenge);
+        assert_eq!(Auth::default().check(None), Decision::Disabled);
+    }
+
+    #[test]
+    fn refuses_non_bcrypt() {
+        let e = parse_htpasswd("bob:{SHA}abc").unwrap_err().to_string();
+        assert!(e.contains("bob") && e.contains("htpasswd -B"), "{e}");
+    }
+}

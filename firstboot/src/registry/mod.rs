@@ -1,0 +1,51 @@
+//! The appliance's OCI registry (distribution-spec v1.1): serves the
+//! bundle's read-only layers and a writable data folder, namespaced by
+//! upstream host so `quay.io/org/app` and `docker.io/org/app` never
+//! collide (see [`route`] for how requests map to stored names).
+//!
+//! Layers: [`route`] (paths and names, pure), [`routes`] (thin HTTP
+//! handlers), [`store`] (blobs, metadata, uploads), [`auth`], [`error`]
+//! (the spec's error JSON), [`server`] (sockets, TLS, timeouts).
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod manifest;
+pub mod options;
+pub mod route;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+pub use options::ServeOptions;
+pub use routes::router;
+pub use server::serve;
+
+/// Everything a request handler needs: shared by all connections.
+pub struct Registry {
+    pub store: store::Store,
+    pub auth: auth::Auth,
+    /// Whether `DELETE` of manifests, tags and blobs is allowed.
+    pub allow_delete: bool,
+    /// How long a request body may go without sending a byte.
+    pub body_stall: Duration,
+}
+
+impl Registry {
+    /// Open storage and credentials as the options say.
+    pub fn open(opts: &ServeOptions) -> Result<Registry> {
+        Ok(Registry {
+            store: store::Store::open(&opts.data, &opts.layers)?,
+            auth: auth::Auth::load(opts.htpasswd.as_deref(), opts.push_token_file.as_deref())?,
+            allow_delete: opts.allow_delete,
+            body_stall: Duration::from_secs(opts.body_stall_secs),
+        })
+    }
+}

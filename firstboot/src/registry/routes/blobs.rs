@@ -1,0 +1,83 @@
+//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: blobs stream from
+//! their files; HEAD answers from the file's metadata.
+
+use std::io::SeekFrom;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{parse_range, respond, DOCKER_CONTENT_DIGEST};
+use crate::registry::error::{Code, RegistryError, Result};
+use crate::registry::route::parse_digest;
+use crate::registry::store::Removed;
+use crate::registry::Registry;
+
+/// Read buffer for streaming blobs.
+const CHUNK: usize = 256 * 1024;
+
+fn unknown(d: &str) -> RegistryError {
+    RegistryError::new(Code::BlobUnknown, format!("blob {d} is not stored"))
+        .with_detail(serde_json::json!({ "digest": d }))
+}
+
+pub async fn get(
+    reg: &Registry,
+    digest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
+    let d = parse_digest(digest)?;
+    let blob = reg.store.blob(&d).await.ok_or_else(|| unknown(digest))?;
+    let size = blob.size;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let mut out = vec![
+        (DOCKER_CONTENT_DIGEST, d.to_string()),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (header::ETAG, format!("\"{d}\"")),
+    ];
+    let (status, start, len) = match parse_range(range, size) {
+        Err(()) => {
+            let mut r = RegistryError::new(
+                Code::BlobUnknown,
+                format!("range {range:?} is outside blob {d} of {size} bytes"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .into_response();
+            if let Ok(v) = format!("bytes */{size}").parse() {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+        Ok(None) => (StatusCode::OK, 0, size),
+        Ok(Some((s, e))) => {
+            out.push((header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}")));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+    };
+    out.push((header::CONTENT_LENGTH, len.to_string()));
+    if head {
+        return respond(status, &out, Body::empty());
+    }
+    let mut file = tokio::fs::File::open(&blob.path).await?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start)).await?;
+    }
+    let stream = ReaderStream::with_capacity(file.take(len), CHUNK);
+    respond(status, &out, Body::from_stream(stream))
+}
+
+pub async fn delete(reg: &Registry, digest: &str) -> Result<Response> {
+    if !reg.allow_delete {
+        return Err(super::manifests::deletes_disabled());
+    }
+    let d = parse_digest(digest)?;
+    match reg.store.delete_blob(&d).await? {
+        Removed::Yes => respond(StatusCode::ACCEPTED, &[], Body::empty()),
+        Removed::NotFound => Err(unknown(digest)),
+        Removed::ReadOnly => Err(super::manifests::read_only(&d.to_string())),
+    }
+}

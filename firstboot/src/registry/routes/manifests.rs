@@ -1,0 +1,187 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use airlift_bundle::digest::Hasher;
+use airlift_bundle::oci::media;
+use airlift_bundle::Algorithm;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+
+use super::{respond, Repo, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
+use crate::registry::body::read_limited;
+use crate::registry::error::{Code, RegistryError, Result};
+use crate::registry::manifest::{inspect, MAX_MANIFEST_BYTES};
+use crate::registry::route::{parse_reference, ManifestRef};
+use crate::registry::store::{NewManifest, Removed};
+use crate::registry::Registry;
+
+/// 405 `UNSUPPORTED`: deletes need `--allow-delete`.
+pub fn deletes_disabled() -> RegistryError {
+    RegistryError::new(
+        Code::Unsupported,
+        "deleting is disabled on this registry (start it with --allow-delete)",
+    )
+}
+
+/// 405 `UNSUPPORTED`: the content is in a read-only layer.
+pub fn read_only(what: &str) -> RegistryError {
+    RegistryError::new(
+        Code::Unsupported,
+        format!("{what} is in a read-only layer (the bundle) and cannot be deleted"),
+    )
+}
+
+fn unknown(reg: &Registry, repo: &Repo, reference: &str) -> RegistryError {
+    if reg.store.repo_exists(&repo.name) {
+        RegistryError::new(
+            Code::ManifestUnknown,
+            format!("manifest {reference} is not in {}", repo.name),
+        )
+    } else {
+        RegistryError::new(
+            Code::NameUnknown,
+            format!("repository {} is not known", repo.name),
+        )
+    }
+    .with_detail(serde_json::json!({ "name": repo.name, "reference": reference }))
+}
+
+pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
+    let r = parse_reference(reference)?;
+    let (digest, info) = reg
+        .store
+        .resolve(&repo.name, &r)
+        .ok_or_else(|| unknown(reg, repo, reference))?;
+    let headers = [
+        (header::CONTENT_TYPE, info.media_type.clone()),
+        (DOCKER_CONTENT_DIGEST, digest.to_string()),
+        (header::CONTENT_LENGTH, info.size.to_string()),
+        (header::ETAG, format!("\"{digest}\"")),
+    ];
+    if head {
+        return respond(StatusCode::OK, &headers, Body::empty());
+    }
+    let bytes = reg.store.manifest_bytes(&digest).await?;
+    respond(StatusCode::OK, &headers, Body::from(bytes))
+}
+
+pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> Result<Response> {
+    let r = parse_reference(reference)?;
+    let too_big = || {
+        RegistryError::new(
+            Code::ManifestInvalid,
+            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_big());
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+    let bytes = read_limited(
+        req.into_body(),
+        MAX_MANIFEST_BYTES,
+        reg.body_stall,
+        Code::ManifestInvalid,
+    )
+    .await?;
+    let inspected = inspect(&bytes, content_type.as_deref())?;
+
+    let alg = match &r {
+        ManifestRef::Digest(d) => d.algorithm(),
+        ManifestRef::Tag(_) => Algorithm::Sha256,
+    };
+    let mut h = Hasher::new(alg);
+    h.update(&bytes);
+    let digest = h.finish();
+    if let ManifestRef::Digest(want) = &r {
+        if want != &digest {
+            return Err(RegistryError::new(
+                Code::DigestInvalid,
+                format!("the manifest's content has digest {digest}, not {want}"),
+            ));
+        }
+    }
+
+    for child in &inspected.children {
+        let foreign = child.extra.contains_key("urls");
+        if foreign {
+            continue;
+        }
+        if reg.store.blob(&child.digest).await.is_none() {
+            let what =
+                if media::is_index(&child.media_type) || media::is_manifest(&child.media_type) {
+                    "manifest"
+                } else {
+                    "blob"
+                };
+            return Err(RegistryError::new(
+                Code::ManifestBlobUnknown,
+                format!(
+                    "the manifest references {what} {}, which is not stored: push it first",
+                    child.digest
+                ),
+            )
+            .with_detail(serde_json::json!({ "digest": child.digest.to_string() })));
+        }
+    }
+
+    let referrer = inspected.subject.as_ref().map(|s| {
+        (
+            s.digest.clone(),
+            inspected.referrer_descriptor(&digest, bytes.len() as u64),
+        )
+    });
+    let tag = match &r {
+        ManifestRef::Tag(t) => Some(t.as_str()),
+        ManifestRef::Digest(_) => None,
+    };
+    reg.store
+        .put_manifest(NewManifest {
+            repo: &repo.name,
+            tag,
+            digest: &digest,
+            bytes: bytes.clone(),
+            media_type: &inspected.media_type,
+            referrer,
+        })
+        .await?;
+    tracing::info!(repository = %repo.name, reference, %digest, "manifest stored");
+    let mut headers = vec![
+        (header::LOCATION, repo.url(&format!("manifests/{digest}"))),
+        (DOCKER_CONTENT_DIGEST, digest.to_string()),
+        (header::CONTENT_LENGTH, "0".to_string()),
+    ];
+    if let Some(s) = &inspected.subject {
+        headers.push((OCI_SUBJECT, s.digest.to_string()));
+    }
+    respond(StatusCode::CREATED, &headers, Body::empty())
+}
+
+pub async fn delete(reg: &Registry, repo: &Repo, reference: &str) -> Result<Response> {
+    if !reg.allow_delete {
+        return Err(deletes_disabled());
+    }
+    let removed = match parse_reference(reference)? {
+        ManifestRef::Digest(d) => reg.store.delete_manifest(&repo.name, &d).await?,
+        ManifestRef::Tag(t) => reg.store.delete_tag(&repo.name, &t).await?,
+    };
+    match removed {
+        Removed::Yes => {
+            tracing::info!(repository = %repo.name, reference, "deleted");
+            respond(StatusCode::ACCEPTED, &[], Body::empty())
+        }
+        Removed::NotFound => Err(unknown(reg, repo, reference)),
+        Removed::ReadOnly => Err(read_only(reference)),
+    }
+}

@@ -1,0 +1,482 @@
+//! Storage: blobs found by digest in the writable data folder first,
+//! then in the read-only layers; repository metadata in memory, backed
+//! by small atomic files (see [`meta`]); uploads streaming into
+//! `DATA/uploads/`. This struct is the boundary a remote (S3) backend
+//! would implement: handlers only call its methods.
+//!
+//! ```text
+//! DATA/oci-layout, DATA/index.json   (an OCI layout, index unused)
+//! DATA/blobs/<alg>/<hex>             blobs and manifests, content-addressed
+//! DATA/repositories/…                see meta
+//! DATA/uploads/<id>                  uploads in progress (cleared at start)
+//! ```
+
+pub mod index;
+pub mod layers;
+pub mod meta;
+pub mod uploads;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use airlift_bundle::oci::Descriptor;
+use airlift_bundle::{atomic, Digest, Layout};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+
+use self::index::{ManifestInfo, RepoIndex, Repos};
+use self::meta::Meta;
+use self::uploads::Upload;
+use super::error::{Code, RegistryError};
+use super::route::ManifestRef;
+
+/// An upload session: its repository and its state (None once finished).
+type UploadSlot = (String, Arc<tokio::sync::Mutex<Option<Upload>>>);
+
+/// A blob's file and size.
+#[derive(Debug, Clone)]
+pub struct BlobFile {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// A manifest to store.
+pub struct NewManifest<'a> {
+    pub repo: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: &'a Digest,
+    pub bytes: Bytes,
+    pub media_type: &'a str,
+    /// The subject and this manifest's descriptor for its referrers list.
+    pub referrer: Option<(Digest, Descriptor)>,
+}
+
+/// What deleting a tag did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removed {
+    Yes,
+    NotFound,
+    /// Only a read-only layer has it.
+    ReadOnly,
+}
+
+/// The registry's storage.
+pub struct Store {
+    data: Layout,
+    meta: Meta,
+    uploads_dir: PathBuf,
+    layers: Vec<Layout>,
+    layer_repos: Repos,
+    repos: RwLock<Repos>,
+    manifests: RwLock<HashMap<Digest, Bytes>>,
+    uploads: Mutex<HashMap<String, UploadSlot>>,
+    /// Serialises metadata writes so disk and memory change in the same order.
+    write: tokio::sync::Mutex<()>,
+}
+
+fn lock_poisoned<T>(_: T) -> RegistryError {
+    RegistryError::internal(anyhow::anyhow!("a registry lock was poisoned"))
+}
+
+impl Store {
+    /// Open the data folder (created if needed) and index the read-only
+    /// layers. Leftover uploads and partial blobs of a previous run are
+    /// removed. Fails naming the layer and digest if a layer is broken.
+    pub fn open(data: &Path, layer_dirs: &[PathBuf]) -> Result<Store> {
+        let layout = Layout::create(data)
+            .with_context(|| format!("preparing the data folder {}", data.display()))?;
+        let uploads_dir = data.join("uploads");
+        if uploads_dir.exists() {
+            std::fs::remove_dir_all(&uploads_dir)
+                .with_context(|| format!("clearing {}", uploads_dir.display()))?;
+        }
+        atomic::create_dir_all(&uploads_dir)?;
+        remove_partial_blobs(data)?;
+        let meta = Meta::new(&data.join("repositories"))?;
+
+        let mut layer_repos = Repos::new();
+        let mut cached = Vec::new();
+        let mut layers = Vec::new();
+        for dir in layer_dirs {
+            let l = layers::index_layout(dir, &mut layer_repos, &mut cached)
+                .with_context(|| format!("loading the read-only layer {}", dir.display()))?;
+            layers.push(l);
+        }
+        let size_of = |d: &Digest| std::fs::metadata(layout.blob_path(d)).ok().map(|m| m.len());
+        let repos = meta
+            .load(&size_of)
+            .with_context(|| format!("loading repositories from {}", data.display()))?;
+        tracing::info!(
+            layers = layers.len(),
+            layer_repositories = layer_repos.len(),
+            data_repositories = repos.len(),
+            "storage ready in {}",
+            data.display()
+        );
+        Ok(Store {
+            data: layout,
+            meta,
+            uploads_dir,
+            layers,
+            layer_repos,
+            repos: RwLock::new(repos),
+            manifests: RwLock::new(cached.into_iter().collect()),
+            uploads: Mutex::new(HashMap::new()),
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Find a blob: data folder first, then each layer. Metadata only.
+    pub async fn blob(&self, d: &Digest) -> Option<BlobFile> {
+        let candidates = std::iter::once(self.data.blob_path(d))
+            .chain(self.layers.iter().map(|l| l.blob_path(d)));
+        for path in candidates {
+            if let Ok(m) = tokio::fs::metadata(&path).await {
+                if m.is_file() {
+                    return Some(BlobFile {
+                        path,
+                        size: m.len(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Does the repository exist (data or layers)?
+    pub fn repo_exists(&self, repo: &str) -> bool {
+        self.layer_repos.contains_key(repo)
+            || self
+                .repos
+                .read()
+                .map(|r| r.contains_key(repo))
+                .unwrap_or(false)
+    }
+
+    fn with_repo<T>(&self, repo: &str, f: impl Fn(&RepoIndex) -> Option<T>) -> Option<T> {
+        let data = self.repos.read().ok()?;
+        data.get(repo)
+            .and_then(&f)
+            .or_else(|| self.layer_repos.get(repo).and_then(&f))
+    }
+
+    /// Resolve a tag or digest to a member manifest of `repo`.
+    pub fn resolve(&self, repo: &str, r: &ManifestRef) -> Option<(Digest, ManifestInfo)> {
+        let digest = match r {
+            ManifestRef::Digest(d) => d.clone(),
+            ManifestRef::Tag(t) => self.with_repo(repo, |ri| ri.tags.get(t).cloned())?,
+        };
+        let info = self.with_repo(repo, |ri| ri.manifests.get(&digest).cloned())?;
+        Some((digest, info))
+    }
+
+    /// A manifest's bytes (cached in memory after the first read).
+    pub async fn manifest_bytes(&self, d: &Digest) -> Result<Bytes, RegistryError> {
+        if let Some(b) = self.manifests.read().map_err(lock_poisoned)?.get(d) {
+            return Ok(b.clone());
+        }
+        let blob = self.blob(d).await.ok_or_else(|| {
+            RegistryError::new(Code::ManifestUnknown, format!("manifest {d} is gone"))
+        })?;
+        let bytes = Bytes::from(tokio::fs::read(&blob.path).await?);
+        self.manifests
+            .write()
+            .map_err(lock_poisoned)?
+            .insert(d.clone(), bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Store a manifest: blob, membership marker, referrer, then tag,
+    /// each durable before the next.
+    pub async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), RegistryError> {
+        let _guard = self.write.lock().await;
+        let (data, meta) = (self.data.clone(), self.meta.clone());
+        let (repo, tag, digest, media_type) = (
+            m.repo.to_string(),
+            m.tag.map(str::to_string),
+            m.digest.clone(),
+            m.media_type.to_string(),
+        );
+        let (bytes, referrer) = (m.bytes.clone(), m.referrer.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if !data.has_blob(&digest) {
+                data.put_blob(&bytes, Some(&digest))?;
+            }
+            meta.put_manifest(&repo, &digest, &media_type)?;
+            if let Some((subject, desc)) = &referrer {
+                meta.put_referrer(&repo, subject, desc)?;
+            }
+            if let Some(tag) = &tag {
+                meta.put_tag(&repo, tag, &digest)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| RegistryError::internal(e.into()))??;
+
+        let mut repos = self.repos.write().map_err(lock_poisoned)?;
+        let ri = repos.entry(m.repo.to_string()).or_default();
+        ri.manifests.insert(
+            m.digest.clone(),
+            ManifestInfo {
+                media_type: m.media_type.to_string(),
+                size: m.bytes.len() as u64,
+            },
+        );
+        if let Some((subject, desc)) = m.referrer {
+            ri.referrers
+                .entry(subject)
+                .or_default()
+                .insert(m.digest.clone(), desc);
+        }
+        if let Some(tag) = m.tag {
+            ri.tags.insert(tag.to_string(), m.digest.clone());
+        }
+        drop(repos);
+        self.manifests
+            .write()
+            .map_err(lock_poisoned)?
+            .insert(m.digest.clone(), m.bytes);
+        Ok(())
+    }
+
+    /// Remove a manifest from a repository (its tags and referrer entry
+    /// too). The blob stays: other repositories may share it.
+    pub async fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<Removed, RegistryError> {
+        let _guard = self.write.lock().await;
+        let (tags, subjects) = {
+            let repos = self.repos.read().map_err(lock_poisoned)?;
+            let Some(ri) = repos.get(repo).filter(|ri| ri.manifests.contains_key(d)) else {
+                let in_layer = self
+                    .layer_repos
+                    .get(repo)
+                    .is_some_and(|ri| ri.manifests.contains_key(d));
+                return Ok(if in_layer {
+                    Removed::ReadOnly
+                } else {
+                    Removed::NotFound
+                });
+            };
+            let tags: Vec<String> = ri
+                .tags
+                .iter()
+                .filter(|(_, v)| *v == d)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let subjects: Vec<Digest> = ri
+                .referrers
+                .iter()
+                .filter(|(_, m)| m.contains_key(d))
+                .map(|(s, _)| s.clone())
+                .collect();
+            (tags, subjects)
+        };
+        let (meta, name, digest) = (self.meta.clone(), repo.to_string(), d.clone());
+        let (t2, s2) = (tags.clone(), subjects.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            for t in &t2 {
+                meta.remove_tag(&name, t)?;
+            }
+            for s in &s2 {
+                meta.remove_referrer(&name, s, &digest)?;
+            }
+            meta.remove_manifest(&name, &digest)
+        })
+        .await
+        .map_err(|e| RegistryError::internal(e.into()))??;
+        let mut repos = self.repos.write().map_err(lock_poisoned)?;
+        if let Some(ri) = repos.get_mut(repo) {
+            for t in &tags {
+                ri.tags.remove(t);
+            }
+            for s in &subjects {
+                if let Some(m) = ri.referrers.get_mut(s) {
+                    m.remove(d);
+                    if m.is_empty() {
+                        ri.referrers.remove(s);
+                    }
+                }
+            }
+            ri.manifests.remove(d);
+            if ri.is_empty() {
+                repos.remove(repo);
+            }
+        }
+        Ok(Removed::Yes)
+    }
+
+    /// Remove a tag.
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<Removed, RegistryError> {
+        let _guard = self.write.lock().await;
+        let present = self
+            .repos
+            .read()
+            .map_err(lock_poisoned)?
+            .get(repo)
+            .is_some_and(|ri| ri.tags.contains_key(tag));
+        if !present {
+            let in_layer = self
+                .layer_repos
+                .get(repo)
+                .is_some_and(|ri| ri.tags.contains_key(tag));
+            return Ok(if in_layer {
+                Removed::ReadOnly
+            } else {
+                Removed::NotFound
+            });
+        }
+        let (meta, name, t) = (self.meta.clone(), repo.to_string(), tag.to_string());
+        tokio::task::spawn_blocking(move || meta.remove_tag(&name, &t))
+            .await
+            .map_err(|e| RegistryError::internal(e.into()))??;
+        if let Some(ri) = self.repos.write().map_err(lock_poisoned)?.get_mut(repo) {
+            ri.tags.remove(tag);
+        }
+        Ok(Removed::Yes)
+    }
+
+    /// Remove a blob from the data folder.
+    pub async fn delete_blob(&self, d: &Digest) -> Result<Removed, RegistryError> {
+        let path = self.data.blob_path(d);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.manifests.write().map_err(lock_poisoned)?.remove(d);
+                Ok(Removed::Yes)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(if self.blob(d).await.is_some() {
+                    Removed::ReadOnly
+                } else {
+                    Removed::NotFound
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A repository's tags, sorted; None if the repository is unknown.
+    pub fn tags(&self, repo: &str) -> Option<Vec<String>> {
+        let data = self.repos.read().ok()?;
+        let (a, b) = (data.get(repo), self.layer_repos.get(repo));
+        if a.is_none() && b.is_none() {
+            return None;
+        }
+        let mut tags: Vec<String> = a
+            .into_iter()
+            .chain(b)
+            .flat_map(|ri| ri.tags.keys().cloned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Some(tags)
+    }
+
+    /// Every stored repository name, sorted.
+    pub fn catalog(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.layer_repos.keys().cloned().collect();
+        if let Ok(data) = self.repos.read() {
+            names.extend(data.keys().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The referrers of `subject` in `repo`, by digest.
+    pub fn referrers(&self, repo: &str, subject: &Digest) -> Vec<Descriptor> {
+        let mut all = std::collections::BTreeMap::new();
+        if let Some(m) = self
+            .layer_repos
+            .get(repo)
+            .and_then(|ri| ri.referrers.get(subject))
+        {
+            all.extend(m.clone());
+        }
+        if let Ok(data) = self.repos.read() {
+            if let Some(m) = data.get(repo).and_then(|ri| ri.referrers.get(subject)) {
+                all.extend(m.clone());
+            }
+        }
+        all.into_values().collect()
+    }
+
+    /// Start an upload in `repo`; returns its id.
+    pub async fn start_upload(&self, repo: &str) -> Result<String, RegistryError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let upload = Upload::create(&self.uploads_dir, &id, repo).await?;
+        self.uploads.lock().map_err(lock_poisoned)?.insert(
+            id.clone(),
+            (
+                repo.to_string(),
+                Arc::new(tokio::sync::Mutex::new(Some(upload))),
+            ),
+        );
+        Ok(id)
+    }
+
+    /// An upload session of `repo`, or `BLOB_UPLOAD_UNKNOWN`. The slot
+    /// is None once the upload has been finished or cancelled.
+    pub fn upload(
+        &self,
+        repo: &str,
+        id: &str,
+    ) -> Result<Arc<tokio::sync::Mutex<Option<Upload>>>, RegistryError> {
+        let unknown = || {
+            RegistryError::new(
+                Code::BlobUploadUnknown,
+                format!("upload {id:?} is not in progress"),
+            )
+        };
+        let uploads = self.uploads.lock().map_err(lock_poisoned)?;
+        match uploads.get(id) {
+            Some((owner, slot)) if owner == repo => Ok(slot.clone()),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Forget an upload (after finish or cancel).
+    pub fn forget_upload(&self, id: &str) {
+        if let Ok(mut u) = self.uploads.lock() {
+            u.remove(id);
+        }
+    }
+
+    /// Make a verified upload file the blob `d` (renamed into place).
+    pub async fn commit_blob(&self, file: PathBuf, d: &Digest) -> Result<(), RegistryError> {
+        let dest = self.data.blob_path(d);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let dir = dest.parent().expect("blob paths have a folder");
+            atomic::create_dir_all(dir)?;
+            if dest.is_file() {
+                std::fs::remove_file(&file).ok();
+                return Ok(());
+            }
+            std::fs::rename(&file, &dest)
+                .with_context(|| format!("renaming {} to {}", file.display(), dest.display()))?;
+            atomic::sync_dir(dir)
+        })
+        .await
+        .map_err(|e| RegistryError::internal(e.into()))??;
+        Ok(())
+    }
+}
+
+/// Remove `.partial-*` and `.tmp-*` files a crash left in `DATA/blobs/<alg>/`.
+fn remove_partial_blobs(data: &Path) -> Result<()> {
+    let blobs = data.join("blobs");
+    for alg in std::fs::read_dir(&blobs).with_context(|| format!("reading {}", blobs.display()))? {
+        let alg = alg?;
+        if !alg.file_type()?.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(alg.path())? {
+            let f = f?;
+            if f.file_name().to_string_lossy().starts_with('.') {
+                std::fs::remove_file(f.path())
+                    .with_context(|| format!("removing {}", f.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Blob uploads in progress: bytes stream into `DATA/uploads/<id>` and
+//! through a sha256 hasher as they arrive. A chunk that breaks off or
+//! does not match its declared range is rolled back (file truncated,
+//! hash state restored), so the upload can be resumed from its last
+//! good offset. Upload state lives in memory only: after a restart a
+//! client starts its upload again.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlift_bundle::digest::Hasher;
+use airlift_bundle::{Algorithm, Digest};
+use axum::body::Body;
+use axum::http::StatusCode;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::registry::body::next_chunk;
+use crate::registry::error::{Code, RegistryError, Result};
+
+/// One upload session.
+pub struct Upload {
+    /// The stored repository name it was started in.
+    pub repo: String,
+    path: PathBuf,
+    file: tokio::fs::File,
+    hasher: Hasher,
+    size: u64,
+}
+
+/// A `Content-Range` error: 416 with `BLOB_UPLOAD_INVALID`.
+pub fn range_error(msg: impl Into<String>) -> RegistryError {
+    RegistryError::new(Code::BlobUploadInvalid, msg).with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+}
+
+impl Upload {
+    /// Create the upload file `dir/<id>`.
+    pub async fn create(dir: &Path, id: &str, repo: &str) -> Result<Upload> {
+        let path = dir.join(id);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Upload {
+            repo: repo.to_string(),
+            path,
+            file,
+            hasher: Hasher::new(Algorithm::Sha256),
+            size: 0,
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Append a body. `range` is the request's `Content-Range`
+    /// (inclusive start and end): its start must be the current size
+    /// and the body must have exactly its length.
+    pub async fn append(
+        &mut self,
+        body: Body,
+        stall: Duration,
+        range: Option<(u64, u64)>,
+    ) -> Result<u64> {
+        if let Some((start, end)) = range {
+            if start != self.size || end < start {
+                return Err(range_error(format!(
+                    "Content-Range {start}-{end} does not continue the upload at offset {}",
+                    self.size
+                )));
+            }
+        }
+        let saved = (self.hasher.clone(), self.size);
+        let result = self.write_body(body, stall).await;
+        let written = self.size - saved.1;
+        let failure = match result {
+            Err(e) => Some(e),
+            Ok(()) => match range {
+                Some((start, end)) if written != end - start + 1 => Some(range_error(format!(
+                    "Content-Range {start}-{end} declares {} bytes but the body had {written}",
+                    end - start + 1
+                ))),
+                _ => None,
+            },
+        };
+        if let Some(e) = failure {
+            self.file.set_len(saved.1).await?;
+            self.file.seek(SeekFrom::Start(saved.1)).await?;
+            self.hasher = saved.0;
+            self.size = saved.1;
+            return Err(e);
+        }
+        Ok(written)
+    }
+
+    async fn write_body(&mut self, body: Body, stall: Duration) -> Result<()> {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = next_chunk(&mut stream, stall).await? {
+            self.file.write_all(&chunk).await?;
+            self.hasher.update(&chunk);
+            self.size += chunk.len() as u64;
+        }
+        self.file.flush().await?;
+        Ok(())
+    }
+
+    /// Check the content against `expected`, sync it, and hand back the
+    /// file path and size to be renamed into the blob store. On a
+    /// mismatch the upload file is removed.
+    pub async fn finish(mut self, expected: &Digest) -> Result<(PathBuf, u64)> {
+        self.file.flush().await?;
+        let actual = match expected.algorithm() {
+            Algorithm::Sha256 => self.hasher.clone().finish(),
+            alg => {
+                let path = self.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::File::open(&path)
+                        .and_then(|f| airlift_bundle::digest::hash_reader(alg, f))
+                        .map(|(d, _)| d)
+                })
+                .await
+                .map_err(|e| RegistryError::internal(e.into()))??
+            }
+        };
+        if &actual != expected {
+            self.discard().await;
+            return Err(RegistryError::new(
+                Code::DigestInvalid,
+                format!(
+                    "the uploaded content ({} bytes) has digest {actual}, not {expected}",
+                    self.size
+                ),
+            )
+            .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
+        }
+        self.file.sync_all().await?;
+        Ok((self.path.clone(), self.size))
+    }
+
+    /// Remove the upload file.
+    pub async fn discard(&self) {
+        if let Err(e) = tokio::fs::remove_file(&self.path).await {
+            tracing::warn!("removing upload {}: {e}", self.path.display());
+        }
+    }
+}
