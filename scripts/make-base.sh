@@ -8,6 +8,7 @@
 #     ipxe/{undionly.kpxe,ipxe.efi}
 #     busybox  rootfs-smoke/ (busybox + applet links)
 #     rootfs/  (debootstrap minbase + systemd, pruned, /init -> systemd)
+#     images/  (OCI layout: `busybox`, `hello`, made with umoci)
 #     packages.txt  .complete
 #   ${AIRLIFT_CACHE}/base/current -> <key>
 #
@@ -74,6 +75,37 @@ MIRROR=$(mirror)
 KEY=$(sha256sum <"${TMPDIR:-/tmp}/airlift-base-pkgs.$$" | cut -c1-16)
 DEST="$BASES/$KEY"
 
+# Small OCI images made locally (no registry): `busybox` (busybox-static
+# as /bin/busybox with applet links for sh) and `hello` (a script on top
+# of busybox), both in one OCI layout at <base>/images. Made once; the
+# folder has its own marker so older bases gain it without a rebuild.
+make_images() {
+    local base=$1 work lay
+    [[ -f "$base/images/.complete" ]] && return 0
+    command -v umoci >/dev/null || die "umoci not found (run \`just deps\`)"
+    log "making local OCI images"
+    work=$(mktemp -d "$base/.images.XXXXXX")
+    lay="$work/images"
+    mkdir -p "$work/bb/bin" "$work/hello/usr/local/bin"
+    cp "$base/busybox" "$work/bb/bin/busybox"
+    ln -s busybox "$work/bb/bin/sh"
+    printf '#!/bin/sh\necho "hello from an airlift bundle"\n' >"$work/hello/usr/local/bin/hello"
+    chmod 0755 "$work/hello/usr/local/bin/hello"
+    umoci init --layout "$lay"
+    umoci new --image "$lay:busybox"
+    umoci insert --image "$lay:busybox" "$work/bb/bin" /bin
+    umoci config --image "$lay:busybox" --config.cmd /bin/sh --architecture amd64 --os linux
+    umoci new --image "$lay:hello"
+    umoci insert --image "$lay:hello" "$work/bb/bin" /bin
+    umoci insert --image "$lay:hello" "$work/hello/usr" /usr
+    umoci config --image "$lay:hello" --config.cmd /usr/local/bin/hello --architecture amd64 --os linux
+    umoci gc --layout "$lay"
+    touch "$lay/.complete"
+    rm -rf "$base/images"
+    mv -T "$lay" "$base/images"
+    rm -rf "$work"
+}
+
 link_current() {
     ln -sfn "$KEY" "$BASES/current.tmp.$$"
     mv -T "$BASES/current.tmp.$$" "$BASES/current"
@@ -81,6 +113,7 @@ link_current() {
 
 if [[ -f "$DEST/.complete" ]]; then
     rm -f "${TMPDIR:-/tmp}/airlift-base-pkgs.$$"
+    make_images "$DEST"
     link_current
     log "up to date"
     printf '%s\n' "$DEST"
@@ -172,6 +205,7 @@ mv "$WORK/packages.txt.tmp" "$OUT/packages.txt"
 touch "$OUT/.complete"
 rm -rf "$DEST"
 mv -T "$OUT" "$DEST"
+make_images "$DEST"
 link_current
 log "done"
 printf '%s\n' "$DEST"
