@@ -1,8 +1,11 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
 pub mod build;
+pub mod bundler;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod initramfs;
 pub mod logging;
+pub mod progress;
+pub mod sources;

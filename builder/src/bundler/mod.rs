@@ -1,0 +1,285 @@
+//! Writing the bundle: every image of the config into ONE OCI image
+//! layout, blobs shared by digest, `index.json` entries named by the full
+//! upstream reference (`org.opencontainers.image.ref.name` =
+//! `quay.io/org/app:1.2`), and `bundle.json` beside them.
+//!
+//! The output folder is never left half-written: the bundle is built in
+//! a temp folder beside it and swapped in atomically ([`swap`]). Blobs of
+//! the bundle already there are hard-linked instead of fetched again
+//! ([`store`]). Images are processed one after another; within an image
+//! up to [`BundleOptions::concurrency`] blobs download at once.
+
+pub mod store;
+pub mod swap;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use airlift_bundle::manifest::{BUNDLE_MANIFEST_FILE, BUNDLE_SCHEMA};
+use airlift_bundle::oci::{media, Descriptor, Document, REF_NAME};
+use airlift_bundle::{atomic, BundleImage, BundleManifest, Digest, Index, Layout, Totals};
+use anyhow::{bail, Context, Result};
+
+use crate::progress::Progress;
+use crate::sources::{self, ImageRequest, Ingested, SourceSpec};
+pub use store::TransferStats;
+
+/// Options for [`write_bundle`].
+#[derive(Debug, Clone)]
+pub struct BundleOptions {
+    /// Appliance name and version, recorded in `bundle.json`.
+    pub name: String,
+    pub version: String,
+    /// Blob downloads at once per image (at least 1).
+    pub concurrency: usize,
+    /// Show progress bars when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Default for BundleOptions {
+    fn default() -> Self {
+        BundleOptions {
+            name: "airlift".to_string(),
+            version: "0".to_string(),
+            concurrency: 4,
+            progress: true,
+        }
+    }
+}
+
+/// What [`write_bundle`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundleReport {
+    /// The `bundle.json` written.
+    pub manifest: BundleManifest,
+    /// Blobs fetched vs reused from the previous bundle.
+    pub stats: TransferStats,
+}
+
+/// Write every image of `requests` into the bundle at `out_dir`,
+/// replacing what is there atomically; on failure `out_dir` is untouched
+/// and no temp folder is left. Runs its own tokio runtime: call
+/// [`write_bundle_async`] from async code.
+pub fn write_bundle(
+    requests: &[ImageRequest],
+    out_dir: &Path,
+    opts: &BundleOptions,
+) -> Result<BundleReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(write_bundle_async(requests, out_dir, opts))
+}
+
+/// [`write_bundle`] for callers already inside a tokio runtime.
+pub async fn write_bundle_async(
+    requests: &[ImageRequest],
+    out_dir: &Path,
+    opts: &BundleOptions,
+) -> Result<BundleReport> {
+    check_unique(requests)?;
+    swap::check_output(out_dir)?;
+    let staging = swap::staging_dir(out_dir)?;
+    let layout = Layout::create(staging.path())?;
+    let previous = Layout::open(out_dir).ok();
+    let progress = if opts.progress {
+        Progress::auto(requests.len() as u64)
+    } else {
+        Progress::hidden()
+    };
+    let store = Arc::new(Store::new(layout, previous, progress.clone()));
+
+    let result = build(requests, &store, opts).await;
+    progress.finish();
+    let images = result?;
+
+    let manifest = finish(&store, &images, opts)?;
+    let stats = store.stats();
+    drop(store);
+    swap::install(staging, out_dir)?;
+    tracing::info!(
+        "wrote {} images to {}: {} blobs fetched ({} bytes), {} reused from the previous bundle \
+         ({} bytes); {} unique bytes, {} saved by sharing",
+        manifest.totals.images,
+        out_dir.display(),
+        stats.fetched_blobs,
+        stats.fetched_bytes,
+        stats.reused_blobs,
+        stats.reused_bytes,
+        manifest.totals.unique_bytes,
+        manifest.totals.saved_bytes
+    );
+    Ok(BundleReport { manifest, stats })
+}
+
+use store::Store;
+
+fn check_unique(requests: &[ImageRequest]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in requests {
+        if !seen.insert(r.reference.to_string()) {
+            bail!(
+                "image {} is listed twice; each reference may appear once",
+                r.reference
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn build(
+    requests: &[ImageRequest],
+    store: &Arc<Store>,
+    opts: &BundleOptions,
+) -> Result<Vec<(ImageRequest, Ingested)>> {
+    let mut out = Vec::new();
+    for req in requests {
+        let describe = req.source.describe(&req.reference);
+        store
+            .progress()
+            .image_started(&req.reference.to_string(), &describe);
+        let ingested = ingest(req, store, opts.concurrency)
+            .await
+            .with_context(|| format!("image {} from {describe}", req.reference))?;
+        out.push((req.clone(), ingested));
+    }
+    Ok(out)
+}
+
+async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> Result<Ingested> {
+    let image = req.reference.to_string();
+    match &req.source {
+        SourceSpec::Registry {
+            mirror,
+            credentials,
+            insecure,
+        } => {
+            sources::registry::ingest(
+                &req.reference,
+                mirror.as_deref(),
+                credentials.as_deref(),
+                *insecure,
+                &req.platforms,
+                store,
+                concurrency,
+            )
+            .await
+        }
+        local => {
+            let local = local.clone();
+            let platforms = req.platforms.clone();
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || match &local {
+                SourceSpec::OciLayout { path, reference } => sources::oci_layout::ingest(
+                    path,
+                    reference.as_deref(),
+                    &platforms,
+                    &store,
+                    &image,
+                ),
+                SourceSpec::OciArchive { path, reference } => sources::oci_archive::ingest(
+                    path,
+                    reference.as_deref(),
+                    &platforms,
+                    &store,
+                    &image,
+                ),
+                SourceSpec::DockerArchive { path, reference } => sources::docker_archive::ingest(
+                    path,
+                    reference.as_deref(),
+                    &platforms,
+                    &store,
+                    &image,
+                ),
+                SourceSpec::Registry { .. } => unreachable!("handled above"),
+            })
+            .await
+            .context("a bundling task panicked")?
+        }
+    }
+}
+
+/// Write `index.json` and `bundle.json` into the staging layout.
+fn finish(
+    store: &Store,
+    images: &[(ImageRequest, Ingested)],
+    opts: &BundleOptions,
+) -> Result<BundleManifest> {
+    let layout = store.layout();
+    let mut index = Index::empty();
+    let mut entries = Vec::new();
+    let mut unique: BTreeMap<Digest, u64> = BTreeMap::new();
+    for (req, ing) in images {
+        let blobs = image_blobs(layout, &ing.root)?;
+        let size: u64 = blobs.values().sum();
+        unique.extend(blobs);
+        let mut desc = ing.root.clone();
+        desc.annotations.clear();
+        desc.annotations
+            .insert(REF_NAME.to_string(), req.reference.to_string());
+        index.manifests.push(desc);
+        entries.push(BundleImage {
+            reference: req.reference.to_string(),
+            digest: ing.root.digest.clone(),
+            media_type: ing.root.media_type.clone(),
+            platforms: ing.platforms.clone(),
+            size,
+        });
+        store.progress().image_done(
+            &req.reference.to_string(),
+            entries.len(),
+            size,
+        );
+    }
+    layout.write_index(&index)?;
+    let unique_bytes: u64 = unique.values().sum();
+    let referenced_bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let manifest = BundleManifest {
+        schema: BUNDLE_SCHEMA.to_string(),
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        images: entries,
+        totals: Totals {
+            images: images.len() as u64,
+            blobs: unique.len() as u64,
+            unique_bytes,
+            referenced_bytes,
+            saved_bytes: referenced_bytes - unique_bytes,
+        },
+    };
+    let mut bytes = serde_json::to_vec_pretty(&manifest).context("encoding bundle.json")?;
+    bytes.push(b'\n');
+    atomic::write(&layout.root().join(BUNDLE_MANIFEST_FILE), &bytes)?;
+    Ok(manifest)
+}
+
+/// Every blob an image stored in the layout reaches, with its size.
+/// Children an index lists but the platform filter dropped are absent
+/// and skipped; anything else missing is an error.
+pub fn image_blobs(layout: &Layout, root: &Descriptor) -> Result<BTreeMap<Digest, u64>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(root.clone(), false)];
+    while let Some((desc, optional)) = stack.pop() {
+        if out.contains_key(&desc.digest) {
+            continue;
+        }
+        if !layout.has_blob(&desc.digest) {
+            if optional {
+                continue;
+            }
+            bail!("blob {} is missing from the bundle", desc.digest);
+        }
+        if media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type) {
+            let doc = Document::parse(&layout.read_blob(&desc.digest)?, Some(&desc.media_type))?;
+            let is_index = matches!(doc, Document::Index(_));
+            for c in doc.children() {
+                stack.push((c.clone(), is_index));
+            }
+        }
+        out.insert(desc.digest.clone(), desc.size);
+    }
+    Ok(out)
+}

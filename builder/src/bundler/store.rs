@@ -1,0 +1,214 @@
+//! The bundle being built: a staging OCI layout that every source writes
+//! blobs into, and the previous bundle (if any) whose blobs are reused by
+//! hard link instead of being fetched again. Counts what was fetched,
+//! reused and shared.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::sync::Mutex;
+
+use airlift_bundle::oci::Descriptor;
+use airlift_bundle::{BlobWriter, Digest, Layout};
+use anyhow::{Context, Result};
+
+use crate::progress::Progress;
+
+/// How many blobs and bytes came from where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Blobs read from a source (registry, layout, archive) and verified.
+    pub fetched_blobs: u64,
+    pub fetched_bytes: u64,
+    /// Blobs hard-linked from the previous bundle instead of fetched.
+    pub reused_blobs: u64,
+    pub reused_bytes: u64,
+    /// Blob references satisfied by a blob another image already brought.
+    pub shared_blobs: u64,
+}
+
+/// The staging layout plus reuse and accounting.
+pub struct Store {
+    layout: Layout,
+    previous: Option<Layout>,
+    stats: Mutex<TransferStats>,
+    progress: Progress,
+}
+
+impl Store {
+    /// Write into `layout`, reusing blobs of `previous` when present.
+    pub fn new(layout: Layout, previous: Option<Layout>, progress: Progress) -> Self {
+        Store {
+            layout,
+            previous,
+            stats: Mutex::new(TransferStats::default()),
+            progress,
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TransferStats {
+        self.stats.lock().expect("stats lock").clone()
+    }
+
+    /// Is the blob already here, or could it be hard-linked from the
+    /// previous bundle? Then nothing needs fetching. Blobs of the previous
+    /// bundle were verified when they were written; their size is checked.
+    pub fn try_existing(&self, desc: &Descriptor) -> Result<bool> {
+        if self.layout.has_blob(&desc.digest) {
+            self.stats.lock().expect("stats lock").shared_blobs += 1;
+            return Ok(true);
+        }
+        let Some(prev) = &self.previous else {
+            return Ok(false);
+        };
+        let old = prev.blob_path(&desc.digest);
+        match fs::metadata(&old) {
+            Ok(m) if m.is_file() && m.len() == desc.size => {}
+            _ => return Ok(false),
+        }
+        let new = self.layout.blob_path(&desc.digest);
+        if let Some(dir) = new.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        match fs::hard_link(&old, &new) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // Another file system, or no hard links: fetch it instead.
+            Err(e) => {
+                tracing::debug!("cannot hard-link {}: {e}; fetching it", old.display());
+                return Ok(false);
+            }
+        }
+        let mut s = self.stats.lock().expect("stats lock");
+        s.reused_blobs += 1;
+        s.reused_bytes += desc.size;
+        Ok(true)
+    }
+
+    /// A writer for a new blob in the staging layout.
+    pub fn writer(&self, desc: &Descriptor) -> Result<BlobWriter> {
+        self.layout.blob_writer(desc.digest.algorithm())
+    }
+
+    /// Verify a written blob against `desc` (digest and size) and make it
+    /// visible; a mismatch names the digest and `source`.
+    pub fn commit(&self, w: BlobWriter, desc: &Descriptor, source: &str) -> Result<()> {
+        let (_, size) = w
+            .commit(Some(&desc.digest), Some(desc.size))
+            .with_context(|| format!("blob {} from {source} failed verification", desc.digest))?;
+        let mut s = self.stats.lock().expect("stats lock");
+        s.fetched_blobs += 1;
+        s.fetched_bytes += size;
+        Ok(())
+    }
+
+    /// Store `desc`'s blob from `reader` unless it is already here or
+    /// reusable; hashed while copied and verified before it is renamed.
+    pub fn copy_from(&self, desc: &Descriptor, reader: impl Read, source: &str) -> Result<()> {
+        if self.try_existing(desc)? {
+            return Ok(());
+        }
+        let mut w = self.writer(desc)?;
+        // Read at most one byte more than declared: enough to detect an
+        // oversized blob without reading an endless stream.
+        let mut limited = reader.take(desc.size.saturating_add(1));
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = limited
+                .read(&mut buf)
+                .with_context(|| format!("reading blob {} from {source}", desc.digest))?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n])
+                .with_context(|| format!("writing blob {}", desc.digest))?;
+            self.progress.bytes(n as u64);
+        }
+        self.commit(w, desc, source)
+    }
+
+    /// Store in-memory bytes (a manifest) as `desc`'s blob, verified.
+    pub fn put_bytes(&self, desc: &Descriptor, bytes: &[u8], source: &str) -> Result<()> {
+        self.copy_from(desc, bytes, source)
+    }
+
+    /// Store a blob whose digest is not known beforehand (a layer of a
+    /// legacy docker archive): hashed while written. Returns digest and size.
+    pub fn put_unknown(&self, reader: impl Read, source: &str) -> Result<(Digest, u64)> {
+        let mut w = self
+            .layout
+            .blob_writer(airlift_bundle::Algorithm::Sha256)?;
+        let mut reader = reader;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .with_context(|| format!("reading {source}"))?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n])
+                .with_context(|| format!("writing a blob from {source}"))?;
+            self.progress.bytes(n as u64);
+        }
+        let (d, size) = w.commit(None, None)?;
+        let mut s = self.stats.lock().expect("stats lock");
+        s.fetched_blobs += 1;
+        s.fetched_bytes += size;
+        Ok((d, size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlift_bundle::oci::media;
+
+    #[test]
+    fn reuses_previous_blobs_by_hard_link_and_verifies_new_ones() {
+        let old = tempfile::tempdir().unwrap();
+        let new = tempfile::tempdir().unwrap();
+        let prev = Layout::create(old.path()).unwrap();
+        let (d, n) = prev.put_blob(b"layer bytes", None).unwrap();
+        let store = Store::new(
+            Layout::create(new.path()).unwrap(),
+            Some(prev),
+            Progress::hidden(),
+        );
+        let desc = Descriptor::new(media::OCI_LAYER_TAR, d.clone(), n);
+        store.copy_from(&desc, &b"never read"[..], "test").unwrap();
+        assert_eq!(store.layout().read_blob(&d).unwrap(), b"layer bytes");
+        // Already present now: counted as shared.
+        store.copy_from(&desc, &b"never read"[..], "test").unwrap();
+
+        let other = Descriptor::new(media::OCI_LAYER_TAR, Digest::sha256_of(b"abc"), 3);
+        let e = store.copy_from(&other, &b"abd"[..], "src.tar").unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains(&other.digest.to_string()) && msg.contains("src.tar"), "{msg}");
+        store.copy_from(&other, &b"abc"[..], "src.tar").unwrap();
+
+        let s = store.stats();
+        assert_eq!((s.reused_blobs, s.reused_bytes), (1, n));
+        assert_eq!((s.fetched_blobs, s.fetched_bytes, s.shared_blobs), (1, 3, 1));
+    }
+
+    #[test]
+    fn oversized_and_short_blobs_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(Layout::create(dir.path()).unwrap(), None, Progress::hidden());
+        let d = Digest::sha256_of(b"abc");
+        let short = Descriptor::new(media::OCI_LAYER_TAR, d.clone(), 3);
+        assert!(store.copy_from(&short, &b"ab"[..], "x").is_err());
+        assert!(store.copy_from(&short, &b"abcd"[..], "x").is_err());
+        let wrong_size = Descriptor::new(media::OCI_LAYER_TAR, d, 4);
+        assert!(store.copy_from(&wrong_size, &b"abc"[..], "x").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Copying one image out of a local source (a layout folder, an
+//! oci-archive) into the store: walk from the chosen manifest or index,
+//! keep the requested platforms, and stream every blob through
+//! verification.
+
+use std::io::Read;
+
+use airlift_bundle::oci::{media, Descriptor, Document};
+use airlift_bundle::Digest;
+use anyhow::{bail, Context, Result};
+
+use super::platform::{self, PlatformFilter};
+use super::Ingested;
+use crate::bundler::store::Store;
+
+/// Largest manifest, index or config read whole into memory.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
+/// Somewhere blobs can be read from by digest.
+pub trait BlobSource {
+    /// Names the source in errors (`oci-layout /path`).
+    fn label(&self) -> String;
+    /// The blob's bytes, unverified (the store verifies them).
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+}
+
+/// Read a small document (manifest, index, config), store it verified,
+/// and return its bytes.
+pub fn read_document(
+    src: &dyn BlobSource,
+    desc: &Descriptor,
+    store: &Store,
+    source: &str,
+) -> Result<Vec<u8>> {
+    if desc.size > MAX_DOCUMENT {
+        bail!(
+            "{} {} from {source} claims {} bytes; documents over {MAX_DOCUMENT} bytes are refused",
+            desc.media_type,
+            desc.digest,
+            desc.size
+        );
+    }
+    let mut bytes = Vec::new();
+    src.open(&desc.digest)?
+        .take(desc.size + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {} from {source}", desc.digest))?;
+    // Verify before anything parses it; stored only if it matches.
+    let actual = Digest::sha256_of(&bytes);
+    if desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256
+        && (actual != desc.digest || bytes.len() as u64 != desc.size)
+    {
+        bail!(
+            "blob {} from {source} failed verification: its content ({} bytes) hashes to {actual}, \
+             expected {} bytes with that digest",
+            desc.digest,
+            bytes.len(),
+            desc.size
+        );
+    }
+    store.put_bytes(desc, &bytes, source)?;
+    Ok(bytes)
+}
+
+/// Copy the image rooted at `root` from `src` into `store`.
+pub fn copy_image(
+    src: &dyn BlobSource,
+    root: &Descriptor,
+    platforms: &[String],
+    store: &Store,
+    image: &str,
+) -> Result<Ingested> {
+    let filters = platform::parse_filters(platforms)?;
+    let source = format!("{} (image {image})", src.label());
+    let kept = copy_node(src, root, &filters, store, &source, true)?;
+    Ok(Ingested {
+        root: root.clone(),
+        platforms: kept,
+    })
+}
+
+/// Copy one node; returns the platform specs it contributes.
+fn copy_node(
+    src: &dyn BlobSource,
+    desc: &Descriptor,
+    filters: &[PlatformFilter],
+    store: &Store,
+    source: &str,
+    top: bool,
+) -> Result<Vec<String>> {
+    if !media::is_index(&desc.media_type) && !media::is_manifest(&desc.media_type) {
+        if top {
+            bail!(
+                "{} in {source} has media type {:?}, not an image manifest or index",
+                desc.digest,
+                desc.media_type
+            );
+        }
+        let r = src.open(&desc.digest)?;
+        store.copy_from(desc, r, source)?;
+        return Ok(Vec::new());
+    }
+    let bytes = read_document(src, desc, store, source)?;
+    let doc = Document::parse(&bytes, Some(&desc.media_type))
+        .with_context(|| format!("manifest {} from {source}", desc.digest))?;
+    match doc {
+        Document::Index(index) => {
+            let children = if top {
+                platform::select_children(&index, filters)
+                    .with_context(|| format!("index {} from {source}", desc.digest))?
+            } else {
+                index.manifests.clone()
+            };
+            for child in &children {
+                copy_node(src, child, &[], store, source, false)?;
+            }
+            Ok(platform::specs(&children))
+        }
+        Document::Manifest(m) => {
+            let config = read_document(src, &m.config, store, source)?;
+            let p = platform::of_config(&config);
+            if top {
+                platform::check_single(p.as_ref(), filters)
+                    .with_context(|| format!("image from {source}"))?;
+            }
+            for layer in &m.layers {
+                if store.try_existing(layer)? {
+                    continue;
+                }
+                let r = src.open(&layer.digest)?;
+                store.copy_from(layer, r, source)?;
+            }
+            Ok(p.map(|p| vec![p.spec()]).unwrap_or_default())
+        }
+    }
+}
+
+/// Pick the `index.json` entry `wanted` names: an
+/// `org.opencontainers.image.ref.name` value (`1.0` or a full reference),
+/// or a digest. Without `wanted`, the only entry. Errors list what exists.
+pub fn resolve_entry(
+    index: &airlift_bundle::Index,
+    wanted: Option<&str>,
+    label: &str,
+) -> Result<Descriptor> {
+    let names = || {
+        let v: Vec<String> = index
+            .manifests
+            .iter()
+            .map(|d| match d.ref_name() {
+                Some(n) => n.to_string(),
+                None => d.digest.to_string(),
+            })
+            .collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let Some(wanted) = wanted else {
+        return match index.manifests.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => bail!(
+                "{label} holds {} images; set `ref` to pick one (available: {})",
+                index.manifests.len(),
+                names()
+            ),
+        };
+    };
+    let normal = |s: &str| s.parse::<airlift_bundle::Reference>().ok();
+    let found = index.manifests.iter().find(|d| {
+        d.digest.to_string() == wanted
+            || d.ref_name() == Some(wanted)
+            || (d.ref_name().and_then(normal).is_some() && d.ref_name().and_then(normal) == normal(wanted))
+    });
+    match found {
+        Some(d) => Ok(d.clone()),
+        None => bail!(
+            "{label} has no image {wanted:?} (available: {})",
+            names()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlift_bundle::oci::REF_NAME;
+    use airlift_bundle::Index;
+
+    fn entry(name: Option<&str>, seed: &[u8]) -> Descriptor {
+        let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::sha256_of(seed), 1);
+        if let Some(n) = name {
+            d.annotations.insert(REF_NAME.into(), n.into());
+        }
+        d
+    }
+
+    #[test]
+    fn resolves_entries_by_name_reference_or_digest() {
+        let mut i = Index::empty();
+        i.manifests = vec![
+            entry(Some("1.0"), b"a"),
+            entry(Some("quay.io/org/app:2.0"), b"b"),
+            entry(None, b"c"),
+        ];
+        let pick = |w: Option<&str>| resolve_entry(&i, w, "oci-layout x");
+        assert_eq!(pick(Some("1.0")).unwrap().digest, Digest::sha256_of(b"a"));
+        assert_eq!(
+            pick(Some("quay.io/org/app:2.0")).unwrap().digest,
+            Digest::sha256_of(b"b")
+        );
+        let c = Digest::sha256_of(b"c");
+        assert_eq!(pick(Some(&c.to_string())).unwrap().digest, c);
+        let e = pick(None).unwrap_err().to_string();
+        assert!(e.contains("holds 3 images") && e.contains("1.0, quay.io/org/app:2.0"), "{e}");
+        let e = pick(Some("3.0")).unwrap_err().to_string();
+        assert!(e.contains("\"3.0\"") && e.contains("available"), "{e}");
+        i.manifests.truncate(1);
+        assert!(resolve_entry(&i, None, "x").is_ok());
+    }
+}

@@ -1,0 +1,49 @@
+//! Source: an OCI image layout folder. The entry is picked from its
+//! `index.json` (see [`resolve_entry`](super::local::resolve_entry)); the
+//! reachable blobs are copied and each verified while it streams.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use airlift_bundle::{Digest, Layout};
+use anyhow::{Context, Result};
+
+use super::local::{self, BlobSource};
+use super::Ingested;
+use crate::bundler::store::Store;
+
+/// An OCI layout folder read as a blob source.
+pub struct LayoutDir {
+    root: PathBuf,
+}
+
+impl BlobSource for LayoutDir {
+    fn label(&self) -> String {
+        format!("oci-layout {}", self.root.display())
+    }
+
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        let p = self.root.join(digest.blob_path());
+        let f = File::open(&p)
+            .with_context(|| format!("blob {digest} is missing from {}", self.label()))?;
+        Ok(Box::new(f))
+    }
+}
+
+/// Copy the image `reference` picks out of the layout at `path`.
+pub fn ingest(
+    path: &Path,
+    reference: Option<&str>,
+    platforms: &[String],
+    store: &Store,
+    image: &str,
+) -> Result<Ingested> {
+    let layout = Layout::open(path)?;
+    let index = layout.read_index()?;
+    let src = LayoutDir {
+        root: path.to_path_buf(),
+    };
+    let root = local::resolve_entry(&index, reference, &src.label())?;
+    local::copy_image(&src, &root, platforms, store, image)
+}

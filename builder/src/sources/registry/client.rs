@@ -1,0 +1,274 @@
+//! A small Docker registry v2 / OCI distribution client: GET manifests
+//! and blobs for one repository, with token or Basic authentication on
+//! demand and bounded retries.
+
+use std::path::Path;
+
+use airlift_bundle::oci::media;
+use airlift_bundle::{Digest, Reference};
+use anyhow::{bail, Context, Result};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Response, StatusCode};
+use tokio::sync::Mutex;
+
+use super::auth::{self, Challenge, Credentials};
+use super::retry;
+
+/// What we accept for manifests: OCI index and manifest, Docker list and manifest.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// Largest manifest accepted.
+const MAX_MANIFEST: usize = 16 << 20;
+
+/// The registry base URL for a reference: `docker.io` means
+/// `https://registry-1.docker.io`.
+pub fn default_base_url(r: &Reference) -> String {
+    if r.registry() == airlift_bundle::reference::DOCKER_HUB {
+        "https://registry-1.docker.io".to_string()
+    } else {
+        format!("https://{}", r.registry())
+    }
+}
+
+/// A manifest as served.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+    /// The `Docker-Content-Digest` header, if sent.
+    pub header_digest: Option<String>,
+}
+
+/// A client for one repository.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    repository: String,
+    credentials: Option<Credentials>,
+    authorization: Mutex<Option<String>>,
+}
+
+impl Client {
+    /// A client for `reference`'s repository at `mirror` (or its registry).
+    pub fn new(
+        reference: &Reference,
+        mirror: Option<&str>,
+        credentials_file: Option<&Path>,
+        insecure: bool,
+    ) -> Result<Client> {
+        let base = mirror
+            .map(|m| m.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| default_base_url(reference));
+        let host = base
+            .strip_prefix("https://")
+            .or_else(|| base.strip_prefix("http://"))
+            .with_context(|| format!("registry URL {base:?} must start with https:// or http://"))?
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if base.starts_with("http://") && !insecure {
+            bail!(
+                "registry URL {base} is plain HTTP; set `insecure: true` on this source to allow it"
+            );
+        }
+        let credentials = match credentials_file {
+            Some(path) => {
+                let c = auth::load_credentials(path, &[&host, reference.registry()])?;
+                if c.is_none() {
+                    tracing::warn!(
+                        "credentials file {} has no entry for {host} or {}",
+                        path.display(),
+                        reference.registry()
+                    );
+                }
+                c
+            }
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(insecure)
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            http,
+            base,
+            repository: reference.repository().to_string(),
+            credentials,
+            authorization: Mutex::new(None),
+        })
+    }
+
+    /// `BASE/v2/REPO/blobs/DIGEST`: names a blob's source in errors.
+    pub fn blob_url(&self, digest: &Digest) -> String {
+        format!("{}/v2/{}/blobs/{digest}", self.base, self.repository)
+    }
+
+    /// `BASE/v2/REPO/manifests/REF`.
+    pub fn manifest_url(&self, reference: &str) -> String {
+        format!("{}/v2/{}/manifests/{reference}", self.base, self.repository)
+    }
+
+    /// GET a manifest by tag or digest.
+    pub async fn manifest(&self, reference: &str) -> Result<FetchedManifest> {
+        let url = self.manifest_url(reference);
+        let resp = self.get(&url, Some(MANIFEST_ACCEPT)).await?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
+        };
+        let content_type = header("content-type");
+        let header_digest = header("docker-content-digest");
+        if let Some(len) = resp.content_length() {
+            if len as usize > MAX_MANIFEST {
+                bail!("{url}: manifest of {len} bytes is larger than {MAX_MANIFEST}");
+            }
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("reading {url}"))?
+            .to_vec();
+        if bytes.len() > MAX_MANIFEST {
+            bail!("{url}: manifest is larger than {MAX_MANIFEST} bytes");
+        }
+        Ok(FetchedManifest {
+            bytes,
+            content_type,
+            header_digest,
+        })
+    }
+
+    /// GET a blob; the body is streamed by the caller.
+    pub async fn blob(&self, digest: &Digest) -> Result<Response> {
+        self.get(&self.blob_url(digest), None).await
+    }
+
+    /// GET with authentication on demand and retries.
+    async fn get(&self, url: &str, accept: Option<&str>) -> Result<Response> {
+        let mut tried_auth = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.get(url);
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            if let Some(h) = self.authorization.lock().await.clone() {
+                req = req.header(AUTHORIZATION, h);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if attempt < retry::MAX_TRIES && (e.is_connect() || e.is_timeout()) => {
+                    tracing::debug!("GET {url}: {e}; retrying");
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e))
+                        .with_context(|| format!("GET {url} failed after {attempt} tries"))
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED && !tried_auth {
+                tried_auth = true;
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(auth::parse_challenge);
+                if let Some(c) = challenge {
+                    self.authenticate(&c, url).await?;
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            if retry::retryable_status(status.as_u16()) && attempt < retry::MAX_TRIES {
+                tracing::debug!("GET {url}: {status}; retrying");
+                tokio::time::sleep(retry::backoff(attempt)).await;
+                continue;
+            }
+            let body = resp.text().await.unwrap_or_default();
+            let hint = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    " (check the `credentials` file for this registry)"
+                }
+                StatusCode::NOT_FOUND => " (check the image reference and the registry URL)",
+                _ => "",
+            };
+            bail!(
+                "GET {url}: {status}{hint}: {}",
+                body.chars().take(300).collect::<String>()
+            );
+        }
+    }
+
+    /// Answer a challenge: fetch a token, or use Basic credentials.
+    async fn authenticate(&self, challenge: &Challenge, url: &str) -> Result<()> {
+        let header = match challenge {
+            Challenge::Basic => match &self.credentials {
+                Some(c) => c.basic_header(),
+                None => bail!(
+                    "GET {url}: the registry wants a user name and password; \
+                     set `credentials` on this source"
+                ),
+            },
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+                let mut req = self.http.get(realm).query(&[("scope", scope.as_str())]);
+                if let Some(s) = service {
+                    req = req.query(&[("service", s.as_str())]);
+                }
+                if let Some(c) = &self.credentials {
+                    req = req.header(AUTHORIZATION, c.basic_header());
+                }
+                let resp = req
+                    .send()
+                    .await
+                    .with_context(|| format!("getting a token from {realm}"))?;
+                let status = resp.status();
+                let body = resp
+                    .bytes()
+                    .await
+                    .with_context(|| format!("reading the token from {realm}"))?;
+                if !status.is_success() {
+                    bail!(
+                        "token service {realm} answered {status}{}",
+                        if self.credentials.is_none() {
+                            " (no credentials were sent; set `credentials` on this source)"
+                        } else {
+                            " (check the credentials)"
+                        }
+                    );
+                }
+                let token = auth::parse_token_response(&body)
+                    .with_context(|| format!("token from {realm}"))?;
+                format!("Bearer {token}")
+            }
+        };
+        HeaderValue::from_str(&header).context("the credentials hold characters HTTP forbids")?;
+        *self.authorization.lock().await = Some(header);
+        Ok(())
+    }
+}
+
+/// Is `content_type` one of the manifest types we asked for?
+pub fn is_manifest_type(content_type: &str) -> bool {
+    media::is_index(content_type) || media::is_manifest(content_type)
+}
