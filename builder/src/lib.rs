@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod initramfs;
+pub mod iso;
 pub mod logging;
 pub mod progress;
 pub mod sources;

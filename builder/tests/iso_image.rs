@@ -1,0 +1,394 @@
+//! Integration tests of the ISO writer against real tools: xorriso/osirrox,
+//! isoinfo, sgdisk, fsck.fat, mtools and blkid. Each test skips (with a
+//! message) only if the tool it needs is not installed.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlift_builder::iso::{
+    self, read::Iso, read::Kind, BiosBoot, FileSource, IsoImage, Tree, UefiBoot,
+};
+use sha2::{Digest, Sha256};
+
+const ISOLINUX: &str = "/usr/lib/ISOLINUX/isolinux.bin";
+const ISOHDPFX: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
+const LDLINUX: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
+const SDBOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+const EPOCH: i64 = 1_700_000_000;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+fn write_file(p: &Path, bytes: &[u8], mode: u32) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A host tree with the payload shapes airlift uses, plus edge cases.
+fn sample_host_tree(dir: &Path) -> PathBuf {
+    let root = dir.join("src");
+    let blob = b"layer bytes";
+    let hexd = hex::encode(Sha256::digest(blob));
+    write_file(
+        &root.join(format!("airlift/bundle/blobs/sha256/{hexd}")),
+        blob,
+        0o644,
+    );
+    write_file(
+        &root.join("airlift/bundle/oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        0o644,
+    );
+    write_file(&root.join("boot/vmlinuz"), &vec![0x5A; 300_000], 0o644);
+    write_file(&root.join("bin/run.sh"), b"#!/bin/sh\necho hi\n", 0o755);
+    let long = format!("{}.txt", "a-very-long-file-name-".repeat(10));
+    write_file(&root.join("docs").join(&long), b"long name", 0o600);
+    write_file(&root.join("docs/Mixed Case & spaces.md"), b"mixed", 0o644);
+    write_file(&root.join("empty"), b"", 0o644);
+    std::os::unix::fs::symlink("../boot/vmlinuz", root.join("bin/kernel")).unwrap();
+    std::os::unix::fs::symlink(
+        "/".to_string() + &"deep/".repeat(60) + "target",
+        root.join("bin/longlink"),
+    )
+    .unwrap();
+    root
+}
+
+fn sample_image(dir: &Path) -> IsoImage {
+    let host = sample_host_tree(dir);
+    let mut tree = Tree::new();
+    tree.add_tree_from_dir("/", &host).unwrap();
+    tree.add_file(
+        "/isolinux/isolinux.bin",
+        FileSource::Path(ISOLINUX.into()),
+        0o644,
+    )
+    .unwrap();
+    tree.add_file(
+        "/isolinux/ldlinux.c32",
+        FileSource::Path(LDLINUX.into()),
+        0o644,
+    )
+    .unwrap();
+    tree.add_file(
+        "/isolinux/isolinux.cfg",
+        FileSource::Bytes(b"DEFAULT linux\n".to_vec()),
+        0o644,
+    )
+    .unwrap();
+    let sums = iso::sha256sums(&tree).unwrap();
+    tree.add_file("/SHA256SUMS", FileSource::Bytes(sums.into_bytes()), 0o644)
+        .unwrap();
+    IsoImage {
+        volume_id: "AIRLIFT_TEST_LABEL_LONGER_THAN16".into(),
+        epoch: EPOCH,
+        tree,
+        bios: Some(BiosBoot {
+            boot_file: "/isolinux/isolinux.bin".into(),
+            mbr_code: ISOHDPFX.into(),
+        }),
+        uefi: Some(UefiBoot {
+            esp_files: vec![
+                (
+                    "EFI/BOOT/BOOTX64.EFI".into(),
+                    FileSource::Path(SDBOOT.into()),
+                ),
+                (
+                    "loader/loader.conf".into(),
+                    FileSource::Bytes(b"default x.conf\ntimeout 0\n".to_vec()),
+                ),
+                (
+                    "loader/entries/x.conf".into(),
+                    FileSource::Bytes(b"title x\nlinux /vmlinuz\n".to_vec()),
+                ),
+                ("vmlinuz".into(), FileSource::Bytes(vec![0xAB; 5000])),
+            ],
+        }),
+    }
+}
+
+fn boot_tools_present() -> bool {
+    [ISOLINUX, ISOHDPFX, LDLINUX, SDBOOT]
+        .iter()
+        .all(|p| Path::new(p).exists())
+}
+
+#[test]
+fn hybrid_image_checks_clean_with_real_tools() {
+    if !boot_tools_present() || !have("xorriso") {
+        eprintln!("skipping: isolinux, systemd-boot or xorriso not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = sample_image(tmp.path());
+    let out = tmp.path().join("out.iso");
+    let report = iso::write(&image, &out).unwrap();
+    if let Ok(keep) = std::env::var("AIRLIFT_KEEP_ISO") {
+        std::fs::copy(&out, keep).unwrap();
+    }
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), report.image_bytes);
+
+    // El Torito: both entries.
+    let (ok, text) = run(Command::new("xorriso").args(["-indev"]).arg(&out).args([
+        "-report_el_torito",
+        "plain",
+        "-report_system_area",
+        "plain",
+    ]));
+    assert!(ok, "{text}");
+    assert!(text.contains("El Torito boot img :   1  BIOS"), "{text}");
+    assert!(text.contains("El Torito boot img :   2  UEFI"), "{text}");
+    assert!(text.contains("GPT"), "{text}");
+
+    // GPT.
+    if have("sgdisk") {
+        let (ok, text) = run(Command::new("sgdisk").arg("-v").arg(&out));
+        assert!(ok && text.contains("No problems found"), "{text}");
+    }
+
+    // Label as Linux sees it.
+    if have("blkid") {
+        let (_, text) = run(Command::new("blkid")
+            .args(["-p", "-o", "value", "-s", "LABEL"])
+            .arg(&out));
+        assert_eq!(text.trim(), image.volume_id, "blkid label");
+    }
+
+    // Our reader: partitions, boot entries, tree.
+    let r = Iso::open(&out).unwrap();
+    assert_eq!(r.volume_id, image.volume_id);
+    let gpt = r.gpt().unwrap().expect("GPT");
+    let esp = gpt
+        .iter()
+        .find(|p| p.type_name == "EFI System")
+        .expect("ESP partition");
+    let data = gpt
+        .iter()
+        .find(|p| p.type_name == "Basic data")
+        .expect("data partition");
+    assert_eq!(data.last + 1, esp.first);
+    let boots = r.el_torito().unwrap();
+    assert_eq!(boots.len(), 2);
+    assert_eq!(u64::from(boots[1].lba) * 4, esp.first);
+    assert_eq!(Some(boots[0].lba), report.bios_boot_lba);
+
+    // ESP: fsck.fat clean, files byte-identical via mtools.
+    let esp_img = tmp.path().join("esp.img");
+    {
+        let mut f = std::fs::File::open(&out).unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(esp.first * 512)).unwrap();
+        let mut take = f.take((esp.last + 1 - esp.first) * 512);
+        let mut o = std::fs::File::create(&esp_img).unwrap();
+        std::io::copy(&mut take, &mut o).unwrap();
+    }
+    if have("fsck.fat") {
+        let (ok, text) = run(Command::new("fsck.fat").arg("-n").arg("-v").arg(&esp_img));
+        assert!(ok, "fsck.fat: {text}");
+        let lower = text.to_lowercase();
+        for bad in [
+            "differ",
+            "dirty",
+            "invalid",
+            "bad",
+            "corrected",
+            "free cluster summary",
+            "lost",
+        ] {
+            assert!(!lower.contains(bad), "fsck.fat reported {bad:?}: {text}");
+        }
+    }
+    if have("mcopy") {
+        let got = tmp.path().join("BOOTX64.EFI");
+        let (ok, text) = run(Command::new("mcopy")
+            .arg("-n")
+            .arg("-i")
+            .arg(&esp_img)
+            .arg("::/EFI/BOOT/BOOTX64.EFI")
+            .arg(&got));
+        assert!(ok, "{text}");
+        assert_eq!(sha256_file(&got), sha256_file(Path::new(SDBOOT)));
+        let (ok, text) = run(Command::new("mdir")
+            .arg("-/")
+            .arg("-i")
+            .arg(&esp_img)
+            .arg("::/"));
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("loader.conf") && text.contains("x.conf"),
+            "{text}"
+        );
+    }
+
+    // Boot info table patched into isolinux.bin.
+    let bin = r.read_file("isolinux/isolinux.bin").unwrap().unwrap();
+    let orig = std::fs::read(ISOLINUX).unwrap();
+    assert_eq!(bin.len(), orig.len());
+    assert_eq!(&bin[64..], &orig[64..]);
+    assert_eq!(u32::from_le_bytes(bin[8..12].try_into().unwrap()), 16);
+    assert_eq!(
+        u32::from_le_bytes(bin[12..16].try_into().unwrap()),
+        report.bios_boot_lba.unwrap()
+    );
+    assert_eq!(
+        u32::from_le_bytes(bin[16..20].try_into().unwrap()) as usize,
+        orig.len()
+    );
+
+    // osirrox extracts byte-identical files with Rock Ridge names, modes, symlinks.
+    let ext = tmp.path().join("extract");
+    let (ok, text) = run(Command::new("osirrox")
+        .arg("-indev")
+        .arg(&out)
+        .args(["-extract", "/"])
+        .arg(&ext));
+    assert!(ok, "{text}");
+    let host = tmp.path().join("src");
+    for (path, node) in image.tree.files() {
+        let got = ext.join(&path);
+        let iso::Node::File { src, mode, .. } = node else {
+            unreachable!()
+        };
+        let want = match src {
+            FileSource::Path(p) => sha256_file(p),
+            FileSource::Bytes(b) => hex::encode(Sha256::digest(b)),
+        };
+        if path != "isolinux/isolinux.bin" {
+            assert_eq!(sha256_file(&got), want, "{path}");
+        }
+        let m = std::fs::symlink_metadata(&got)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(m, *mode, "mode of {path}");
+    }
+    assert_eq!(
+        std::fs::read_link(ext.join("bin/kernel")).unwrap(),
+        Path::new("../boot/vmlinuz")
+    );
+    assert_eq!(
+        std::fs::read_link(ext.join("bin/longlink")).unwrap(),
+        std::fs::read_link(host.join("bin/longlink")).unwrap()
+    );
+    // And our reader sees the same.
+    let link = r.lookup("bin/longlink").unwrap().unwrap();
+    assert_eq!(
+        link.kind,
+        Kind::Symlink {
+            target: std::fs::read_link(host.join("bin/longlink"))
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .into()
+        }
+    );
+    let walked = r.walk().unwrap();
+    assert_eq!(
+        walked.iter().filter(|(_, e)| e.kind == Kind::File).count(),
+        image.tree.files().len()
+    );
+
+    // Joliet names.
+    if have("isoinfo") {
+        let (ok, text) = run(Command::new("isoinfo").args(["-J", "-f", "-i"]).arg(&out));
+        assert!(ok, "{text}");
+        assert!(text.contains("/docs/Mixed Case & spaces.md"), "{text}");
+        assert!(text.contains("/isolinux/isolinux.cfg"), "{text}");
+        let blob_hex = hex::encode(Sha256::digest(b"layer bytes"));
+        assert!(
+            text.contains(&format!("/airlift/bundle/blobs/sha256/{blob_hex}")),
+            "{text}"
+        );
+        // The 230-character name is truncated to 64 UCS-2 characters.
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("/docs/a-very"))
+            .expect("long name listed");
+        assert_eq!(
+            line.trim_start_matches("/docs/").chars().count(),
+            64,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn same_inputs_give_identical_bytes() {
+    if !boot_tools_present() {
+        eprintln!("skipping: isolinux or systemd-boot not installed");
+        return;
+    }
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let ia = sample_image(a.path());
+    let ib = sample_image(b.path());
+    iso::write(&ia, &a.path().join("x.iso")).unwrap();
+    iso::write(&ib, &b.path().join("x.iso")).unwrap();
+    assert_eq!(
+        sha256_file(&a.path().join("x.iso")),
+        sha256_file(&b.path().join("x.iso"))
+    );
+    // A different epoch changes the image.
+    let mut ic = sample_image(&a.path().join("c"));
+    ic.epoch += 1;
+    iso::write(&ic, &a.path().join("c.iso")).unwrap();
+    assert_ne!(
+        sha256_file(&a.path().join("x.iso")),
+        sha256_file(&a.path().join("c.iso"))
+    );
+}
+
+#[test]
+fn failed_write_leaves_nothing_at_the_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tree = Tree::new();
+    tree.add_file("/a", FileSource::Bytes(b"x".to_vec()), 0o644)
+        .unwrap();
+    let image = IsoImage {
+        volume_id: "OK".into(),
+        epoch: 0,
+        tree,
+        bios: Some(BiosBoot {
+            boot_file: "/missing.bin".into(),
+            mbr_code: ISOHDPFX.into(),
+        }),
+        uefi: None,
+    };
+    let out = tmp.path().join("x.iso");
+    let err = iso::write(&image, &out).unwrap_err();
+    assert!(format!("{err:#}").contains("/missing.bin"), "{err:#}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    let bad = IsoImage {
+        volume_id: "lower-case".into(),
+        bios: None,
+        ..image
+    };
+    assert!(format!("{:#}", iso::write(&bad, &out).unwrap_err()).contains("volume id"));
+}
