@@ -78,8 +78,13 @@ pub struct ImageSpec {
     /// `docker.io/library/…`.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Where the bytes come from; default: pulled from the reference's registry.
-    #[serde(default)]
+    /// Where the bytes come from; default: pulled from the reference's
+    /// registry. Written as a one-key mapping (`from: { ociLayout: … }`).
+    #[serde(
+        default,
+        with = "serde_yaml::with::singleton_map",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub from: Option<ImageSource>,
     /// For multi-arch images: which platforms to keep (`linux/amd64`,
     /// `linux/arm64/v8`). Empty keeps every platform.
