@@ -40,7 +40,7 @@ pub async fn get(
         (header::ETAG, format!("\"{d}\"")),
     ];
     let (status, start, len) = match parse_range(range, size) {
-        Err(()) => {
+        Err(_) => {
             let mut r = RegistryError::new(
                 Code::BlobUnknown,
                 format!("range {range:?} is outside blob {d} of {size} bytes"),

@@ -68,13 +68,13 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
             return created(repo, &d.to_string());
         }
     }
+    let digest = q.get("digest").map(parse_digest).transpose()?;
     let id = reg.store.start_upload(&repo.name).await?;
-    let Some(digest) = q.get("digest") else {
+    let Some(d) = digest else {
         return progress(repo, &id, 0, StatusCode::ACCEPTED);
     };
     // Monolithic: the body is the whole blob.
     let result = async {
-        let d = parse_digest(digest)?;
         let slot = reg.store.upload(&repo.name, &id)?;
         let mut guard = slot.lock().await;
         let mut upload = guard.take().ok_or_else(|| gone(&id))?;
