@@ -392,3 +392,85 @@ fn failed_write_leaves_nothing_at_the_destination() {
     };
     assert!(format!("{:#}", iso::write(&bad, &out).unwrap_err()).contains("volume id"));
 }
+
+/// A 4.5 GiB sparse file becomes a multi-extent file in a >4 GiB volume;
+/// xorriso lists it with the right size and osirrox extracts the same bytes.
+/// The output stays sparse (holes are seeked over, not written).
+#[test]
+fn sparse_file_over_4gib_reads_back() {
+    if !have("xorriso") {
+        eprintln!("skipping: xorriso not installed");
+        return;
+    }
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.bin");
+    let size: u64 = (4 << 30) + (512 << 20) + 12_345;
+    {
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(b"start", 0).unwrap();
+        // Straddles the first extent boundary (4 GiB - 2048).
+        f.write_all_at(&[0xC3; 8192], 0xFFFF_F800 - 4096).unwrap();
+        f.write_all_at(b"the end", size - 7).unwrap();
+    }
+    let mut tree = Tree::new();
+    tree.add_file("/data/big.bin", FileSource::Path(big.clone()), 0o640)
+        .unwrap();
+    tree.add_file(
+        "/small.txt",
+        FileSource::Bytes(b"after the big one".to_vec()),
+        0o644,
+    )
+    .unwrap();
+    let image = IsoImage {
+        volume_id: "BIG".into(),
+        epoch: EPOCH,
+        tree,
+        bios: None,
+        uefi: None,
+    };
+    let out = tmp.path().join("big.iso");
+    let report = iso::write(&image, &out).unwrap();
+    assert!(report.image_bytes > 4 << 30);
+    let md = std::fs::metadata(&out).unwrap();
+    assert!(
+        md.blocks() * 512 < 64 << 20,
+        "output is not sparse: {} bytes allocated",
+        md.blocks() * 512
+    );
+
+    let (ok, text) = run(Command::new("xorriso")
+        .arg("-indev")
+        .arg(&out)
+        .args(["-find", "/", "-exec", "lsdl"]));
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("big.bin"))
+        .expect("big.bin listed");
+    assert!(line.contains(&size.to_string()), "{line}");
+    assert!(line.starts_with("-rw-r-----"), "{line}");
+
+    let r = Iso::open(&out).unwrap();
+    let e = r.lookup("data/big.bin").unwrap().unwrap();
+    assert_eq!(e.size, size);
+    assert_eq!(e.extents.len(), 2);
+    let mut h = Sha256::new();
+    std::io::copy(&mut r.open_file(&e).unwrap(), &mut h).unwrap();
+    let want = sha256_file(&big);
+    assert_eq!(hex::encode(h.finalize()), want);
+    assert_eq!(
+        r.read_file("small.txt").unwrap().unwrap(),
+        b"after the big one"
+    );
+
+    let ext = tmp.path().join("extracted.bin");
+    let (ok, text) = run(Command::new("osirrox")
+        .arg("-indev")
+        .arg(&out)
+        .args(["-extract", "/data/big.bin"])
+        .arg(&ext));
+    assert!(ok, "{text}");
+    assert_eq!(sha256_file(&ext), want);
+}

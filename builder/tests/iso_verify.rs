@@ -1,0 +1,183 @@
+//! `airlift verify` and `airlift inspect` on ISOs built by the writer:
+//! a good image passes, a flipped byte in a blob is named, a missing
+//! blob referenced from index.json is named.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+use airlift_builder::iso::{self, read::Iso, FileSource, IsoImage, Tree};
+use sha2::{Digest, Sha256};
+
+fn blob(tree: &mut Tree, bytes: &[u8]) -> (String, usize) {
+    let hexd = hex::encode(Sha256::digest(bytes));
+    tree.add_file(
+        &format!("/airlift/bundle/blobs/sha256/{hexd}"),
+        FileSource::Bytes(bytes.to_vec()),
+        0o644,
+    )
+    .unwrap();
+    (format!("sha256:{hexd}"), bytes.len())
+}
+
+/// A bundle with one image (config + one layer); `drop_layer` leaves the
+/// layer blob out of the ISO.
+fn bundle_image(drop_layer: bool) -> IsoImage {
+    let mut tree = Tree::new();
+    let layer = vec![0x42u8; 100_000];
+    let (layer_digest, layer_size) = if drop_layer {
+        (
+            format!("sha256:{}", hex::encode(Sha256::digest(&layer))),
+            layer.len(),
+        )
+    } else {
+        blob(&mut tree, &layer)
+    };
+    let (cfg_digest, cfg_size) = blob(&mut tree, br#"{"architecture":"amd64","os":"linux"}"#);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": cfg_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]
+    });
+    let (m_digest, m_size) = blob(&mut tree, manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m_digest, "size": m_size}]
+    });
+    let add =
+        |t: &mut Tree, p: &str, b: Vec<u8>| t.add_file(p, FileSource::Bytes(b), 0o644).unwrap();
+    add(
+        &mut tree,
+        "/airlift/bundle/index.json",
+        index.to_string().into_bytes(),
+    );
+    add(
+        &mut tree,
+        "/airlift/bundle/oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    );
+    let bundle = serde_json::json!({"images": [{"reference": "quay.io/test/app:1.0", "digest": m_digest, "size": m_size, "platforms": ["linux/amd64"]}]});
+    add(
+        &mut tree,
+        "/airlift/bundle.json",
+        bundle.to_string().into_bytes(),
+    );
+    add(&mut tree, "/boot/vmlinuz", vec![7u8; 50_000]);
+    let sums = iso::sha256sums(&tree).unwrap();
+    add(&mut tree, "/SHA256SUMS", sums.into_bytes());
+    IsoImage {
+        volume_id: "AIRLIFT_VERIFY".into(),
+        epoch: 1_700_000_000,
+        tree,
+        bios: None,
+        uefi: None,
+    }
+}
+
+fn airlift(args: &[&str], iso: &Path) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_airlift"))
+        .args(args)
+        .arg(iso)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn verify_passes_then_names_the_corrupted_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.iso");
+    iso::write(&bundle_image(false), &good).unwrap();
+    let (ok, text) = airlift(&["verify"], &good);
+    assert!(ok, "{text}");
+    assert!(text.contains("3 blobs") && text.contains("OK"), "{text}");
+
+    // Flip one byte in the layer blob.
+    let bad = tmp.path().join("bad.iso");
+    std::fs::copy(&good, &bad).unwrap();
+    let layer_hex = hex::encode(Sha256::digest(vec![0x42u8; 100_000]));
+    let e = Iso::open(&bad)
+        .unwrap()
+        .lookup(&format!("airlift/bundle/blobs/sha256/{layer_hex}"))
+        .unwrap()
+        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&bad).unwrap();
+    f.write_all_at(&[0x43], u64::from(e.extents[0].0) * 2048 + 777)
+        .unwrap();
+    drop(f);
+    let (ok, text) = airlift(&["verify"], &bad);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("FAILED blob sha256:{layer_hex}")),
+        "{text}"
+    );
+    assert_eq!(text.matches("FAILED").count(), 1, "{text}");
+
+    // Flip a byte in a SHA256SUMS-covered file.
+    let bad2 = tmp.path().join("bad2.iso");
+    std::fs::copy(&good, &bad2).unwrap();
+    let e = Iso::open(&bad2)
+        .unwrap()
+        .lookup("boot/vmlinuz")
+        .unwrap()
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bad2)
+        .unwrap()
+        .write_all_at(&[0], u64::from(e.extents[0].0) * 2048)
+        .unwrap();
+    let (ok, text) = airlift(&["verify"], &bad2);
+    assert!(!ok && text.contains("FAILED boot/vmlinuz"), "{text}");
+}
+
+#[test]
+fn verify_names_a_missing_descriptor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("missing.iso");
+    iso::write(&bundle_image(true), &p).unwrap();
+    let (ok, text) = airlift(&["verify"], &p);
+    assert!(!ok, "{text}");
+    let layer_hex = hex::encode(Sha256::digest(vec![0x42u8; 100_000]));
+    assert!(
+        text.contains(&format!("descriptor sha256:{layer_hex}: blob")),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_reports_boot_partitions_and_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("x.iso");
+    let mut image = bundle_image(false);
+    image.uefi = Some(iso::UefiBoot {
+        esp_files: vec![(
+            "EFI/BOOT/BOOTX64.EFI".into(),
+            FileSource::Bytes(vec![1; 4096]),
+        )],
+    });
+    iso::write(&image, &p).unwrap();
+    let (ok, text) = airlift(&["inspect", "--json"], &p);
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["volume_id"], "AIRLIFT_VERIFY");
+    assert_eq!(v["el_torito"][0]["platform"], 0xEF);
+    assert_eq!(v["gpt"].as_array().unwrap().len(), 2);
+    assert_eq!(v["images"][0]["reference"], "quay.io/test/app:1.0");
+    let (ok, text) = airlift(&["inspect"], &p);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("UEFI no-emulation")
+            && text.contains("EFI System")
+            && text.contains("quay.io/test/app:1.0"),
+        "{text}"
+    );
+}
