@@ -1,0 +1,254 @@
+//! Tests of `validate` against real files in a temp folder.
+
+use std::fs;
+use std::path::Path;
+
+use super::*;
+use crate::config::normalise::{normalise, Origin};
+use crate::config::parse;
+
+/// A temp folder holding every file the `GOOD` config points at.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mk = |p: &str, content: &[u8]| {
+        let p = d.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    };
+    mk("base/vmlinuz", b"kernel");
+    fs::create_dir_all(d.join("base/rootfs/etc")).unwrap();
+    fs::create_dir_all(d.join("base/modules")).unwrap();
+    for f in ISOLINUX_FILES {
+        mk(&format!("base/isolinux/{f}"), b"x");
+    }
+    mk("base/efi/systemd-bootx64.efi", b"MZ");
+    mk("base/ipxe/ipxe.efi", b"MZ");
+    mk("images/hello/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    mk("images/hello/index.json", b"{}");
+    mk("images/app.tar", b"tar");
+    mk("images/saved.tar", b"tar");
+    mk("auth.json", br#"{"auths":{}}"#);
+    mk("tls/cert.pem", b"cert");
+    mk("tls/key.pem", b"key");
+    mk("push/htpasswd", b"u:$2y$...");
+    fs::create_dir_all(d.join("overlay/etc")).unwrap();
+    mk("files/README.txt", b"hello");
+    dir
+}
+
+const GOOD: &str = "\
+apiVersion: airlift/v1alpha1
+kind: Appliance
+metadata:
+  name: edge-lab
+  version: 1.0.0
+images:
+  - ref: quay.io/example/hello:1.0
+    from:
+      ociLayout: { path: images/hello, ref: '1.0' }
+  - ref: quay.io/example/app:2
+    from:
+      ociArchive: { path: images/app.tar }
+  - ref: example/saved:3
+    from:
+      dockerArchive: { path: images/saved.tar, ref: 'example/saved:3' }
+  - ref: nginx:1.25
+    platforms: [linux/amd64, linux/arm64/v8]
+    from:
+      registry:
+        mirror: http://127.0.0.1:5000
+        credentials: auth.json
+base:
+  kernel: ${BASE}/vmlinuz
+  rootfs: ${BASE}/rootfs
+  modulesDir: ${BASE}/modules
+  modules: [virtio_blk]
+  bootloader:
+    isolinux: ${BASE}/isolinux
+    efi: ${BASE}/efi/systemd-bootx64.efi
+    ipxe: ${BASE}/ipxe
+overlays: [overlay]
+registry:
+  tls: { mode: provided, cert: tls/cert.pem, key: tls/key.pem }
+  push: { enabled: true, htpasswd: push/htpasswd }
+  mirrors: [docker.io, quay.io]
+netboot:
+  enabled: true
+  dhcp: full
+  range: 10.44.0.100-10.44.0.200
+  nodes:
+    - mac: 52:54:00:00:00:01
+      hostname: node-1
+      role: replica
+    - mac: 52:54:00:00:00:02
+storage:
+  dataDisk: { minSizeGiB: 20 }
+output:
+  volumeLabel: EDGE_LAB
+  extraFiles: { docs/README.txt: files/README.txt }
+";
+
+/// Write `text` as `dir/appliance.yaml`, then parse and normalise it.
+fn load(dir: &Path, text: &str) -> Appliance {
+    let file = dir.join("appliance.yaml");
+    fs::write(&file, text).unwrap();
+    let base = dir.join("base").to_str().unwrap().to_string();
+    let env = move |name: &str| (name == "BASE").then(|| base.clone());
+    let config = parse(text, &file).unwrap();
+    normalise(config, Origin::new(&file, text), &env).unwrap()
+}
+
+/// The problems of `text` (with `GOOD`'s files present), rendered.
+fn problems(text: &str, purpose: Purpose) -> Vec<String> {
+    let dir = fixture();
+    let app = load(dir.path(), text);
+    let prefix = format!("{}:", dir.path().join("appliance.yaml").display());
+    match validate(&app, purpose) {
+        Ok(()) => Vec::new(),
+        Err(ps) => ps
+            .iter()
+            .map(|p| {
+                let s = p.to_string();
+                // Keep the messages short in assertions.
+                s.strip_prefix(&prefix).unwrap_or(&s).to_string()
+            })
+            .collect(),
+    }
+}
+
+fn one(text: &str) -> String {
+    let ps = problems(text, Purpose::Build);
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    ps.into_iter().next().unwrap()
+}
+
+#[test]
+fn good_config_validates_for_build_and_bundle() {
+    assert_eq!(problems(GOOD, Purpose::Build), Vec::<String>::new());
+    assert_eq!(problems(GOOD, Purpose::Bundle), Vec::<String>::new());
+}
+
+#[test]
+fn base_is_optional_for_bundle_only() {
+    let start = GOOD.find("base:\n").unwrap();
+    let end = GOOD.find("overlays:").unwrap();
+    let text = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+    assert_eq!(problems(&text, Purpose::Bundle), Vec::<String>::new());
+    let e = one(&text);
+    assert!(e.starts_with("1:1: field base: is missing"), "{e}");
+}
+
+#[test]
+fn missing_file_names_field_position_and_path() {
+    let e = one(&GOOD.replace("images/app.tar", "images/nope.tar"));
+    assert!(e.starts_with("12:21: field images[1].from.ociArchive.path: "), "{e}");
+    assert!(e.contains("images/nope.tar cannot be read"), "{e}");
+    assert!(e.contains("oci-archive tar file"), "{e}");
+}
+
+#[test]
+fn wrong_kinds_of_files() {
+    let e = one(&GOOD.replace("${BASE}/vmlinuz", "${BASE}/rootfs"));
+    assert!(e.starts_with("23:3: field base.kernel: "), "{e}");
+    assert!(e.contains("is not a regular file"), "{e}");
+    let e = one(&GOOD.replace("ociLayout: { path: images/hello", "ociLayout: { path: images"));
+    assert!(e.starts_with("9:20: field images[0].from.ociLayout.path: "), "{e}");
+    assert!(e.contains("has no oci-layout or index.json"), "{e}");
+    let e = one(&GOOD.replace("${BASE}/rootfs", "${BASE}/vmlinuz"));
+    assert!(e.starts_with("24:3: field base.rootfs: "), "{e}");
+    assert!(e.contains("neither a tar file"), "{e}");
+}
+
+#[test]
+fn isolinux_folder_needs_its_files() {
+    let dir = fixture();
+    fs::remove_file(dir.path().join("base/isolinux/ldlinux.c32")).unwrap();
+    let app = load(dir.path(), GOOD);
+    let ps = validate(&app, Purpose::Build).unwrap_err();
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    let e = ps[0].to_string();
+    assert!(e.contains(":28:5: field base.bootloader.isolinux: "), "{e}");
+    assert!(e.contains("has no ldlinux.c32"), "{e}");
+    // Not needed to bundle.
+    let bundle = validate(&app, Purpose::Bundle).unwrap_err();
+    assert_eq!(bundle.len(), 1, "base is checked when present");
+}
+
+#[test]
+fn duplicate_references_after_normalisation() {
+    let text = GOOD.replace("  - ref: nginx:1.25\n", "  - ref: docker.io/library/nginx:1.25\n");
+    assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
+    let text = GOOD.replace("ref: example/saved:3\n", "ref: quay.io/example/app:2\n");
+    let e = one(&text);
+    assert!(e.starts_with("13:5: field images[2].ref: "), "{e}");
+    assert!(e.contains("quay.io/example/app:2 is listed twice (also images[1].ref)"), "{e}");
+}
+
+#[test]
+fn credentials_must_be_json() {
+    let dir = fixture();
+    fs::write(dir.path().join("auth.json"), "auths: {}").unwrap();
+    let app = load(dir.path(), GOOD);
+    let ps = validate(&app, Purpose::Build).unwrap_err();
+    let e = ps[0].to_string();
+    assert!(e.contains(":21:9: field images[3].from.registry.credentials: "), "{e}");
+    assert!(e.contains("is not readable JSON"), "{e}");
+}
+
+#[test]
+fn collects_every_problem_in_config_order() {
+    let text = GOOD
+        .replace("name: edge-lab", "name: Edge_Lab")
+        .replace("linux/arm64/v8", "arm64")
+        .replace("http://127.0.0.1:5000", "127.0.0.1:5000")
+        .replace("key: tls/key.pem }", "}")
+        .replace("htpasswd: push/htpasswd", "htpasswd: push/missing")
+        .replace("10.44.0.100-10.44.0.200", "10.44.0.200-10.44.0.100")
+        .replace("52:54:00:00:00:02", "52:54:00:00:00:01")
+        .replace("hostname: node-1", "hostname: node_1")
+        .replace("{ minSizeGiB: 20 }", "{ minSizeGiB: 20, device: /dev/vdb }")
+        .replace("EDGE_LAB", "edge-lab");
+    let ps = problems(&text, Purpose::Build);
+    let fields: Vec<&str> = ps
+        .iter()
+        .map(|p| p.split(": ").nth(1).unwrap().trim_start_matches("field "))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "metadata.name",
+            "images[3].platforms[1]",
+            "images[3].from.registry.mirror",
+            "registry.tls.key",
+            "registry.push.htpasswd",
+            "netboot.range",
+            "netboot.nodes[0].hostname",
+            "netboot.nodes[1].mac",
+            "storage.dataDisk",
+            "output.volumeLabel",
+        ],
+        "{ps:#?}"
+    );
+    // Every problem carries a position.
+    for p in &ps {
+        let pos: Vec<&str> = p.split(':').take(2).collect();
+        assert!(pos.iter().all(|n| n.parse::<usize>().is_ok()), "{p}");
+    }
+}
+
+#[test]
+fn netboot_and_push_rules() {
+    let e = one(&GOOD.replace("  range: 10.44.0.100-10.44.0.200\n", ""));
+    assert!(e.contains("field netboot.range: is missing; dhcp: full"), "{e}");
+    let e = one(&GOOD.replace("dhcp: full", "dhcp: proxy"));
+    assert!(e.contains("field netboot.range: is only used with dhcp: full"), "{e}");
+    let e = one(&GOOD.replace("    ipxe: ${BASE}/ipxe\n", ""));
+    assert!(e.contains("field base.bootloader.ipxe: is missing but netboot is enabled"), "{e}");
+    let e = one(&GOOD.replace("      role: replica", "      role: host0"));
+    assert!(e.starts_with("43:7: field netboot.nodes[0].role: "), "{e}");
+    let e = one(&GOOD.replace(", htpasswd: push/htpasswd", ""));
+    assert!(e.contains("field registry.push.enabled: push is enabled but nobody may push"), "{e}");
+    let e = one(&GOOD.replace("{ minSizeGiB: 20 }", "{ filesystem: xfs }"));
+    assert!(e.contains("field storage.dataDisk: sets neither device nor minSizeGiB"), "{e}");
+}
