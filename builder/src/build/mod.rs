@@ -1,1 +1,390 @@
-//! `airlift build`: from a validated config to the ISO.
+//! `airlift build`: from an image config to one bootable hybrid ISO.
+//!
+//! Steps, each a small call into its own module:
+//! 1. load and check the config;
+//! 2. write the bundle (every image, one OCI layout) into a temp folder;
+//! 3. write the initramfs: base root filesystem, overlays,
+//!    `/usr/bin/airlift-firstboot`, `/etc/airlift/appliance.json`, kernel
+//!    modules with their closure;
+//! 4. lay out the ISO tree (kernel, initrd, isolinux, bundle,
+//!    `SHA256SUMS`) and the ESP (systemd-boot, its entry, kernel, initrd);
+//! 5. write the ISO (atomically: temp file beside the output, renamed).
+//!
+//! Timestamps come from `SOURCE_DATE_EPOCH`, else the config file's
+//! mtime; see [`epoch`] for that and for the join token.
+
+pub mod appliance_file;
+pub mod boot_config;
+pub mod epoch;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use crate::bundler::{self, BundleOptions};
+use crate::config::{self, Appliance, Base};
+use crate::initramfs::{self, ModulesSpec, Node};
+use crate::iso::{self, BiosBoot, FileSource, IsoImage, UefiBoot};
+use crate::sources::{ImageRequest, SourceSpec};
+
+/// Where the first-boot binary goes in the initramfs.
+pub const FIRSTBOOT_PATH: &str = "usr/bin/airlift-firstboot";
+
+/// Options for [`build`].
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The image config (YAML).
+    pub config: PathBuf,
+    /// The ISO to write.
+    pub output: PathBuf,
+    /// The `airlift-firstboot` binary; default: beside the running `airlift`.
+    pub firstboot: Option<PathBuf>,
+    /// zstd level of the initramfs.
+    pub zstd_level: i32,
+    /// Blob downloads at once while bundling.
+    pub concurrency: usize,
+    /// Progress bars while bundling (when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl BuildOptions {
+    /// Defaults for everything but the config and the output.
+    pub fn new(config: PathBuf, output: PathBuf) -> BuildOptions {
+        BuildOptions {
+            config,
+            output,
+            firstboot: None,
+            zstd_level: initramfs::DEFAULT_LEVEL,
+            concurrency: 4,
+            progress: true,
+        }
+    }
+}
+
+/// What [`build`] made, with how long each step took.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub iso: iso::WriteReport,
+    pub initramfs: initramfs::Report,
+    pub images: usize,
+    pub epoch: i64,
+    pub kernel_release: String,
+    pub seconds_bundle: f64,
+    pub seconds_initramfs: f64,
+    pub seconds_iso: f64,
+}
+
+/// Loads the config for a build: parse, then normalise against the
+/// process environment (`${AIRLIFT_BASE}` …).
+pub fn load(path: &Path) -> Result<Appliance> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading image config {}", path.display()))?;
+    let cfg = config::parse(&text, path)?;
+    let app = config::normalise(
+        cfg,
+        config::Origin::new(path, &text),
+        &config::normalise::process_env,
+    )?;
+    Ok(app)
+}
+
+/// Builds the ISO described by `opts.config` into `opts.output`.
+pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    let app = load(&opts.config)?;
+    let base = app.base.clone().with_context(|| {
+        format!(
+            "{}: `base` is required for airlift build (kernel, rootfs, bootloader)",
+            opts.config.display()
+        )
+    })?;
+    let label = app.output.volume_label.clone();
+
+    let mtime = std::fs::metadata(&opts.config)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let epoch = epoch::epoch(sde.as_deref(), mtime)?;
+    let (token, token_source) = epoch::join_token(
+        std::env::var("AIRLIFT_JOIN_TOKEN").ok().as_deref(),
+        sde.as_ref().map(|_| epoch),
+        &app.metadata.name,
+        &app.metadata.version,
+    )?;
+    tracing::info!("epoch {epoch}, join token {token_source:?}");
+
+    let firstboot = match &opts.firstboot {
+        Some(p) => p.clone(),
+        None => default_firstboot()?,
+    };
+    if !firstboot.is_file() {
+        bail!(
+            "the first-boot binary {} does not exist: build it (`cargo build -p airlift-firstboot`) \
+             or pass --firstboot PATH",
+            firstboot.display()
+        );
+    }
+
+    let out_dir = parent_dir(&opts.output);
+    let work = tempfile::Builder::new()
+        .prefix(".airlift-build-")
+        .tempdir_in(out_dir)
+        .with_context(|| format!("making a work folder in {}", out_dir.display()))?;
+
+    let firstboot = strip_debug(&firstboot, work.path())?;
+
+    // 2. The bundle.
+    let t = Instant::now();
+    let bundle_dir = work.path().join("bundle");
+    let requests = image_requests(&app);
+    let bundle = bundler::write_bundle(
+        &requests,
+        &bundle_dir,
+        &BundleOptions {
+            name: app.metadata.name.clone(),
+            version: app.metadata.version.clone(),
+            concurrency: opts.concurrency.max(1),
+            progress: opts.progress,
+        },
+    )
+    .context("writing the bundle")?;
+    let seconds_bundle = t.elapsed().as_secs_f64();
+    tracing::info!(
+        "bundle: {} images, {} bytes in {seconds_bundle:.1}s",
+        bundle.manifest.totals.images,
+        bundle.manifest.totals.unique_bytes
+    );
+
+    // 3. The initramfs.
+    let t = Instant::now();
+    let kernel_release = initramfs::kernel::release_of(&base.kernel)?;
+    let file = appliance_file::appliance_file(&app, &token, &kernel_release);
+    let spec = initramfs_spec(
+        &base,
+        &app,
+        &firstboot,
+        &kernel_release,
+        &file,
+        epoch,
+        opts.zstd_level,
+    )?;
+    let initrd = work.path().join("initrd.img");
+    let initramfs = initramfs::write(&spec, &initrd).context("writing the initramfs")?;
+    let seconds_initramfs = t.elapsed().as_secs_f64();
+    tracing::info!(
+        "initramfs: {} members, {} modules, {} bytes cpio -> {} bytes zstd-{} in {seconds_initramfs:.1}s",
+        initramfs.members,
+        initramfs.modules.len(),
+        initramfs.cpio_bytes,
+        initramfs.compressed_bytes,
+        opts.zstd_level
+    );
+
+    // 4-5. The ISO.
+    let t = Instant::now();
+    let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
+    let cmdline = boot_config::kernel_cmdline(&label, &base.kernel_args);
+    let image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
+    let iso = iso::write(&image, &opts.output)
+        .with_context(|| format!("writing the ISO {}", opts.output.display()))?;
+    let seconds_iso = t.elapsed().as_secs_f64();
+    tracing::info!(
+        "iso: {} ({} bytes, {} files) in {seconds_iso:.1}s",
+        opts.output.display(),
+        iso.image_bytes,
+        iso.files
+    );
+    Ok(BuildReport {
+        iso,
+        initramfs,
+        images: bundle.manifest.totals.images as usize,
+        epoch,
+        kernel_release,
+        seconds_bundle,
+        seconds_initramfs,
+        seconds_iso,
+    })
+}
+
+fn parent_dir(p: &Path) -> &Path {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `airlift-firstboot` beside the running `airlift` (cargo puts both in
+/// `target/<profile>/`; packages install both in one folder).
+fn default_firstboot() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the running airlift binary")?;
+    Ok(exe.with_file_name("airlift-firstboot"))
+}
+
+/// A copy of `binary` without debug sections (debug builds of
+/// airlift-firstboot are ~100 MB, ~12 MB stripped), made with binutils'
+/// `strip` when it is installed; otherwise the binary as is.
+fn strip_debug(binary: &Path, work: &Path) -> Result<PathBuf> {
+    let out = work.join("airlift-firstboot");
+    match std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&out)
+        .arg(binary)
+        .status()
+    {
+        Ok(s) if s.success() => Ok(out),
+        Ok(s) => bail!("strip --strip-debug {} failed ({s})", binary.display()),
+        Err(_) => {
+            tracing::warn!(
+                "`strip` not found (binutils): adding {} with its debug info",
+                binary.display()
+            );
+            Ok(binary.to_path_buf())
+        }
+    }
+}
+
+/// The config's images as bundle requests.
+pub fn image_requests(app: &Appliance) -> Vec<ImageRequest> {
+    app.images
+        .iter()
+        .map(|i| ImageRequest {
+            reference: i.reference.clone(),
+            source: SourceSpec::from_config(Some(&i.source)),
+            platforms: i.platforms.clone(),
+        })
+        .collect()
+}
+
+/// What goes into the initramfs, in layer order.
+pub fn initramfs_spec(
+    base: &Base,
+    app: &Appliance,
+    firstboot: &Path,
+    kernel_release: &str,
+    file: &appliance_file::ApplianceFile,
+    epoch: i64,
+    level: i32,
+) -> Result<initramfs::Spec> {
+    let modules = if base.modules.is_empty() {
+        None
+    } else {
+        let dir = base.modules_dir.clone().with_context(|| {
+            format!(
+                "{}: base.modules names modules but base.modulesDir is not set",
+                app.origin.file.display()
+            )
+        })?;
+        Some(ModulesSpec {
+            dir,
+            release: kernel_release.to_string(),
+            names: base.modules.clone(),
+        })
+    };
+    let mut firstboot_node = Node::from_host(firstboot)?;
+    firstboot_node.perm = 0o755;
+    Ok(initramfs::Spec {
+        base: base.rootfs.clone(),
+        overlays: app.overlays.clone(),
+        files: vec![
+            (FIRSTBOOT_PATH.to_string(), firstboot_node),
+            (
+                appliance_file::PATH.to_string(),
+                Node::bytes(appliance_file::render(file)?, 0o600),
+            ),
+        ],
+        modules,
+        epoch,
+        level,
+    })
+}
+
+/// The ISO tree and boot settings.
+pub fn iso_image(
+    app: &Appliance,
+    base: &Base,
+    bundle_dir: &Path,
+    initrd: &Path,
+    title: &str,
+    cmdline: &str,
+    epoch: i64,
+) -> Result<IsoImage> {
+    let isolinux = &base.bootloader.isolinux;
+    let need = |p: PathBuf, field: &str| -> Result<PathBuf> {
+        if p.is_file() {
+            Ok(p)
+        } else {
+            bail!(
+                "{}: {} does not exist (set by {field}; run `just base`?)",
+                app.origin.file.display(),
+                p.display()
+            )
+        }
+    };
+    let isolinux_bin = need(isolinux.join("isolinux.bin"), "base.bootloader.isolinux")?;
+    let ldlinux = need(isolinux.join("ldlinux.c32"), "base.bootloader.isolinux")?;
+    let mbr = need(isolinux.join("isohdpfx.bin"), "base.bootloader.isolinux")?;
+    let efi = need(base.bootloader.efi.clone(), "base.bootloader.efi")?;
+    let kernel = need(base.kernel.clone(), "base.kernel")?;
+
+    let mut tree = iso::Tree::new();
+    let file = |p: &Path| FileSource::Path(p.to_path_buf());
+    tree.add_file("boot/vmlinuz", file(&kernel), 0o644)?;
+    tree.add_file("boot/initrd.img", file(initrd), 0o644)?;
+    tree.add_file("isolinux/isolinux.bin", file(&isolinux_bin), 0o644)?;
+    tree.add_file("isolinux/ldlinux.c32", file(&ldlinux), 0o644)?;
+    tree.add_file(
+        "isolinux/isolinux.cfg",
+        FileSource::Bytes(boot_config::isolinux_cfg(title, cmdline).into_bytes()),
+        0o644,
+    )?;
+    tree.add_tree_from_dir("airlift/bundle", bundle_dir)
+        .context("adding the bundle to the ISO")?;
+    let manifest = bundle_dir.join(airlift_bundle::manifest::BUNDLE_MANIFEST_FILE);
+    if manifest.is_file() {
+        tree.add_file("airlift/bundle.json", file(&manifest), 0o644)?;
+    }
+    if app.netboot.enabled {
+        let dir = base.bootloader.ipxe.clone().with_context(|| {
+            format!(
+                "{}: netboot.enabled needs base.bootloader.ipxe (a folder with undionly.kpxe and ipxe.efi)",
+                app.origin.file.display()
+            )
+        })?;
+        for name in ["undionly.kpxe", "ipxe.efi"] {
+            let p = need(dir.join(name), "base.bootloader.ipxe")?;
+            tree.add_file(&format!("ipxe/{name}"), file(&p), 0o644)?;
+        }
+    }
+    for (iso_path, host) in &app.output.extra_files {
+        let p = need(host.clone(), &format!("output.extraFiles[{iso_path}]"))?;
+        tree.add_file(iso_path.trim_start_matches('/'), file(&p), 0o644)?;
+    }
+    let sums = iso::sha256sums(&tree).context("hashing the ISO's files for SHA256SUMS")?;
+    tree.add_file("SHA256SUMS", FileSource::Bytes(sums.into_bytes()), 0o644)?;
+
+    let esp_files = vec![
+        ("EFI/BOOT/BOOTX64.EFI".to_string(), file(&efi)),
+        (
+            "loader/loader.conf".to_string(),
+            FileSource::Bytes(boot_config::loader_conf().into_bytes()),
+        ),
+        (
+            "loader/entries/airlift.conf".to_string(),
+            FileSource::Bytes(boot_config::loader_entry(title, cmdline).into_bytes()),
+        ),
+        ("vmlinuz".to_string(), file(&kernel)),
+        ("initrd.img".to_string(), file(initrd)),
+    ];
+    Ok(IsoImage {
+        volume_id: app.output.volume_label.clone(),
+        epoch,
+        tree,
+        bios: Some(BiosBoot {
+            boot_file: "isolinux/isolinux.bin".to_string(),
+            mbr_code: mbr,
+        }),
+        uefi: Some(UefiBoot { esp_files }),
+    })
+}

@@ -188,9 +188,8 @@ fn base_folder(base: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
 pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, W)> {
     let mtime = epoch.clamp(0, u32::MAX as i64) as u32;
     let mut w = cpio::Writer::new(out);
-    let mut ino = 0u32;
-    for (path, node) in tree.iter() {
-        ino += 1;
+    for (index, (path, node)) in tree.iter().enumerate() {
+        let ino = u32::try_from(index + 1).context("too many files for cpio inode numbers")?;
         let (type_bits, size, rdev) = match &node.kind {
             Kind::Dir => (cpio::S_IFDIR, 0, (0, 0)),
             Kind::File { size, .. } => (cpio::S_IFREG, *size, (0, 0)),
