@@ -3,4 +3,5 @@
 //! small container images locally (nothing is pulled from the internet).
 
 pub mod images;
+pub mod registry;
 pub mod tools;

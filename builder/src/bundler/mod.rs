@@ -228,11 +228,9 @@ fn finish(
             platforms: ing.platforms.clone(),
             size,
         });
-        store.progress().image_done(
-            &req.reference.to_string(),
-            entries.len(),
-            size,
-        );
+        store
+            .progress()
+            .image_done(&req.reference.to_string(), entries.len(), size);
     }
     layout.write_index(&index)?;
     let unique_bytes: u64 = unique.values().sum();

@@ -143,9 +143,7 @@ impl Store {
     /// Store a blob whose digest is not known beforehand (a layer of a
     /// legacy docker archive): hashed while written. Returns digest and size.
     pub fn put_unknown(&self, reader: impl Read, source: &str) -> Result<(Digest, u64)> {
-        let mut w = self
-            .layout
-            .blob_writer(airlift_bundle::Algorithm::Sha256)?;
+        let mut w = self.layout.blob_writer(airlift_bundle::Algorithm::Sha256)?;
         let mut reader = reader;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -192,18 +190,28 @@ mod tests {
         let other = Descriptor::new(media::OCI_LAYER_TAR, Digest::sha256_of(b"abc"), 3);
         let e = store.copy_from(&other, &b"abd"[..], "src.tar").unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains(&other.digest.to_string()) && msg.contains("src.tar"), "{msg}");
+        assert!(
+            msg.contains(&other.digest.to_string()) && msg.contains("src.tar"),
+            "{msg}"
+        );
         store.copy_from(&other, &b"abc"[..], "src.tar").unwrap();
 
         let s = store.stats();
         assert_eq!((s.reused_blobs, s.reused_bytes), (1, n));
-        assert_eq!((s.fetched_blobs, s.fetched_bytes, s.shared_blobs), (1, 3, 1));
+        assert_eq!(
+            (s.fetched_blobs, s.fetched_bytes, s.shared_blobs),
+            (1, 3, 1)
+        );
     }
 
     #[test]
     fn oversized_and_short_blobs_fail() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(Layout::create(dir.path()).unwrap(), None, Progress::hidden());
+        let store = Store::new(
+            Layout::create(dir.path()).unwrap(),
+            None,
+            Progress::hidden(),
+        );
         let d = Digest::sha256_of(b"abc");
         let short = Descriptor::new(media::OCI_LAYER_TAR, d.clone(), 3);
         assert!(store.copy_from(&short, &b"ab"[..], "x").is_err());

@@ -79,9 +79,12 @@ pub fn install(staged: tempfile::TempDir, out: &Path) -> Result<()> {
     airlift_bundle::atomic::sync_dir(&parent_of(out))?;
     if exists {
         // `staged` now holds the old bundle; dropping it removes it.
-        staged
-            .close()
-            .with_context(|| format!("removing the previous bundle (moved to {})", staged_path.display()))?;
+        staged.close().with_context(|| {
+            format!(
+                "removing the previous bundle (moved to {})",
+                staged_path.display()
+            )
+        })?;
     } else {
         // Nothing is left at the staged path; don't try to remove it.
         let _ = staged.keep();

@@ -89,11 +89,8 @@ pub fn ingest(
         let media_type = layer_media_type(&head[..n]);
         let size = tar.size(name)?;
         let member_source = format!("{source}, member {name}");
-        let desc = match name
-            .strip_prefix("blobs/")
-            .and_then(|_| digest_in_name(name))
-        {
-            // The name is the digest: verify it while copying.
+        let desc = match layer_digest_in_name(name) {
+            // The name states the digest: verified while copying.
             Some(d) => {
                 let desc = Descriptor::new(media_type, d, size);
                 store.copy_from(&desc, tar.open_member(name)?, &member_source)?;
@@ -153,11 +150,17 @@ fn pick<'a>(entries: &'a [Entry], wanted: Option<&str>, label: &str) -> Result<&
     entries
         .iter()
         .find(|e| {
-            e.repo_tags.iter().flatten().any(|t| {
-                t == wanted || (want.is_some() && normal(t) == want)
-            })
+            e.repo_tags
+                .iter()
+                .flatten()
+                .any(|t| t == wanted || (want.is_some() && normal(t) == want))
         })
-        .ok_or_else(|| anyhow::anyhow!("{label} has no image tagged {wanted:?} (it has: {})", tags()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{label} has no image tagged {wanted:?} (it has: {})",
+                tags()
+            )
+        })
 }
 
 /// `blobs/sha256/<hex>` or `<hex>.json` -> the digest the name states.
@@ -167,6 +170,18 @@ fn digest_in_name(name: &str) -> Option<Digest> {
         return format!("{alg}:{hex}").parse().ok();
     }
     let stem = name.strip_suffix(".json")?;
+    format!("sha256:{stem}").parse().ok()
+}
+
+/// A layer member named by its digest: Docker 25's `blobs/sha256/<hex>`
+/// or skopeo's `<hex>.tar`. The content is verified against it when
+/// copied; when the bundle (or the previous one) already has that blob,
+/// the member is not read at all, as for layout sources.
+fn layer_digest_in_name(name: &str) -> Option<Digest> {
+    if name.starts_with("blobs/") {
+        return digest_in_name(name);
+    }
+    let stem = name.strip_suffix(".tar")?;
     format!("sha256:{stem}").parse().ok()
 }
 
@@ -189,19 +204,27 @@ mod tests {
     fn names_that_state_digests() {
         let hex = "a".repeat(64);
         assert_eq!(
-            digest_in_name(&format!("blobs/sha256/{hex}")).unwrap().hex(),
+            digest_in_name(&format!("blobs/sha256/{hex}"))
+                .unwrap()
+                .hex(),
             hex
         );
         assert!(digest_in_name(&format!("{hex}.json")).is_some());
         assert!(digest_in_name("abc/layer.tar").is_none());
         assert!(digest_in_name(&format!("{hex}.tar")).is_none());
+        assert!(layer_digest_in_name(&format!("{hex}.tar")).is_some());
+        assert!(layer_digest_in_name(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(layer_digest_in_name(&format!("{hex}/layer.tar")).is_none());
     }
 
     #[test]
     fn media_types_by_magic() {
         assert_eq!(layer_media_type(&[0x1f, 0x8b, 8, 0]), media::OCI_LAYER_GZIP);
         assert_eq!(layer_media_type(b"bin/"), media::OCI_LAYER_TAR);
-        assert_eq!(layer_media_type(&[0x28, 0xb5, 0x2f, 0xfd]), media::OCI_LAYER_ZSTD);
+        assert_eq!(
+            layer_media_type(&[0x28, 0xb5, 0x2f, 0xfd]),
+            media::OCI_LAYER_ZSTD
+        );
     }
 
     #[test]

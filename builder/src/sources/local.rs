@@ -172,14 +172,12 @@ pub fn resolve_entry(
     let found = index.manifests.iter().find(|d| {
         d.digest.to_string() == wanted
             || d.ref_name() == Some(wanted)
-            || (d.ref_name().and_then(normal).is_some() && d.ref_name().and_then(normal) == normal(wanted))
+            || (d.ref_name().and_then(normal).is_some()
+                && d.ref_name().and_then(normal) == normal(wanted))
     });
     match found {
         Some(d) => Ok(d.clone()),
-        None => bail!(
-            "{label} has no image {wanted:?} (available: {})",
-            names()
-        ),
+        None => bail!("{label} has no image {wanted:?} (available: {})", names()),
     }
 }
 
@@ -214,7 +212,10 @@ mod tests {
         let c = Digest::sha256_of(b"c");
         assert_eq!(pick(Some(&c.to_string())).unwrap().digest, c);
         let e = pick(None).unwrap_err().to_string();
-        assert!(e.contains("holds 3 images") && e.contains("1.0, quay.io/org/app:2.0"), "{e}");
+        assert!(
+            e.contains("holds 3 images") && e.contains("1.0, quay.io/org/app:2.0"),
+            "{e}"
+        );
         let e = pick(Some("3.0")).unwrap_err().to_string();
         assert!(e.contains("\"3.0\"") && e.contains("available"), "{e}");
         i.manifests.truncate(1);

@@ -65,7 +65,9 @@ impl SourceSpec {
     /// A short human description: `registry http://…`, `oci-layout /path`.
     pub fn describe(&self, reference: &Reference) -> String {
         match self {
-            SourceSpec::Registry { mirror: Some(m), .. } => format!("registry mirror {m}"),
+            SourceSpec::Registry {
+                mirror: Some(m), ..
+            } => format!("registry mirror {m}"),
             SourceSpec::Registry { mirror: None, .. } => {
                 format!("registry {}", registry::client::default_base_url(reference))
             }

@@ -87,7 +87,10 @@ pub fn select_children(index: &Index, filters: &[PlatformFilter]) -> Result<Vec<
 /// Platform specs of descriptors (those that carry one), in order, deduplicated.
 pub fn specs(descs: &[Descriptor]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in descs.iter().filter_map(|d| d.platform.as_ref().map(Platform::spec)) {
+    for s in descs
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(Platform::spec))
+    {
         if !out.contains(&s) {
             out.push(s);
         }
@@ -182,7 +185,10 @@ mod tests {
     fn missing_platform_lists_what_exists() {
         let e = keep(&["linux/s390x"]).unwrap_err().to_string();
         assert!(e.contains("linux/s390x"), "{e}");
-        assert!(e.contains("linux/amd64, linux/arm64/v8, linux/arm/v7"), "{e}");
+        assert!(
+            e.contains("linux/amd64, linux/arm64/v8, linux/arm/v7"),
+            "{e}"
+        );
         assert!(keep(&["linux/arm/v6"]).is_err());
     }
 

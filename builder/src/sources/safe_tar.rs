@@ -146,8 +146,8 @@ impl TarIndex {
     /// Stream a member's bytes.
     pub fn open_member(&self, name: &str) -> Result<impl Read> {
         let e = self.extent(name)?;
-        let mut f = File::open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
+        let mut f =
+            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
         f.seek(SeekFrom::Start(e.offset))
             .with_context(|| format!("seeking in {}", self.path.display()))?;
         Ok(f.take(e.size))
@@ -285,7 +285,10 @@ mod tests {
                 .unwrap();
         });
         let e = format!("{:#}", TarIndex::open(f.path()).unwrap_err());
-        assert!(e.contains("outside the archive") && e.contains("blobs/x"), "{e}");
+        assert!(
+            e.contains("outside the archive") && e.contains("blobs/x"),
+            "{e}"
+        );
 
         let f = archive(|b| {
             let mut h = tar::Header::new_gnu();

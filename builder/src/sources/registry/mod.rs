@@ -205,7 +205,10 @@ async fn fetch_blob(client: &Client, desc: &Descriptor, store: &Store, image: &s
         match broken {
             None => return store.commit(writer, desc, &source),
             Some(e) if tries < BODY_TRIES => {
-                tracing::warn!("blob {} from {url} broke off ({e}); fetching it again", desc.digest);
+                tracing::warn!(
+                    "blob {} from {url} broke off ({e}); fetching it again",
+                    desc.digest
+                );
             }
             Some(e) => {
                 return Err(anyhow::Error::new(e))
