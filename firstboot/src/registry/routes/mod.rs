@@ -82,14 +82,15 @@ impl Query {
 
 async fn dispatch(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     let mut resp = match handle(&reg, req).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::debug!(%method, %path, "{e}");
+            tracing::debug!(%method, %uri, "{e}");
             e.into_response()
         }
     };
+    tracing::debug!(%method, %uri, status = resp.status().as_u16(), "request");
     resp.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     resp
