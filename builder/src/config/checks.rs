@@ -132,7 +132,10 @@ pub fn mirror_url(s: &str) -> Result<(), String> {
     if !host_ok {
         return Err(bad("has no valid host[:port]"));
     }
-    if path.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#')
+    {
         return Err(bad("has white space, a query or a fragment in its path"));
     }
     Ok(())
@@ -212,7 +215,13 @@ mod tests {
         for ok in ["linux/amd64", "linux/arm64/v8", "linux/ppc64le"] {
             assert!(platform(ok).is_ok(), "{ok}");
         }
-        for bad in ["linux", "linux/", "Linux/amd64", "linux/arm64/v8/x", "/amd64"] {
+        for bad in [
+            "linux",
+            "linux/",
+            "Linux/amd64",
+            "linux/arm64/v8/x",
+            "/amd64",
+        ] {
             assert!(platform(bad).is_err(), "{bad}");
         }
     }
@@ -220,7 +229,12 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(mac("52:54:00:AB:cd:01").unwrap(), "52:54:00:ab:cd:01");
-        for bad in ["52:54:00:ab:cd", "52-54-00-ab-cd-01", "52:54:00:ab:cd:0g", "5254.00ab.cd01"] {
+        for bad in [
+            "52:54:00:ab:cd",
+            "52-54-00-ab-cd-01",
+            "52:54:00:ab:cd:0g",
+            "5254.00ab.cd01",
+        ] {
             assert!(mac(bad).is_err(), "{bad}");
         }
     }
@@ -229,7 +243,12 @@ mod tests {
     fn ranges() {
         assert!(dhcp_range("10.0.0.10-10.0.0.20").is_ok());
         assert!(dhcp_range("10.0.0.10 - 10.0.0.10").is_ok());
-        for bad in ["10.0.0.20-10.0.0.10", "10.0.0.10", "10.0.0.300-10.0.0.301", "a-b"] {
+        for bad in [
+            "10.0.0.20-10.0.0.10",
+            "10.0.0.10",
+            "10.0.0.300-10.0.0.301",
+            "a-b",
+        ] {
             assert!(dhcp_range(bad).is_err(), "{bad}");
         }
     }

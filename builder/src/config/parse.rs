@@ -121,7 +121,7 @@ images:
     #[test]
     fn unknown_top_level_field() {
         let e = err(&with("colour: blue\n"));
-        assert!(e.starts_with("dir/demo.yaml:13:1: "), "{e}");
+        assert!(e.starts_with("dir/demo.yaml:13:1: field colour: "), "{e}");
         assert!(e.contains("unknown field `colour`"), "{e}");
         assert!(e.contains("expected one of"), "{e}");
         assert!(e.contains("`images`"), "{e}");
@@ -132,7 +132,7 @@ images:
         let text = GOOD.replace("        path: images/hello", "        pth: images/hello");
         let e = err(&text);
         assert!(e.starts_with("dir/demo.yaml:10:9: "), "{e}");
-        assert!(e.contains("field images[0].from.ociLayout"), "{e}");
+        assert!(e.contains("field images[0].from.ociLayout.pth: "), "{e}");
         assert!(
             e.contains("unknown field `pth`, expected `path` or `ref`"),
             "{e}"

@@ -101,7 +101,10 @@ impl Validator<'_> {
             checks::dns_label(&m.name).map_err(|e| format!("{e} (e.g. edge-cluster)")),
         );
         if m.version.trim().is_empty() {
-            self.problem("metadata.version", "is empty; write a version such as 1.0.0");
+            self.problem(
+                "metadata.version",
+                "is empty; write a version such as 1.0.0",
+            );
         }
     }
 
@@ -166,11 +169,9 @@ impl Validator<'_> {
             let f = join_key(from, "registry.credentials");
             let what = "a containers auth.json / docker config.json file";
             if self.expect(&f, c, Kind::File, what) {
-                let parsed = fs::read(c)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| {
-                        serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
-                    });
+                let parsed = fs::read(c).map_err(|e| e.to_string()).and_then(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+                });
                 match parsed {
                     Ok(v) if v.is_object() => {}
                     Ok(_) => self.problem(
@@ -218,10 +219,20 @@ impl Validator<'_> {
             }
             return;
         };
-        self.expect("base.kernel", &b.kernel, Kind::File, "the kernel image (bzImage)");
+        self.expect(
+            "base.kernel",
+            &b.kernel,
+            Kind::File,
+            "the kernel image (bzImage)",
+        );
         self.rootfs(&b.rootfs);
         if let Some(m) = &b.modules_dir {
-            self.expect("base.modulesDir", m, Kind::Dir, "a lib/modules/VERSION folder");
+            self.expect(
+                "base.modulesDir",
+                m,
+                Kind::Dir,
+                "a lib/modules/VERSION folder",
+            );
         } else if !b.modules.is_empty() {
             self.problem(
                 "base.modules",
@@ -270,7 +281,8 @@ impl Validator<'_> {
 
     /// The root filesystem: a folder, or a tar file (plain, gzip, zstd or xz).
     fn rootfs(&mut self, path: &Path) {
-        const WHAT: &str = "a root filesystem folder or tar file (.tar, .tar.gz, .tar.zst, .tar.xz)";
+        const WHAT: &str =
+            "a root filesystem folder or tar file (.tar, .tar.gz, .tar.zst, .tar.xz)";
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.is_file() => {
@@ -313,7 +325,7 @@ impl Validator<'_> {
                         }
                         None => self.problem(
                             &field,
-                            format!("is missing; mode: provided needs cert and key (PEM files)"),
+                            "is missing; mode: provided needs cert and key (PEM files)",
                         ),
                     }
                 }
@@ -332,7 +344,10 @@ impl Validator<'_> {
         for (i, n) in tls.extra_names.iter().enumerate() {
             if n.parse::<std::net::IpAddr>().is_err() {
                 let f = join_index("registry.tls.extraNames", i);
-                self.check(&f, checks::hostname(n).map_err(|e| format!("{e}, or an IP address")));
+                self.check(
+                    &f,
+                    checks::hostname(n).map_err(|e| format!("{e}, or an IP address")),
+                );
             }
         }
         let push = &r.push;
@@ -343,10 +358,20 @@ impl Validator<'_> {
             );
         }
         if let Some(h) = &push.htpasswd {
-            self.expect("registry.push.htpasswd", h, Kind::File, "a bcrypt htpasswd file");
+            self.expect(
+                "registry.push.htpasswd",
+                h,
+                Kind::File,
+                "a bcrypt htpasswd file",
+            );
         }
         if let Some(t) = &push.token_file {
-            self.expect("registry.push.tokenFile", t, Kind::File, "a file holding the token");
+            self.expect(
+                "registry.push.tokenFile",
+                t,
+                Kind::File,
+                "a file holding the token",
+            );
         }
         for (i, m) in r.mirrors.iter().enumerate() {
             let f = join_index("registry.mirrors", i);
@@ -377,7 +402,10 @@ impl Validator<'_> {
             ),
             _ => {}
         }
-        if n.default_profile.as_ref().is_some_and(|p| p.role == Role::Host0) {
+        if n.default_profile
+            .as_ref()
+            .is_some_and(|p| p.role == Role::Host0)
+        {
             self.problem(
                 "netboot.defaultProfile.role",
                 "a netbooted machine cannot be host0 (host0 boots from the media); use join or replica",

@@ -24,7 +24,10 @@ fn fixture() -> tempfile::TempDir {
     }
     mk("base/efi/systemd-bootx64.efi", b"MZ");
     mk("base/ipxe/ipxe.efi", b"MZ");
-    mk("images/hello/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    mk(
+        "images/hello/oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    );
     mk("images/hello/index.json", b"{}");
     mk("images/app.tar", b"tar");
     mk("images/saved.tar", b"tar");
@@ -142,7 +145,10 @@ fn base_is_optional_for_bundle_only() {
 #[test]
 fn missing_file_names_field_position_and_path() {
     let e = one(&GOOD.replace("images/app.tar", "images/nope.tar"));
-    assert!(e.starts_with("12:21: field images[1].from.ociArchive.path: "), "{e}");
+    assert!(
+        e.starts_with("12:21: field images[1].from.ociArchive.path: "),
+        "{e}"
+    );
     assert!(e.contains("images/nope.tar cannot be read"), "{e}");
     assert!(e.contains("oci-archive tar file"), "{e}");
 }
@@ -152,8 +158,14 @@ fn wrong_kinds_of_files() {
     let e = one(&GOOD.replace("${BASE}/vmlinuz", "${BASE}/rootfs"));
     assert!(e.starts_with("23:3: field base.kernel: "), "{e}");
     assert!(e.contains("is not a regular file"), "{e}");
-    let e = one(&GOOD.replace("ociLayout: { path: images/hello", "ociLayout: { path: images"));
-    assert!(e.starts_with("9:20: field images[0].from.ociLayout.path: "), "{e}");
+    let e = one(&GOOD.replace(
+        "ociLayout: { path: images/hello",
+        "ociLayout: { path: images",
+    ));
+    assert!(
+        e.starts_with("9:20: field images[0].from.ociLayout.path: "),
+        "{e}"
+    );
     assert!(e.contains("has no oci-layout or index.json"), "{e}");
     let e = one(&GOOD.replace("${BASE}/rootfs", "${BASE}/vmlinuz"));
     assert!(e.starts_with("24:3: field base.rootfs: "), "{e}");
@@ -177,12 +189,18 @@ fn isolinux_folder_needs_its_files() {
 
 #[test]
 fn duplicate_references_after_normalisation() {
-    let text = GOOD.replace("  - ref: nginx:1.25\n", "  - ref: docker.io/library/nginx:1.25\n");
+    let text = GOOD.replace(
+        "  - ref: nginx:1.25\n",
+        "  - ref: docker.io/library/nginx:1.25\n",
+    );
     assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
     let text = GOOD.replace("ref: example/saved:3\n", "ref: quay.io/example/app:2\n");
     let e = one(&text);
     assert!(e.starts_with("13:5: field images[2].ref: "), "{e}");
-    assert!(e.contains("quay.io/example/app:2 is listed twice (also images[1].ref)"), "{e}");
+    assert!(
+        e.contains("quay.io/example/app:2 is listed twice (also images[1].ref)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -192,7 +210,10 @@ fn credentials_must_be_json() {
     let app = load(dir.path(), GOOD);
     let ps = validate(&app, Purpose::Build).unwrap_err();
     let e = ps[0].to_string();
-    assert!(e.contains(":21:9: field images[3].from.registry.credentials: "), "{e}");
+    assert!(
+        e.contains(":21:9: field images[3].from.registry.credentials: "),
+        "{e}"
+    );
     assert!(e.contains("is not readable JSON"), "{e}");
 }
 
@@ -240,15 +261,30 @@ fn collects_every_problem_in_config_order() {
 #[test]
 fn netboot_and_push_rules() {
     let e = one(&GOOD.replace("  range: 10.44.0.100-10.44.0.200\n", ""));
-    assert!(e.contains("field netboot.range: is missing; dhcp: full"), "{e}");
+    assert!(
+        e.contains("field netboot.range: is missing; dhcp: full"),
+        "{e}"
+    );
     let e = one(&GOOD.replace("dhcp: full", "dhcp: proxy"));
-    assert!(e.contains("field netboot.range: is only used with dhcp: full"), "{e}");
+    assert!(
+        e.contains("field netboot.range: is only used with dhcp: full"),
+        "{e}"
+    );
     let e = one(&GOOD.replace("    ipxe: ${BASE}/ipxe\n", ""));
-    assert!(e.contains("field base.bootloader.ipxe: is missing but netboot is enabled"), "{e}");
+    assert!(
+        e.contains("field base.bootloader.ipxe: is missing but netboot is enabled"),
+        "{e}"
+    );
     let e = one(&GOOD.replace("      role: replica", "      role: host0"));
     assert!(e.starts_with("43:7: field netboot.nodes[0].role: "), "{e}");
     let e = one(&GOOD.replace(", htpasswd: push/htpasswd", ""));
-    assert!(e.contains("field registry.push.enabled: push is enabled but nobody may push"), "{e}");
+    assert!(
+        e.contains("field registry.push.enabled: push is enabled but nobody may push"),
+        "{e}"
+    );
     let e = one(&GOOD.replace("{ minSizeGiB: 20 }", "{ filesystem: xfs }"));
-    assert!(e.contains("field storage.dataDisk: sets neither device nor minSizeGiB"), "{e}");
+    assert!(
+        e.contains("field storage.dataDisk: sets neither device nor minSizeGiB"),
+        "{e}"
+    );
 }

@@ -1,0 +1,139 @@
+//! `airlift validate` as a user runs it: the built binary on a good and
+//! on a bad config.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn airlift(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlift"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("AIRLIFT_BASE")
+        .output()
+        .expect("running airlift")
+}
+
+const GOOD: &str = "\
+apiVersion: airlift/v1alpha1
+kind: Appliance
+metadata: { name: cli-test, version: '1' }
+images:
+  - ref: nginx:1.25
+  - ref: quay.io/test/app:1
+    from:
+      ociArchive: { path: app.tar }
+";
+
+#[test]
+fn cli_validate_good_config_says_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("app.tar"), b"tar").unwrap();
+    fs::write(dir.path().join("good.yaml"), GOOD).unwrap();
+    let out = airlift(&["validate", "--for", "bundle", "good.yaml"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.starts_with(
+            "good.yaml: ok (2 images (1 pulled from registries, 1 from local files), no base"
+        ),
+        "{stdout}"
+    );
+    let quiet = airlift(
+        &["validate", "--quiet", "--for", "bundle", "good.yaml"],
+        dir.path(),
+    );
+    assert!(
+        quiet.status.success() && quiet.stdout.is_empty(),
+        "{quiet:?}"
+    );
+    // For `airlift build`, the same config lacks `base`.
+    let build = airlift(&["validate", "good.yaml"], dir.path());
+    assert!(!build.status.success());
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        stderr.contains("good.yaml:1:1: field base: is missing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_validate_bad_config_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD
+        .replace("name: cli-test", "name: CLI")
+        .replace("nginx:1.25", "quay.io/test/app:1");
+    fs::write(dir.path().join("bad.yaml"), bad).unwrap();
+    let out = airlift(&["validate", "--for", "bundle", "bad.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert!(
+        lines[0].starts_with("bad.yaml:3:13: field metadata.name: \"CLI\" is not a DNS label"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("bad.yaml:6:5: field images[1].ref: quay.io/test/app:1 is listed twice"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with("bad.yaml:8:21: field images[1].from.ociArchive.path: "),
+        "{stderr}"
+    );
+    assert!(lines[2].contains("app.tar cannot be read"), "{stderr}");
+    assert_eq!(lines[3], "error: bad.yaml: 3 problems");
+}
+
+#[test]
+fn cli_validate_config_parse_errors_and_unset_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("typo.yaml"),
+        GOOD.replace("metadata:", "metdata:"),
+    )
+    .unwrap();
+    let out = airlift(&["validate", "typo.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("typo.yaml:3:1: field metdata: unknown field `metdata`, expected one of `apiVersion`, `kind`, `metadata`"), "{stderr}");
+
+    let text = GOOD.replace("path: app.tar", "path: \"${AIRLIFT_BASE}/app.tar\"");
+    fs::write(dir.path().join("var.yaml"), text).unwrap();
+    let out = airlift(&["validate", "--for", "bundle", "var.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("var.yaml:8:21: field images[1].from.ociArchive.path: environment variable AIRLIFT_BASE"),
+        "{stderr}"
+    );
+
+    let out = airlift(&["validate", "missing.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("reading image config missing.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_validate_config_registry_pull_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = airlift(
+        &[
+            "validate",
+            "--for",
+            "bundle",
+            "image-configs/registry-pull.yaml",
+        ],
+        &root,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("image-configs/registry-pull.yaml: ok (4 images (4 pulled"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,149 @@
+//! Every image config in image-configs/ parses and normalises, so the
+//! examples never rot; the ones meant to be used also validate against a
+//! synthetic base folder (the files `just base` would make).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use airlift_builder::config::{self, normalise, parse, validate, Origin, Purpose};
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../image-configs")
+}
+
+fn yaml_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(configs_dir())
+        .expect("reading image-configs/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A folder shaped like `${AIRLIFT_BASE}`: kernel, root filesystems,
+/// modules, boot loaders and an OCI layout.
+fn synthetic_base(root: &Path) -> PathBuf {
+    let base = root.join("base");
+    let file = |p: &str, content: &[u8]| {
+        let p = base.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    };
+    file("vmlinuz", b"kernel");
+    for d in ["rootfs/etc", "rootfs-smoke/etc", "modules/kernel"] {
+        fs::create_dir_all(base.join(d)).unwrap();
+    }
+    for f in ["isolinux.bin", "ldlinux.c32", "isohdpfx.bin"] {
+        file(&format!("isolinux/{f}"), b"x");
+    }
+    file("efi/systemd-bootx64.efi", b"MZ");
+    file("ipxe/ipxe.efi", b"MZ");
+    file("ipxe/undionly.kpxe", b"x");
+    file("images/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    file(
+        "images/index.json",
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    );
+    base
+}
+
+/// Parse and normalise `path` with `${AIRLIFT_BASE}` and
+/// `${AIRLIFT_SECRETS}` pointing into `root`.
+fn load(path: &Path, root: &Path) -> Result<config::Appliance, String> {
+    let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let base = root.join("base").display().to_string();
+    let secrets = root.join("secrets").display().to_string();
+    let env = move |name: &str| match name {
+        "AIRLIFT_BASE" => Some(base.clone()),
+        "AIRLIFT_SECRETS" => Some(secrets.clone()),
+        _ => None,
+    };
+    let config = parse(&text, path).map_err(|e| e.to_string())?;
+    normalise(config, Origin::new(path, &text), &env).map_err(|e| e.to_string())
+}
+
+#[test]
+fn config_examples_all_parse_and_normalise() {
+    let root = tempfile::tempdir().unwrap();
+    synthetic_base(root.path());
+    let files = yaml_files();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "full-reference.yaml",
+        "registry-pull.yaml",
+        "netboot-cluster.yaml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    let mut failures = Vec::new();
+    for f in &files {
+        match load(f, root.path()) {
+            Ok(app) => assert_eq!(app.images.len(), app.config.images.len(), "{}", f.display()),
+            Err(e) => failures.push(format!("{}:\n{e}", f.display())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "image configs that do not load:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn config_examples_meant_to_be_used_validate() {
+    let root = tempfile::tempdir().unwrap();
+    synthetic_base(root.path());
+    let dir = configs_dir();
+    let mut failures = Vec::new();
+    for (name, purpose) in [
+        ("registry-pull.yaml", Purpose::Bundle),
+        ("netboot-cluster.yaml", Purpose::Build),
+        // Written by the build side; validated when present.
+        ("demo.yaml", Purpose::Build),
+        ("smoke.yaml", Purpose::Build),
+    ] {
+        let path = dir.join(name);
+        if !path.exists() && (name == "demo.yaml" || name == "smoke.yaml") {
+            continue;
+        }
+        let result = load(&path, root.path()).and_then(|app| {
+            validate(&app, purpose).map_err(|ps| {
+                ps.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        });
+        if let Err(e) = result {
+            failures.push(format!("{name} ({purpose:?}):\n{e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn config_examples_full_reference_uses_every_section() {
+    let root = tempfile::tempdir().unwrap();
+    let app = load(&configs_dir().join("full-reference.yaml"), root.path()).unwrap();
+    let c = &app.config;
+    assert!(c.base.is_some());
+    assert!(!c.overlays.is_empty());
+    assert!(c.registry.push.enabled && c.registry.tls.cert.is_some());
+    assert!(c.netboot.enabled && !c.netboot.nodes.is_empty());
+    assert!(c.netboot.default_profile.is_some());
+    assert!(c.storage.data_disk.is_some());
+    assert!(!c.output.extra_files.is_empty());
+    use config::ImageSource as S;
+    let kinds = |pred: fn(&S) -> bool| app.images.iter().any(|i| pred(&i.source));
+    assert!(kinds(|s| matches!(s, S::Registry(r) if r.mirror.is_some())));
+    assert!(kinds(|s| matches!(s, S::OciLayout(_))));
+    assert!(kinds(|s| matches!(s, S::OciArchive(_))));
+    assert!(kinds(|s| matches!(s, S::DockerArchive(_))));
+}
