@@ -474,3 +474,74 @@ fn sparse_file_over_4gib_reads_back() {
     assert!(ok, "{text}");
     assert_eq!(sha256_file(&ext), want);
 }
+
+/// Writes the image for `tests/scripts/iso-smoke-boot.sh` (a manual QEMU
+/// boot): kernel and initrd in ISO 9660 for isolinux and in the ESP for
+/// systemd-boot. Needs AIRLIFT_SMOKE_KERNEL, AIRLIFT_SMOKE_INITRD and
+/// AIRLIFT_SMOKE_OUT.
+#[test]
+#[ignore = "run by tests/scripts/iso-smoke-boot.sh"]
+fn smoke_boot_image() {
+    let var = |k: &str| PathBuf::from(std::env::var(k).unwrap_or_else(|_| panic!("set {k}")));
+    let (kernel, initrd, out) = (
+        var("AIRLIFT_SMOKE_KERNEL"),
+        var("AIRLIFT_SMOKE_INITRD"),
+        var("AIRLIFT_SMOKE_OUT"),
+    );
+    let cmdline = "console=ttyS0 panic=-1";
+    let mut tree = Tree::new();
+    tree.add_file("/boot/vmlinuz", FileSource::Path(kernel.clone()), 0o644)
+        .unwrap();
+    tree.add_file("/boot/initrd.img", FileSource::Path(initrd.clone()), 0o644)
+        .unwrap();
+    tree.add_file(
+        "/isolinux/isolinux.bin",
+        FileSource::Path(ISOLINUX.into()),
+        0o644,
+    )
+    .unwrap();
+    tree.add_file(
+        "/isolinux/ldlinux.c32",
+        FileSource::Path(LDLINUX.into()),
+        0o644,
+    )
+    .unwrap();
+    let cfg = format!("DEFAULT linux\nPROMPT 0\nLABEL linux\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img {cmdline}\n");
+    tree.add_file(
+        "/isolinux/isolinux.cfg",
+        FileSource::Bytes(cfg.into_bytes()),
+        0o644,
+    )
+    .unwrap();
+    let entry =
+        format!("title airlift smoke\nlinux /vmlinuz\ninitrd /initrd.img\noptions {cmdline}\n");
+    let image = IsoImage {
+        volume_id: "AIRLIFT_SMOKE".into(),
+        epoch: EPOCH,
+        tree,
+        bios: Some(BiosBoot {
+            boot_file: "/isolinux/isolinux.bin".into(),
+            mbr_code: ISOHDPFX.into(),
+        }),
+        uefi: Some(UefiBoot {
+            esp_files: vec![
+                (
+                    "EFI/BOOT/BOOTX64.EFI".into(),
+                    FileSource::Path(SDBOOT.into()),
+                ),
+                (
+                    "loader/loader.conf".into(),
+                    FileSource::Bytes(b"default x.conf\ntimeout 0\n".to_vec()),
+                ),
+                (
+                    "loader/entries/x.conf".into(),
+                    FileSource::Bytes(entry.into_bytes()),
+                ),
+                ("vmlinuz".into(), FileSource::Path(kernel)),
+                ("initrd.img".into(), FileSource::Path(initrd)),
+            ],
+        }),
+    };
+    let report = iso::write(&image, &out).unwrap();
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}

@@ -516,6 +516,6 @@ mod tests {
         assert!(mid.total_bytes > 120 << 20);
         let big = plan(&[("a".into(), 3 << 30)], 0, 1).unwrap();
         assert_eq!(big.fat_type, FatType::Fat32);
-        assert_eq!(fat_date_time(0), ((0 << 9) | (1 << 5) | 1, 0));
+        assert_eq!(fat_date_time(0), ((1 << 5) | 1, 0));
     }
 }

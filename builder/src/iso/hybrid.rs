@@ -141,12 +141,12 @@ pub fn gpt_header(
     s[0..8].copy_from_slice(b"EFI PART");
     s[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
     s[12..16].copy_from_slice(&92u32.to_le_bytes());
-    s[24..32].copy_from_slice(&(my as u64).to_le_bytes());
+    s[24..32].copy_from_slice(&my.to_le_bytes());
     s[32..40].copy_from_slice(&alt.to_le_bytes());
     s[40..48].copy_from_slice(&(2 + entry_sectors).to_le_bytes());
     s[48..56].copy_from_slice(&(last - entry_sectors - 1).to_le_bytes());
     s[56..72].copy_from_slice(disk_guid);
-    s[72..80].copy_from_slice(&(entries_lba as u64).to_le_bytes());
+    s[72..80].copy_from_slice(&entries_lba.to_le_bytes());
     s[80..84].copy_from_slice(&GPT_ENTRIES.to_le_bytes());
     s[84..88].copy_from_slice(&128u32.to_le_bytes());
     s[88..92].copy_from_slice(&crc32(entries).to_le_bytes());

@@ -139,7 +139,7 @@ fn parse_records(data: &[u8]) -> Vec<Raw<'_>> {
         if 33 + il > len {
             break;
         }
-        let su_start = 33 + il + usize::from(il % 2 == 0);
+        let su_start = 33 + il + usize::from(il & 1 == 0);
         out.push(Raw {
             lba: le32(&r[2..6]),
             size: le32(&r[10..14]),

@@ -12,7 +12,7 @@ pub const FLAG_MULTI: u8 = 0x80;
 
 /// Length of the fixed part plus identifier (and its pad byte).
 pub fn record_base_len(ident_len: usize) -> usize {
-    33 + ident_len + usize::from(ident_len % 2 == 0)
+    33 + ident_len + usize::from(ident_len & 1 == 0)
 }
 
 /// One directory record; `su` is the System Use area (SUSP entries).
@@ -29,7 +29,7 @@ pub fn dir_record(ident: &[u8], lba: u32, size: u32, flags: u8, epoch: i64, su: 
     r.extend_from_slice(&both16(1));
     r.push(ident.len() as u8);
     r.extend_from_slice(ident);
-    if ident.len() % 2 == 0 {
+    if ident.len() & 1 == 0 {
         r.push(0);
     }
     r.extend_from_slice(su);

@@ -78,12 +78,15 @@ fn room(ident_len: usize) -> usize {
     254 - records::record_base_len(ident_len)
 }
 
+/// A directory waiting to be planned: node, parent index, ISO and Joliet
+/// identifiers, path.
+type Pending<'a> = (&'a Node, usize, Vec<u8>, Vec<u8>, String);
+
 /// Collects directories breadth-first and files in directory order.
 fn plan_tree<'a>(root: &'a Node, epoch: i64) -> Result<(Vec<DirPlan>, Vec<FilePlan<'a>>)> {
     let mut dirs: Vec<DirPlan> = Vec::new();
     let mut files: Vec<FilePlan> = Vec::new();
-    let mut queue: Vec<(&Node, usize, Vec<u8>, Vec<u8>, String)> =
-        vec![(root, 0, vec![0], vec![0], String::new())];
+    let mut queue: Vec<Pending> = vec![(root, 0, vec![0], vec![0], String::new())];
     let mut qi = 0;
     while qi < queue.len() {
         let (node, parent, iso_ident, joliet_ident, path) = queue[qi].clone();
@@ -663,7 +666,7 @@ fn continuation_keys(dirs: &[DirPlan]) -> Vec<(usize, usize)> {
     keys
 }
 
-fn packed<'p>(dirs: &'p [DirPlan], (i, slot): (usize, usize)) -> &'p Packed {
+fn packed(dirs: &[DirPlan], (i, slot): (usize, usize)) -> &Packed {
     match slot {
         0 => &dirs[i].dot,
         1 => &dirs[i].dotdot,
