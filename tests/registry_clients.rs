@@ -276,13 +276,17 @@ fn start_containerd(dir: &Path) -> Containerd {
     )
     .unwrap();
     let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("starting containerd");
+    // Wrapped at once so Drop kills and reaps it on every path.
+    let daemon = Containerd {
+        child: Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting containerd"),
+        sock: sock.clone(),
+    };
     let ctr = require("ctr", "containerd");
     for _ in 0..600 {
         if sock.exists()
@@ -293,7 +297,7 @@ fn start_containerd(dir: &Path) -> Containerd {
                 .output()
                 .is_ok_and(|o| o.status.success())
         {
-            return Containerd { child, sock };
+            return daemon;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

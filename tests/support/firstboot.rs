@@ -159,7 +159,8 @@ impl Server {
         }
         head.push_str("\r\n");
         s.write_all(head.as_bytes()).expect("sending request");
-        s.write_all(body).expect("sending body");
+        // The server may answer (and close) before the whole body is sent.
+        let _ = s.write_all(body);
         read_response(&mut s)
     }
 
