@@ -4,5 +4,6 @@
 
 pub mod firstboot;
 pub mod images;
+pub mod qemu;
 pub mod registry;
 pub mod tools;

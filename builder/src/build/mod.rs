@@ -75,23 +75,9 @@ pub struct BuildReport {
     pub seconds_iso: f64,
 }
 
-/// Loads the config for a build: parse, then normalise against the
-/// process environment (`${AIRLIFT_BASE}` …).
-pub fn load(path: &Path) -> Result<Appliance> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading image config {}", path.display()))?;
-    let cfg = config::parse(&text, path)?;
-    let app = config::normalise(
-        cfg,
-        config::Origin::new(path, &text),
-        &config::normalise::process_env,
-    )?;
-    Ok(app)
-}
-
 /// Builds the ISO described by `opts.config` into `opts.output`.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
-    let app = load(&opts.config)?;
+    let app = config::load_and_validate(&opts.config, config::Purpose::Build)?;
     let base = app.base.clone().with_context(|| {
         format!(
             "{}: `base` is required for airlift build (kernel, rootfs, bootloader)",
