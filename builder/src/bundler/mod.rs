@@ -130,11 +130,19 @@ fn check_unique(requests: &[ImageRequest]) -> Result<()> {
     Ok(())
 }
 
+/// An image in the bundle: its request, what was stored, and every blob
+/// it reaches with its size.
+struct Bundled {
+    request: ImageRequest,
+    ingested: Ingested,
+    blobs: BTreeMap<Digest, u64>,
+}
+
 async fn build(
     requests: &[ImageRequest],
     store: &Arc<Store>,
     opts: &BundleOptions,
-) -> Result<Vec<(ImageRequest, Ingested)>> {
+) -> Result<Vec<Bundled>> {
     let mut out = Vec::new();
     for req in requests {
         let describe = req.source.describe(&req.reference);
@@ -144,7 +152,18 @@ async fn build(
         let ingested = ingest(req, store, opts.concurrency)
             .await
             .with_context(|| format!("image {} from {describe}", req.reference))?;
-        out.push((req.clone(), ingested));
+        let blobs = image_blobs(store.layout(), &ingested.root)
+            .with_context(|| format!("image {}", req.reference))?;
+        store.progress().image_done(
+            &req.reference.to_string(),
+            blobs.len(),
+            blobs.values().sum(),
+        );
+        out.push(Bundled {
+            request: req.clone(),
+            ingested,
+            blobs,
+        });
     }
     Ok(out)
 }
@@ -203,19 +222,14 @@ async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> R
 }
 
 /// Write `index.json` and `bundle.json` into the staging layout.
-fn finish(
-    store: &Store,
-    images: &[(ImageRequest, Ingested)],
-    opts: &BundleOptions,
-) -> Result<BundleManifest> {
+fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<BundleManifest> {
     let layout = store.layout();
     let mut index = Index::empty();
     let mut entries = Vec::new();
     let mut unique: BTreeMap<Digest, u64> = BTreeMap::new();
-    for (req, ing) in images {
-        let blobs = image_blobs(layout, &ing.root)?;
-        let size: u64 = blobs.values().sum();
-        unique.extend(blobs);
+    for b in images {
+        let (req, ing) = (&b.request, &b.ingested);
+        unique.extend(b.blobs.clone());
         let mut desc = ing.root.clone();
         desc.annotations.clear();
         desc.annotations
@@ -226,11 +240,8 @@ fn finish(
             digest: ing.root.digest.clone(),
             media_type: ing.root.media_type.clone(),
             platforms: ing.platforms.clone(),
-            size,
+            size: b.blobs.values().sum(),
         });
-        store
-            .progress()
-            .image_done(&req.reference.to_string(), entries.len(), size);
     }
     layout.write_index(&index)?;
     let unique_bytes: u64 = unique.values().sum();

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::bundler::{self, BundleOptions};
-use crate::config::{self, ImageSource};
-use crate::sources::{ImageRequest, SourceSpec};
+use crate::config;
+use crate::sources::ImageRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let (name, version, requests) = load(&args.config)?;
-    let report = bundler::write_bundle(
+    bundler::write_bundle(
         &requests,
         &args.output,
         &BundleOptions {
@@ -33,71 +33,12 @@ pub fn run(args: Args) -> Result<()> {
             progress: true,
         },
     )?;
-    let t = &report.manifest.totals;
-    eprintln!(
-        "bundle {}: {} images, {} blobs, {} bytes ({} saved by sharing); fetched {} blobs, \
-         reused {} from the previous bundle",
-        args.output.display(),
-        t.images,
-        t.blobs,
-        t.unique_bytes,
-        t.saved_bytes,
-        report.stats.fetched_blobs,
-        report.stats.reused_blobs
-    );
     Ok(())
 }
 
-/// Read the config: appliance name, version and the images to bundle.
+/// Read and validate the config: appliance name, version and the images.
 fn load(path: &Path) -> Result<(String, String, Vec<ImageRequest>)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading image config {}", path.display()))?;
-    let cfg: config::Config = serde_yaml::from_str(&text)
-        .with_context(|| format!("image config {} is malformed", path.display()))?;
-    let dir = std::path::absolute(path)
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    let requests = requests_from_config(&cfg, &dir)
-        .with_context(|| format!("image config {}", path.display()))?;
-    Ok((cfg.metadata.name, cfg.metadata.version, requests))
-}
-
-/// The images of a config as bundle requests, relative paths resolved
-/// against `dir` (the config file's folder).
-pub fn requests_from_config(cfg: &config::Config, dir: &Path) -> Result<Vec<ImageRequest>> {
-    cfg.images
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let reference = spec
-                .reference
-                .parse()
-                .with_context(|| format!("images[{i}].ref"))?;
-            let abs = |p: &Path| dir.join(p);
-            let source = spec.from.clone().map(|s| match s {
-                ImageSource::Registry(mut r) => {
-                    r.credentials = r.credentials.as_deref().map(abs);
-                    ImageSource::Registry(r)
-                }
-                ImageSource::OciLayout(mut l) => {
-                    l.path = abs(&l.path);
-                    ImageSource::OciLayout(l)
-                }
-                ImageSource::OciArchive(mut l) => {
-                    l.path = abs(&l.path);
-                    ImageSource::OciArchive(l)
-                }
-                ImageSource::DockerArchive(mut d) => {
-                    d.path = abs(&d.path);
-                    ImageSource::DockerArchive(d)
-                }
-            });
-            Ok(ImageRequest {
-                reference,
-                source: SourceSpec::from_config(source.as_ref()),
-                platforms: spec.platforms.clone(),
-            })
-        })
-        .collect()
+    let app = config::load_and_validate(path, config::Purpose::Bundle)?;
+    let requests = app.images.iter().map(ImageRequest::from).collect();
+    Ok((app.metadata.name, app.metadata.version, requests))
 }

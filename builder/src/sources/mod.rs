@@ -120,3 +120,14 @@ impl SourceSpec {
         }
     }
 }
+
+impl From<&crate::config::ImageEntry> for ImageRequest {
+    /// A normalised config entry (reference parsed, paths absolute).
+    fn from(e: &crate::config::ImageEntry) -> Self {
+        ImageRequest {
+            reference: e.reference.clone(),
+            source: SourceSpec::from_config(Some(&e.source)),
+            platforms: e.platforms.clone(),
+        }
+    }
+}
