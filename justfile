@@ -8,7 +8,7 @@ cache := env_var_or_default("AIRLIFT_CACHE", env_var("HOME") + "/.cache/airlift"
 base := cache + "/base/current"
 
 # Debian packages the build, the tests and the demo use.
-debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi"
+debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils"
 
 # `uefi` or `bios`, for `just demo`.
 firmware := "uefi"
@@ -40,21 +40,25 @@ check:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace --lib --bins
 
+# Build the binaries (the QEMU tests run the real `airlift build`).
+build:
+    cargo build --workspace --bins
+
 # Everything CI runs, QEMU boots included.
-test: deps base
+test: deps base build
     cargo test --workspace
 
 # Build the smoke ISO and boot it every way (BIOS/UEFI x CD/disk/USB).
-boot-matrix: base
+boot-matrix: base build
     cargo test -p airlift-integration --test boot_matrix -- --nocapture
 
 # Build image-configs/demo.yaml into out/demo.iso and boot it with the serial console here (`just firmware=bios demo`).
-demo: deps base
+demo: deps base build
     #!/usr/bin/env bash
     set -euo pipefail
     export AIRLIFT_BASE="$(readlink -f {{base}})"
     mkdir -p out
-    cargo run --release -p airlift-builder --bin airlift -- build image-configs/demo.yaml -o out/demo.iso
+    target/debug/airlift build image-configs/demo.yaml -o out/demo.iso
     fw=()
     if [[ "{{firmware}}" == uefi ]]; then
         vars=$(mktemp --suffix=.fd)
