@@ -240,6 +240,14 @@ fn slow_headers_are_cut_off() {
     let mut buf = Vec::new();
     let res = s.read_to_end(&mut buf);
     assert!(res.is_ok(), "server kept the connection open: {res:?}");
+    // An idle keep-alive connection is closed too.
+    let mut s = srv.connect();
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let res = s.read_to_end(&mut buf);
+    assert!(res.is_ok(), "server kept the idle connection open: {res:?}");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 401"));
     // It still serves others.
     assert_eq!(
         srv.request("GET", "/v2/", &[("Authorization", &auth())], b"")

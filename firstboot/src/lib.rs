@@ -1,4 +1,6 @@
 //! airlift-firstboot: the appliance's registry, first-boot and join service.
 
 pub mod cli;
+pub mod mirrors;
 pub mod registry;
+pub mod tls;

@@ -16,6 +16,10 @@ fn default_body_stall() -> u64 {
     60
 }
 
+fn default_max_connections() -> usize {
+    4096
+}
+
 /// How to run the registry.
 #[derive(Debug, Clone, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -69,6 +73,11 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 60)]
     #[serde(default = "default_body_stall")]
     pub body_stall_secs: u64,
+
+    /// Connections served at once; further clients wait in the listen backlog.
+    #[arg(long, default_value_t = 4096)]
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 #[cfg(test)]

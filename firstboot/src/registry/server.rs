@@ -1,6 +1,7 @@
 //! Serving the router on a socket: plain HTTP or rustls TLS, HTTP/1.1
 //! and HTTP/2, with a header read timeout (which also ends idle
-//! keep-alive connections) and a TLS handshake timeout.
+//! keep-alive connections), a TLS handshake timeout and a cap on
+//! connections served at once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,7 +55,13 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     println!("listening on {scheme}://{addr}");
     let header_timeout = Duration::from_secs(opts.header_timeout_secs);
     let app = router(registry);
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     loop {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the connection limiter closed")?;
         let (sock, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -67,6 +74,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         let service = TowerToHyperService::new(app.clone());
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()

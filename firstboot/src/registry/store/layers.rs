@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
-use airlift_bundle::oci::{media, Document};
+use airlift_bundle::oci::media;
 use airlift_bundle::{Layout, Reference};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 
 use super::index::{ManifestInfo, Repos};
+use crate::registry::manifest::inspect;
 use airlift_bundle::Digest;
 
 /// Index one layout into `repos`; manifest bytes go to `manifests`.
@@ -50,25 +51,27 @@ pub fn index_layout(
                 continue;
             }
             let bytes = layout.read_blob(&desc.digest)?;
-            if let Ok(Document::Manifest(m)) = Document::parse(&bytes, Some(&desc.media_type)) {
-                if let Some(subject) = &m.subject {
-                    let mut r = desc.clone();
-                    r.annotations = m.annotations.clone();
-                    r.artifact_type = m
-                        .artifact_type
-                        .clone()
-                        .or_else(|| Some(m.config.media_type.clone()));
-                    r.platform = None;
-                    repo.referrers
-                        .entry(subject.digest.clone())
-                        .or_default()
-                        .insert(desc.digest.clone(), r);
-                }
+            let inspected = inspect(&bytes, Some(&desc.media_type)).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: manifest {} of {ref_name}: {}",
+                    root.display(),
+                    desc.digest,
+                    e.message
+                )
+            })?;
+            if let Some(subject) = &inspected.subject {
+                repo.referrers
+                    .entry(subject.digest.clone())
+                    .or_default()
+                    .insert(
+                        desc.digest.clone(),
+                        inspected.referrer_descriptor(&desc.digest, bytes.len() as u64),
+                    );
             }
             repo.manifests.insert(
                 desc.digest.clone(),
                 ManifestInfo {
-                    media_type: desc.media_type.clone(),
+                    media_type: inspected.media_type.clone(),
                     size: bytes.len() as u64,
                 },
             );

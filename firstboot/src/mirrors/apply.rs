@@ -1,0 +1,254 @@
+//! Writing the rendered files under a target root (`/` on a live node, a
+//! temp folder in tests, a mounted root filesystem at build time).
+//!
+//! Every file's final content is computed first (merges included); only
+//! when all succeed is anything written, so a malformed user file stops
+//! the run before any config changes. Then, per file:
+//! - identical content already there: left untouched (a re-run changes nothing);
+//! - a different file there: backed up, then replaced atomically (temp
+//!   file in the same folder, fsync, rename, folder fsync), keeping the
+//!   old file's permissions.
+//!
+//! Backups: the first time airlift replaces a file, the old one becomes
+//! `<file>.airlift-orig`, which is never overwritten afterwards, so the
+//! user's original is never lost. Later replacements save the file being
+//! replaced as `<file>.airlift-prev` (overwritten each time).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::containerd::{self, ConfigCheck};
+use super::rancher::Flavour;
+use super::{docker, files_for, rancher, trust, FileKind, MirrorSpec, RenderedFile, Runtime};
+
+/// Suffix of the never-overwritten backup of the user's original file.
+pub const ORIG_SUFFIX: &str = ".airlift-orig";
+/// Suffix of the backup of the file replaced by the latest change.
+pub const PREV_SUFFIX: &str = ".airlift-prev";
+
+/// What [`apply`] did. Paths are as on the node (`/etc/...`), not under
+/// the root.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    /// Files created or replaced whole.
+    pub written: Vec<PathBuf>,
+    /// Existing files our settings were merged into.
+    pub merged: Vec<PathBuf>,
+    /// Files that already had the right content.
+    pub unchanged: Vec<PathBuf>,
+    /// Existing files that are the user's and were left alone on purpose
+    /// (a base registries.conf, containerd's config.toml).
+    pub kept: Vec<PathBuf>,
+    /// Backups made of replaced files (under the root).
+    pub backups: Vec<PathBuf>,
+    /// What the user must do by hand (e.g. a missing containerd `config_path`).
+    pub warnings: Vec<String>,
+    /// Commands to run on the node afterwards (e.g. `update-ca-certificates`).
+    pub run_after: Vec<Vec<String>>,
+}
+
+impl ApplyReport {
+    /// Did anything change on disk?
+    pub fn changed(&self) -> bool {
+        !self.written.is_empty() || !self.merged.is_empty()
+    }
+}
+
+/// Every file the runtimes need, plus the trust-store CA; deduplicated
+/// by path (CRI-O and podman share theirs).
+pub fn plan_files(spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<Vec<RenderedFile>> {
+    let mut by_path: BTreeMap<PathBuf, RenderedFile> = BTreeMap::new();
+    let all = runtimes
+        .iter()
+        .flat_map(|r| files_for(spec, *r))
+        .chain(trust::files(spec));
+    for f in all {
+        match by_path.get(&f.path) {
+            Some(prev) if prev != &f => bail!("two runtimes render {} differently", f.path.display()),
+            Some(_) => {}
+            None => {
+                by_path.insert(f.path.clone(), f);
+            }
+        }
+    }
+    // CA files first, so no config ever names a CA that is not there yet.
+    let mut files: Vec<RenderedFile> = by_path.into_values().collect();
+    files.sort_by_key(|f| !f.path.extension().is_some_and(|e| e == "crt"));
+    Ok(files)
+}
+
+/// One file's decision.
+struct Step {
+    file: RenderedFile,
+    target: PathBuf,
+    existing: Option<Vec<u8>>,
+    /// `None`: leave the file as it is.
+    new: Option<String>,
+}
+
+/// Write the mirror config for `runtimes` under `root`.
+pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<ApplyReport> {
+    spec.validate()?;
+    let mut report = ApplyReport::default();
+
+    let mut steps = Vec::new();
+    for file in plan_files(spec, runtimes)? {
+        let target = under_root(root, &file.path)?;
+        let existing = read_existing(&target)?;
+        let text = || -> Result<&str> {
+            std::str::from_utf8(existing.as_deref().unwrap_or_default())
+                .with_context(|| format!("{} is not UTF-8 text; fix or move it, then re-run", target.display()))
+        };
+        let new = match (file.kind, &existing) {
+            (FileKind::Owned, _) | (_, None) => Some(file.content.clone()),
+            (FileKind::IfAbsent, Some(_)) => None,
+            (FileKind::ContainerdConfig, Some(_)) => {
+                if let ConfigCheck::NeedsChange(w) = containerd::check_config(text()?) {
+                    tracing::warn!("{w}");
+                    report.warnings.push(w);
+                }
+                None
+            }
+            (FileKind::MergeRancher, Some(_)) => {
+                let flavour = if file.path.starts_with(Flavour::K3s.dir()) { Flavour::K3s } else { Flavour::Rke2 };
+                Some(rancher::merge(text()?, spec, flavour)?)
+            }
+            (FileKind::MergeDocker, Some(_)) => Some(docker::merge(text()?, spec)?),
+        };
+        steps.push(Step { file, target, existing, new });
+    }
+
+    for step in steps {
+        let path = step.file.path.clone();
+        let Some(new) = step.new else {
+            report.kept.push(path);
+            continue;
+        };
+        if step.existing.as_deref() == Some(new.as_bytes()) {
+            report.unchanged.push(path);
+            continue;
+        }
+        let mode = match &step.existing {
+            Some(_) => fs::metadata(&step.target)
+                .with_context(|| format!("reading the permissions of {}", step.target.display()))?
+                .permissions()
+                .mode()
+                & 0o7777,
+            None => 0o644,
+        };
+        if let Some(old) = &step.existing {
+            report.backups.push(back_up(&step.target, old, mode)?);
+        }
+        write_atomic(&step.target, new.as_bytes(), mode)?;
+        if path == Path::new(trust::CA) {
+            report.run_after.push(trust::update_command());
+        }
+        let merged = matches!(step.file.kind, FileKind::MergeRancher | FileKind::MergeDocker)
+            && step.existing.is_some();
+        if merged {
+            report.merged.push(path);
+        } else {
+            report.written.push(path);
+        }
+    }
+    Ok(report)
+}
+
+/// `root` + an absolute node path, refusing `..` and other escapes.
+pub fn under_root(root: &Path, path: &Path) -> Result<PathBuf> {
+    let mut out = root.to_path_buf();
+    for c in path.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(p) => out.push(p),
+            _ => bail!("refusing to write {}: not a plain absolute path", path.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// The file's bytes, `None` when it does not exist. Symlinks are refused:
+/// a rename would replace the link, not the file it points to.
+fn read_existing(target: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", target.display())),
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "{} is a symlink; airlift does not write through links. Replace it with a plain file, then re-run",
+            target.display()
+        ),
+        Ok(m) if !m.is_file() => bail!("{} exists but is not a regular file", target.display()),
+        Ok(_) => {}
+    }
+    fs::read(target).map(Some).with_context(|| format!("reading {}", target.display()))
+}
+
+/// Save `old` (the content of `target`) before it is replaced.
+fn back_up(target: &Path, old: &[u8], mode: u32) -> Result<PathBuf> {
+    let with = |suffix: &str| {
+        let mut p = target.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let orig = with(ORIG_SUFFIX);
+    let backup = if orig.exists() { with(PREV_SUFFIX) } else { orig };
+    write_atomic(&backup, old, mode)?;
+    Ok(backup)
+}
+
+/// Write `data` to `path` atomically with permissions `mode`: a temp file
+/// in the same folder (created with its parents), written, fsynced,
+/// renamed over `path`; then the folder is fsynced.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".airlift-tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    tmp.write_all(data)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing folder {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_root_refuses_escapes() {
+        let r = Path::new("/tmp/r");
+        assert_eq!(under_root(r, Path::new("/etc/x")).unwrap(), Path::new("/tmp/r/etc/x"));
+        assert!(under_root(r, Path::new("/etc/../x")).is_err());
+    }
+
+    #[test]
+    fn atomic_write_sets_mode_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/f");
+        write_atomic(&p, b"one", 0o644).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+}
