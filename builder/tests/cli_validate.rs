@@ -82,7 +82,7 @@ fn cli_validate_bad_config_lists_every_problem() {
         lines[2].starts_with("bad.yaml:8:21: field images[1].from.ociArchive.path: "),
         "{stderr}"
     );
-    assert!(lines[2].contains("app.tar cannot be read"), "{stderr}");
+    assert!(lines[2].contains("app.tar does not exist"), "{stderr}");
     assert_eq!(lines[3], "error: bad.yaml: 3 problems");
 }
 

@@ -41,10 +41,18 @@ fn synthetic_base(root: &Path) -> PathBuf {
     file("ipxe/ipxe.efi", b"MZ");
     file("ipxe/undionly.kpxe", b"x");
     file("images/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    file(
-        "images/index.json",
-        br#"{"schemaVersion":2,"manifests":[]}"#,
+    let entry = |name: &str, hex: char| {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}"#,
+            hex.to_string().repeat(64)
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{},{}]}}"#,
+        entry("busybox", 'a'),
+        entry("hello", 'b')
     );
+    file("images/index.json", index.as_bytes());
     base
 }
 

@@ -84,6 +84,10 @@ impl Validator<'_> {
                 "{} is not a folder; point it at {what}",
                 path.display()
             )),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "{} does not exist; point it at {what}",
+                path.display()
+            )),
             (Err(e), _) => Err(format!(
                 "{} cannot be read ({e}); point it at {what}",
                 path.display()
@@ -144,6 +148,13 @@ impl Validator<'_> {
                                 missing.join(" or ")
                             );
                             self.problem(&f, msg);
+                        } else if let Err(msg) = index_has(&l.path, l.reference.as_deref()) {
+                            let rf = if l.reference.is_some() {
+                                "ociLayout.ref"
+                            } else {
+                                "ociLayout"
+                            };
+                            self.problem(&join_key(&from, rf), msg);
                         }
                     }
                     self.layout_ref(&join_key(&from, "ociLayout.ref"), &l.reference);
@@ -508,6 +519,50 @@ impl Validator<'_> {
                         local.display()
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// The OCI layout at `layout` has the image `reference` names (a
+/// `org.opencontainers.image.ref.name` or a digest), or exactly one image
+/// when `reference` is `None`.
+fn index_has(layout: &Path, reference: Option<&str>) -> Result<(), String> {
+    let index_path = layout.join("index.json");
+    let index: serde_json::Value = fs::read(&index_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{} is not readable JSON ({e})", index_path.display()))?;
+    pick_in_index(&index, reference).map_err(|e| format!("{} {e}", index_path.display()))
+}
+
+/// The pure part of [`index_has`].
+fn pick_in_index(index: &serde_json::Value, reference: Option<&str>) -> Result<(), String> {
+    const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    let manifests = index["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let names: Vec<&str> = manifests
+        .iter()
+        .filter_map(|m| m["annotations"][REF_NAME].as_str())
+        .collect();
+    match reference {
+        None if manifests.len() == 1 => Ok(()),
+        None => Err(format!(
+            "holds {} images; add ref: with one of {names:?} (or a digest)",
+            manifests.len()
+        )),
+        Some(r) => {
+            let found = manifests.iter().any(|m| {
+                m["annotations"][REF_NAME].as_str() == Some(r) || m["digest"].as_str() == Some(r)
+            });
+            if found {
+                Ok(())
+            } else {
+                Err(format!(
+                    "has no image named {r:?}; its ref names are {names:?}"
+                ))
             }
         }
     }

@@ -28,7 +28,10 @@ fn fixture() -> tempfile::TempDir {
         "images/hello/oci-layout",
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     );
-    mk("images/hello/index.json", b"{}");
+    mk(
+        "images/hello/index.json",
+        br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","annotations":{"org.opencontainers.image.ref.name":"1.0"}}]}"#,
+    );
     mk("images/app.tar", b"tar");
     mk("images/saved.tar", b"tar");
     mk("auth.json", br#"{"auths":{}}"#);
@@ -149,7 +152,7 @@ fn missing_file_names_field_position_and_path() {
         e.starts_with("12:21: field images[1].from.ociArchive.path: "),
         "{e}"
     );
-    assert!(e.contains("images/nope.tar cannot be read"), "{e}");
+    assert!(e.contains("images/nope.tar does not exist"), "{e}");
     assert!(e.contains("oci-archive tar file"), "{e}");
 }
 
@@ -287,4 +290,38 @@ fn netboot_and_push_rules() {
         e.contains("field storage.dataDisk: sets neither device nor minSizeGiB"),
         "{e}"
     );
+}
+
+#[test]
+fn layout_ref_must_name_an_image_in_the_index() {
+    let e = one(&GOOD.replace("ref: '1.0'", "ref: '1.1'"));
+    assert!(
+        e.starts_with("9:40: field images[0].from.ociLayout.ref: "),
+        "{e}"
+    );
+    assert!(
+        e.contains("has no image named \"1.1\"; its ref names are [\"1.0\"]"),
+        "{e}"
+    );
+    assert_eq!(
+        problems(&GOOD.replace(", ref: '1.0'", ""), Purpose::Build),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn picks_images_in_an_index() {
+    let index = serde_json::json!({"manifests": [
+        {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "busybox"}},
+        {"digest": "sha256:bb", "annotations": {"org.opencontainers.image.ref.name": "hello"}},
+    ]});
+    assert!(pick_in_index(&index, Some("hello")).is_ok());
+    assert!(pick_in_index(&index, Some("sha256:aa")).is_ok());
+    assert!(pick_in_index(&index, Some("nope"))
+        .unwrap_err()
+        .contains("[\"busybox\", \"hello\"]"));
+    assert!(pick_in_index(&index, None)
+        .unwrap_err()
+        .contains("holds 2 images"));
+    assert!(pick_in_index(&serde_json::json!({}), None).is_err());
 }
