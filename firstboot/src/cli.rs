@@ -18,7 +18,7 @@ pub enum Command {
     /// Print the version and exit.
     Version,
     /// Run the OCI registry serving the bundle and a writable store.
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?
-                .block_on(crate::registry::serve(opts))
+                .block_on(crate::registry::serve(*opts))
         }
     }
 }
