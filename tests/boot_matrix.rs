@@ -123,3 +123,17 @@ fn uefi_disk_without_el_torito() {
         "/dev/vd",
     );
 }
+
+/// Same config, same `SOURCE_DATE_EPOCH`: the same ISO, byte for byte
+/// (sorted trees, fixed timestamps, derived join token and GUIDs).
+#[test]
+fn smoke_iso_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.iso");
+    let config = tools::workspace_root().join("image-configs/smoke.yaml");
+    qemu::build_image(&config, &again);
+    let a = std::fs::read(&images().iso).unwrap();
+    let b = std::fs::read(&again).unwrap();
+    assert_eq!(a.len(), b.len(), "the two builds differ in size");
+    assert!(a == b, "two builds of the same config differ");
+}

@@ -175,6 +175,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
     let iso = iso::write(&image, &opts.output)
         .with_context(|| format!("writing the ISO {}", opts.output.display()))?;
+    // The image is meant to be shared (CI artifact, USB writer): world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opts.output, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("making {} readable", opts.output.display()))?;
     let seconds_iso = t.elapsed().as_secs_f64();
     tracing::info!(
         "iso: {} ({} bytes, {} files) in {seconds_iso:.1}s",
