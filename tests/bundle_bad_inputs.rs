@@ -215,6 +215,33 @@ fn truncated_archive() {
         },
         &[&name, "truncated"],
     );
+
+    // A docker-archive made by skopeo, cut inside its layer.
+    let docker = f.work.path().join("docker.tar");
+    run_ok(
+        Command::new(airlift_integration::tools::require("skopeo", "skopeo"))
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:1.0", f.src.display()))
+            .arg(format!(
+                "docker-archive:{}:quay.io/org/app:1.0",
+                docker.display()
+            )),
+    );
+    let len = fs::metadata(&docker).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&docker)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let name = docker.display().to_string();
+    f.fails(
+        SourceSpec::DockerArchive {
+            path: docker,
+            reference: None,
+        },
+        &[&name, "truncated"],
+    );
 }
 
 #[test]

@@ -369,3 +369,63 @@ fn pulls_with_basic_auth_from_a_credentials_file() {
     assert_eq!(report.manifest.images.len(), 1);
     skopeo_reads(&out, "quay.io/team/a:1", None);
 }
+
+#[test]
+fn legacy_docker_save_layout_with_id_folders() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let made = write_layout(&src, &[image("x", "amd64", vec![Layer::Busybox])])
+        .unwrap()
+        .remove(0);
+    let layout = Layout::open(&src).unwrap();
+    let config = layout.read_blob(&made.blobs[0]).unwrap();
+    let layer = layout.read_blob(&made.blobs[1]).unwrap();
+    // `docker save` before Docker 25: <id>/layer.tar, <hex>.json, manifest.json.
+    let archive = work.path().join("legacy.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    let id = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    add(&format!("{id}/VERSION"), b"1.0");
+    add(&format!("{id}/json"), b"{}");
+    add(&format!("{id}/layer.tar"), &layer);
+    let config_name = format!("{}.json", made.blobs[0].hex());
+    add(&config_name, &config);
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["example.org/legacy:1"],
+        "Layers": [format!("{id}/layer.tar")],
+    }]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.into_inner().unwrap();
+
+    let out = work.path().join("bundle");
+    let report = write_bundle(
+        &[ImageRequest {
+            reference: r("example.org/legacy:1"),
+            source: SourceSpec::DockerArchive {
+                path: archive,
+                reference: Some("example.org/legacy:1".into()),
+            },
+            platforms: vec![],
+        }],
+        &out,
+        &opts(),
+    )
+    .unwrap();
+    let info = skopeo_reads(&out, "example.org/legacy:1", None);
+    // The layer is stored as it was, so its digest equals the diff_id.
+    assert_eq!(info["Layers"][0], made.blobs[1].to_string());
+    let files = blob_files(&out);
+    assert_eq!(files.len(), 3, "manifest, config, layer");
+    assert!(
+        files.contains_key(made.blobs[0].hex()),
+        "config bytes kept as is"
+    );
+    assert_eq!(report.manifest.images[0].platforms, vec!["linux/amd64"]);
+}

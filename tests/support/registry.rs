@@ -152,7 +152,8 @@ impl Drop for TestRegistry {
     }
 }
 
-fn base64_encode(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648), for auth headers and files.
+pub fn base64_encode(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {

@@ -169,7 +169,6 @@ async fn build(
 }
 
 async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> Result<Ingested> {
-    let image = req.reference.to_string();
     match &req.source {
         SourceSpec::Registry {
             mirror,
@@ -192,27 +191,15 @@ async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> R
             let platforms = req.platforms.clone();
             let store = Arc::clone(store);
             tokio::task::spawn_blocking(move || match &local {
-                SourceSpec::OciLayout { path, reference } => sources::oci_layout::ingest(
-                    path,
-                    reference.as_deref(),
-                    &platforms,
-                    &store,
-                    &image,
-                ),
-                SourceSpec::OciArchive { path, reference } => sources::oci_archive::ingest(
-                    path,
-                    reference.as_deref(),
-                    &platforms,
-                    &store,
-                    &image,
-                ),
-                SourceSpec::DockerArchive { path, reference } => sources::docker_archive::ingest(
-                    path,
-                    reference.as_deref(),
-                    &platforms,
-                    &store,
-                    &image,
-                ),
+                SourceSpec::OciLayout { path, reference } => {
+                    sources::oci_layout::ingest(path, reference.as_deref(), &platforms, &store)
+                }
+                SourceSpec::OciArchive { path, reference } => {
+                    sources::oci_archive::ingest(path, reference.as_deref(), &platforms, &store)
+                }
+                SourceSpec::DockerArchive { path, reference } => {
+                    sources::docker_archive::ingest(path, reference.as_deref(), &platforms, &store)
+                }
                 SourceSpec::Registry { .. } => unreachable!("handled above"),
             })
             .await

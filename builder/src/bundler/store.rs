@@ -103,7 +103,12 @@ impl Store {
     pub fn commit(&self, w: BlobWriter, desc: &Descriptor, source: &str) -> Result<()> {
         let (_, size) = w
             .commit(Some(&desc.digest), Some(desc.size))
-            .with_context(|| format!("blob {} from {source} failed verification", desc.digest))?;
+            .with_context(|| {
+                format!(
+                    "blob {} from {source} failed verification (the source is corrupt or was changed)",
+                    desc.digest
+                )
+            })?;
         let mut s = self.stats.lock().expect("stats lock");
         s.fetched_blobs += 1;
         s.fetched_bytes += size;

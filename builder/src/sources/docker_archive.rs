@@ -54,11 +54,10 @@ pub fn ingest(
     reference: Option<&str>,
     platforms: &[String],
     store: &Store,
-    image: &str,
 ) -> Result<Ingested> {
     let tar = TarIndex::open(path)?;
     let label = format!("docker-archive {}", path.display());
-    let source = format!("{label} (image {image})");
+    let source = label.clone();
     let bytes = tar
         .read_member("manifest.json", MAX_DOCUMENT)
         .with_context(|| format!("{label} is not a docker save archive"))?;

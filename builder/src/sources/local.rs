@@ -51,11 +51,12 @@ pub fn read_document(
         && (actual != desc.digest || bytes.len() as u64 != desc.size)
     {
         bail!(
-            "blob {} from {source} failed verification: its content ({} bytes) hashes to {actual}, \
-             expected {} bytes with that digest",
+            "blob {} from {source} failed verification: digest mismatch: expected {} ({} bytes), \
+             got {actual} ({} bytes); the source is corrupt or was changed",
             desc.digest,
-            bytes.len(),
-            desc.size
+            desc.digest,
+            desc.size,
+            bytes.len()
         );
     }
     store.put_bytes(desc, &bytes, source)?;
@@ -68,10 +69,9 @@ pub fn copy_image(
     root: &Descriptor,
     platforms: &[String],
     store: &Store,
-    image: &str,
 ) -> Result<Ingested> {
     let filters = platform::parse_filters(platforms)?;
-    let source = format!("{} (image {image})", src.label());
+    let source = src.label();
     let kept = copy_node(src, root, &filters, store, &source, true)?;
     Ok(Ingested {
         root: root.clone(),

@@ -37,7 +37,6 @@ pub fn ingest(
     reference: Option<&str>,
     platforms: &[String],
     store: &Store,
-    image: &str,
 ) -> Result<Ingested> {
     let tar = TarIndex::open(path)?;
     let src = ArchiveSource { tar };
@@ -51,5 +50,5 @@ pub fn ingest(
     let index: Index = serde_json::from_slice(&bytes)
         .with_context(|| format!("index.json in {} is malformed", src.label()))?;
     let root = local::resolve_entry(&index, reference, &src.label())?;
-    local::copy_image(&src, &root, platforms, store, image)
+    local::copy_image(&src, &root, platforms, store)
 }

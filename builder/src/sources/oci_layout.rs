@@ -37,7 +37,6 @@ pub fn ingest(
     reference: Option<&str>,
     platforms: &[String],
     store: &Store,
-    image: &str,
 ) -> Result<Ingested> {
     let layout = Layout::open(path)?;
     let index = layout.read_index()?;
@@ -45,5 +44,5 @@ pub fn ingest(
         root: path.to_path_buf(),
     };
     let root = local::resolve_entry(&index, reference, &src.label())?;
-    local::copy_image(&src, &root, platforms, store, image)
+    local::copy_image(&src, &root, platforms, store)
 }
