@@ -112,7 +112,8 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
     let (cert_pem, key_pem) = match current {
         (Some(c), Some(k), Some(s)) if s == sans_text && !issued => (c, k),
         _ => {
-            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating the server key")?;
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .context("generating the server key")?;
             // Re-created from its parameters and key, the CA signs exactly as
             // the one in ca.crt: same subject, same key identifier.
             let ca = ca_params().self_signed(&ca_key).context("loading the CA")?;
@@ -128,7 +129,10 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
     };
     Ok(TlsMaterial {
         dir: dir.to_path_buf(),
-        ca_sha256: Some(fingerprint(&ca_pem).with_context(|| format!("reading {}", dir.join(CA_CERT).display()))?),
+        ca_sha256: Some(
+            fingerprint(&ca_pem)
+                .with_context(|| format!("reading {}", dir.join(CA_CERT).display()))?,
+        ),
         ca_pem: Some(ca_pem),
         cert_pem,
         key_pem,
@@ -139,17 +143,24 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
 /// Install a certificate (chain) and key supplied by the config, and the
 /// CA that signed them if given, as the files [`ensure_tls`] would write.
 pub fn use_supplied(dir: &Path, cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsMaterial> {
-    let read = |p: &Path| fs::read_to_string(p).with_context(|| format!("reading the TLS file {}", p.display()));
+    let read = |p: &Path| {
+        fs::read_to_string(p).with_context(|| format!("reading the TLS file {}", p.display()))
+    };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
-    if CertificateDer::pem_slice_iter(cert_pem.as_bytes()).next().is_none() {
+    if CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .is_none()
+    {
         bail!("{} holds no PEM certificate", cert.display());
     }
     rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .with_context(|| format!("{} holds no PEM private key", key.display()))?;
     let ca_pem = ca.map(read).transpose()?;
     let ca_sha256 = match (&ca_pem, ca) {
-        (Some(pem), Some(p)) => Some(fingerprint(pem).with_context(|| format!("reading {}", p.display()))?),
+        (Some(pem), Some(p)) => {
+            Some(fingerprint(pem).with_context(|| format!("reading {}", p.display()))?)
+        }
         _ => None,
     };
     let mut issued = false;
@@ -166,7 +177,14 @@ pub fn use_supplied(dir: &Path, cert: &Path, key: &Path, ca: Option<&Path>) -> R
     if let Some(ca) = &ca_pem {
         put(CA_CERT, ca, 0o644)?;
     }
-    Ok(TlsMaterial { dir: dir.to_path_buf(), ca_pem, ca_sha256, cert_pem, key_pem, issued })
+    Ok(TlsMaterial {
+        dir: dir.to_path_buf(),
+        ca_pem,
+        ca_sha256,
+        cert_pem,
+        key_pem,
+        issued,
+    })
 }
 
 /// `sha256:<hex>` of the first certificate in `pem`.
@@ -175,7 +193,10 @@ pub fn fingerprint(pem: &str) -> Result<String> {
         .next()
         .context("no PEM certificate found")?
         .context("malformed PEM certificate")?;
-    Ok(format!("sha256:{}", hex::encode(Sha256::digest(der.as_ref()))))
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(der.as_ref()))
+    ))
 }
 
 /// The SANs, sorted and deduplicated, as `dns:NAME` / `ip:ADDR`.
@@ -183,7 +204,11 @@ fn san_set(names: &[String], ips: &[IpAddr]) -> Result<BTreeSet<String>> {
     let mut set = BTreeSet::new();
     for n in names.iter().map(String::as_str).chain(["localhost"]) {
         let n = n.trim().to_ascii_lowercase();
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*') {
+        if n.is_empty()
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
+        {
             bail!("TLS name {n:?} is not a DNS name (letters, digits, '-', '.')");
         }
         set.insert(format!("dns:{n}"));
@@ -200,7 +225,11 @@ fn ca_params() -> CertificateParams {
     dn.push(DnType::CommonName, CA_COMMON_NAME);
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     // Air-gapped appliances often have wrong clocks: a wide window.
     p.not_before = rcgen::date_time_ymd(2020, 1, 1);
     p.not_after = rcgen::date_time_ymd(2099, 12, 31);
@@ -219,7 +248,11 @@ fn server_params(sans: &BTreeSet<String>) -> Result<CertificateParams> {
     p.not_after = rcgen::date_time_ymd(2099, 12, 31);
     for s in sans {
         let san = if let Some(n) = s.strip_prefix("dns:") {
-            SanType::DnsName(n.to_string().try_into().with_context(|| format!("TLS name {n:?}"))?)
+            SanType::DnsName(
+                n.to_string()
+                    .try_into()
+                    .with_context(|| format!("TLS name {n:?}"))?,
+            )
         } else {
             let ip = s.trim_start_matches("ip:");
             SanType::IpAddress(ip.parse().with_context(|| format!("TLS address {ip:?}"))?)
@@ -243,9 +276,21 @@ mod tests {
 
     #[test]
     fn san_set_adds_localhost_and_sorts() {
-        let s = san_set(&["Host0.airlift".into(), "localhost".into()], &["10.0.0.1".parse().unwrap()]).unwrap();
+        let s = san_set(
+            &["Host0.airlift".into(), "localhost".into()],
+            &["10.0.0.1".parse().unwrap()],
+        )
+        .unwrap();
         let v: Vec<_> = s.into_iter().collect();
-        assert_eq!(v, ["dns:host0.airlift", "dns:localhost", "ip:10.0.0.1", "ip:127.0.0.1"]);
+        assert_eq!(
+            v,
+            [
+                "dns:host0.airlift",
+                "dns:localhost",
+                "ip:10.0.0.1",
+                "ip:127.0.0.1"
+            ]
+        );
         assert!(san_set(&["bad name".into()], &[]).is_err());
     }
 }

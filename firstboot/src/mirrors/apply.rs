@@ -70,7 +70,9 @@ pub fn plan_files(spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<Vec<Rendere
         .chain(trust::files(spec));
     for f in all {
         match by_path.get(&f.path) {
-            Some(prev) if prev != &f => bail!("two runtimes render {} differently", f.path.display()),
+            Some(prev) if prev != &f => {
+                bail!("two runtimes render {} differently", f.path.display())
+            }
             Some(_) => {}
             None => {
                 by_path.insert(f.path.clone(), f);
@@ -79,7 +81,7 @@ pub fn plan_files(spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<Vec<Rendere
     }
     // CA files first, so no config ever names a CA that is not there yet.
     let mut files: Vec<RenderedFile> = by_path.into_values().collect();
-    files.sort_by_key(|f| !f.path.extension().is_some_and(|e| e == "crt"));
+    files.sort_by_key(|f| f.path.extension() != Some(std::ffi::OsStr::new("crt")));
     Ok(files)
 }
 
@@ -102,8 +104,12 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
         let target = under_root(root, &file.path)?;
         let existing = read_existing(&target)?;
         let text = || -> Result<&str> {
-            std::str::from_utf8(existing.as_deref().unwrap_or_default())
-                .with_context(|| format!("{} is not UTF-8 text; fix or move it, then re-run", target.display()))
+            std::str::from_utf8(existing.as_deref().unwrap_or_default()).with_context(|| {
+                format!(
+                    "{} is not UTF-8 text; fix or move it, then re-run",
+                    target.display()
+                )
+            })
         };
         let new = match (file.kind, &existing) {
             (FileKind::Owned, _) | (_, None) => Some(file.content.clone()),
@@ -116,12 +122,21 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
                 None
             }
             (FileKind::MergeRancher, Some(_)) => {
-                let flavour = if file.path.starts_with(Flavour::K3s.dir()) { Flavour::K3s } else { Flavour::Rke2 };
+                let flavour = if file.path.starts_with(Flavour::K3s.dir()) {
+                    Flavour::K3s
+                } else {
+                    Flavour::Rke2
+                };
                 Some(rancher::merge(text()?, spec, flavour)?)
             }
             (FileKind::MergeDocker, Some(_)) => Some(docker::merge(text()?, spec)?),
         };
-        steps.push(Step { file, target, existing, new });
+        steps.push(Step {
+            file,
+            target,
+            existing,
+            new,
+        });
     }
 
     for step in steps {
@@ -135,11 +150,15 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
             continue;
         }
         let mode = match &step.existing {
-            Some(_) => fs::metadata(&step.target)
-                .with_context(|| format!("reading the permissions of {}", step.target.display()))?
-                .permissions()
-                .mode()
-                & 0o7777,
+            Some(_) => {
+                fs::metadata(&step.target)
+                    .with_context(|| {
+                        format!("reading the permissions of {}", step.target.display())
+                    })?
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            }
             None => 0o644,
         };
         if let Some(old) = &step.existing {
@@ -149,8 +168,10 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
         if path == Path::new(trust::CA) {
             report.run_after.push(trust::update_command());
         }
-        let merged = matches!(step.file.kind, FileKind::MergeRancher | FileKind::MergeDocker)
-            && step.existing.is_some();
+        let merged = matches!(
+            step.file.kind,
+            FileKind::MergeRancher | FileKind::MergeDocker
+        ) && step.existing.is_some();
         if merged {
             report.merged.push(path);
         } else {
@@ -167,7 +188,10 @@ pub fn under_root(root: &Path, path: &Path) -> Result<PathBuf> {
         match c {
             Component::RootDir => {}
             Component::Normal(p) => out.push(p),
-            _ => bail!("refusing to write {}: not a plain absolute path", path.display()),
+            _ => bail!(
+                "refusing to write {}: not a plain absolute path",
+                path.display()
+            ),
         }
     }
     Ok(out)
@@ -186,7 +210,9 @@ fn read_existing(target: &Path) -> Result<Option<Vec<u8>>> {
         Ok(m) if !m.is_file() => bail!("{} exists but is not a regular file", target.display()),
         Ok(_) => {}
     }
-    fs::read(target).map(Some).with_context(|| format!("reading {}", target.display()))
+    fs::read(target)
+        .map(Some)
+        .with_context(|| format!("reading {}", target.display()))
 }
 
 /// Save `old` (the content of `target`) before it is replaced.
@@ -197,7 +223,11 @@ fn back_up(target: &Path, old: &[u8], mode: u32) -> Result<PathBuf> {
         PathBuf::from(p)
     };
     let orig = with(ORIG_SUFFIX);
-    let backup = if orig.exists() { with(PREV_SUFFIX) } else { orig };
+    let backup = if orig.exists() {
+        with(PREV_SUFFIX)
+    } else {
+        orig
+    };
     write_atomic(&backup, old, mode)?;
     Ok(backup)
 }
@@ -237,7 +267,10 @@ mod tests {
     #[test]
     fn under_root_refuses_escapes() {
         let r = Path::new("/tmp/r");
-        assert_eq!(under_root(r, Path::new("/etc/x")).unwrap(), Path::new("/tmp/r/etc/x"));
+        assert_eq!(
+            under_root(r, Path::new("/etc/x")).unwrap(),
+            Path::new("/tmp/r/etc/x")
+        );
         assert!(under_root(r, Path::new("/etc/../x")).is_err());
     }
 
@@ -248,7 +281,10 @@ mod tests {
         write_atomic(&p, b"one", 0o644).unwrap();
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 }

@@ -105,7 +105,10 @@ pub fn check_config(existing: &str) -> ConfigCheck {
             ))
         }
     };
-    let version = value.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
+    let version = value
+        .get("version")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(1);
     let table = match version {
         1 => "plugins.cri.registry",
         2 => "plugins.\"io.containerd.grpc.v1.cri\".registry",
@@ -165,7 +168,9 @@ mod tests {
             panic!()
         };
         assert!(w.contains("/opt/hosts"), "{w}");
-        let ConfigCheck::NeedsChange(w) = check_config("version = [") else { panic!() };
+        let ConfigCheck::NeedsChange(w) = check_config("version = [") else {
+            panic!()
+        };
         assert!(w.contains("does not parse"), "{w}");
     }
 

@@ -35,9 +35,9 @@ pub fn merge(existing: &str, spec: &MirrorSpec) -> Result<String> {
     let mut root = if existing.trim().is_empty() {
         Map::new()
     } else {
-        match serde_json::from_str::<Value>(existing)
-            .with_context(|| format!("parsing the existing {DAEMON_JSON}; fix or move it, then re-run"))?
-        {
+        match serde_json::from_str::<Value>(existing).with_context(|| {
+            format!("parsing the existing {DAEMON_JSON}; fix or move it, then re-run")
+        })? {
             Value::Object(m) => m,
             _ => bail!("{DAEMON_JSON} is not a JSON object; fix or move it, then re-run"),
         }
@@ -53,7 +53,12 @@ pub fn merge(existing: &str, spec: &MirrorSpec) -> Result<String> {
     }
     root.insert("registry-mirrors".into(), Value::Array(mirrors));
 
-    let http: Vec<&str> = spec.registries.iter().filter(|e| e.is_http()).map(|e| e.host.as_str()).collect();
+    let http: Vec<&str> = spec
+        .registries
+        .iter()
+        .filter(|e| e.is_http())
+        .map(|e| e.host.as_str())
+        .collect();
     if !http.is_empty() {
         let mut insecure = string_list(&root, "insecure-registries")?;
         for h in http {
@@ -66,7 +71,8 @@ pub fn merge(existing: &str, spec: &MirrorSpec) -> Result<String> {
             Value::Array(insecure.into_iter().map(Value::String).collect()),
         );
     }
-    let mut out = serde_json::to_string_pretty(&Value::Object(root)).context("serialising daemon.json")?;
+    let mut out =
+        serde_json::to_string_pretty(&Value::Object(root)).context("serialising daemon.json")?;
     out.push('\n');
     Ok(out)
 }
@@ -82,7 +88,9 @@ fn string_list(root: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
                 _ => bail!("{DAEMON_JSON}: `{key}` holds a non-string {v}; fix it, then re-run"),
             })
             .collect(),
-        Some(v) => bail!("{DAEMON_JSON}: `{key}` is {v}, not a list of strings; fix it, then re-run"),
+        Some(v) => {
+            bail!("{DAEMON_JSON}: `{key}` is {v}, not a list of strings; fix it, then re-run")
+        }
     }
 }
 
@@ -95,7 +103,10 @@ pub fn files(spec: &MirrorSpec) -> Vec<RenderedFile> {
     }];
     if let Some(ca) = spec.ca_file_content() {
         for e in spec.https_endpoints() {
-            files.push(RenderedFile::owned(format!("{CERTS_D}/{}/ca.crt", e.host), ca.clone()));
+            files.push(RenderedFile::owned(
+                format!("{CERTS_D}/{}/ca.crt", e.host),
+                ca.clone(),
+            ));
         }
     }
     files
@@ -119,17 +130,30 @@ mod tests {
         let v: Value = serde_json::from_str(&merged).unwrap();
         assert_eq!(v["log-driver"], "journald");
         assert_eq!(v["features"]["buildkit"], true);
-        assert_eq!(v["registry-mirrors"], serde_json::json!(["https://a:1", "http://b:2", "https://mine"]));
-        assert_eq!(v["insecure-registries"], serde_json::json!(["old:5000", "b:2"]));
-        assert_eq!(merge(&merged, &spec).unwrap(), merged, "merge is idempotent");
+        assert_eq!(
+            v["registry-mirrors"],
+            serde_json::json!(["https://a:1", "http://b:2", "https://mine"])
+        );
+        assert_eq!(
+            v["insecure-registries"],
+            serde_json::json!(["old:5000", "b:2"])
+        );
+        assert_eq!(
+            merge(&merged, &spec).unwrap(),
+            merged,
+            "merge is idempotent"
+        );
     }
 
     #[test]
     fn merge_refuses_malformed_files() {
         let spec = MirrorSpec::new(vec![Endpoint::https("a:1")], vec!["docker.io".into()], None);
         assert!(format!("{:#}", merge("[1]", &spec).unwrap_err()).contains("not a JSON object"));
-        assert!(format!("{:#}", merge("{\"registry-mirrors\":\"x\"}", &spec).unwrap_err())
-            .contains("registry-mirrors"));
+        assert!(format!(
+            "{:#}",
+            merge("{\"registry-mirrors\":\"x\"}", &spec).unwrap_err()
+        )
+        .contains("registry-mirrors"));
         assert!(merge("{", &spec).is_err());
     }
 }

@@ -109,7 +109,11 @@ pub struct RenderedFile {
 
 impl RenderedFile {
     pub(crate) fn owned(path: impl Into<PathBuf>, content: String) -> RenderedFile {
-        RenderedFile { path: path.into(), content, kind: FileKind::Owned }
+        RenderedFile {
+            path: path.into(),
+            content,
+            kind: FileKind::Owned,
+        }
     }
 }
 
@@ -179,9 +183,13 @@ mod tests {
         for r in Runtime::ALL {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.name()));
-            assert_eq!(<Runtime as clap::ValueEnum>::from_str(r.name(), false).unwrap(), r);
+            assert_eq!(
+                <Runtime as clap::ValueEnum>::from_str(r.name(), false).unwrap(),
+                r
+            );
         }
-        let rs: Vec<Runtime> = serde_yaml::from_str("[crio, podman, containerd, k3s, rke2, docker]").unwrap();
+        let rs: Vec<Runtime> =
+            serde_yaml::from_str("[crio, podman, containerd, k3s, rke2, docker]").unwrap();
         assert_eq!(rs, Runtime::ALL);
     }
 

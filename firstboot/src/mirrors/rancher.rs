@@ -64,13 +64,19 @@ pub fn merge(existing: &str, spec: &MirrorSpec, flavour: Flavour) -> Result<Stri
         {
             Value::Mapping(m) => m,
             Value::Null => Mapping::new(),
-            _ => bail!("{path} is not a YAML mapping (mirrors:/configs:); fix or move it, then re-run"),
+            _ => bail!(
+                "{path} is not a YAML mapping (mirrors:/configs:); fix or move it, then re-run"
+            ),
         }
     };
 
     let mirrors = child_mapping(&mut root, "mirrors", &path)?;
     for upstream in &spec.upstreams {
-        let endpoints: Vec<Value> = spec.registries.iter().map(|e| Value::String(e.url())).collect();
+        let endpoints: Vec<Value> = spec
+            .registries
+            .iter()
+            .map(|e| Value::String(e.url()))
+            .collect();
         let mut entry = Mapping::new();
         entry.insert("endpoint".into(), Value::Sequence(endpoints));
         mirrors.insert(Value::String(upstream.clone()), Value::Mapping(entry));
@@ -119,7 +125,10 @@ mod tests {
 
     fn spec() -> MirrorSpec {
         let mut s = MirrorSpec::new(
-            vec![Endpoint::https("10.0.0.1:5000"), Endpoint::https("10.0.0.2:5000")],
+            vec![
+                Endpoint::https("10.0.0.1:5000"),
+                Endpoint::https("10.0.0.2:5000"),
+            ],
             vec!["quay.io".into(), "docker.io".into()],
             None,
         );
@@ -132,22 +141,44 @@ mod tests {
         let user = "mirrors:\n  my.registry:\n    endpoint: [\"https://mine:443\"]\n  quay.io:\n    endpoint: [\"https://old:1\"]\n    rewrite:\n      \"^a/(.*)\": \"b/$1\"\nconfigs:\n  mine:443:\n    auth:\n      username: u\n  10.0.0.1:5000:\n    auth:\n      username: v\n";
         let merged = merge(user, &spec(), Flavour::K3s).unwrap();
         let v: Value = serde_yaml::from_str(&merged).unwrap();
-        assert_eq!(v["mirrors"]["my.registry"]["endpoint"][0], "https://mine:443");
-        assert_eq!(v["mirrors"]["quay.io"]["endpoint"][0], "https://10.0.0.1:5000");
-        assert_eq!(v["mirrors"]["quay.io"]["endpoint"][1], "https://10.0.0.2:5000");
+        assert_eq!(
+            v["mirrors"]["my.registry"]["endpoint"][0],
+            "https://mine:443"
+        );
+        assert_eq!(
+            v["mirrors"]["quay.io"]["endpoint"][0],
+            "https://10.0.0.1:5000"
+        );
+        assert_eq!(
+            v["mirrors"]["quay.io"]["endpoint"][1],
+            "https://10.0.0.2:5000"
+        );
         assert!(v["mirrors"]["quay.io"].get("rewrite").is_none());
         assert_eq!(v["configs"]["mine:443"]["auth"]["username"], "u");
         assert_eq!(v["configs"]["10.0.0.1:5000"]["auth"]["username"], "v");
-        assert_eq!(v["configs"]["10.0.0.1:5000"]["tls"]["ca_file"], "/etc/rancher/k3s/airlift-ca.crt");
-        assert_eq!(merge(&merged, &spec(), Flavour::K3s).unwrap(), merged, "merge is idempotent");
+        assert_eq!(
+            v["configs"]["10.0.0.1:5000"]["tls"]["ca_file"],
+            "/etc/rancher/k3s/airlift-ca.crt"
+        );
+        assert_eq!(
+            merge(&merged, &spec(), Flavour::K3s).unwrap(),
+            merged,
+            "merge is idempotent"
+        );
     }
 
     #[test]
     fn merge_refuses_what_it_cannot_merge() {
         let err = merge("- a\n- b\n", &spec(), Flavour::Rke2).unwrap_err();
-        assert!(format!("{err:#}").contains("/etc/rancher/rke2/registries.yaml"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("/etc/rancher/rke2/registries.yaml"),
+            "{err:#}"
+        );
         let err = merge("mirrors: 3\n", &spec(), Flavour::K3s).unwrap_err();
-        assert!(format!("{err:#}").contains("`mirrors` is not a mapping"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("`mirrors` is not a mapping"),
+            "{err:#}"
+        );
         assert!(merge("mirrors: [\n", &spec(), Flavour::K3s).is_err());
     }
 }

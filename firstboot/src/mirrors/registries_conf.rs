@@ -28,7 +28,9 @@ pub const CERTS_D: &str = "/etc/containers/certs.d";
 pub fn render(spec: &MirrorSpec) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{HEADER}");
-    out.push_str("# Pull through the airlift registries, tried in order; the upstream is the last resort.\n");
+    out.push_str(
+        "# Pull through the airlift registries, tried in order; the upstream is the last resort.\n",
+    );
     for upstream in &spec.upstreams {
         // `docker.io` is right as is: short Hub names are expanded to
         // `docker.io/library/...` before the prefix is matched.
@@ -69,11 +71,18 @@ pub fn render_main() -> String {
 pub fn files(spec: &MirrorSpec) -> Vec<RenderedFile> {
     let mut files = vec![
         RenderedFile::owned(DROP_IN, render(spec)),
-        RenderedFile { path: MAIN.into(), content: render_main(), kind: FileKind::IfAbsent },
+        RenderedFile {
+            path: MAIN.into(),
+            content: render_main(),
+            kind: FileKind::IfAbsent,
+        },
     ];
     if let Some(ca) = spec.ca_file_content() {
         for e in spec.https_endpoints() {
-            files.push(RenderedFile::owned(format!("{CERTS_D}/{}/ca.crt", e.host), ca.clone()));
+            files.push(RenderedFile::owned(
+                format!("{CERTS_D}/{}/ca.crt", e.host),
+                ca.clone(),
+            ));
         }
     }
     files

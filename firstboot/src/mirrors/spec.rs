@@ -9,7 +9,13 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The upstreams mirrored when nobody names any.
-pub const DEFAULT_UPSTREAMS: &[&str] = &["docker.io", "quay.io", "registry.k8s.io", "ghcr.io", "gcr.io"];
+pub const DEFAULT_UPSTREAMS: &[&str] = &[
+    "docker.io",
+    "quay.io",
+    "registry.k8s.io",
+    "ghcr.io",
+    "gcr.io",
+];
 
 /// Everything a node needs to pull through airlift.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +67,18 @@ impl fmt::Display for Scheme {
 impl Endpoint {
     /// An HTTPS endpoint.
     pub fn https(host: &str) -> Endpoint {
-        Endpoint { host: host.to_string(), scheme: Scheme::Https }
+        Endpoint {
+            host: host.to_string(),
+            scheme: Scheme::Https,
+        }
     }
 
     /// A plain-HTTP endpoint.
     pub fn http(host: &str) -> Endpoint {
-        Endpoint { host: host.to_string(), scheme: Scheme::Http }
+        Endpoint {
+            host: host.to_string(),
+            scheme: Scheme::Http,
+        }
     }
 
     /// Parse `https://HOST:PORT` or `http://HOST:PORT` (a trailing `/` is
@@ -80,10 +92,15 @@ impl Endpoint {
             bail!("registry URL {url:?} must start with https:// or http://");
         };
         let host = rest.strip_suffix('/').unwrap_or(rest);
-        validate_registry(host).map_err(anyhow::Error::msg).with_context(|| {
-            format!("registry URL {url:?}: give scheme://HOST[:PORT] with no path")
-        })?;
-        Ok(Endpoint { host: host.to_string(), scheme })
+        validate_registry(host)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!("registry URL {url:?}: give scheme://HOST[:PORT] with no path")
+            })?;
+        Ok(Endpoint {
+            host: host.to_string(),
+            scheme,
+        })
     }
 
     /// `scheme://host`, as containerd, k3s and Docker want it.
@@ -100,14 +117,24 @@ impl Endpoint {
 impl MirrorSpec {
     /// A spec for these endpoints and upstreams (`insecure` set when any
     /// endpoint is HTTP: naming an `http://` URL is the consent).
-    pub fn new(registries: Vec<Endpoint>, upstreams: Vec<String>, ca_pem: Option<String>) -> MirrorSpec {
+    pub fn new(
+        registries: Vec<Endpoint>,
+        upstreams: Vec<String>,
+        ca_pem: Option<String>,
+    ) -> MirrorSpec {
         let insecure = registries.iter().any(Endpoint::is_http);
-        MirrorSpec { registries, upstreams, ca_pem, insecure }
+        MirrorSpec {
+            registries,
+            upstreams,
+            ca_pem,
+            insecure,
+        }
     }
 
     /// Parse the JSON form and validate it.
     pub fn from_json(text: &str) -> Result<MirrorSpec> {
-        let spec: MirrorSpec = serde_json::from_str(text).context("parsing the mirror spec JSON")?;
+        let spec: MirrorSpec =
+            serde_json::from_str(text).context("parsing the mirror spec JSON")?;
         spec.validate()?;
         Ok(spec)
     }
@@ -124,7 +151,9 @@ impl MirrorSpec {
             bail!("mirror spec: `registries` is empty; name at least one airlift registry");
         }
         if self.upstreams.is_empty() {
-            bail!("mirror spec: `upstreams` is empty; name the registries to mirror (e.g. docker.io)");
+            bail!(
+                "mirror spec: `upstreams` is empty; name the registries to mirror (e.g. docker.io)"
+            );
         }
         for (i, e) in self.registries.iter().enumerate() {
             validate_registry(&e.host)
@@ -138,7 +167,10 @@ impl MirrorSpec {
                 );
             }
             if self.registries[..i].iter().any(|o| o.host == e.host) {
-                bail!("mirror spec: registries[{i}].host {:?} is listed twice", e.host);
+                bail!(
+                    "mirror spec: registries[{i}].host {:?} is listed twice",
+                    e.host
+                );
             }
         }
         for (i, u) in self.upstreams.iter().enumerate() {
@@ -151,7 +183,9 @@ impl MirrorSpec {
         }
         if let Some(pem) = &self.ca_pem {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                bail!("mirror spec: `ca-pem` holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+                bail!(
+                    "mirror spec: `ca-pem` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                );
             }
         }
         Ok(())
@@ -179,7 +213,10 @@ mod tests {
 
     fn spec() -> MirrorSpec {
         MirrorSpec::new(
-            vec![Endpoint::https("10.0.0.1:5000"), Endpoint::https("10.0.0.2:5000")],
+            vec![
+                Endpoint::https("10.0.0.1:5000"),
+                Endpoint::https("10.0.0.2:5000"),
+            ],
             vec!["quay.io".into(), "docker.io".into()],
             None,
         )
@@ -191,14 +228,21 @@ mod tests {
         let json = s.to_json();
         assert!(json.contains("\"scheme\": \"https\""), "{json}");
         assert_eq!(MirrorSpec::from_json(&json).unwrap(), s);
-        let err = MirrorSpec::from_json(r#"{"registries":[],"upstreams":[],"bogus":1}"#).unwrap_err();
+        let err =
+            MirrorSpec::from_json(r#"{"registries":[],"upstreams":[],"bogus":1}"#).unwrap_err();
         assert!(format!("{err:#}").contains("bogus"), "{err:#}");
     }
 
     #[test]
     fn parse_url_accepts_host_port_and_refuses_paths() {
-        assert_eq!(Endpoint::parse_url("https://10.0.0.1:5000/").unwrap(), Endpoint::https("10.0.0.1:5000"));
-        assert_eq!(Endpoint::parse_url("http://host0").unwrap(), Endpoint::http("host0"));
+        assert_eq!(
+            Endpoint::parse_url("https://10.0.0.1:5000/").unwrap(),
+            Endpoint::https("10.0.0.1:5000")
+        );
+        assert_eq!(
+            Endpoint::parse_url("http://host0").unwrap(),
+            Endpoint::http("host0")
+        );
         assert!(Endpoint::parse_url("10.0.0.1:5000").is_err());
         let err = Endpoint::parse_url("https://h:5000/v2").unwrap_err();
         assert!(format!("{err:#}").contains("no path"), "{err:#}");
@@ -210,7 +254,10 @@ mod tests {
         s.registries.push(Endpoint::http("10.0.0.3:5000"));
         s.insecure = false;
         let err = format!("{:#}", s.validate().unwrap_err());
-        assert!(err.contains("registries[2]") && err.contains("insecure"), "{err}");
+        assert!(
+            err.contains("registries[2]") && err.contains("insecure"),
+            "{err}"
+        );
         let mut s = spec();
         s.upstreams.push("quay.io".into());
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("upstreams[2]"));
