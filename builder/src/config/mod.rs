@@ -44,3 +44,49 @@ pub fn load_and_validate(path: &Path, purpose: Purpose) -> Result<Appliance> {
     validate(&app, purpose).map_err(ConfigError::from)?;
     Ok(app)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_and_validate_a_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bundle.yaml");
+        let text = "\
+apiVersion: airlift/v1alpha1
+kind: Appliance
+metadata: { name: config-load, version: '1' }
+images:
+  - ref: quay.io/a/b:1
+    from: { dockerArchive: { path: saved.tar } }
+";
+        std::fs::write(&file, text).unwrap();
+        // Loading does not look at the files the config names...
+        let app = load(&file).unwrap();
+        assert_eq!(app.images[0].reference.to_string(), "quay.io/a/b:1");
+        assert_eq!(app.origin.file, file);
+        // ...validating does, and the error is a ConfigError listing problems.
+        let err = load_and_validate(&file, Purpose::Bundle).unwrap_err();
+        let ce = err.downcast_ref::<ConfigError>().expect("a ConfigError");
+        assert_eq!(ce.problems.len(), 1);
+        assert_eq!(
+            ce.problems[0].field.as_deref(),
+            Some("images[0].from.dockerArchive.path")
+        );
+        assert_eq!(
+            ce.problems[0].position,
+            Some(Position {
+                line: 6,
+                column: 35
+            })
+        );
+        std::fs::write(dir.path().join("saved.tar"), b"tar").unwrap();
+        assert!(load_and_validate(&file, Purpose::Bundle).is_ok());
+        // A file that cannot be read is an I/O error naming it.
+        let missing = dir.path().join("nope.yaml");
+        let err = load(&missing).unwrap_err();
+        assert!(err.downcast_ref::<ConfigError>().is_none());
+        assert!(format!("{err:#}").contains("nope.yaml"), "{err:#}");
+    }
+}
