@@ -378,3 +378,6 @@ pub fn iso_image(
         uefi: Some(UefiBoot { esp_files }),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! The ISO layout and appliance.json, from a config over fake base files.
+
+use std::fs;
+use std::path::Path;
+
+use super::*;
+use crate::iso::Node as IsoNode;
+
+fn put(p: &Path, body: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, body).unwrap();
+}
+
+/// A config and the files it names; `netboot` toggles netboot.
+fn fixture(dir: &Path, netboot: bool) -> Appliance {
+    let b = dir.join("base");
+    for f in [
+        "isolinux/isolinux.bin",
+        "isolinux/ldlinux.c32",
+        "isolinux/isohdpfx.bin",
+    ] {
+        put(&b.join(f), b"x");
+    }
+    put(&b.join("efi/systemd-bootx64.efi"), b"MZ");
+    put(&b.join("ipxe/undionly.kpxe"), b"k");
+    put(&b.join("ipxe/ipxe.efi"), b"MZ");
+    put(&b.join("vmlinuz"), b"kernel");
+    fs::create_dir_all(b.join("rootfs")).unwrap();
+    put(&dir.join("notes.txt"), b"hello");
+    let yaml = format!(
+        r#"apiVersion: airlift/v1alpha1
+kind: Appliance
+metadata: {{ name: t, version: "1" }}
+images:
+  - ref: quay.io/org/app:1
+    from: {{ ociLayout: {{ path: img, ref: app }} }}
+  - ref: nginx:1.25
+base:
+  kernel: base/vmlinuz
+  rootfs: base/rootfs
+  bootloader: {{ isolinux: base/isolinux, efi: base/efi/systemd-bootx64.efi, ipxe: base/ipxe }}
+netboot: {{ enabled: {netboot} }}
+output:
+  volumeLabel: T_LABEL
+  extraFiles: {{ "docs/notes.txt": notes.txt }}
+"#
+    );
+    let cfg = dir.join("t.yaml");
+    fs::write(&cfg, yaml).unwrap();
+    config::load(&cfg).unwrap()
+}
+
+fn layout(dir: &Path, app: &Appliance) -> IsoImage {
+    let bundle = dir.join("bundle");
+    put(&bundle.join("bundle.json"), b"{}");
+    put(&bundle.join("index.json"), b"{}");
+    let initrd = dir.join("initrd.img");
+    put(&initrd, b"initrd");
+    let base = app.base.clone().unwrap();
+    iso_image(app, &base, &bundle, &initrd, "t 1", "console=ttyS0", 7).unwrap()
+}
+
+#[test]
+fn the_iso_holds_boot_files_bundle_and_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), false);
+    let img = layout(dir.path(), &app);
+    for p in [
+        "boot/vmlinuz",
+        "boot/initrd.img",
+        "isolinux/isolinux.bin",
+        "isolinux/ldlinux.c32",
+        "isolinux/isolinux.cfg",
+        "airlift/bundle/index.json",
+        "airlift/bundle.json",
+        "docs/notes.txt",
+        "SHA256SUMS",
+    ] {
+        assert!(img.tree.get(p).is_some(), "{p} missing");
+    }
+    assert!(
+        img.tree.get("ipxe").is_none(),
+        "no iPXE files without netboot"
+    );
+    let Some(IsoNode::File {
+        src: FileSource::Bytes(sums),
+        ..
+    }) = img.tree.get("SHA256SUMS")
+    else {
+        panic!("SHA256SUMS is not generated content")
+    };
+    let sums = String::from_utf8(sums.clone()).unwrap();
+    assert!(sums.contains("  boot/vmlinuz\n"), "{sums}");
+    assert!(sums.contains("  docs/notes.txt\n"), "{sums}");
+    let esp: Vec<&str> = img
+        .uefi
+        .as_ref()
+        .unwrap()
+        .esp_files
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(
+        esp,
+        [
+            "EFI/BOOT/BOOTX64.EFI",
+            "loader/loader.conf",
+            "loader/entries/airlift.conf",
+            "vmlinuz",
+            "initrd.img"
+        ]
+    );
+    assert_eq!(img.volume_id, "T_LABEL");
+    assert_eq!(
+        img.bios.as_ref().unwrap().boot_file,
+        "isolinux/isolinux.bin"
+    );
+}
+
+#[test]
+fn netboot_adds_the_ipxe_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), true);
+    let img = layout(dir.path(), &app);
+    assert!(img.tree.get("ipxe/undionly.kpxe").is_some());
+    assert!(img.tree.get("ipxe/ipxe.efi").is_some());
+}
+
+#[test]
+fn a_missing_boot_loader_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), false);
+    fs::remove_file(dir.path().join("base/isolinux/ldlinux.c32")).unwrap();
+    let base = app.base.clone().unwrap();
+    let err = iso_image(&app, &base, dir.path(), dir.path(), "t", "", 0).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("ldlinux.c32") && msg.contains("base.bootloader.isolinux"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn appliance_json_derives_mirrors_from_the_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), false);
+    let file = appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1.0-test");
+    assert_eq!(file.mirrors, ["docker.io", "quay.io"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&appliance_file::render(&file).unwrap()).unwrap();
+    assert_eq!(json["role"], "host0");
+    assert_eq!(json["volumeLabel"], "T_LABEL");
+    assert_eq!(json["joinToken"].as_str().unwrap().len(), 64);
+    assert_eq!(json["kernelRelease"], "6.1.0-test");
+    assert_eq!(json["registry"]["port"], 5000);
+}
