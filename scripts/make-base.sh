@@ -63,13 +63,17 @@ KPKG=$(apt-cache show --no-all-versions linux-image-amd64 |
 
 PKGS=("$KPKG" isolinux syslinux-common systemd-boot-efi ipxe busybox-static)
 MIRROR=$(mirror)
+# One apt-cache call for every candidate version (each call costs ~1 s).
+VERSIONS=$(apt-cache policy "${PKGS[@]}" debootstrap |
+    awk '/^[^ ]/ {p=$1; sub(/:$/, "", p)} /Candidate:/ {print p "=" $2}')
 {
     echo "recipe=$RECIPE"
     echo "suite=$SUITE mirror=$MIRROR include=$ROOTFS_INCLUDE"
     for p in "${PKGS[@]}" debootstrap; do
-        v=$(candidate "$p")
-        [[ -n "$v" ]] || die "package $p has no candidate version (apt-get update?)"
-        echo "$p=$v"
+        line=$(grep -m1 "^$p=" <<<"$VERSIONS" || true)
+        [[ -n "$line" && "$line" != *"=(none)" ]] ||
+            die "package $p has no candidate version (apt-get update?)"
+        echo "$line"
     done
 } >"${TMPDIR:-/tmp}/airlift-base-pkgs.$$"
 KEY=$(sha256sum <"${TMPDIR:-/tmp}/airlift-base-pkgs.$$" | cut -c1-16)
