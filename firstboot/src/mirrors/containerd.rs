@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 
-use super::{toml_str, FileKind, MirrorSpec, RenderedFile, HEADER};
+use super::{toml_str, FileKind, MirrorSpec, RenderedFile, BASE_HEADER, HEADER};
 
 /// The hosts folder containerd is pointed at.
 pub const CERTS_D: &str = "/etc/containerd/certs.d";
@@ -58,7 +58,7 @@ pub fn render_hosts(spec: &MirrorSpec, upstream: &str) -> String {
 /// one line that makes the CRI plugin read the hosts folder.
 pub fn render_config() -> String {
     format!(
-        "{HEADER}\n# No config.toml existed; this minimal one only points the CRI plugin at the\n\
+        "{BASE_HEADER}\n# No config.toml existed; this minimal one only points the CRI plugin at the\n\
          # per-registry hosts.toml files (airlift's mirrors). Everything else is containerd's default.\n\
          version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = {}\n",
         toml_str(CERTS_D)

@@ -35,6 +35,11 @@ pub use spec::{Endpoint, MirrorSpec, Scheme, DEFAULT_UPSTREAMS};
 /// has comments).
 pub const HEADER: &str = "# Written by airlift-firstboot; a re-run replaces this file.";
 
+/// The first line of a base config airlift writes only because none
+/// existed: from then on it is the user's.
+pub const BASE_HEADER: &str =
+    "# Written by airlift-firstboot because none existed; airlift never changes it again.";
+
 /// A container runtime whose mirror config airlift writes. The names are
 /// the builder config's `runtimes:` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

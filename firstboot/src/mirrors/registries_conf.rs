@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use super::{toml_str, FileKind, MirrorSpec, RenderedFile, HEADER};
+use super::{toml_str, FileKind, MirrorSpec, RenderedFile, BASE_HEADER, HEADER};
 
 /// The drop-in airlift owns.
 pub const DROP_IN: &str = "/etc/containers/registries.conf.d/50-airlift.conf";
@@ -62,7 +62,7 @@ pub fn render(spec: &MirrorSpec) -> String {
 /// built-in default.
 pub fn render_main() -> String {
     format!(
-        "{HEADER}\n# No registries.conf existed; airlift's mirrors are in registries.conf.d/50-airlift.conf.\n\
+        "{BASE_HEADER}\n# No registries.conf existed; airlift's mirrors are in registries.conf.d/50-airlift.conf.\n\
          unqualified-search-registries = [\"docker.io\"]\n"
     )
 }
