@@ -78,7 +78,7 @@ images:
             ce.problems[0].position,
             Some(Position {
                 line: 6,
-                column: 35
+                column: 30
             })
         );
         std::fs::write(dir.path().join("saved.tar"), b"tar").unwrap();
