@@ -171,3 +171,27 @@ fn bearer_token_flow_with_credentials_file() {
     assert_eq!(report.manifest.images[0].reference, "quay.io/org/app:1");
     assert_eq!(report.stats.fetched_blobs, 4);
 }
+
+#[test]
+fn connection_refused_is_retried_then_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let port = airlift_integration::tools::free_port();
+    let req = ImageRequest {
+        reference: "quay.io/org/app:1".parse().unwrap(),
+        source: SourceSpec::Registry {
+            mirror: Some(format!("http://127.0.0.1:{port}")),
+            credentials: None,
+            insecure: true,
+        },
+        platforms: vec![],
+    };
+    let out = work.path().join("bundle");
+    let e = format!("{:#}", write_bundle(&[req], &out, &opts()).unwrap_err());
+    assert!(
+        e.contains(&format!(
+            "GET http://127.0.0.1:{port}/v2/org/app/manifests/1 failed after 5 tries"
+        )),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

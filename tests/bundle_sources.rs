@@ -429,3 +429,58 @@ fn legacy_docker_save_layout_with_id_folders() {
     );
     assert_eq!(report.manifest.images[0].platforms, vec!["linux/amd64"]);
 }
+
+#[test]
+fn tls_mirror_with_a_self_signed_certificate_needs_insecure() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write_layout(
+        &src,
+        &[image(
+            "a",
+            "amd64",
+            vec![Layer::Random {
+                seed: 31,
+                size: 9_000,
+            }],
+        )],
+    )
+    .unwrap();
+    let reg = TestRegistry::start_tls();
+    reg.push_layout(&src, "a", "org/tls:1");
+    let out = work.path().join("bundle");
+    let pull = |insecure: bool, mirror: String| ImageRequest {
+        reference: r("quay.io/org/tls:1"),
+        source: SourceSpec::Registry {
+            mirror: Some(mirror),
+            credentials: None,
+            insecure,
+        },
+        platforms: vec![],
+    };
+    assert!(reg.url().starts_with("https://"));
+
+    // Verified TLS refuses the self-signed certificate.
+    let e = format!(
+        "{:#}",
+        write_bundle(&[pull(false, reg.url())], &out, &opts()).unwrap_err()
+    );
+    assert!(e.contains(&reg.url()), "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(!out.exists());
+
+    // Plain HTTP needs `insecure: true` too.
+    let e = format!(
+        "{:#}",
+        write_bundle(
+            &[pull(false, format!("http://{}", reg.host()))],
+            &out,
+            &opts()
+        )
+        .unwrap_err()
+    );
+    assert!(e.contains("plain HTTP") && e.contains("insecure"), "{e}");
+
+    write_bundle(&[pull(true, reg.url())], &out, &opts()).unwrap();
+    skopeo_reads(&out, "quay.io/org/tls:1", None);
+}

@@ -18,21 +18,28 @@ pub struct TestRegistry {
     port: u16,
     log: PathBuf,
     credentials: Option<(String, String)>,
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
 impl TestRegistry {
     /// Start an open registry.
     pub fn start() -> TestRegistry {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
     }
 
     /// Start a registry that wants Basic auth from `user`/`password`.
     pub fn start_with_basic_auth(user: &str, password: &str) -> TestRegistry {
-        Self::start_inner(Some((user.to_string(), password.to_string())))
+        Self::start_inner(Some((user.to_string(), password.to_string())), false)
     }
 
-    fn start_inner(credentials: Option<(String, String)>) -> TestRegistry {
+    /// Start an open registry serving HTTPS with a self-signed certificate
+    /// for 127.0.0.1.
+    pub fn start_tls() -> TestRegistry {
+        Self::start_inner(None, true)
+    }
+
+    fn start_inner(credentials: Option<(String, String)>, tls: bool) -> TestRegistry {
         let bin = require("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -49,6 +56,18 @@ impl TestRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: airlift-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if tls {
+            let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+                .expect("making a self-signed certificate");
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            fs::write(&cert, ck.cert.pem()).expect("writing cert");
+            fs::write(&key, ck.key_pair.serialize_pem()).expect("writing key");
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
             ));
         }
         let config_path = dir.path().join("config.yml");
@@ -68,6 +87,7 @@ impl TestRegistry {
             port,
             log,
             credentials,
+            tls,
             _dir: dir,
         };
         reg.wait_ready();
@@ -102,9 +122,10 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS registry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
     }
 
     /// Push the image `ref_name` of the OCI layout at `layout` (all

@@ -166,7 +166,7 @@ impl Client {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < retry::MAX_TRIES && (e.is_connect() || e.is_timeout()) => {
+                Err(e) if attempt < retry::MAX_TRIES && transient(&e) => {
                     tracing::debug!("GET {url}: {e}; retrying");
                     tokio::time::sleep(retry::backoff(attempt)).await;
                     continue;
@@ -271,4 +271,21 @@ impl Client {
 /// Is `content_type` one of the manifest types we asked for?
 pub fn is_manifest_type(content_type: &str) -> bool {
     media::is_index(content_type) || media::is_manifest(content_type)
+}
+
+/// Is a request error worth retrying? Timeouts and connections refused,
+/// reset or cut are; TLS failures (a bad certificate) and the like are
+/// not: they will fail the same way again.
+fn transient(e: &reqwest::Error) -> bool {
+    if e.is_timeout() {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return retry::transient_io(io.kind());
+        }
+        source = s.source();
+    }
+    e.is_connect()
 }

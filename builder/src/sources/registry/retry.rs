@@ -18,6 +18,23 @@ pub fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 
+/// Is an I/O error on a request worth retrying (the network, not the peer's
+/// certificate or protocol)?
+pub fn transient_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::UnexpectedEof
+            | K::Interrupted
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +51,12 @@ mod tests {
     fn retries_server_errors_and_throttling_only() {
         assert!(retryable_status(503) && retryable_status(429) && retryable_status(500));
         assert!(!retryable_status(404) && !retryable_status(401) && !retryable_status(200));
+    }
+
+    #[test]
+    fn network_errors_are_transient_tls_errors_are_not() {
+        use std::io::ErrorKind as K;
+        assert!(transient_io(K::ConnectionRefused) && transient_io(K::ConnectionReset));
+        assert!(!transient_io(K::InvalidData) && !transient_io(K::PermissionDenied));
     }
 }
