@@ -60,6 +60,14 @@ fn explain(err: &serde_yaml::Error, field: Option<&str>) -> String {
     if in_from && (msg.contains("single key") || msg.contains("1 entry")) {
         msg = "must have exactly one key: registry, ociLayout, ociArchive or dockerArchive"
             .to_string();
+    } else if in_from && msg.contains("unit variant") {
+        msg = format!(
+            "{msg}: write the source as a mapping, e.g. `from: {{ registry: {{}} }}` or \
+             `from: {{ ociLayout: {{ path: DIR }} }}`"
+        );
+    }
+    if msg.contains("more than one document") {
+        msg.push_str("; an image config is one YAML document: remove `---` and what follows");
     }
     if msg.starts_with("missing field") {
         msg.push_str(" (it is required here)");
@@ -198,6 +206,27 @@ images:
             e.contains("field images[0].from: must have exactly one key"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn source_written_as_a_word() {
+        let text = GOOD.replace(
+            "    from:\n      ociLayout:\n        path: images/hello\n        ref: \"1.0\"\n",
+            "    from: ociLayout\n",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with("dir/demo.yaml:8:11: field images[0].from: "),
+            "{e}"
+        );
+        assert!(e.contains("write the source as a mapping"), "{e}");
+    }
+
+    #[test]
+    fn several_documents() {
+        let e = err(&with("---\nkind: Appliance\n"));
+        assert!(e.starts_with("dir/demo.yaml: "), "{e}");
+        assert!(e.contains("one YAML document"), "{e}");
     }
 
     #[test]
