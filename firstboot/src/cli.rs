@@ -19,6 +19,8 @@ pub enum Command {
     Version,
     /// Run the OCI registry serving the bundle and a writable store.
     Serve(Box<ServeOptions>),
+    /// Print a container runtime's mirror config for airlift registries.
+    Render(crate::commands::render::RenderArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .context("starting the async runtime")?
                 .block_on(crate::registry::serve(*opts))
         }
+        Command::Render(args) => crate::commands::render::run(args),
     }
 }
 

@@ -1,0 +1,4 @@
+//! Subcommands whose work is more than a call into one library module:
+//! their arguments and `run` functions, one file each.
+
+pub mod render;
