@@ -6,7 +6,9 @@
 //! `.tar.zst` file), each overlay folder, the extra files the caller
 //! generates (the first-boot binary, the appliance config), then the
 //! kernel modules asked for with their dependency closure and a generated
-//! `modules.dep`, `modules.alias` and `modules.softdep`.
+//! `modules.dep`, `modules.alias` and `modules.softdep` (for busybox
+//! `modprobe`) plus kmod's binary `.bin` indexes (for kmod's `modprobe`
+//! and udev).
 //!
 //! Reproducible: members sorted by path, every mtime the given epoch
 //! (`SOURCE_DATE_EPOCH`), owner root, inode numbers assigned in order,
@@ -14,6 +16,7 @@
 
 pub mod cpio;
 pub mod kernel;
+pub mod kmod_index;
 pub mod modules;
 pub mod tree;
 
@@ -139,6 +142,14 @@ fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Vec<String>> {
             .map(|l| format!("{l}\n"))
             .collect();
         tree.insert(&format!("{root}/modules.order"), text(kept))?;
+    }
+    let builtin_modinfo = match fs::read(m.dir.join("modules.builtin.modinfo")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).context("reading modules.builtin.modinfo"),
+    };
+    for (name, bytes) in closure.kmod_indexes(&builtin, &builtin_modinfo)? {
+        tree.insert(&format!("{root}/{name}"), Node::bytes(bytes, 0o644))?;
     }
     for name in ["modules.builtin", "modules.builtin.modinfo"] {
         let host = m.dir.join(name);

@@ -14,6 +14,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection};
 
+use super::kmod_index::Index;
+
 /// A module's canonical name: the file name without `.ko*`, with `-`
 /// turned into `_` (as the kernel and modprobe compare them).
 pub fn canonical(name: &str) -> String {
@@ -64,6 +66,27 @@ fn module_stem(fname: &str) -> Option<&str> {
     [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
         .iter()
         .find_map(|ext| fname.strip_suffix(ext))
+}
+
+/// An alias as kmod looks it up: `-` becomes `_` except inside `[…]`
+/// character classes (kmod normalises the name it is asked for the same way).
+pub fn normalize_alias(alias: &str) -> String {
+    let mut in_class = false;
+    alias
+        .chars()
+        .map(|c| match c {
+            '[' => {
+                in_class = true;
+                c
+            }
+            ']' => {
+                in_class = false;
+                c
+            }
+            '-' if !in_class => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// What a module's `.modinfo` says about dependencies and aliases.
@@ -230,17 +253,63 @@ impl Closure {
     /// a module comes before the modules it needs (modprobe loads the list
     /// from the end).
     pub fn modules_dep(&self) -> String {
-        let mut out = String::new();
-        for m in self.modules.values() {
-            out.push_str(&m.rel);
-            out.push(':');
-            for dep in self.load_order_of_deps(m) {
-                out.push(' ');
-                out.push_str(&self.modules[&dep].rel);
-            }
-            out.push('\n');
+        self.modules
+            .values()
+            .map(|m| format!("{}\n", self.dep_line(m)))
+            .collect()
+    }
+
+    fn dep_line(&self, m: &Module) -> String {
+        let mut line = format!("{}:", m.rel);
+        for dep in self.load_order_of_deps(m) {
+            line.push(' ');
+            line.push_str(&self.modules[&dep].rel);
         }
-        out
+        line
+    }
+
+    /// kmod's binary indexes, `(file name, bytes)`: `modules.dep.bin`
+    /// (name → dep line), `modules.alias.bin` (alias → name),
+    /// `modules.symbols.bin` (empty: symbol lookups are not supported),
+    /// `modules.builtin.bin` and `modules.builtin.alias.bin` (from
+    /// `modules.builtin` and `modules.builtin.modinfo`).
+    pub fn kmod_indexes(
+        &self,
+        builtin: &BTreeSet<String>,
+        builtin_modinfo: &[u8],
+    ) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        let mut dep = Index::new();
+        let mut alias = Index::new();
+        for (i, (name, m)) in self.modules.iter().enumerate() {
+            dep.insert(name, &self.dep_line(m), i as u32)?;
+            for a in &m.info.aliases {
+                alias.insert(&normalize_alias(a), name, i as u32)?;
+            }
+        }
+        let mut builtin_idx = Index::new();
+        for name in builtin {
+            builtin_idx.insert(name, "", 0)?;
+        }
+        let mut builtin_alias = Index::new();
+        for entry in builtin_modinfo.split(|b| *b == 0) {
+            let Ok(s) = std::str::from_utf8(entry) else {
+                continue;
+            };
+            if let Some((module, rest)) = s.split_once('.') {
+                if let Some(a) = rest.strip_prefix("alias=") {
+                    if a.is_ascii() {
+                        builtin_alias.insert(&normalize_alias(a), &canonical(module), 0)?;
+                    }
+                }
+            }
+        }
+        Ok(vec![
+            ("modules.dep.bin", dep.encode()?),
+            ("modules.alias.bin", alias.encode()?),
+            ("modules.symbols.bin", Index::new().encode()?),
+            ("modules.builtin.bin", builtin_idx.encode()?),
+            ("modules.builtin.alias.bin", builtin_alias.encode()?),
+        ])
     }
 
     /// Transitive hard deps of `m`, each before what it needs.
@@ -338,6 +407,12 @@ mod tests {
             .map(|(_, r, d)| (r.to_string(), info(d)))
             .collect();
         (index, infos)
+    }
+
+    #[test]
+    fn aliases_are_normalised_outside_character_classes() {
+        assert_eq!(normalize_alias("fs-iso9660"), "fs_iso9660");
+        assert_eq!(normalize_alias("pci:v*d[0-9]*-x"), "pci:v*d[0-9]*_x");
     }
 
     #[test]
