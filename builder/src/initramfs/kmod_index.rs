@@ -25,7 +25,7 @@ const OFFSET_MASK: u32 = 0x0FFF_FFFF;
 /// Keys mapped to values with priorities; rendered with [`Index::encode`].
 #[derive(Debug, Default, Clone)]
 pub struct Index {
-    entries: BTreeMap<Vec<u8>, Vec<(u32, String)>>,
+    entries: BTreeMap<Vec<u8>, Values>,
 }
 
 impl Index {
@@ -49,7 +49,7 @@ impl Index {
 
     /// The index file's bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let keys: Vec<(&[u8], &Vec<(u32, String)>)> = self
+        let keys: Vec<Entry> = self
             .entries
             .iter()
             .map(|(k, v)| (k.as_slice(), v))
@@ -64,9 +64,14 @@ impl Index {
     }
 }
 
+/// Values of one key: (priority, value), ascending.
+type Values = Vec<(u32, String)>;
+/// A key (the part not yet consumed by the trie) and its values.
+type Entry<'a> = (&'a [u8], &'a Values);
+
 struct Node {
     prefix: Vec<u8>,
-    values: Vec<(u32, String)>,
+    values: Values,
     children: BTreeMap<u8, Node>,
 }
 
@@ -74,7 +79,7 @@ struct Node {
 /// already stripped): the node's prefix is the keys' common prefix (none
 /// at the root), a key ending there gives the node's values, the rest
 /// are grouped by their next character.
-fn build(keys: &[(&[u8], &Vec<(u32, String)>)], root: bool) -> Node {
+fn build(keys: &[Entry], root: bool) -> Node {
     let lcp = if root || keys.is_empty() {
         0
     } else {
@@ -93,7 +98,7 @@ fn build(keys: &[(&[u8], &Vec<(u32, String)>)], root: bool) -> Node {
     };
     let prefix = keys.first().map_or(Vec::new(), |k| k.0[..lcp].to_vec());
     let mut values = Vec::new();
-    let mut groups: BTreeMap<u8, Vec<(&[u8], &Vec<(u32, String)>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<u8, Vec<Entry>> = BTreeMap::new();
     for (k, v) in keys {
         let rest = &k[lcp..];
         match rest.split_first() {
