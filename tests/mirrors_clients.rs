@@ -1,0 +1,288 @@
+//! The rendered mirror config used by the runtimes' own tools, against
+//! `airlift-firstboot serve` over HTTPS with the appliance's own CA
+//! (`tls::ensure_tls`), serving a bundle layer that holds
+//! `quay.io/test/app:1.0` and `docker.io/library/busybox:1.36`.
+//!
+//! The config is written by `mirrors::apply` into a temp root; the tools
+//! are pointed at the files there. Nothing can come from the real
+//! upstreams (no internet), so a successful pull went through the mirror.
+//!
+//! For the host0/join work: [`Appliance`] is the whole set-up in one
+//! call; reuse its pattern for end-to-end tests on a booted node.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlift_firstboot::mirrors::{self, apply, Endpoint, MirrorSpec, Runtime};
+use airlift_firstboot::tls::ensure_tls;
+use airlift_integration::firstboot::{ServeConfig, Server};
+use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
+use airlift_integration::tools::{require, run_ok};
+
+/// A registry with the appliance's TLS, and a node root configured for it.
+struct Appliance {
+    server: Server,
+    root: PathBuf,
+    app: MadeImage,
+    busybox: MadeImage,
+}
+
+fn image(ref_name: &str, layers: Vec<Layer>) -> TestImage {
+    TestImage {
+        ref_name: ref_name.to_string(),
+        layers,
+        architecture: "amd64".to_string(),
+        gzip: true,
+    }
+}
+
+impl Appliance {
+    fn start(tmp: &Path, runtimes: &[Runtime]) -> Appliance {
+        let bundle = tmp.join("bundle");
+        let mut made = write_layout(
+            &bundle,
+            &[
+                image(
+                    "quay.io/test/app:1.0",
+                    vec![Layer::Random {
+                        seed: 5,
+                        size: 100_000,
+                    }],
+                ),
+                image("docker.io/library/busybox:1.36", vec![Layer::Busybox]),
+            ],
+        )
+        .unwrap();
+        let tls = ensure_tls(&tmp.join("tls"), &[], &[]).unwrap();
+        let server = Server::start(&ServeConfig {
+            data: tmp.join("data"),
+            layers: vec![bundle],
+            tls: Some((tls.cert_path(), tls.key_path())),
+            ..ServeConfig::default()
+        });
+        let spec = MirrorSpec::new(
+            vec![Endpoint::https(&server.host())],
+            vec!["quay.io".into(), "docker.io".into()],
+            tls.ca_pem.clone(),
+        );
+        let root = tmp.join("root");
+        let report = apply(&root, &spec, runtimes).unwrap();
+        assert!(report.warnings.is_empty(), "{report:#?}");
+        let busybox = made.remove(1);
+        let app = made.remove(0);
+        Appliance {
+            server,
+            root,
+            app,
+            busybox,
+        }
+    }
+
+    fn path(&self, node_path: &str) -> PathBuf {
+        self.root.join(node_path.trim_start_matches('/'))
+    }
+
+    /// containers/image's per-host CA folder, as rendered.
+    fn containers_cert_dir(&self) -> PathBuf {
+        self.path(&format!("/etc/containers/certs.d/{}", self.server.host()))
+    }
+
+    /// The main registries.conf followed by the drop-in: what
+    /// containers/image reads on a node (podman 4.3 has no variable for the
+    /// drop-in folder, so the two are joined into one file).
+    fn full_registries_conf(&self, tmp: &Path) -> PathBuf {
+        let main = std::fs::read_to_string(self.path(mirrors::registries_conf::MAIN)).unwrap();
+        let drop_in =
+            std::fs::read_to_string(self.path(mirrors::registries_conf::DROP_IN)).unwrap();
+        let p = tmp.join("registries.conf");
+        std::fs::write(&p, format!("{main}\n{drop_in}")).unwrap();
+        p
+    }
+}
+
+#[test]
+fn skopeo_reads_the_drop_in_and_pulls_through_the_mirror() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Appliance::start(tmp.path(), &[Runtime::Podman]);
+    let out = run_ok(
+        Command::new(require("skopeo", "skopeo"))
+            .arg("--registries-conf")
+            .arg(a.path(mirrors::registries_conf::DROP_IN))
+            .args(["inspect", "--no-tags", "--cert-dir"])
+            .arg(a.containers_cert_dir())
+            .arg("docker://quay.io/test/app:1.0"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Digest"], a.app.manifest.digest.to_string());
+    let log = std::fs::read_to_string(&a.server.log).unwrap_or_default();
+    assert!(log.contains("quay.io/test/app"), "{log}");
+}
+
+#[test]
+fn podman_pulls_a_short_name_and_a_quay_image_through_the_mirror() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Appliance::start(tmp.path(), &[Runtime::Podman, Runtime::Crio]);
+    let conf = a.full_registries_conf(tmp.path());
+    let podman = |args: &[&str]| {
+        let mut c = Command::new(require("podman", "podman"));
+        c.env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("--root")
+            .arg(tmp.path().join("storage"))
+            .arg("--runroot")
+            .arg(tmp.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        c
+    };
+    let cert_dir = a.containers_cert_dir();
+    let cert_dir = cert_dir.to_str().unwrap();
+    // `busybox` -> docker.io/library/busybox via unqualified-search-registries,
+    // then the docker.io mirror `HOST/docker.io`.
+    run_ok(&mut podman(&[
+        "pull",
+        "--cert-dir",
+        cert_dir,
+        "busybox:1.36",
+    ]));
+    run_ok(&mut podman(&[
+        "pull",
+        "--cert-dir",
+        cert_dir,
+        "quay.io/test/app:1.0",
+    ]));
+    let out = run_ok(&mut podman(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]));
+    for (name, made) in [
+        ("docker.io/library/busybox:1.36", &a.busybox),
+        ("quay.io/test/app:1.0", &a.app),
+    ] {
+        let line = format!("{name} {}", made.manifest.digest);
+        assert!(out.lines().any(|l| l == line), "{line} not in:\n{out}");
+    }
+
+    // The same check fails on a malformed file: podman does parse it.
+    let broken = tmp.path().join("broken.conf");
+    std::fs::write(&broken, "[[registry]]\nprefix = \"quay.io\"\nlocation = \n").unwrap();
+    let out = podman(&["info"])
+        .env("CONTAINERS_REGISTRIES_CONF", &broken)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "podman accepted a malformed registries.conf"
+    );
+}
+
+/// containerd's own daemon under a temp root, the CRI plugin off.
+struct Containerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_containerd(dir: &Path) -> Containerd {
+    std::fs::create_dir_all(dir).unwrap();
+    let sock = dir.join("containerd.sock");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{}\"\n",
+            dir.join("root").display(),
+            dir.join("state").display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    let daemon = Containerd {
+        child: Command::new(require("containerd", "containerd"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting containerd"),
+        sock: sock.clone(),
+    };
+    let ctr = require("ctr", "containerd");
+    for _ in 0..600 {
+        let up = sock.exists()
+            && Command::new(&ctr)
+                .arg("--address")
+                .arg(&sock)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if up {
+            return daemon;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "containerd did not come up: {}",
+        std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn ctr_pulls_through_the_rendered_hosts_toml() {
+    let ctr = require("ctr", "containerd");
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Appliance::start(tmp.path(), &[Runtime::Containerd]);
+    // hosts.toml names the CA by its path on the node; this root is not
+    // `/`, so the one path is re-pointed into it. Nothing else changes.
+    let hosts_dir = a.path(mirrors::containerd::CERTS_D);
+    let ca_in_root = a.path(mirrors::containerd::CA);
+    for upstream in ["quay.io", "docker.io"] {
+        let p = hosts_dir.join(upstream).join("hosts.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(mirrors::containerd::CA), "{text}");
+        std::fs::write(
+            &p,
+            text.replace(mirrors::containerd::CA, ca_in_root.to_str().unwrap()),
+        )
+        .unwrap();
+    }
+    let cd = start_containerd(&tmp.path().join("containerd"));
+    for (name, made) in [
+        ("quay.io/test/app:1.0", &a.app),
+        ("docker.io/library/busybox:1.36", &a.busybox),
+    ] {
+        run_ok(
+            Command::new(&ctr)
+                .arg("--address")
+                .arg(&cd.sock)
+                .args(["images", "pull", "--hosts-dir"])
+                .arg(&hosts_dir)
+                .args(["--snapshotter", "native", name]),
+        );
+        let out = run_ok(
+            Command::new(&ctr)
+                .arg("--address")
+                .arg(&cd.sock)
+                .args(["images", "ls"]),
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{out}"));
+        assert!(line.contains(&made.manifest.digest.to_string()), "{line}");
+    }
+    let log = std::fs::read_to_string(&a.server.log).unwrap_or_default();
+    assert!(
+        log.contains("ns=quay.io"),
+        "containerd's mirror form expected in the log:\n{log}"
+    );
+}
