@@ -347,12 +347,19 @@ pub fn airlift_base() -> PathBuf {
             cache.join("base/current")
         }
     };
-    assert!(
-        base.join(".complete").is_file(),
-        "the boot base {} is missing or incomplete: run `just base` (scripts/make-base.sh)",
-        base.display()
-    );
-    fs::canonicalize(&base).expect("resolving the base folder")
+    check_base(&base).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `base` resolved, if `just base` finished making it (its `.complete`
+/// marker exists); otherwise a message saying what to run.
+pub fn check_base(base: &Path) -> std::result::Result<PathBuf, String> {
+    if !base.join(".complete").is_file() {
+        return Err(format!(
+            "the boot base {} is missing or incomplete: run `just base` (scripts/make-base.sh)",
+            base.display()
+        ));
+    }
+    fs::canonicalize(base).map_err(|e| format!("resolving {}: {e}", base.display()))
 }
 
 /// Runs `airlift build CONFIG -o OUT` with `AIRLIFT_BASE` set and a fixed
@@ -404,6 +411,18 @@ mod tests {
         assert!(usb.contains("if=pflash,format=raw,file=/v.fd"), "{usb}");
         let disk = qemu_args(&Vm::new(Firmware::Bios, Media::Disk, img), None).join(" ");
         assert!(disk.contains("if=virtio"), "{disk}");
+    }
+
+    #[test]
+    fn a_missing_base_says_to_run_just_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = check_base(&dir.path().join("nope")).unwrap_err();
+        assert!(err.contains("run `just base`"), "{err}");
+        // Present but unfinished (no marker) is missing too.
+        let err = check_base(dir.path()).unwrap_err();
+        assert!(err.contains("incomplete"), "{err}");
+        fs::write(dir.path().join(".complete"), "").unwrap();
+        assert!(check_base(dir.path()).is_ok());
     }
 
     #[test]
