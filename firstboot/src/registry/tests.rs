@@ -995,6 +995,29 @@ async fn docker_manifest_list_keeps_its_media_type() {
         .get(&format!("/v2/org/app/manifests/{md}?ns=docker.io"))
         .await;
     assert_eq!(r.header("content-type"), media::DOCKER_MANIFEST);
+    // An index here whose child was pushed into another repository:
+    // the child can then be pulled by digest here too.
+    let list_elsewhere = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [{"mediaType": media::DOCKER_MANIFEST, "digest": md.to_string(), "size": m.len()}],
+    }))
+    .unwrap();
+    assert_eq!(
+        env.get(&format!("/v2/quay.io/other/manifests/{md}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = env
+        .push_manifest("quay.io/other", "1", media::OCI_INDEX, &list_elsewhere)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = env.get(&format!("/v2/quay.io/other/manifests/{md}")).await;
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (StatusCode::OK, media::DOCKER_MANIFEST)
+    );
     // An index whose child was never pushed is refused.
     let orphan = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": media::OCI_INDEX,

@@ -136,6 +136,17 @@ pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> 
         }
     }
 
+    // Children of an index become members of this repository too, so
+    // they can be pulled by digest here even if pushed elsewhere.
+    if inspected.is_index {
+        for child in &inspected.children {
+            if media::is_index(&child.media_type) || media::is_manifest(&child.media_type) {
+                reg.store
+                    .adopt_manifest(&repo.name, &child.digest, &child.media_type)
+                    .await?;
+            }
+        }
+    }
     let referrer = inspected.subject.as_ref().map(|s| {
         (
             s.digest.clone(),

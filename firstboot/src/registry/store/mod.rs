@@ -241,6 +241,52 @@ impl Store {
         Ok(())
     }
 
+    /// Make a manifest already stored as a blob a member of `repo` (an
+    /// index's child pushed into another repository). No-op if it is one.
+    pub async fn adopt_manifest(
+        &self,
+        repo: &str,
+        d: &Digest,
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        if self
+            .resolve(repo, &ManifestRef::Digest(d.clone()))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let blob = self.blob(d).await.ok_or_else(|| {
+            RegistryError::new(
+                Code::ManifestBlobUnknown,
+                format!("manifest {d} is not stored"),
+            )
+        })?;
+        let _guard = self.write.lock().await;
+        let (meta, name, digest, mt) = (
+            self.meta.clone(),
+            repo.to_string(),
+            d.clone(),
+            media_type.to_string(),
+        );
+        tokio::task::spawn_blocking(move || meta.put_manifest(&name, &digest, &mt))
+            .await
+            .map_err(|e| RegistryError::internal(e.into()))??;
+        self.repos
+            .write()
+            .map_err(lock_poisoned)?
+            .entry(repo.to_string())
+            .or_default()
+            .manifests
+            .insert(
+                d.clone(),
+                ManifestInfo {
+                    media_type: media_type.to_string(),
+                    size: blob.size,
+                },
+            );
+        Ok(())
+    }
+
     /// Remove a manifest from a repository (its tags and referrer entry
     /// too). The blob stays: other repositories may share it.
     pub async fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<Removed, RegistryError> {
