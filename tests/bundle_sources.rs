@@ -308,11 +308,24 @@ fn bundles_every_source_kind_and_skopeo_reads_them_back() {
 
     // A rerun with unchanged inputs fetches nothing from the registry.
     let gets_before = reg.blob_gets();
+    let pinned_gets = |reg: &TestRegistry| {
+        reg.log_text()
+            .lines()
+            .filter(|l| l.contains("\"GET /v2/org/pinned/"))
+            .count()
+    };
+    let pinned_before = pinned_gets(&reg);
+    assert!(pinned_before > 0);
     assert!(gets_before > 0);
     let again: BundleReport = write_bundle(&requests, &out, &opts()).unwrap();
     assert_eq!(again.stats.fetched_blobs, 0, "{:?}", again.stats);
     assert_eq!(again.stats.reused_blobs, 17);
     assert_eq!(reg.blob_gets(), gets_before, "the rerun downloaded blobs");
+    assert_eq!(
+        pinned_gets(&reg),
+        pinned_before,
+        "a digest-pinned image already bundled needs no request"
+    );
     assert_eq!(again.manifest, report.manifest);
     assert_eq!(blob_files(&out), files);
     let siblings: Vec<_> = fs::read_dir(work.path().join("out")).unwrap().collect();

@@ -93,6 +93,17 @@ impl Store {
         Ok(true)
     }
 
+    /// A small blob (a manifest) already here or in the previous bundle,
+    /// read whole and verified; `None` if neither has it.
+    pub fn lookup(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        for layout in std::iter::once(&self.layout).chain(self.previous.as_ref()) {
+            if layout.has_blob(digest) {
+                return layout.read_blob(digest).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// A writer for a new blob in the staging layout.
     pub fn writer(&self, desc: &Descriptor) -> Result<BlobWriter> {
         self.layout.blob_writer(desc.digest.algorithm())

@@ -15,7 +15,8 @@
 //!   before they are renamed into place.
 //! - **Reuse**: the manifest tells every blob's digest before any is
 //!   fetched, so blobs already in the previous bundle are hard-linked and
-//!   never requested.
+//!   never requested. A manifest fetched by tag is always requested (the
+//!   tag may have moved); a digest-pinned one already in the bundle is not.
 //! - **Concurrency**: up to `concurrency` blob downloads run at once.
 //!
 //! ## Multi-arch images and `platforms`
@@ -63,7 +64,19 @@ pub async fn ingest(
     let image = reference.to_string();
     let wanted = reference.manifest_reference();
     let url = client.manifest_url(&wanted);
-    let fetched = client.manifest(&wanted).await?;
+    // A digest-pinned manifest the bundle already has needs no request.
+    let pinned_bytes = match reference.digest() {
+        Some(d) => store.lookup(d)?,
+        None => None,
+    };
+    let fetched = match pinned_bytes {
+        Some(bytes) => client::FetchedManifest {
+            bytes,
+            content_type: None,
+            header_digest: None,
+        },
+        None => client.manifest(&wanted).await?,
+    };
     let digest = Digest::sha256_of(&fetched.bytes);
     if let Some(h) = &fetched.header_digest {
         if h != &digest.to_string() {
