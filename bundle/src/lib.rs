@@ -2,6 +2,7 @@
 //! an appliance, with digests verified as bytes move, fully qualified
 //! image references, and the bundle manifest.
 
+pub mod appliance;
 pub mod atomic;
 pub mod digest;
 pub mod layout;

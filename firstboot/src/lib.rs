@@ -1,7 +1,14 @@
 //! airlift-firstboot: the appliance's registry, first-boot and join service.
 
+pub mod appliance;
 pub mod cli;
 pub mod commands;
+pub mod host0;
+pub mod join_api;
+pub mod loader;
+pub mod logging;
+pub mod media;
 pub mod mirrors;
 pub mod registry;
+pub mod status;
 pub mod tls;

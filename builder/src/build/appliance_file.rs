@@ -17,43 +17,18 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::config::{Appliance, Netboot, Role, Runtime, Storage, TlsMode};
+use crate::config::Appliance;
 
-/// Current layout version of the file.
-pub const SCHEMA: u32 = 1;
-/// Where the file goes inside the initramfs.
-pub const PATH: &str = "etc/airlift/appliance.json";
+pub use airlift_bundle::appliance::{ApplianceFile, RegistryFile, PATH, SCHEMA};
 
-/// The file's content.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplianceFile {
-    pub schema: u32,
-    pub name: String,
-    pub version: String,
-    pub volume_label: String,
-    /// The role the media boots as: always host0 (netbooted nodes get
-    /// theirs from the kernel command line).
-    pub role: Role,
-    pub join_token: String,
-    pub kernel_release: String,
-    pub registry: RegistryFile,
-    pub mirrors: Vec<String>,
-    pub runtimes: Vec<Runtime>,
-    pub netboot: Netboot,
-    pub storage: Storage,
-}
-
-/// Registry settings host0 serves with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistryFile {
-    pub port: u16,
-    pub tls: TlsMode,
-    pub push: bool,
-    pub allow_delete: bool,
+/// A config value as the file's type of the same JSON shape (the enums
+/// and `storage`/`netboot` share their spelling with the config).
+fn convert<T: Serialize, U: DeserializeOwned>(value: &T) -> U {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .expect("the appliance file mirrors the config's JSON shape")
 }
 
 /// Builds the file's content from the config.
@@ -73,25 +48,26 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         name: app.metadata.name.clone(),
         version: app.metadata.version.clone(),
         volume_label: app.output.volume_label.clone(),
-        role: Role::Host0,
+        role: airlift_bundle::appliance::Role::Host0,
         join_token: join_token.to_string(),
         kernel_release: kernel_release.to_string(),
         registry: RegistryFile {
             port: app.registry.port,
-            tls: app.registry.tls.mode,
+            tls: convert(&app.registry.tls.mode),
+            tls_cert: None,
+            tls_key: None,
+            extra_names: app.registry.tls.extra_names.clone(),
             push: app.registry.push.enabled,
             allow_delete: app.registry.allow_delete,
         },
         mirrors,
-        runtimes: app.runtimes.clone(),
-        netboot: app.netboot.clone(),
-        storage: app.storage.clone(),
+        runtimes: convert(&app.runtimes),
+        netboot: convert(&app.netboot),
+        storage: convert(&app.storage),
     }
 }
 
 /// Pretty JSON with a final newline.
 pub fn render(file: &ApplianceFile) -> Result<Vec<u8>> {
-    let mut out = serde_json::to_vec_pretty(file).context("rendering appliance.json")?;
-    out.push(b'\n');
-    Ok(out)
+    file.render().context("rendering appliance.json")
 }

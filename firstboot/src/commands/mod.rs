@@ -1,4 +1,5 @@
 //! Subcommands whose work is more than a call into one library module:
 //! their arguments and `run` functions, one file each.
 
+pub mod host0;
 pub mod render;

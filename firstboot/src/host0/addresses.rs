@@ -1,0 +1,106 @@
+//! host0's names and addresses: for the certificate's SANs and for the
+//! registry endpoints written into the runtimes' mirror config.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+/// The host name (None if unset or `localhost`).
+pub fn hostname() -> Option<String> {
+    let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
+    let name = name.trim().to_string();
+    (!name.is_empty() && name != "localhost" && name != "(none)").then_some(name)
+}
+
+/// Every address of an interface, except loopback and IPv6 link-local
+/// (which needs a zone to be used).
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out = BTreeSet::new();
+    for a in addrs {
+        let Some(sa) = a.address else { continue };
+        let ip = if let Some(v4) = sa.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        if usable(ip) {
+            out.insert(ip);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Not loopback, unspecified, multicast or IPv6 link-local.
+pub fn usable(ip: IpAddr) -> bool {
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    match ip {
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+        IpAddr::V4(_) => true,
+    }
+}
+
+/// The `HOST:PORT` endpoints host0 advertises for `listen` (pure):
+/// `overrides` when given; the listen address itself when it is a
+/// specific one; else every usable IPv4 interface address (registry
+/// host names in image references have no IPv6 form), then `127.0.0.1`
+/// so host0's own runtimes always reach it.
+pub fn endpoints(listen: SocketAddr, addresses: &[IpAddr], overrides: &[String]) -> Vec<String> {
+    if !overrides.is_empty() {
+        return overrides.to_vec();
+    }
+    let port = listen.port();
+    let fmt = |ip: IpAddr| crate::join_api::host_port(SocketAddr::new(ip, port));
+    if !listen.ip().is_unspecified() {
+        return vec![fmt(listen.ip())];
+    }
+    let mut ips: Vec<IpAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|ip| ip.is_ipv4() && usable(*ip))
+        .collect();
+    ips.sort();
+    let mut out: Vec<String> = ips.into_iter().map(fmt).collect();
+    out.push(format!("127.0.0.1:{port}"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_endpoints() {
+        let any: SocketAddr = "0.0.0.0:5000".parse().unwrap();
+        let ips: Vec<IpAddr> = ["fd00::5", "10.0.2.15", "fe80::1", "127.0.0.1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            endpoints(any, &ips, &[]),
+            ["10.0.2.15:5000", "127.0.0.1:5000"]
+        );
+        let lo: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(endpoints(lo, &ips, &[]), ["127.0.0.1:7000"]);
+        assert_eq!(
+            endpoints(any, &ips, &["reg.example:443".into()]),
+            ["reg.example:443"]
+        );
+        assert_eq!(endpoints(any, &[], &[]), ["127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn usable_addresses() {
+        assert!(usable("192.168.1.2".parse().unwrap()));
+        assert!(!usable("127.0.0.1".parse().unwrap()));
+        assert!(!usable("fe80::1".parse().unwrap()));
+        assert!(!usable("::".parse().unwrap()));
+        // The machine's own list never has loopback.
+        assert!(interface_addresses().iter().all(|ip| !ip.is_loopback()));
+    }
+}

@@ -1,0 +1,393 @@
+//! `airlift-firstboot host0`: the first machine's boot service.
+//!
+//! 1. Read `/etc/airlift/appliance.json` ([`crate::appliance`]).
+//! 2. Find and mount the media by label ([`crate::media`]), unless given.
+//! 3. TLS: generate (or take) the CA and server certificate ([`crate::tls`]).
+//! 4. Open the registry with the media bundle as a read-only layer (only
+//!    index.json and manifests are read: start-up time does not grow
+//!    with the bundle), bind the port.
+//! 5. Point the local runtimes at it ([`runtimes`]), then tell systemd
+//!    `READY=1` ([`notify`]): units ordered after this one find a
+//!    registry that answers and config that names it.
+//! 6. In the background, copy the bundle to the data store ([`crate::loader`])
+//!    and then serve from the disk alone; or serve from the media only
+//!    when the data folder is in RAM and there is no data disk.
+//!
+//! Every step is idempotent, so a restart after a crash resumes and a
+//! re-run after success changes nothing.
+
+pub mod addresses;
+pub mod notify;
+pub mod runtimes;
+pub mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use airlift_bundle::appliance::{ApplianceFile, TlsMode};
+use airlift_bundle::Layout;
+use anyhow::{Context, Result};
+use tokio_rustls::TlsAcceptor;
+
+use crate::join_api::Join;
+use crate::loader::{self, CopyDecision, Reporting};
+use crate::mirrors::{Endpoint, MirrorSpec, Scheme};
+use crate::registry::{Registry, ServeOptions};
+use crate::status::{self, ApplianceName, Identity, LoadState, Status};
+use crate::tls::TlsMaterial;
+
+/// What `host0` runs with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The appliance file.
+    pub config: PathBuf,
+    /// A mounted media root or bundle folder; None: find the media by label.
+    pub media: Option<PathBuf>,
+    /// The root whose runtimes are configured.
+    pub root: PathBuf,
+    /// host0's state folder (`/var/lib/airlift`).
+    pub data: PathBuf,
+    /// The registry's address; None: all addresses, the file's port.
+    pub listen: Option<SocketAddr>,
+    /// More names for the certificate.
+    pub hostnames: Vec<String>,
+    /// `HOST:PORT`s to advertise instead of the discovered ones.
+    pub advertise: Vec<String>,
+    /// Copy the bundle even onto RAM.
+    pub force_load: bool,
+    /// How long to wait for the media to appear.
+    pub media_wait: Duration,
+}
+
+/// Folder names under the state folder.
+pub const REGISTRY_DIR: &str = "registry";
+pub const TLS_DIR: &str = "tls";
+
+/// The registry's data folder under a state folder.
+pub fn registry_dir(data: &Path) -> PathBuf {
+    data.join(REGISTRY_DIR)
+}
+
+/// Print a milestone to stdout (the console, under the unit) as well as the log.
+fn milestone(line: &str) {
+    println!("{line}");
+    tracing::info!("{line}");
+}
+
+/// Run host0 until the process is stopped.
+pub async fn run(opts: Options) -> Result<()> {
+    let started_at = status::rfc3339(SystemTime::now());
+    let file = ApplianceFile::load(&opts.config)?;
+    tracing::info!(
+        "appliance {} {} (media label {})",
+        file.name,
+        file.version,
+        file.volume_label
+    );
+
+    // 1. The media.
+    let bundle_dir = match &opts.media {
+        Some(m) => crate::media::bundle_dir(m)?,
+        None => {
+            let (label, wait) = (file.volume_label.clone(), opts.media_wait);
+            tokio::task::spawn_blocking(move || {
+                crate::media::find_and_mount(&label, Path::new(crate::media::MOUNT_POINT), wait)
+            })
+            .await??
+        }
+    };
+    let bundle = Layout::open(&bundle_dir).with_context(|| {
+        format!(
+            "opening the bundle on the media at {}",
+            bundle_dir.display()
+        )
+    })?;
+
+    private_dir(&opts.data)?;
+    let reg_dir = registry_dir(&opts.data);
+    let progress = loader::progress_path(&opts.data);
+
+    // 2. TLS.
+    let listen = opts
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], file.registry.port)));
+    let ips = addresses::interface_addresses();
+    let tls = tls_material(&file, &opts, listen, &ips)?;
+
+    // 3. The registry: media layer (unless an earlier run loaded this bundle).
+    std::fs::create_dir_all(&reg_dir).with_context(|| format!("creating {}", reg_dir.display()))?;
+    let decision = loader::should_copy(&reg_dir, file.has_data_disk(), opts.force_load)?;
+    let loaded = match loader::already_complete(&progress, &bundle)? {
+        Some(_) if decision == CopyDecision::Copy => all_blobs_present(&bundle, &reg_dir)?,
+        _ => false,
+    };
+    let serve_opts = ServeOptions {
+        listen,
+        data: reg_dir.clone(),
+        layers: if loaded {
+            vec![]
+        } else {
+            vec![bundle_dir.clone()]
+        },
+        tls_cert: tls.as_ref().map(TlsMaterial::cert_path),
+        tls_key: tls.as_ref().map(TlsMaterial::key_path),
+        htpasswd: None,
+        push_token_file: None,
+        allow_delete: file.registry.allow_delete,
+        header_timeout_secs: 30,
+        body_stall_secs: 60,
+        max_connections: 4096,
+    };
+    let registry = {
+        let o = serve_opts.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Registry::open(&o)).await??)
+    };
+    let acceptor = match &tls {
+        Some(t) => Some(TlsAcceptor::from(Arc::new(
+            crate::registry::server::tls_config(&t.cert_path(), &t.key_path())?,
+        ))),
+        None => None,
+    };
+    let listener = server::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+
+    // 4. The local runtimes.
+    let endpoints = addresses::endpoints(bound, &ips, &opts.advertise);
+    let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+    let upstreams = runtimes::upstreams(&file.mirrors);
+    let local_spec = MirrorSpec::new(
+        endpoints
+            .iter()
+            .map(|h| Endpoint {
+                host: h.clone(),
+                scheme,
+            })
+            .collect(),
+        upstreams.clone(),
+        ca_pem.clone(),
+    );
+    let rts: Vec<_> = file
+        .runtimes
+        .iter()
+        .map(|r| runtimes::runtime(*r))
+        .collect();
+    match runtimes::configure(&opts.root, &opts.data, &local_spec, &rts)? {
+        runtimes::Outcome::AlreadyDone => {
+            tracing::info!("the runtimes already point at this registry")
+        }
+        runtimes::Outcome::Applied { changed } => tracing::info!(
+            "runtimes configured ({}) for {}{}",
+            rts.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
+            endpoints.join(", "),
+            if changed { "" } else { " (no change)" }
+        ),
+    }
+
+    // 5. Serve.
+    let initial = match (decision, loaded) {
+        (CopyDecision::MediaOnly, _) => LoadState::MediaOnly,
+        (CopyDecision::Copy, true) => LoadState::Ready,
+        (CopyDecision::Copy, false) => LoadState::Loading,
+    };
+    let status = Status::new(
+        Identity {
+            name: file.name.clone(),
+            version: file.version.clone(),
+            registry: format!("{scheme}://{}", crate::join_api::host_port(bound)),
+            ca_fingerprint: tls.as_ref().and_then(|t| t.ca_sha256.clone()),
+            started_at,
+        },
+        initial,
+    );
+    if initial == LoadState::MediaOnly {
+        status.set_state(
+            LoadState::MediaOnly,
+            Some(format!(
+                "{} is in RAM and there is no data disk: serving from the media, which must \
+                 stay attached",
+                reg_dir.display()
+            )),
+        );
+    }
+    if loaded {
+        status.set_serving_from_disk();
+    }
+    let join = Arc::new(Join {
+        token: file.join_token.clone(),
+        appliance: ApplianceName {
+            name: file.name.clone(),
+            version: file.version.clone(),
+        },
+        upstreams,
+        ca_pem,
+        scheme,
+        port: bound.port(),
+        advertised: endpoints
+            .iter()
+            .filter(|h| !h.starts_with("127."))
+            .cloned()
+            .collect(),
+        runtimes: rts,
+    });
+    let current = server::Current::new(registry.clone());
+    let app = server::app(current.clone(), status.clone(), join);
+    notify::notify("READY=1\nSTATUS=serving the bundle")?;
+    milestone(&format!(
+        "AIRLIFT-HOST0-READY registry={scheme}://{} state={}",
+        crate::join_api::host_port(bound),
+        serde_json::to_value(initial)?.as_str().unwrap_or_default()
+    ));
+
+    // 6. The background copy.
+    if initial == LoadState::Loading {
+        let job = LoadJob {
+            bundle,
+            reg_dir,
+            progress,
+            status: status.clone(),
+            current,
+            registry,
+            serve_opts,
+        };
+        tokio::spawn(job.run());
+    }
+    server::serve(listener, acceptor, app, Duration::from_secs(30), 4096).await
+}
+
+/// Create `dir` (and parents) with mode 0700.
+fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the mode of {}", dir.display()))
+}
+
+/// The TLS files the file's mode asks for (None: plain HTTP).
+fn tls_material(
+    file: &ApplianceFile,
+    opts: &Options,
+    listen: SocketAddr,
+    ips: &[IpAddr],
+) -> Result<Option<TlsMaterial>> {
+    let dir = opts.data.join(TLS_DIR);
+    match file.registry.tls {
+        TlsMode::Off => {
+            tracing::warn!("registry.tls is off: serving plain HTTP");
+            Ok(None)
+        }
+        TlsMode::Provided => {
+            private_dir(&dir)?;
+            let (cert, key) = (
+                file.registry
+                    .tls_cert
+                    .as_deref()
+                    .context("registry.tlsCert is missing")?,
+                file.registry
+                    .tls_key
+                    .as_deref()
+                    .context("registry.tlsKey is missing")?,
+            );
+            Ok(Some(crate::tls::use_supplied(&dir, cert, key, None)?))
+        }
+        TlsMode::Generate => {
+            private_dir(&dir)?;
+            let mut names: Vec<String> = addresses::hostname().into_iter().collect();
+            let mut ip_sans: Vec<IpAddr> = ips.to_vec();
+            for n in opts.hostnames.iter().chain(&file.registry.extra_names) {
+                match n.parse::<IpAddr>() {
+                    Ok(ip) => ip_sans.push(ip),
+                    Err(_) => names.push(n.clone()),
+                }
+            }
+            if !listen.ip().is_unspecified() {
+                ip_sans.push(listen.ip());
+            }
+            ip_sans.sort();
+            ip_sans.dedup();
+            names.sort();
+            names.dedup();
+            let t = crate::tls::ensure_tls(&dir, &names, &ip_sans)
+                .with_context(|| format!("making the registry's TLS files in {}", dir.display()))?;
+            if t.issued {
+                tracing::info!(
+                    "issued a server certificate for {} and {:?}",
+                    names.join(", "),
+                    ip_sans
+                );
+            }
+            Ok(Some(t))
+        }
+    }
+}
+
+/// Is every blob of the bundle in the registry's data folder (by size)?
+fn all_blobs_present(bundle: &Layout, reg_dir: &Path) -> Result<bool> {
+    let data = Layout::create(reg_dir)?;
+    Ok(loader::plan(bundle)?
+        .iter()
+        .all(|d| std::fs::metadata(data.blob_path(&d.digest)).is_ok_and(|m| m.len() == d.size)))
+}
+
+/// The background copy and the switch to the disk copy.
+struct LoadJob {
+    bundle: Layout,
+    reg_dir: PathBuf,
+    progress: PathBuf,
+    status: Status,
+    current: server::Current,
+    registry: Arc<Registry>,
+    serve_opts: ServeOptions,
+}
+
+impl LoadJob {
+    async fn run(self) {
+        let status = self.status.clone();
+        if let Err(e) = self.load().await {
+            let msg = format!("{e:#}");
+            tracing::error!("loading the bundle failed, still serving from the media: {msg}");
+            println!("AIRLIFT-HOST0-LOAD-FAILED {msg}");
+            status.set_state(LoadState::Failed, Some(msg));
+        }
+    }
+
+    async fn load(self) -> Result<()> {
+        let bundle = self.bundle.clone();
+        let data = Layout::create(&self.reg_dir)?;
+        let (status, progress) = (self.status.clone(), self.progress.clone());
+        let p = tokio::task::spawn_blocking(move || -> Result<_> {
+            let blobs = loader::plan(&bundle)?;
+            loader::copy_blobs(
+                &bundle,
+                &data,
+                &blobs,
+                &status,
+                &progress,
+                Reporting::default(),
+            )
+        })
+        .await??;
+        let images = loader::register(&self.registry.store, &self.bundle).await?;
+        loader::mark_complete(&self.progress, &self.bundle, &p)?;
+        let mut opts = self.serve_opts.clone();
+        opts.layers.clear();
+        let disk = tokio::task::spawn_blocking(move || Registry::open(&opts)).await??;
+        self.current.replace(Arc::new(disk));
+        self.status.set_serving_from_disk();
+        self.status.set_state(LoadState::Ready, None);
+        milestone(&format!(
+            "AIRLIFT-HOST0-LOADED {images} images, {} blobs, {} MB verified in {}; \
+             serving from the disk: the media can be ejected",
+            p.blobs_done,
+            p.bytes_done / 1_000_000,
+            self.reg_dir.display()
+        ));
+        Ok(())
+    }
+}

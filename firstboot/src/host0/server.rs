@@ -1,0 +1,153 @@
+//! host0's HTTP surface on the registry port: the registry itself
+//! (swappable, so serving can move from media+disk to the disk alone
+//! without a restart), `GET /airlift/v1/status` and the join endpoint.
+//! The accept loop mirrors the registry's own server (TLS, HTTP/1.1 and
+//! HTTP/2, header timeout, connection cap) and adds each connection's
+//! two addresses to its requests for the join endpoint.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::join_api::{self, Join, Peer};
+use crate::registry::Registry;
+use crate::status::{self, Status};
+
+/// The registry router currently serving; replaced when the media
+/// layer is dropped.
+#[derive(Clone)]
+pub struct Current(Arc<RwLock<Router>>);
+
+impl Current {
+    /// Serve `registry`.
+    pub fn new(registry: Arc<Registry>) -> Current {
+        Current(Arc::new(RwLock::new(crate::registry::router(registry))))
+    }
+
+    /// Serve `registry` from now on (requests in flight finish on the old one).
+    pub fn replace(&self, registry: Arc<Registry>) {
+        let router = crate::registry::router(registry);
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = router;
+    }
+
+    fn get(&self) -> Router {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+async fn to_registry(State(current): State<Current>, req: Request) -> Response {
+    match current.get().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// The whole app: status, join, then everything else to the registry.
+pub fn app(current: Current, status: Status, join: Arc<Join>) -> Router {
+    Router::new()
+        .route(
+            "/airlift/v1/status",
+            get(status::handler).with_state(status),
+        )
+        .route(
+            "/airlift/v1/join",
+            get(join_api::handler)
+                .post(join_api::handler)
+                .with_state(join),
+        )
+        .fallback(to_registry)
+        .with_state(current)
+}
+
+/// Serve `app` on `listener` until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    header_timeout: Duration,
+    max_connections: usize,
+) -> Result<()> {
+    let local = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    loop {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the connection limiter closed")?;
+        let (sock, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let local: SocketAddr = sock.local_addr().unwrap_or(local);
+        let peer = Peer { remote, local };
+        let app = app
+            .clone()
+            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            });
+        let service = TowerToHyperService::new(app);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(header_timeout))
+                .keep_alive_timeout(header_timeout);
+            let result = match tls {
+                None => builder.serve_connection(TokioIo::new(sock), service).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(sock)).await {
+                        Ok(Ok(stream)) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%remote, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Bind, naming the address on failure.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the registry port {addr} (is another registry running?)"))
+}

@@ -1,0 +1,237 @@
+//! The join endpoint on host0's registry port: a node presenting the
+//! appliance's join token gets the config it needs to pull through
+//! host0 (mirror spec, CA, registry addresses, runtimes).
+//!
+//! `POST /airlift/v1/join` with `Authorization: Bearer <token>` or a JSON
+//! body `{"token": "<token>"}`; `GET` with the header works too. A wrong
+//! or missing token gets 403 and a log line naming the peer. Tokens are
+//! compared in constant time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::mirrors::{Endpoint, MirrorSpec, Runtime, Scheme};
+use crate::status::{json_response, ApplianceName};
+
+/// The node config's layout version.
+pub const NODE_CONFIG_SCHEMA: u32 = 1;
+
+/// What a joining node receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    /// [`NODE_CONFIG_SCHEMA`].
+    pub schema: u32,
+    /// The appliance the node joins.
+    pub appliance: ApplianceName,
+    /// The mirror config to apply (`mirrors::apply`).
+    pub mirror: MirrorSpec,
+    /// The CA to trust (also in `mirror`), PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// The registries' URLs, host0 first (`https://10.0.0.1:5000`).
+    pub registries: Vec<String>,
+    /// The runtimes to configure.
+    pub runtimes: Vec<Runtime>,
+}
+
+/// What the endpoint answers with, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The expected token.
+    pub token: String,
+    pub appliance: ApplianceName,
+    /// The upstreams mirrored.
+    pub upstreams: Vec<String>,
+    pub ca_pem: Option<String>,
+    pub scheme: Scheme,
+    /// The port the registry listens on.
+    pub port: u16,
+    /// host0's own addresses (`HOST:PORT`), after the one the node used.
+    pub advertised: Vec<String>,
+    pub runtimes: Vec<Runtime>,
+}
+
+/// The two ends of a connection, put into each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Does `presented` equal `expected`? Constant time in the content (the
+/// length of the expected token is not secret).
+pub fn token_ok(expected: &str, presented: Option<&str>) -> bool {
+    match presented {
+        Some(p) if !expected.is_empty() => expected.as_bytes().ct_eq(p.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+/// The token a request carries: `Authorization: Bearer …`, else a JSON
+/// body's `token`.
+pub fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, rest) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim().to_string());
+    }
+    #[derive(Deserialize)]
+    struct Body {
+        token: String,
+    }
+    serde_json::from_slice::<Body>(body).ok().map(|b| b.token)
+}
+
+/// `HOST:PORT` for an address (brackets for IPv6; IPv4-mapped shown as IPv4).
+pub fn host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => format!("{v4}:{}", v6.port()),
+            None => format!("[{}]:{}", v6.ip(), v6.port()),
+        },
+        SocketAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+impl Join {
+    /// The node config for a node that reached host0 at `local` (the
+    /// address it used comes first: it is known to work from there).
+    pub fn node_config(&self, local: Option<SocketAddr>) -> NodeConfig {
+        let mut hosts: Vec<String> = Vec::new();
+        if let Some(l) = local {
+            if !l.ip().is_unspecified() {
+                hosts.push(host_port(l));
+            }
+        }
+        for h in &self.advertised {
+            if !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+        let endpoints: Vec<Endpoint> = hosts
+            .iter()
+            .map(|h| Endpoint {
+                host: h.clone(),
+                scheme: self.scheme,
+            })
+            .collect();
+        let registries = endpoints.iter().map(Endpoint::url).collect();
+        NodeConfig {
+            schema: NODE_CONFIG_SCHEMA,
+            appliance: self.appliance.clone(),
+            mirror: MirrorSpec::new(endpoints, self.upstreams.clone(), self.ca_pem.clone()),
+            ca_pem: self.ca_pem.clone(),
+            registries,
+            runtimes: self.runtimes.clone(),
+        }
+    }
+}
+
+/// `POST|GET /airlift/v1/join`.
+pub async fn handler(
+    State(join): State<Arc<Join>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let peer = peer.map(|Extension(p)| p);
+    let remote = peer.map_or_else(|| "unknown".to_string(), |p| p.remote.to_string());
+    let presented = presented_token(&headers, &body);
+    if !token_ok(&join.token, presented.as_deref()) {
+        let why = if presented.is_some() { "a wrong" } else { "no" };
+        tracing::warn!(peer = %remote, "join refused: {why} join token from {remote}");
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "error": "the join token is missing or wrong; use the appliance's joinToken"
+            }),
+        );
+    }
+    let config = join.node_config(peer.map(|p| p.local));
+    tracing::info!(peer = %remote, "node config sent to {remote}");
+    json_response(StatusCode::OK, &config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn join() -> Join {
+        Join {
+            token: "s3cret-token-0123456789".into(),
+            appliance: ApplianceName {
+                name: "demo".into(),
+                version: "1".into(),
+            },
+            upstreams: vec!["quay.io".into()],
+            ca_pem: Some("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into()),
+            scheme: Scheme::Https,
+            port: 5000,
+            advertised: vec!["10.0.0.1:5000".into(), "10.0.0.2:5000".into()],
+            runtimes: vec![Runtime::Containerd],
+        }
+    }
+
+    #[test]
+    fn token_check() {
+        assert!(token_ok("abc", Some("abc")));
+        assert!(!token_ok("abc", Some("abd")));
+        assert!(!token_ok("abc", Some("abcd")));
+        assert!(!token_ok("abc", Some("")));
+        assert!(!token_ok("abc", None));
+        assert!(!token_ok("", Some("")));
+    }
+
+    #[test]
+    fn tokens_from_header_or_body() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            presented_token(&h, br#"{"token":"t1"}"#).as_deref(),
+            Some("t1")
+        );
+        assert_eq!(presented_token(&h, b"garbage"), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t2"));
+        assert_eq!(
+            presented_token(&h, br#"{"token":"t1"}"#).as_deref(),
+            Some("t2")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dDp0"),
+        );
+        assert_eq!(presented_token(&h, b""), None);
+    }
+
+    #[test]
+    fn node_config_puts_the_used_address_first() {
+        let c = join().node_config(Some("10.0.0.2:5000".parse().unwrap()));
+        assert_eq!(
+            c.registries,
+            ["https://10.0.0.2:5000", "https://10.0.0.1:5000"]
+        );
+        c.mirror.validate().unwrap();
+        assert_eq!(c.mirror.upstreams, ["quay.io"]);
+        assert_eq!(c.mirror.ca_pem, c.ca_pem);
+        let json = serde_json::to_string(&c).unwrap();
+        let back: NodeConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        let mapped = join().node_config(Some("[::ffff:10.0.0.9]:5000".parse().unwrap()));
+        assert_eq!(mapped.registries[0], "https://10.0.0.9:5000");
+        let none = join().node_config(Some("0.0.0.0:5000".parse().unwrap()));
+        assert_eq!(none.registries.len(), 2);
+    }
+}
