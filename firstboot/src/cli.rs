@@ -21,6 +21,9 @@ pub enum Command {
     Serve(Box<ServeOptions>),
     /// Print a container runtime's mirror config for airlift registries.
     Render(crate::commands::render::RenderArgs),
+    /// First machine's boot service: serve the bundle, load it, configure runtimes, join endpoint.
+    #[command(name = "host0")]
+    Host0(crate::commands::host0::Host0Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .block_on(crate::registry::serve(*opts))
         }
         Command::Render(args) => crate::commands::render::run(args),
+        Command::Host0(args) => crate::commands::host0::run(args),
     }
 }
 
