@@ -57,8 +57,9 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
         Ok(b) => b,
         Err(e) => panic!("{e:#}"),
     };
+    let name = image.file_stem().unwrap_or_default().to_string_lossy();
     eprintln!(
-        "{firmware}+{media}: {} after {:.1?}",
+        "{firmware}+{media} ({name}): {} after {:.1?}",
         boot.marker_line, boot.elapsed
     );
     let dev = boot.marker_line.split("dev=").nth(1).unwrap_or("");
