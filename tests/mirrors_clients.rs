@@ -17,7 +17,7 @@ use airlift_firstboot::mirrors::{self, apply, Endpoint, MirrorSpec, Runtime};
 use airlift_firstboot::tls::ensure_tls;
 use airlift_integration::firstboot::{ServeConfig, Server};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
-use airlift_integration::tools::{require, run_ok};
+use airlift_integration::tools::{free_port, require, run_ok};
 
 /// A registry with the appliance's TLS, and a node root configured for it.
 struct Appliance {
@@ -36,8 +36,23 @@ fn image(ref_name: &str, layers: Vec<Layer>) -> TestImage {
     }
 }
 
+/// How the appliance is reached.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// HTTPS with the appliance CA (else plain HTTP).
+    tls: bool,
+    /// List a registry that is down before the live one (a replica
+    /// failing over).
+    dead_first: bool,
+}
+
+const HTTPS: Setup = Setup {
+    tls: true,
+    dead_first: false,
+};
+
 impl Appliance {
-    fn start(tmp: &Path, runtimes: &[Runtime]) -> Appliance {
+    fn start(tmp: &Path, runtimes: &[Runtime], setup: Setup) -> Appliance {
         let bundle = tmp.join("bundle");
         let mut made = write_layout(
             &bundle,
@@ -57,13 +72,22 @@ impl Appliance {
         let server = Server::start(&ServeConfig {
             data: tmp.join("data"),
             layers: vec![bundle],
-            tls: Some((tls.cert_path(), tls.key_path())),
+            tls: setup.tls.then(|| (tls.cert_path(), tls.key_path())),
             ..ServeConfig::default()
         });
+        let endpoint = |host: &str| match setup.tls {
+            true => Endpoint::https(host),
+            false => Endpoint::http(host),
+        };
+        let mut registries = vec![endpoint(&server.host())];
+        if setup.dead_first {
+            // A port nothing listens on: connection refused at once.
+            registries.insert(0, endpoint(&format!("127.0.0.1:{}", free_port())));
+        }
         let spec = MirrorSpec::new(
-            vec![Endpoint::https(&server.host())],
+            registries,
             vec!["quay.io".into(), "docker.io".into()],
-            tls.ca_pem.clone(),
+            tls.ca_pem.clone().filter(|_| setup.tls),
         );
         let root = tmp.join("root");
         let report = apply(&root, &spec, runtimes).unwrap();
@@ -103,7 +127,7 @@ impl Appliance {
 #[test]
 fn skopeo_reads_the_drop_in_and_pulls_through_the_mirror() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Appliance::start(tmp.path(), &[Runtime::Podman]);
+    let a = Appliance::start(tmp.path(), &[Runtime::Podman], HTTPS);
     let out = run_ok(
         Command::new(require("skopeo", "skopeo"))
             .arg("--registries-conf")
@@ -121,35 +145,63 @@ fn skopeo_reads_the_drop_in_and_pulls_through_the_mirror() {
 #[test]
 fn podman_pulls_a_short_name_and_a_quay_image_through_the_mirror() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Appliance::start(tmp.path(), &[Runtime::Podman, Runtime::Crio]);
-    let conf = a.full_registries_conf(tmp.path());
-    let podman = |args: &[&str]| {
+    let podman = podman_pulls(tmp.path(), HTTPS);
+
+    // The same check fails on a malformed file: podman does parse it.
+    let broken = tmp.path().join("broken.conf");
+    std::fs::write(&broken, "[[registry]]\nprefix = \"quay.io\"\nlocation = \n").unwrap();
+    let out = podman(&["info"])
+        .env("CONTAINERS_REGISTRIES_CONF", &broken)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "podman accepted a malformed registries.conf"
+    );
+}
+
+#[test]
+fn podman_fails_over_to_the_next_mirror_over_plain_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _podman = podman_pulls(
+        tmp.path(),
+        Setup {
+            tls: false,
+            dead_first: true,
+        },
+    );
+}
+
+/// Pull `busybox:1.36` (a short name) and `quay.io/test/app:1.0` with
+/// podman through the rendered config; returns a podman command maker.
+fn podman_pulls(tmp: &Path, setup: Setup) -> impl Fn(&[&str]) -> Command {
+    let a = Appliance::start(tmp, &[Runtime::Podman, Runtime::Crio], setup);
+    let conf = a.full_registries_conf(tmp);
+    let storage = tmp.join("storage");
+    let run = tmp.join("run");
+    let podman = move |args: &[&str]| {
         let mut c = Command::new(require("podman", "podman"));
         c.env("CONTAINERS_REGISTRIES_CONF", &conf)
             .arg("--root")
-            .arg(tmp.path().join("storage"))
+            .arg(&storage)
             .arg("--runroot")
-            .arg(tmp.path().join("run"))
+            .arg(&run)
             .args(["--storage-driver", "vfs"])
             .args(args);
         c
     };
     let cert_dir = a.containers_cert_dir();
-    let cert_dir = cert_dir.to_str().unwrap();
     // `busybox` -> docker.io/library/busybox via unqualified-search-registries,
-    // then the docker.io mirror `HOST/docker.io`.
-    run_ok(&mut podman(&[
-        "pull",
-        "--cert-dir",
-        cert_dir,
-        "busybox:1.36",
-    ]));
-    run_ok(&mut podman(&[
-        "pull",
-        "--cert-dir",
-        cert_dir,
-        "quay.io/test/app:1.0",
-    ]));
+    // then the docker.io mirror `HOST/docker.io`. Plain HTTP works only
+    // through the mirror's `insecure = true`: no TLS flag is given.
+    for name in ["busybox:1.36", "quay.io/test/app:1.0"] {
+        let mut args = vec!["pull"];
+        if setup.tls {
+            args.extend(["--cert-dir", cert_dir.to_str().unwrap()]);
+        }
+        args.push(name);
+        run_ok(&mut podman(&args));
+    }
     let out = run_ok(&mut podman(&[
         "images",
         "--digests",
@@ -163,18 +215,7 @@ fn podman_pulls_a_short_name_and_a_quay_image_through_the_mirror() {
         let line = format!("{name} {}", made.manifest.digest);
         assert!(out.lines().any(|l| l == line), "{line} not in:\n{out}");
     }
-
-    // The same check fails on a malformed file: podman does parse it.
-    let broken = tmp.path().join("broken.conf");
-    std::fs::write(&broken, "[[registry]]\nprefix = \"quay.io\"\nlocation = \n").unwrap();
-    let out = podman(&["info"])
-        .env("CONTAINERS_REGISTRIES_CONF", &broken)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "podman accepted a malformed registries.conf"
-    );
+    podman
 }
 
 /// containerd's own daemon under a temp root, the CRI plugin off.
@@ -238,9 +279,21 @@ fn start_containerd(dir: &Path) -> Containerd {
 
 #[test]
 fn ctr_pulls_through_the_rendered_hosts_toml() {
+    ctr_pulls(HTTPS);
+}
+
+#[test]
+fn ctr_fails_over_to_the_next_mirror_over_plain_http() {
+    ctr_pulls(Setup {
+        tls: false,
+        dead_first: true,
+    });
+}
+
+fn ctr_pulls(setup: Setup) {
     let ctr = require("ctr", "containerd");
     let tmp = tempfile::tempdir().unwrap();
-    let a = Appliance::start(tmp.path(), &[Runtime::Containerd]);
+    let a = Appliance::start(tmp.path(), &[Runtime::Containerd], setup);
     // hosts.toml names the CA by its path on the node; this root is not
     // `/`, so the one path is re-pointed into it. Nothing else changes.
     let hosts_dir = a.path(mirrors::containerd::CERTS_D);
@@ -248,7 +301,7 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
     for upstream in ["quay.io", "docker.io"] {
         let p = hosts_dir.join(upstream).join("hosts.toml");
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains(mirrors::containerd::CA), "{text}");
+        assert_eq!(text.contains(mirrors::containerd::CA), setup.tls, "{text}");
         std::fs::write(
             &p,
             text.replace(mirrors::containerd::CA, ca_in_root.to_str().unwrap()),
