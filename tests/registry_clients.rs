@@ -400,3 +400,22 @@ fn tls_with_a_verified_certificate() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn tells_systemd_ready_once_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let srv = Server::start(&ServeConfig {
+        data: tmp.path().join("data"),
+        env: vec![("NOTIFY_SOCKET".into(), sock_path.display().to_string())],
+        ..ServeConfig::default()
+    });
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 from the registry");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means answering.
+    assert_eq!(srv.request("GET", "/v2/", &[], b"").status, 200);
+}

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub allow_delete: bool,
     /// Extra arguments (e.g. timeouts).
     pub extra: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `airlift-firstboot serve`.
@@ -79,6 +81,7 @@ impl Server {
         let mut child = Command::new(binary("airlift-firstboot"))
             .args(&args)
             .env("RUST_LOG", "airlift_firstboot=debug,info")
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()

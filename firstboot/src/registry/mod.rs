@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod manifest;
+pub mod notify;
 pub mod options;
 pub mod route;
 pub mod routes;

@@ -39,7 +39,8 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
 }
 
 /// Open storage, bind, print `listening on <scheme>://<addr>` to stdout
-/// once the socket is bound, and serve until the process is stopped.
+/// and tell systemd `READY=1` once the socket is bound, and serve until
+/// the process is stopped.
 pub async fn serve(opts: ServeOptions) -> Result<()> {
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(c), Some(k)) => Some(TlsAcceptor::from(Arc::new(tls_config(c, k)?))),
@@ -53,6 +54,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("registry listening on {scheme}://{addr}");
     println!("listening on {scheme}://{addr}");
+    if let Err(e) = super::notify::ready() {
+        tracing::warn!("{e:#}");
+    }
     let header_timeout = Duration::from_secs(opts.header_timeout_secs);
     let app = router(registry);
     let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
