@@ -277,3 +277,28 @@ fn symlinks_and_bad_specs_are_refused_before_writing() {
     assert!(apply(root.path(), &bad, &[Runtime::Podman]).is_err());
     assert!(tree(root.path()).is_empty());
 }
+
+#[test]
+fn linked_base_configs_are_read_through_and_left_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let real = put(
+        root.path(),
+        "/opt/cfg/containerd.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+    );
+    let link = at(root.path(), "/etc/containerd/config.toml");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = apply(root.path(), &spec(), &[Runtime::Containerd]).unwrap();
+    assert!(r.warnings.is_empty(), "{r:#?}");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "link kept"
+    );
+    assert!(r
+        .kept
+        .contains(&PathBuf::from("/etc/containerd/config.toml")));
+}

@@ -102,7 +102,9 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
     let mut steps = Vec::new();
     for file in plan_files(spec, runtimes)? {
         let target = under_root(root, &file.path)?;
-        let existing = read_existing(&target)?;
+        // Files only read (never written) may be links, as the user set them up.
+        let read_only = matches!(file.kind, FileKind::IfAbsent | FileKind::ContainerdConfig);
+        let existing = read_existing(&target, read_only)?;
         let text = || -> Result<&str> {
             std::str::from_utf8(existing.as_deref().unwrap_or_default()).with_context(|| {
                 format!(
@@ -197,12 +199,20 @@ pub fn under_root(root: &Path, path: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The file's bytes, `None` when it does not exist. Symlinks are refused:
-/// a rename would replace the link, not the file it points to.
-fn read_existing(target: &Path) -> Result<Option<Vec<u8>>> {
+/// The file's bytes, `None` when it does not exist. Symlinks are refused
+/// for files that may be written (a rename would replace the link, not
+/// the file it points to); for `read_only` ones the link is followed, and
+/// a dangling link counts as an existing, empty file.
+fn read_existing(target: &Path, read_only: bool) -> Result<Option<Vec<u8>>> {
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("inspecting {}", target.display())),
+        Ok(m) if m.file_type().is_symlink() && read_only => {
+            return match fs::read(target) {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(Some(Vec::new())),
+                r => r.map(Some).with_context(|| format!("reading {}", target.display())),
+            };
+        }
         Ok(m) if m.file_type().is_symlink() => bail!(
             "{} is a symlink; airlift does not write through links. Replace it with a plain file, then re-run",
             target.display()
