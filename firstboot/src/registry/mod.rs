@@ -35,8 +35,19 @@ pub struct Registry {
     pub auth: auth::Auth,
     /// Whether `DELETE` of manifests, tags and blobs is allowed.
     pub allow_delete: bool,
+    pub limits: Limits,
+}
+
+/// The largest blob a push may upload (64 GiB).
+pub const MAX_BLOB_BYTES: u64 = 64 << 30;
+
+/// Limits on what one request may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
     /// How long a request body may go without sending a byte.
     pub body_stall: Duration,
+    /// The largest blob an upload may grow to.
+    pub max_blob_bytes: u64,
 }
 
 impl Registry {
@@ -46,7 +57,10 @@ impl Registry {
             store: store::Store::open(&opts.data, &opts.layers)?,
             auth: auth::Auth::load(opts.htpasswd.as_deref(), opts.push_token_file.as_deref())?,
             allow_delete: opts.allow_delete,
-            body_stall: Duration::from_secs(opts.body_stall_secs),
+            limits: Limits {
+                body_stall: Duration::from_secs(opts.body_stall_secs),
+                max_blob_bytes: MAX_BLOB_BYTES,
+            },
         })
     }
 }

@@ -60,7 +60,10 @@ fn open(data: &Path, layers: &[PathBuf], allow_delete: bool, token: Option<&Path
         store: Store::open(data, layers).unwrap(),
         auth: Auth::load(None, token).unwrap(),
         allow_delete,
-        body_stall: Duration::from_secs(5),
+        limits: super::Limits {
+            body_stall: Duration::from_secs(5),
+            max_blob_bytes: 1 << 20,
+        },
     };
     router(Arc::new(reg))
 }
@@ -496,6 +499,38 @@ async fn truncated_or_wrong_uploads_store_nothing() {
         .iter()
         .all(|f| !f.contains(d.hex())));
     assert!(env.files_under("uploads").is_empty());
+}
+
+#[tokio::test]
+async fn blob_size_limit() {
+    let env = Env::new();
+    let big = vec![1u8; (1 << 20) + 1];
+    let d = Digest::sha256_of(&big);
+    let r = env
+        .push(
+            Method::POST,
+            &format!("/v2/quay.io/a/blobs/uploads/?digest={d}"),
+            &[],
+            big.clone(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
+    );
+    let r = env
+        .push(Method::POST, "/v2/quay.io/a/blobs/uploads/", &[], vec![])
+        .await;
+    let loc = r.header("location").to_string();
+    let r = env
+        .push(Method::PATCH, &loc, &[], big[..1 << 20].to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = env.push(Method::PATCH, &loc, &[], vec![1]).await;
+    assert_eq!(r.code(), "SIZE_INVALID");
+    let r = env.push(Method::GET, &loc, &[], vec![]).await;
+    assert_eq!(r.header("range"), format!("0-{}", (1 << 20) - 1));
+    assert!(env.files_under("blobs").is_empty());
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> 
     let bytes = read_limited(
         req.into_body(),
         MAX_MANIFEST_BYTES,
-        reg.body_stall,
+        reg.limits.body_stall,
         Code::ManifestInvalid,
     )
     .await?;

@@ -78,7 +78,7 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
         let slot = reg.store.upload(&repo.name, &id)?;
         let mut guard = slot.lock().await;
         let mut upload = guard.take().ok_or_else(|| gone(&id))?;
-        if let Err(e) = upload.append(req.into_body(), reg.body_stall, None).await {
+        if let Err(e) = upload.append(req.into_body(), &reg.limits, None).await {
             upload.discard().await;
             return Err(e);
         }
@@ -109,9 +109,7 @@ pub async fn patch(reg: &Registry, repo: &Repo, id: &str, req: Request) -> Resul
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let upload = guard.as_mut().ok_or_else(|| gone(id))?;
-    upload
-        .append(req.into_body(), reg.body_stall, range)
-        .await?;
+    upload.append(req.into_body(), &reg.limits, range).await?;
     progress(repo, id, upload.size(), StatusCode::ACCEPTED)
 }
 
@@ -130,7 +128,7 @@ pub async fn put(
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let mut upload = guard.take().ok_or_else(|| gone(id))?;
-    if let Err(e) = upload.append(req.into_body(), reg.body_stall, range).await {
+    if let Err(e) = upload.append(req.into_body(), &reg.limits, range).await {
         // The chunk was rolled back: the upload stays resumable.
         *guard = Some(upload);
         return Err(e);

@@ -7,7 +7,6 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use airlift_bundle::digest::Hasher;
 use airlift_bundle::{Algorithm, Digest};
@@ -17,6 +16,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::registry::body::next_chunk;
 use crate::registry::error::{Code, RegistryError, Result};
+use crate::registry::Limits;
 
 /// One upload session.
 pub struct Upload {
@@ -62,7 +62,7 @@ impl Upload {
     pub async fn append(
         &mut self,
         body: Body,
-        stall: Duration,
+        limits: &Limits,
         range: Option<(u64, u64)>,
     ) -> Result<u64> {
         if let Some((start, end)) = range {
@@ -74,7 +74,7 @@ impl Upload {
             }
         }
         let saved = (self.hasher.clone(), self.size);
-        let result = self.write_body(body, stall).await;
+        let result = self.write_body(body, limits).await;
         let written = self.size - saved.1;
         let failure = match result {
             Err(e) => Some(e),
@@ -96,9 +96,19 @@ impl Upload {
         Ok(written)
     }
 
-    async fn write_body(&mut self, body: Body, stall: Duration) -> Result<()> {
+    async fn write_body(&mut self, body: Body, limits: &Limits) -> Result<()> {
         let mut stream = body.into_data_stream();
-        while let Some(chunk) = next_chunk(&mut stream, stall).await? {
+        while let Some(chunk) = next_chunk(&mut stream, limits.body_stall).await? {
+            if self.size + chunk.len() as u64 > limits.max_blob_bytes {
+                return Err(RegistryError::new(
+                    Code::SizeInvalid,
+                    format!(
+                        "the blob would exceed this registry's limit of {} bytes",
+                        limits.max_blob_bytes
+                    ),
+                )
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
             self.file.write_all(&chunk).await?;
             self.hasher.update(&chunk);
             self.size += chunk.len() as u64;
