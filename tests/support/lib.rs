@@ -4,6 +4,7 @@
 
 pub mod fault_proxy;
 pub mod firstboot;
+pub mod host0;
 pub mod images;
 pub mod qemu;
 pub mod registry;

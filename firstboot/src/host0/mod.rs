@@ -124,23 +124,17 @@ pub async fn run(opts: Options) -> Result<()> {
         Some(_) if decision == CopyDecision::Copy => all_blobs_present(&bundle, &reg_dir)?,
         _ => false,
     };
-    let serve_opts = ServeOptions {
+    let serve_opts = serve_options(
         listen,
-        data: reg_dir.clone(),
-        layers: if loaded {
+        &reg_dir,
+        if loaded {
             vec![]
         } else {
             vec![bundle_dir.clone()]
         },
-        tls_cert: tls.as_ref().map(TlsMaterial::cert_path),
-        tls_key: tls.as_ref().map(TlsMaterial::key_path),
-        htpasswd: None,
-        push_token_file: None,
-        allow_delete: file.registry.allow_delete,
-        header_timeout_secs: 30,
-        body_stall_secs: 60,
-        max_connections: 4096,
-    };
+        tls.as_ref(),
+        file.registry.allow_delete,
+    )?;
     let registry = {
         let o = serve_opts.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&o)).await??)
@@ -247,6 +241,10 @@ pub async fn run(opts: Options) -> Result<()> {
     ));
 
     // 6. The background copy.
+    let (header_timeout, max_connections) = (
+        Duration::from_secs(serve_opts.header_timeout_secs),
+        serve_opts.max_connections,
+    );
     if initial == LoadState::Loading {
         let job = LoadJob {
             bundle,
@@ -259,7 +257,29 @@ pub async fn run(opts: Options) -> Result<()> {
         };
         tokio::spawn(job.run());
     }
-    server::serve(listener, acceptor, app, Duration::from_secs(30), 4096).await
+    server::serve(listener, acceptor, app, header_timeout, max_connections).await
+}
+
+/// The registry's options: built through its config-file form, so every
+/// setting not named here keeps the registry's own default.
+fn serve_options(
+    listen: SocketAddr,
+    data: &Path,
+    layers: Vec<PathBuf>,
+    tls: Option<&TlsMaterial>,
+    allow_delete: bool,
+) -> Result<ServeOptions> {
+    let mut v = serde_json::json!({
+        "listen": listen.to_string(),
+        "data": data,
+        "layers": layers,
+        "allow-delete": allow_delete,
+    });
+    if let Some(t) = tls {
+        v["tls-cert"] = serde_json::json!(t.cert_path());
+        v["tls-key"] = serde_json::json!(t.key_path());
+    }
+    serde_json::from_value(v).context("building the registry's options")
 }
 
 /// Create `dir` (and parents) with mode 0700.

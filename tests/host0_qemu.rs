@@ -1,0 +1,127 @@
+//! host0 in a VM: the demo appliance (image-configs/demo.yaml, systemd
+//! root filesystem) built with the real `airlift build`, booted from a
+//! CD under QEMU (TCG, BIOS, 2 GiB) with the guest's registry port
+//! forwarded to the host. `airlift-host0.service` must report ready on
+//! the serial console, then skopeo on the host reads a bundle image
+//! through the forwarded port. Needs `just base`; `just e2e-host0`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlift_integration::qemu::{self, Firmware, Media, Vm};
+use airlift_integration::tools::{free_port, require, workspace_root};
+
+/// Kills and reaps QEMU on every path.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_lossy(p: &Path) -> String {
+    std::fs::read(p)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Wait for a serial line containing `marker`; QEMU must keep running.
+fn wait_serial(qemu: &mut Running, serial: &Path, marker: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let log = read_lossy(serial);
+        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+            return line.to_string();
+        }
+        if let Some(status) = qemu.0.try_wait().unwrap() {
+            panic!(
+                "QEMU exited ({status}) before {marker:?}\n{}",
+                qemu::tail(&log, 80)
+            );
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no {marker:?} on the serial console within {timeout:?}\n{}",
+            qemu::tail(&log, 80)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let skopeo = require("skopeo", "skopeo");
+    let tmp = tempfile::Builder::new()
+        .prefix("airlift-host0-qemu-")
+        .tempdir()
+        .unwrap();
+    let iso = tmp.path().join("demo.iso");
+    let took = qemu::build_image(&workspace_root().join("image-configs/demo.yaml"), &iso);
+    eprintln!("built {} in {took:.1?}", iso.display());
+
+    let port = free_port();
+    let mut vm = Vm::new(Firmware::Bios, Media::Cd, &iso);
+    vm.memory_mib = 2048;
+    vm.cpus = 2;
+    vm.extra_args = vec![
+        "-netdev".into(),
+        format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:5000"),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
+    let serial = tmp.path().join("serial.log");
+    let mut args = qemu::qemu_args(&vm, None);
+    args.extend(["-serial".into(), format!("file:{}", serial.display())]);
+    let start = Instant::now();
+    let mut running = Running(
+        Command::new("qemu-system-x86_64")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting QEMU"),
+    );
+
+    let ready = wait_serial(
+        &mut running,
+        &serial,
+        "AIRLIFT-HOST0-READY",
+        Duration::from_secs(300),
+    );
+    eprintln!("{ready} after {:.1?}", start.elapsed());
+    // The appliance runs from RAM with no data disk: media-only.
+    assert!(ready.contains("state=media-only"), "{ready}");
+    assert!(ready.contains("registry=https://"), "{ready}");
+
+    // From the host, through the forwarded port (TLS not verified: the
+    // CA is inside the VM). Retry while the guest's network comes up.
+    let reference = format!("docker://127.0.0.1:{port}/registry.airlift.test/demo/busybox:1.35");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let out = loop {
+        let out = Command::new(&skopeo)
+            .args(["inspect", "--no-tags", "--tls-verify=false", &reference])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "skopeo inspect {reference} kept failing: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            qemu::tail(&read_lossy(&serial), 60)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["Digest"].as_str().unwrap().starts_with("sha256:"), "{v}");
+    eprintln!(
+        "skopeo inspect through the VM's registry worked after {:.1?}",
+        start.elapsed()
+    );
+}

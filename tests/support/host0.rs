@@ -1,0 +1,299 @@
+//! Running `airlift-firstboot host0` for tests without a VM: an
+//! appliance file in a temp folder, the bundle folder as `--media`, a
+//! temp root and state folder, the registry on 127.0.0.1. Plus
+//! containerd under a temp root and the status endpoint read with curl.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use airlift_bundle::appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
+
+use crate::tools::{binary, free_port, require};
+
+/// The join token the test appliance files carry.
+pub const JOIN_TOKEN: &str = "host0-test-join-token-0123456789abcdef";
+
+/// An appliance file for tests: TLS generated, podman and containerd.
+pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
+    ApplianceFile {
+        schema: airlift_bundle::appliance::SCHEMA,
+        name: "host0-test".into(),
+        version: "0.0.1".into(),
+        volume_label: "AIRLIFT_TEST".into(),
+        role: Role::Host0,
+        join_token: JOIN_TOKEN.into(),
+        kernel_release: "6.1.0-test".into(),
+        registry: RegistryFile {
+            port,
+            tls: TlsMode::Generate,
+            tls_cert: None,
+            tls_key: None,
+            extra_names: vec!["registry.airlift.test".into()],
+            push: false,
+            allow_delete: false,
+        },
+        mirrors: mirrors.iter().map(|s| s.to_string()).collect(),
+        runtimes: vec![Runtime::Podman, Runtime::Containerd],
+        netboot: serde_json::Value::Null,
+        storage: Storage::default(),
+    }
+}
+
+/// Folders of one host0 run.
+#[derive(Debug, Clone)]
+pub struct Host0Dirs {
+    pub config: PathBuf,
+    pub media: PathBuf,
+    pub root: PathBuf,
+    pub data: PathBuf,
+    pub port: u16,
+}
+
+impl Host0Dirs {
+    /// Lay out `tmp`: appliance.json, root/, data/ (the media is the caller's).
+    pub fn new(tmp: &Path, media: &Path, file: &ApplianceFile) -> Host0Dirs {
+        let config = tmp.join("appliance.json");
+        std::fs::write(&config, file.render().unwrap()).unwrap();
+        let (root, data) = (tmp.join("root"), tmp.join("data"));
+        std::fs::create_dir_all(&root).unwrap();
+        Host0Dirs {
+            config,
+            media: media.to_path_buf(),
+            root,
+            data,
+            port: file.registry.port,
+        }
+    }
+
+    /// The registry's data folder.
+    pub fn registry_data(&self) -> PathBuf {
+        self.data.join("registry")
+    }
+
+    /// The generated CA.
+    pub fn ca(&self) -> PathBuf {
+        self.data.join("tls/ca.crt")
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A running `airlift-firstboot host0`.
+pub struct Host0 {
+    child: Child,
+    /// stderr (the log) of the process.
+    pub log: PathBuf,
+    /// Its milestone lines (stdout), as they come.
+    pub lines: mpsc::Receiver<String>,
+    pub dirs: Host0Dirs,
+}
+
+impl Drop for Host0 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Host0 {
+    /// Start host0 with `--force-load` (copy even onto RAM) and `extra`
+    /// arguments; returns once it printed `AIRLIFT-HOST0-READY`.
+    pub fn start(dirs: &Host0Dirs, extra: &[&str]) -> Host0 {
+        let log = dirs.data.with_extension("log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(binary("airlift-firstboot"))
+            .arg("host0")
+            .arg("--config")
+            .arg(&dirs.config)
+            .arg("--media")
+            .arg(&dirs.media)
+            .arg("--root")
+            .arg(&dirs.root)
+            .arg("--data")
+            .arg(&dirs.data)
+            .arg("--listen")
+            .arg(dirs.host())
+            .args(extra)
+            .env("AIRLIFT_LOG", "stderr")
+            .env("RUST_LOG", "airlift_firstboot=debug,info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting airlift-firstboot host0");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut h = Host0 {
+            child,
+            log,
+            lines: rx,
+            dirs: dirs.clone(),
+        };
+        h.wait_line("AIRLIFT-HOST0-READY", Duration::from_secs(120));
+        h
+    }
+
+    /// Wait for a stdout line starting with `prefix`; returns it.
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "host0 printed no {prefix} line (exit: {:?}); its log:\n{}",
+                    self.child.try_wait(),
+                    self.log_text()
+                ),
+            }
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `GET /airlift/v1/status` over TLS with the generated CA.
+    pub fn status(&self) -> serde_json::Value {
+        let out = curl(&self.dirs, &["/airlift/v1/status"], &[]);
+        assert_eq!(out.0, 200, "status answered {}: {}", out.0, out.1);
+        serde_json::from_str(&out.1).unwrap_or_else(|e| panic!("status JSON {e}: {}", out.1))
+    }
+
+    /// Poll the status until `state` (panics on `failed` or timeout).
+    pub fn wait_state(&self, state: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if s["state"] == state {
+                return s;
+            }
+            assert!(
+                s["state"] != "failed" && Instant::now() < deadline,
+                "status never reached {state}: {s}\nlog:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// curl `https://HOST:PORT<path>` with the generated CA; extra curl
+/// arguments after. Returns (HTTP status, body).
+pub fn curl(dirs: &Host0Dirs, path: &[&str], extra: &[&str]) -> (u16, String) {
+    let curl = require("curl", "curl");
+    let url = format!("https://{}{}", dirs.host(), path.concat());
+    let out = Command::new(curl)
+        .args(["-sS", "--max-time", "30", "--cacert"])
+        .arg(dirs.ca())
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "curl {url}: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, body.to_string())
+}
+
+/// A port for host0 (free now).
+pub fn port() -> u16 {
+    free_port()
+}
+
+/// containerd's own daemon under a temp root, the CRI plugin off.
+pub struct Containerd {
+    child: Child,
+    /// Its socket.
+    pub sock: PathBuf,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Containerd {
+    /// Start it in `dir`; returns once `ctr version` answers.
+    pub fn start(dir: &Path) -> Containerd {
+        let bin = require("containerd", "containerd");
+        std::fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("containerd.sock");
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{sock}\"\n",
+                root = dir.join("root").display(),
+                state = dir.join("state").display(),
+                sock = sock.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let daemon = Containerd {
+            child: Command::new(bin)
+                .arg("--config")
+                .arg(&cfg)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting containerd"),
+            sock: sock.clone(),
+        };
+        let ctr = require("ctr", "containerd");
+        for _ in 0..600 {
+            if sock.exists()
+                && Command::new(&ctr)
+                    .arg("--address")
+                    .arg(&sock)
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            {
+                return daemon;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "containerd did not come up: {}",
+            std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        );
+    }
+}
