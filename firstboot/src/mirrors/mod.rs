@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod containerd;
+pub mod detect;
 pub mod docker;
 pub mod rancher;
 pub mod registries_conf;
