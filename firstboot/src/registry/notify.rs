@@ -29,7 +29,7 @@ pub fn notify_to(path: &std::ffi::OsStr, state: &str) -> Result<()> {
             .context("NOTIFY_SOCKET names an invalid abstract socket")?;
         sock.send_to_addr(state.as_bytes(), &addr)
     } else {
-        sock.send_to(state.as_bytes(), &path)
+        sock.send_to(state.as_bytes(), path)
     }
     .with_context(|| format!("notifying systemd at {path:?}"))?;
     Ok(())
