@@ -52,6 +52,10 @@ test: deps base build
 boot-matrix: base build
     cargo test -p airlift-integration --test boot_matrix -- --nocapture
 
+# Boot the demo ISO as host0 under QEMU and pull a bundle image through its forwarded registry port.
+e2e-host0: base build
+    cargo test -p airlift-integration --test host0_qemu -- --nocapture
+
 # Build image-configs/demo.yaml into out/demo.iso and boot it with the serial console here (`just firmware=bios demo`).
 demo: deps base build
     #!/usr/bin/env bash
