@@ -75,3 +75,9 @@ demo: deps base build
     qemu-system-x86_64 -accel "${AIRLIFT_QEMU_ACCEL:-tcg}" -cpu qemu64,+rdrand -smp 2 -m 2048 \
         -nographic -no-reboot "${fw[@]}" \
         -drive file=out/demo.iso,media=cdrom,readonly=on,if=ide,index=2
+
+# Figures beside cat, xorriso and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
+bench: deps base
+    command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk time; }
+    cargo build --release -p airlift-builder -p airlift-firstboot -p airlift-bench
+    target/release/airlift-bench

@@ -1,0 +1,129 @@
+//! `airlift-bench`: airlift's figures beside its peers, in one run.
+//!
+//! 1. building: `airlift build` vs `xorriso -as mkisofs` vs `cat`;
+//! 2. serving: `airlift-firstboot serve` vs `docker-registry`, with `wrk`;
+//! 3. first boot: `airlift-firstboot host0` (when it exists);
+//! 4. end to end: a placeholder until netboot exists.
+//!
+//! Every comparison runs both sides in the same run, alternating, and
+//! reports medians. Nothing here passes or fails on time.
+
+pub mod building;
+pub mod first_boot;
+pub mod http;
+pub mod machine;
+pub mod measure;
+pub mod payload;
+pub mod report;
+pub mod servers;
+pub mod serving;
+pub mod settings;
+pub mod stats;
+pub mod wrk;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use report::Table;
+use settings::{Part, Settings};
+
+/// The binaries measured.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub airlift: PathBuf,
+    pub firstboot: PathBuf,
+}
+
+impl Binaries {
+    /// `airlift` and `airlift-firstboot` in `dir` (cargo's
+    /// `target/release`), or an error saying what to build.
+    pub fn in_dir(dir: &Path) -> Result<Binaries> {
+        let b = Binaries {
+            airlift: dir.join("airlift"),
+            firstboot: dir.join("airlift-firstboot"),
+        };
+        for p in [&b.airlift, &b.firstboot] {
+            if !p.is_file() {
+                anyhow::bail!(
+                    "{} is not built: run `cargo build --release -p airlift-builder -p airlift-firstboot` \
+                     (`just bench` does)",
+                    p.display()
+                );
+            }
+        }
+        Ok(b)
+    }
+}
+
+/// What one run produced.
+pub struct Outcome {
+    /// The Markdown document (machine, date, command, tables).
+    pub document: String,
+    /// Parts that failed, with their errors (also in the document).
+    pub failures: Vec<String>,
+}
+
+/// Run the parts `s` asks for. A part that fails becomes a table holding
+/// its error; the others still run.
+pub fn run(
+    s: &Settings,
+    bins: &Binaries,
+    base: &Path,
+    root: &Path,
+    command: &str,
+) -> Result<Outcome> {
+    std::fs::create_dir_all(&s.work_dir)
+        .with_context(|| format!("creating the work folder {}", s.work_dir.display()))?;
+    let mut tables = Vec::new();
+    let mut failures = Vec::new();
+    let mut failed = |part: &str, e: anyhow::Error, tables: &mut Vec<Table>| {
+        let mut t = Table::new(part, &["error"]);
+        t.row(vec![format!("{e:#}").replace('\n', " ")]);
+        failures.push(format!("{part}: {e:#}"));
+        tables.push(t);
+    };
+    for part in &s.parts {
+        match part {
+            Part::Build => match building::run(s, bins, base, root) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("1. Building", e, &mut tables),
+            },
+            Part::Serve => match serving::run(s, bins) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("2. Serving", e, &mut tables),
+            },
+            Part::FirstBoot => tables.push(first_boot::run(s, bins)),
+        }
+    }
+    tables.push(first_boot::end_to_end());
+    for t in &tables {
+        eprintln!("\n{}", t.markdown());
+    }
+    Ok(Outcome {
+        document: report::document(&preamble(s, command), &tables),
+        failures,
+    })
+}
+
+fn preamble(s: &Settings, command: &str) -> String {
+    let mut p = String::from("# airlift benchmark results\n\n");
+    if s.quick {
+        p.push_str("**Quick smoke run (AIRLIFT_BENCH_QUICK=1): tiny sizes, one round; these figures mean nothing.**\n\n");
+    }
+    p.push_str(
+        "Written by `just bench` (benchmarks/src). Figures and ratios only: nothing passes or fails on time. \
+         Each comparison runs both sides in the same run, alternating, and reports the median.\n\n",
+    );
+    let date = measure::output(
+        Path::new("date"),
+        &["-u".as_ref(), "+%Y-%m-%d %H:%M UTC".as_ref()],
+    )
+    .map(|d| d.trim().to_string())
+    .unwrap_or_else(|_| "unknown".to_string());
+    p.push_str(&format!("- date: {date}\n- command: `{command}`\n"));
+    for (k, v) in machine::describe(&s.work_dir) {
+        p.push_str(&format!("- {k}: {v}\n"));
+    }
+    p
+}

@@ -1,0 +1,292 @@
+//! Part 2: blob throughput and manifest requests per second of
+//! `airlift-firstboot serve` beside `docker-registry`, same image pushed
+//! into both with skopeo, load from `wrk`, rounds alternating A B A B.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::measure;
+use crate::payload;
+use crate::report::Table;
+use crate::servers::{self, Server};
+use crate::settings::Settings;
+use crate::stats::{median, mib, num, ratio, rounds};
+use crate::wrk;
+use crate::Binaries;
+
+/// The repository and tag both registries serve.
+pub const REPO: &str = "bench/serve";
+pub const TAG: &str = "1";
+
+/// The Accept header of manifest requests.
+pub const ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, \
+                          application/vnd.docker.distribution.manifest.v2+json";
+
+/// What a measurement is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Manifest,
+    Blob,
+}
+
+/// One (endpoint, connections) comparison.
+struct Pair {
+    endpoint: Endpoint,
+    connections: u32,
+    /// Per round: figure (req/s or MB/s) and errors, airlift then docker-registry.
+    airlift: Vec<(f64, u64)>,
+    docker: Vec<(f64, u64)>,
+}
+
+/// Run part 2 and return its table.
+pub fn run(s: &Settings, bins: &Binaries) -> Result<Table> {
+    let wrk_bin = measure::require("wrk", "wrk")?;
+    let skopeo = measure::require("skopeo", "skopeo")?;
+    let dir = s.work_dir.join("serve");
+    std::fs::create_dir_all(&dir)?;
+
+    let layout = dir.join("payload");
+    // Gzip (of random bytes: no smaller), so skopeo pushes the layer as
+    // is instead of compressing it on the way.
+    let image = airlift_integration::images::TestImage {
+        gzip: true,
+        ..airlift_integration::images::TestImage::random(
+            "serve",
+            4242,
+            (s.serve_blob_mib << 20) as usize,
+        )
+    };
+    let made = payload::ensure_layout(&layout, &[image])?;
+    let layer = made[0]
+        .blobs
+        .last()
+        .context("the serve image has a layer")?
+        .clone();
+    let layer_size = std::fs::metadata(layout.join(layer.blob_path()))
+        .context("the serve image's layer blob")?
+        .len();
+
+    eprintln!("[serve] starting both registries and pushing the image with skopeo");
+    let airlift = servers::start_airlift(&bins.firstboot, &dir.join("airlift"))?;
+    let docker = servers::start_docker_registry(&dir.join("docker-registry"))?;
+    for (server, creds) in [
+        (&airlift, Some(format!("bench:{}", servers::TOKEN))),
+        (&docker, None),
+    ] {
+        push(&skopeo, &layout, server, creds.as_deref())?;
+    }
+    let manifest_path = format!("/v2/{REPO}/manifests/{TAG}");
+    let blob_path = format!("/v2/{REPO}/blobs/{layer}");
+    let mut digests = Vec::new();
+    for server in [&airlift, &docker] {
+        digests.push(check_same_content(
+            server,
+            &manifest_path,
+            &blob_path,
+            layer_size,
+        )?);
+    }
+    if digests[0] != digests[1] {
+        bail!(
+            "the registries serve different manifests for {REPO}:{TAG} ({} vs {}): not comparable",
+            digests[0],
+            digests[1]
+        );
+    }
+
+    let mut pairs = Vec::new();
+    for endpoint in [Endpoint::Manifest, Endpoint::Blob] {
+        for &c in &s.serve_connections {
+            let mut pair = Pair {
+                endpoint,
+                connections: c,
+                airlift: Vec::new(),
+                docker: Vec::new(),
+            };
+            for round in 1..=s.rounds {
+                for (server, into) in [(&airlift, &mut pair.airlift), (&docker, &mut pair.docker)] {
+                    let figure = measure_once(
+                        &wrk_bin,
+                        server.addr,
+                        endpoint,
+                        c,
+                        s,
+                        &manifest_path,
+                        &blob_path,
+                        layer_size,
+                    )?;
+                    eprintln!(
+                        "[serve] round {round}: {:?} c={c} {}: {} ({} errors)",
+                        endpoint,
+                        server.name,
+                        num(Some(figure.0)),
+                        figure.1
+                    );
+                    into.push(figure);
+                }
+            }
+            pairs.push(pair);
+        }
+    }
+    let mem_a = airlift.peak_kib()?;
+    let mem_d = docker.peak_kib()?;
+    drop(airlift);
+    drop(docker);
+    Ok(table(s, layer_size, &pairs, mem_a, mem_d, &digests[0]))
+}
+
+fn push(skopeo: &Path, layout: &Path, server: &Server, creds: Option<&str>) -> Result<()> {
+    let src = format!("oci:{}:serve", layout.display());
+    let dst = format!("docker://{}/{REPO}:{TAG}", server.addr);
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "copy".as_ref(),
+        "--quiet".as_ref(),
+        "--dest-tls-verify=false".as_ref(),
+    ];
+    if let Some(c) = creds {
+        args.push("--dest-creds".as_ref());
+        args.push(c.as_ref());
+    }
+    args.push(src.as_ref());
+    args.push(dst.as_ref());
+    measure::output(skopeo, &args)
+        .with_context(|| format!("pushing the bench image into {} with skopeo", server.name))?;
+    Ok(())
+}
+
+/// Both endpoints answer 200 with the expected sizes; returns the
+/// manifest's digest.
+fn check_same_content(
+    server: &Server,
+    manifest: &str,
+    blob: &str,
+    blob_size: u64,
+) -> Result<String> {
+    let accept = ACCEPT.trim_start_matches("Accept: ");
+    let m = crate::http::request(server.addr, "GET", manifest, &[("Accept", accept)])?;
+    if m.status != 200 {
+        bail!("{} answered {} to GET {manifest}", server.name, m.status);
+    }
+    let b = crate::http::request(server.addr, "HEAD", blob, &[])?;
+    let len: Option<u64> = b.header("content-length").and_then(|v| v.parse().ok());
+    if b.status != 200 || len != Some(blob_size) {
+        bail!(
+            "{} answered {} (Content-Length {len:?}, want {blob_size}) to HEAD {blob}",
+            server.name,
+            b.status
+        );
+    }
+    Ok(m.header("docker-content-digest")
+        .unwrap_or("(no digest header)")
+        .to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_once(
+    wrk_bin: &Path,
+    addr: SocketAddr,
+    endpoint: Endpoint,
+    connections: u32,
+    s: &Settings,
+    manifest: &str,
+    blob: &str,
+    blob_size: u64,
+) -> Result<(f64, u64)> {
+    let (path, header, timeout) = match endpoint {
+        Endpoint::Manifest => (manifest, Some(ACCEPT), 10),
+        Endpoint::Blob => (blob, None, 120),
+    };
+    let url = format!("http://{addr}{path}");
+    let r = wrk::run(wrk_bin, &url, connections, s.wrk_seconds, header, timeout)?;
+    let figure = match endpoint {
+        Endpoint::Manifest => r.requests_per_sec,
+        Endpoint::Blob => r.requests as f64 * blob_size as f64 / r.seconds / 1e6,
+    };
+    Ok((figure, r.errors()))
+}
+
+fn table(
+    s: &Settings,
+    blob_size: u64,
+    pairs: &[Pair],
+    mem_a: u64,
+    mem_d: u64,
+    digest: &str,
+) -> Table {
+    let mut t = Table::new(
+        &format!(
+            "2. Serving on loopback: airlift-firstboot serve vs docker-registry 2.8, wrk {} s per run, median of {} rounds",
+            s.wrk_seconds, s.rounds
+        ),
+        &[
+            "measure",
+            "connections",
+            "airlift",
+            "docker-registry",
+            "airlift ÷ docker-registry",
+            "errors (a / d)",
+            "airlift rounds",
+            "docker-registry rounds",
+        ],
+    );
+    let mut losses = Vec::new();
+    for p in pairs {
+        let fa: Vec<f64> = p.airlift.iter().map(|x| x.0).collect();
+        let fd: Vec<f64> = p.docker.iter().map(|x| x.0).collect();
+        let (ma, md) = (median(&fa), median(&fd));
+        let ea: u64 = p.airlift.iter().map(|x| x.1).sum();
+        let ed: u64 = p.docker.iter().map(|x| x.1).sum();
+        let what = match p.endpoint {
+            Endpoint::Manifest => "manifest GET by tag, requests/s",
+            Endpoint::Blob => "blob GET (MB/s, 10⁶ bytes)",
+        };
+        if let (Some(a), Some(d)) = (ma, md) {
+            if a < 2.0 * d {
+                losses.push(format!(
+                    "{what} at {} connections: {:.2}×",
+                    p.connections,
+                    a / d
+                ));
+            }
+        }
+        t.row(vec![
+            what.into(),
+            p.connections.to_string(),
+            num(ma),
+            num(md),
+            ratio(ma, md),
+            format!("{ea} / {ed}"),
+            rounds(&fa),
+            rounds(&fd),
+        ]);
+    }
+    t.row(vec![
+        "peak memory (VmHWM, MiB) over all runs".into(),
+        String::new(),
+        mib(mem_a << 10),
+        mib(mem_d << 10),
+        ratio(Some(mem_a as f64), Some(mem_d as f64)),
+    ]);
+    t.note(format!(
+        "Same image in both (pushed with skopeo from one OCI layout; manifest {digest}); blob of {} bytes. \
+         wrk: -t2 (-t1 at one connection), blob runs with --timeout 120s. Both servers log warnings only \
+         (docker-registry access log off). wrk, both servers and this driver share the machine's cores.",
+        blob_size
+    ));
+    if losses.is_empty() {
+        t.note("Aim ≥ 2× docker-registry on every row: met.");
+    } else {
+        t.note(format!(
+            "AIRLIFT MISSES the ≥ 2× aim on: {}.",
+            losses.join("; ")
+        ));
+    }
+    t.note(if mem_a < mem_d {
+        "Memory: airlift peaks lower than docker-registry (aim met).".to_string()
+    } else {
+        "Memory: AIRLIFT PEAKS HIGHER than docker-registry (aim missed).".to_string()
+    });
+    t
+}
