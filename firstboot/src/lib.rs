@@ -11,4 +11,5 @@ pub mod media;
 pub mod mirrors;
 pub mod registry;
 pub mod status;
+pub mod storage;
 pub mod tls;

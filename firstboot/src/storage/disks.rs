@@ -1,0 +1,140 @@
+//! Block devices as sysfs describes them (`/sys/block/*`), and choosing
+//! the data disk. Functions take the sysfs root so tests use a temp dir.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::mounts::Mount;
+
+/// One whole disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// Kernel name (`vdb`, `sda`, `nvme0n1`).
+    pub name: String,
+    /// Size in bytes (`size` counts 512-byte sectors).
+    pub size: u64,
+    pub read_only: bool,
+    pub removable: bool,
+}
+
+impl Disk {
+    /// `/dev/NAME`.
+    pub fn dev_path(&self) -> PathBuf {
+        Path::new("/dev").join(&self.name)
+    }
+}
+
+const GIB: u64 = 1 << 30;
+
+fn read_trim(path: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_string())
+}
+
+/// Is this a RAM, loop, optical, floppy or stacked device, never a data disk?
+pub fn is_virtual(name: &str) -> bool {
+    ["loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// The disk `name` from sysfs.
+pub fn read_disk(sysfs: &Path, name: &str) -> Result<Disk> {
+    let dir = sysfs.join("block").join(name);
+    let num = |f: &str| -> Result<u64> {
+        let p = dir.join(f);
+        read_trim(&p)?
+            .parse()
+            .with_context(|| format!("{} is not a number", p.display()))
+    };
+    Ok(Disk {
+        name: name.to_string(),
+        size: num("size")?.saturating_mul(512),
+        read_only: num("ro")? != 0,
+        removable: num("removable").unwrap_or(0) != 0,
+    })
+}
+
+/// Every disk under `SYSFS/block`, in a stable order (shorter names
+/// first, then by name: vda, vdb, …, sdz, sdaa).
+pub fn list(sysfs: &Path) -> Result<Vec<Disk>> {
+    let dir = sysfs.join("block");
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        names.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+    names.iter().map(|n| read_disk(sysfs, n)).collect()
+}
+
+/// `MAJOR:MINOR` of a disk or partition.
+fn dev_number(dir: &Path) -> Option<String> {
+    read_trim(&dir.join("dev")).ok()
+}
+
+/// The disk's partitions: (number, kernel name, `MAJOR:MINOR`).
+pub fn partitions(sysfs: &Path, disk: &str) -> Result<Vec<(u32, String, String)>> {
+    let dir = sysfs.join("block").join(disk);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let e = e?;
+        let p = e.path().join("partition");
+        if let Ok(n) = read_trim(&p) {
+            if let Ok(n) = n.parse() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                out.push((n, name, dev_number(&e.path()).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Why the disk is in use (a mounted filesystem or a holder such as
+/// device-mapper or MD on it or its partitions), or None.
+pub fn in_use(sysfs: &Path, disk: &str, mounts: &[Mount]) -> Result<Option<String>> {
+    let dir = sysfs.join("block").join(disk);
+    let mut nodes = vec![(disk.to_string(), dev_number(&dir).unwrap_or_default(), dir)];
+    for (_, name, dev) in partitions(sysfs, disk)? {
+        let d = sysfs.join("block").join(disk).join(&name);
+        nodes.push((name, dev, d));
+    }
+    for (name, dev, d) in &nodes {
+        if let Some(m) = mounts.iter().find(|m| !dev.is_empty() && &m.dev == dev) {
+            return Ok(Some(format!(
+                "/dev/{name} is mounted at {}",
+                m.mount_point.display()
+            )));
+        }
+        if let Ok(rd) = std::fs::read_dir(d.join("holders")) {
+            if let Some(h) = rd.flatten().next() {
+                return Ok(Some(format!(
+                    "/dev/{name} is held by {}",
+                    h.file_name().to_string_lossy()
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Why the selector skips `disk` without looking inside it, or None.
+pub fn skip_reason(disk: &Disk, min_size_gib: u64) -> Option<String> {
+    if is_virtual(&disk.name) {
+        Some("a loop, RAM, optical or stacked device".into())
+    } else if disk.read_only {
+        Some("read-only".into())
+    } else if disk.removable {
+        Some("removable".into())
+    } else if disk.size < min_size_gib.saturating_mul(GIB) {
+        Some(format!(
+            "{:.1} GiB, smaller than {min_size_gib} GiB",
+            disk.size as f64 / GIB as f64
+        ))
+    } else {
+        None
+    }
+}
