@@ -19,6 +19,7 @@ use axum::Router;
 use super::error::{Code, RegistryError, Result};
 use super::route::{parse_path, query_params, resolve_name, Target};
 use super::Registry;
+use airlift_bundle::reference::DOCKER_HUB;
 
 pub use range::parse_range;
 
@@ -55,6 +56,22 @@ impl Repo {
             ns,
             name,
         })
+    }
+
+    /// For reads: a bare name (no registry host, no `ns`) that the local
+    /// namespace does not hold is Docker Hub's. That is what Docker's
+    /// `registry-mirrors` sends (`/v2/library/busybox/...`): it allows no
+    /// path on a mirror URL and sends no `ns`.
+    fn for_read(reg: &Registry, url_name: &str, ns: Option<String>) -> Result<Repo> {
+        let mut repo = Repo::new(url_name, ns)?;
+        if repo.ns.is_none() && !reg.store.repo_exists(&repo.name) {
+            if let Ok(hub) = resolve_name(url_name, Some(DOCKER_HUB)) {
+                if hub != repo.name && reg.store.repo_exists(&hub) {
+                    repo.name = hub;
+                }
+            }
+        }
+        Ok(repo)
     }
 
     /// A URL under this repository as the client addressed it
@@ -126,13 +143,17 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
         Target::Base if is_read => discovery::base(reg, req.headers()),
         Target::Catalog if method == Method::GET => discovery::catalog(reg, &query),
         Target::Tags(n) if method == Method::GET => {
-            discovery::tags(reg, &Repo::new(&n, ns)?, &query)
+            discovery::tags(reg, &Repo::for_read(reg, &n, ns)?, &query)
         }
         Target::Referrers(n, d) if method == Method::GET => {
-            discovery::referrers(reg, &Repo::new(&n, ns)?, &d, &query)
+            discovery::referrers(reg, &Repo::for_read(reg, &n, ns)?, &d, &query)
         }
         Target::Manifest(n, r) => {
-            let repo = Repo::new(&n, ns)?;
+            let repo = if is_read {
+                Repo::for_read(reg, &n, ns)?
+            } else {
+                Repo::new(&n, ns)?
+            };
             match method {
                 Method::GET | Method::HEAD => {
                     manifests::get(reg, &repo, &r, method == Method::HEAD).await
