@@ -3,9 +3,9 @@
 //! Docker mirrors **docker.io only**: images of any other upstream
 //! (quay.io, registry.k8s.io, …) are pulled from that upstream whatever
 //! the config says. Docker also refuses a mirror URL with a path and
-//! sends no `?ns=`, so a mirror request is `/v2/library/nginx/...`: the
-//! airlift registry must map un-namespaced reads to docker.io for it to
-//! hit. Any image can always be pulled by its mirrored name,
+//! sends no `?ns=`, so a mirror request is `/v2/library/nginx/...`; the
+//! airlift registry answers such un-namespaced reads from docker.io
+//! when its local namespace does not hold the name. Any image can always be pulled by its mirrored name,
 //! `HOST:PORT/quay.io/org/app:tag`.
 //!
 //! HTTPS endpoints get the CA at `/etc/docker/certs.d/HOST:PORT/ca.crt`;
