@@ -3,3 +3,4 @@
 
 pub mod host0;
 pub mod render;
+pub mod status;

@@ -232,7 +232,17 @@ pub async fn run(opts: Options) -> Result<()> {
         runtimes: rts,
     });
     let current = server::Current::new(registry.clone());
-    let app = server::app(current.clone(), status.clone(), join);
+    let app = server::app(current.clone(), status.clone(), join.clone());
+    let app = crate::web::attach(
+        app,
+        &file,
+        &bundle_dir,
+        {
+            let c = current.clone();
+            Arc::new(move || c.registry())
+        },
+        join,
+    );
     notify::notify("READY=1\nSTATUS=serving the bundle")?;
     milestone(&format!(
         "AIRLIFT-HOST0-READY registry={scheme}://{} state={}",

@@ -25,25 +25,31 @@ use crate::join_api::{self, Join, Peer};
 use crate::registry::Registry;
 use crate::status::{self, Status};
 
-/// The registry router currently serving; replaced when the media
-/// layer is dropped.
+/// The registry router currently serving (and its registry); replaced
+/// when the media layer is dropped.
 #[derive(Clone)]
-pub struct Current(Arc<RwLock<Router>>);
+pub struct Current(Arc<RwLock<(Router, Arc<Registry>)>>);
 
 impl Current {
     /// Serve `registry`.
     pub fn new(registry: Arc<Registry>) -> Current {
-        Current(Arc::new(RwLock::new(crate::registry::router(registry))))
+        let router = crate::registry::router(registry.clone());
+        Current(Arc::new(RwLock::new((router, registry))))
     }
 
     /// Serve `registry` from now on (requests in flight finish on the old one).
     pub fn replace(&self, registry: Arc<Registry>) {
-        let router = crate::registry::router(registry);
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = router;
+        let router = crate::registry::router(registry.clone());
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = (router, registry);
     }
 
     fn get(&self) -> Router {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// The registry serving now (its store lists what is there).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 }
 
