@@ -93,7 +93,10 @@ pub fn run(
                 Ok(t) => tables.push(t),
                 Err(e) => failed("2. Serving", e, &mut tables),
             },
-            Part::FirstBoot => tables.push(first_boot::run(s, bins)),
+            Part::FirstBoot => match first_boot::run(s, bins) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("3. First boot", e, &mut tables),
+            },
         }
     }
     tables.push(first_boot::end_to_end());

@@ -24,6 +24,10 @@ pub const TAG: &str = "1";
 pub const ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, \
                           application/vnd.docker.distribution.manifest.v2+json";
 
+/// [`ACCEPT`]'s value alone.
+pub const ACCEPT_VALUE: &str = "application/vnd.oci.image.manifest.v1+json, \
+                                application/vnd.docker.distribution.manifest.v2+json";
+
 /// What a measurement is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -164,8 +168,7 @@ fn check_same_content(
     blob: &str,
     blob_size: u64,
 ) -> Result<String> {
-    let accept = ACCEPT.trim_start_matches("Accept: ");
-    let m = crate::http::request(server.addr, "GET", manifest, &[("Accept", accept)])?;
+    let m = crate::http::request(server.addr, "GET", manifest, &[("Accept", ACCEPT_VALUE)])?;
     if m.status != 200 {
         bail!("{} answered {} to GET {manifest}", server.name, m.status);
     }

@@ -30,7 +30,8 @@ pub fn num(x: Option<f64>) -> String {
         None => "n/a".to_string(),
         Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
         Some(x) if x.abs() >= 10.0 => format!("{x:.1}"),
-        Some(x) => format!("{x:.2}"),
+        Some(x) if x.abs() >= 1.0 => format!("{x:.2}"),
+        Some(x) => format!("{x:.3}"),
     }
 }
 
@@ -67,6 +68,7 @@ mod tests {
         assert_eq!(num(Some(1234.56)), "1235");
         assert_eq!(num(Some(12.345)), "12.3");
         assert_eq!(num(Some(1.2345)), "1.23");
+        assert_eq!(num(Some(0.04123)), "0.041");
         assert_eq!(mib(3 << 20), "3.0");
         assert_eq!(rounds(&[1.0, 22.0]), "1.00 / 22.0");
     }
