@@ -122,8 +122,9 @@ pub fn in_use(sysfs: &Path, disk: &str, mounts: &[Mount]) -> Result<Option<Strin
 }
 
 /// Why the selector skips `disk` without looking inside it, or None.
-pub fn skip_reason(disk: &Disk, min_size_gib: u64) -> Option<String> {
-    if is_virtual(&disk.name) {
+/// `listed`: the caller named the candidates, virtual ones are allowed.
+pub fn skip_reason(disk: &Disk, min_size_gib: u64, listed: bool) -> Option<String> {
+    if is_virtual(&disk.name) && !listed {
         Some("a loop, RAM, optical or stacked device".into())
     } else if disk.read_only {
         Some("read-only".into())
@@ -136,5 +137,77 @@ pub fn skip_reason(disk: &Disk, min_size_gib: u64) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(sysfs: &Path, name: &str, sectors: u64, ro: u8, removable: u8) {
+        let d = sysfs.join("block").join(name);
+        std::fs::create_dir_all(d.join("holders")).unwrap();
+        std::fs::write(d.join("size"), format!("{sectors}\n")).unwrap();
+        std::fs::write(d.join("ro"), format!("{ro}\n")).unwrap();
+        std::fs::write(d.join("removable"), format!("{removable}\n")).unwrap();
+        std::fs::write(d.join("dev"), "254:0\n").unwrap();
+    }
+
+    #[test]
+    fn lists_in_a_stable_order_and_skips_what_is_not_a_data_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let gib = 2 * 1024 * 1024;
+        for (n, size, ro, rm) in [
+            ("sdaa", 20 * gib, 0, 0),
+            ("vdb", 20 * gib, 0, 0),
+            ("sdb", 20 * gib, 0, 1),
+            ("vda", 4 * gib, 0, 0),
+            ("zram0", 20 * gib, 0, 0),
+            ("sr0", gib, 1, 1),
+            ("sdz", 20 * gib, 1, 0),
+        ] {
+            fake(dir.path(), n, size, ro, rm);
+        }
+        let disks = list(dir.path()).unwrap();
+        let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["sdb", "sdz", "sr0", "vda", "vdb", "sdaa", "zram0"]);
+        let why: Vec<Option<String>> = disks.iter().map(|d| skip_reason(d, 10, false)).collect();
+        assert_eq!(why[0].as_deref(), Some("removable"));
+        assert_eq!(why[1].as_deref(), Some("read-only"));
+        assert!(why[2].as_deref().unwrap().contains("optical"));
+        assert_eq!(why[3].as_deref(), Some("4.0 GiB, smaller than 10 GiB"));
+        assert_eq!(why[4], None);
+        assert_eq!(why[5], None);
+        assert!(why[6].is_some());
+        // A named candidate list admits loop devices.
+        fake(dir.path(), "loop3", 20 * gib, 0, 0);
+        let l = read_disk(dir.path(), "loop3").unwrap();
+        assert!(skip_reason(&l, 1, false).is_some());
+        assert_eq!(skip_reason(&l, 1, true), None);
+    }
+
+    #[test]
+    fn in_use_by_a_mounted_partition_or_a_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        fake(dir.path(), "vdb", 1 << 21, 0, 0);
+        let p = dir.path().join("block/vdb/vdb1");
+        std::fs::create_dir_all(p.join("holders")).unwrap();
+        std::fs::write(p.join("partition"), "1\n").unwrap();
+        std::fs::write(p.join("dev"), "254:17\n").unwrap();
+        assert_eq!(
+            partitions(dir.path(), "vdb").unwrap(),
+            vec![(1, "vdb1".to_string(), "254:17".to_string())]
+        );
+        assert_eq!(in_use(dir.path(), "vdb", &[]).unwrap(), None);
+        let m = super::super::mounts::parse("40 22 254:17 / /mnt rw - ext4 /dev/vdb1 rw\n");
+        assert_eq!(
+            in_use(dir.path(), "vdb", &m).unwrap().as_deref(),
+            Some("/dev/vdb1 is mounted at /mnt")
+        );
+        std::fs::create_dir_all(p.join("holders/dm-0")).unwrap();
+        assert_eq!(
+            in_use(dir.path(), "vdb", &[]).unwrap().as_deref(),
+            Some("/dev/vdb1 is held by dm-0")
+        );
     }
 }

@@ -78,7 +78,7 @@ pub fn mark_ready(disk: &Path) -> Result<()> {
 /// (asking it to re-read the table if it does not). `dev` is `/dev`.
 pub fn wait_partition(sysfs: &Path, dev: &Path, disk: &str, wait: Duration) -> Result<PathBuf> {
     let start = Instant::now();
-    let mut asked = false;
+    let mut asked = 0u64;
     loop {
         if let Some((_, name, _)) = disks::partitions(sysfs, disk)?
             .into_iter()
@@ -89,10 +89,14 @@ pub fn wait_partition(sysfs: &Path, dev: &Path, disk: &str, wait: Duration) -> R
                 return Ok(node);
             }
         }
-        if !asked && start.elapsed() > Duration::from_secs(2) {
-            asked = true;
-            let _ = run("partx", &["--update", s(&dev.join(disk))]);
-            let _ = run("blockdev", &["--rereadpt", s(&dev.join(disk))]);
+        // sgdisk asks the kernel to re-read the table; if no node shows,
+        // add the partitions from user space (a kernel without the GPT
+        // parser, or a busy re-read), and only then try the re-read.
+        if start.elapsed() > Duration::from_secs(2 * (asked + 1)) {
+            asked += 1;
+            if run("partx", &["--update", s(&dev.join(disk))]).is_err() {
+                let _ = run("blockdev", &["--rereadpt", s(&dev.join(disk))]);
+            }
         }
         if start.elapsed() > wait {
             bail!(

@@ -104,7 +104,8 @@ pub struct Env {
     pub mountinfo: PathBuf,
     /// The mount point (`/var/lib/airlift`).
     pub target: PathBuf,
-    /// Only these kernel names may be selected (tests); None: any.
+    /// Only these kernel names may be selected, loop devices included
+    /// (tests); None: any disk that is not virtual.
     pub candidates: Option<Vec<String>>,
     /// How long to wait for the named disk (or, with the selector, for a
     /// suitable one) to appear.
@@ -250,7 +251,14 @@ pub fn prepare(cfg: &Config, env: &Env) -> Outcome {
         Ok(o) => o,
         Err(e) => Outcome::Stopped {
             disk: dd.device.clone(),
-            message: format!("storage: {e:#}."),
+            message: {
+                let m = format!("storage: {e:#}");
+                if m.ends_with('.') {
+                    m
+                } else {
+                    m + "."
+                }
+            },
         },
     }
 }
@@ -344,7 +352,8 @@ fn selected(min_gib: u64, wipe: bool, env: &Env) -> Result<Chosen> {
             {
                 continue;
             }
-            if let Some(why) = disks::skip_reason(&d, min_gib) {
+            let listed = env.candidates.is_some();
+            if let Some(why) = disks::skip_reason(&d, min_gib, listed) {
                 notes.push(format!("{} is {why}", d.name));
                 continue;
             }
@@ -455,7 +464,7 @@ fn blkid(path: &Path) -> Option<String> {
 fn act(disk: &Path, name: &str, action: Action, fs: Filesystem, env: &Env) -> Result<Outcome> {
     let wait = Duration::from_secs(15);
     let formatted = match action {
-        Action::Refuse(m) => bail!("{m}"),
+        Action::Refuse(m) => bail!("{}", m.trim_start_matches("storage: ")),
         Action::Mount => false,
         Action::Format { wipe } => {
             if wipe {

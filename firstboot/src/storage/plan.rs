@@ -87,11 +87,11 @@ pub fn check_ready_partition(
             ..
         }] if l == FS_LABEL => Ok(if *kind == "XFS" { "xfs" } else { "ext4" }),
         [] => Err(format!(
-            "storage: {partition} is airlift's data partition but holds no filesystem; \
-             not formatting a partition marked finished. Wipe the disk to start over."
+            "{partition} is airlift's data partition but holds no filesystem; \
+             not formatting a partition marked finished. Wipe the disk to start over"
         )),
         f => Err(format!(
-            "storage: {partition} is airlift's data partition but holds {}; not touching it",
+            "{partition} is airlift's data partition but holds {}; not touching it",
             describe(f)
         )),
     }
