@@ -57,11 +57,10 @@ pub struct Progress {
 impl Progress {
     /// Whole percent of bytes done (100 when there is nothing to copy).
     pub fn percent(&self) -> u64 {
-        if self.bytes_total == 0 {
-            100
-        } else {
-            self.bytes_done.saturating_mul(100) / self.bytes_total
-        }
+        self.bytes_done
+            .saturating_mul(100)
+            .checked_div(self.bytes_total)
+            .unwrap_or(100)
     }
 }
 
@@ -213,12 +212,9 @@ pub fn render(
 
 /// Bytes per second (0 before a millisecond has passed).
 pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
-    let ms = elapsed.as_millis();
-    if ms == 0 {
-        0
-    } else {
-        (u128::from(bytes) * 1000 / ms) as u64
-    }
+    (u128::from(bytes) * 1000)
+        .checked_div(elapsed.as_millis())
+        .map_or(0, |r| u64::try_from(r).unwrap_or(u64::MAX))
 }
 
 /// `time` as RFC 3339 UTC with seconds (`2026-11-22T12:35:38Z`).

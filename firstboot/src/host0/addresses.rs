@@ -11,6 +11,16 @@ pub fn hostname() -> Option<String> {
     (!name.is_empty() && name != "localhost" && name != "(none)").then_some(name)
 }
 
+/// Letters, digits, `-` and `.`, labels not empty: what a certificate's
+/// DNS name may hold.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
 /// Every address of an interface, except loopback and IPv6 link-local
 /// (which needs a zone to be used).
 pub fn interface_addresses() -> Vec<IpAddr> {
@@ -92,6 +102,15 @@ mod tests {
             ["reg.example:443"]
         );
         assert_eq!(endpoints(any, &[], &[]), ["127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_name("host0"));
+        assert!(is_dns_name("host0.airlift.test"));
+        assert!(!is_dns_name("my_host"));
+        assert!(!is_dns_name("a..b"));
+        assert!(!is_dns_name(""));
     }
 
     #[test]

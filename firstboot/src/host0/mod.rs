@@ -173,15 +173,16 @@ pub async fn run(opts: Options) -> Result<()> {
         .iter()
         .map(|r| runtimes::runtime(*r))
         .collect();
-    match runtimes::configure(&opts.root, &opts.data, &local_spec, &rts)? {
-        runtimes::Outcome::AlreadyDone => {
+    let outcome = runtimes::write_files(&opts.root, &opts.data, &local_spec, &rts)?;
+    match &outcome {
+        runtimes::Written::AlreadyDone => {
             tracing::info!("the runtimes already point at this registry")
         }
-        runtimes::Outcome::Applied { changed } => tracing::info!(
+        runtimes::Written::Applied { changed, .. } => tracing::info!(
             "runtimes configured ({}) for {}{}",
             rts.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
             endpoints.join(", "),
-            if changed { "" } else { " (no change)" }
+            if *changed { "" } else { " (no change)" }
         ),
     }
 
@@ -195,7 +196,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Identity {
             name: file.name.clone(),
             version: file.version.clone(),
-            registry: format!("{scheme}://{}", crate::join_api::host_port(bound)),
+            registry: format!("{scheme}://{}", endpoints[0]),
             ca_fingerprint: tls.as_ref().and_then(|t| t.ca_sha256.clone()),
             started_at,
         },
@@ -229,8 +230,9 @@ pub async fn run(opts: Options) -> Result<()> {
             .filter(|h| !h.starts_with("127."))
             .cloned()
             .collect(),
-        runtimes: rts,
+        runtimes: rts.clone(),
     });
+    let rts_for_finish = rts;
     let current = server::Current::new(registry.clone());
     let app = server::app(current.clone(), status.clone(), join.clone());
     let app = crate::web::attach(
@@ -246,9 +248,25 @@ pub async fn run(opts: Options) -> Result<()> {
     notify::notify("READY=1\nSTATUS=serving the bundle")?;
     milestone(&format!(
         "AIRLIFT-HOST0-READY registry={scheme}://{} state={}",
-        crate::join_api::host_port(bound),
+        endpoints.join(","),
         serde_json::to_value(initial)?.as_str().unwrap_or_default()
     ));
+
+    // The rest of step 4, slow and not needed by the runtimes: the
+    // system trust store, then the marker.
+    if let runtimes::Written::Applied { update_trust, .. } = outcome {
+        let (root, data, spec, rts) = (
+            opts.root.clone(),
+            opts.data.clone(),
+            local_spec.clone(),
+            rts_for_finish,
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = runtimes::finish(&root, &data, &spec, &rts, update_trust) {
+                tracing::error!("finishing the runtime config: {e:#}");
+            }
+        });
+    }
 
     // 6. The background copy.
     let (header_timeout, max_connections) = (
@@ -328,7 +346,18 @@ fn tls_material(
         }
         TlsMode::Generate => {
             private_dir(&dir)?;
-            let mut names: Vec<String> = addresses::hostname().into_iter().collect();
+            // The machine's own name only when it is a DNS name (the
+            // certificate cannot carry `my_host`); configured names must be.
+            let mut names: Vec<String> = addresses::hostname()
+                .filter(|h| {
+                    let ok = addresses::is_dns_name(h);
+                    if !ok {
+                        tracing::warn!("host name {h:?} is not a DNS name; not in the certificate");
+                    }
+                    ok
+                })
+                .into_iter()
+                .collect();
             let mut ip_sans: Vec<IpAddr> = ips.to_vec();
             for n in opts.hostnames.iter().chain(&file.registry.extra_names) {
                 match n.parse::<IpAddr>() {

@@ -51,6 +51,20 @@ pub enum Outcome {
     Applied { changed: bool },
 }
 
+/// What [`write_files`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    /// This very spec was applied by an earlier run.
+    AlreadyDone,
+    /// Written now; [`finish`] must follow.
+    Applied {
+        /// Did any file change?
+        changed: bool,
+        /// The trust-store CA changed: `update-ca-certificates` is due.
+        update_trust: bool,
+    },
+}
+
 /// The marker's content for a spec, runtimes and root (pure).
 pub fn marker_content(spec: &MirrorSpec, runtimes: &[Runtime], root: &Path) -> String {
     let names: Vec<&str> = runtimes.iter().map(|r| r.name()).collect();
@@ -63,17 +77,39 @@ pub fn marker_content(spec: &MirrorSpec, runtimes: &[Runtime], root: &Path) -> S
     format!("{}\n", Digest::sha256_of(text.as_bytes()))
 }
 
-/// Apply `spec` for `runtimes` under `root`, once per distinct spec.
+/// Apply `spec` for `runtimes` under `root`, once per distinct spec:
+/// [`write_files`], then [`finish`].
 pub fn configure(
     root: &Path,
     state_dir: &Path,
     spec: &MirrorSpec,
     runtimes: &[Runtime],
 ) -> Result<Outcome> {
+    match write_files(root, state_dir, spec, runtimes)? {
+        Written::AlreadyDone => Ok(Outcome::AlreadyDone),
+        Written::Applied {
+            changed,
+            update_trust,
+        } => {
+            finish(root, state_dir, spec, runtimes, update_trust)?;
+            Ok(Outcome::Applied { changed })
+        }
+    }
+}
+
+/// Write the runtimes' files for `spec` under `root`, unless an earlier
+/// run finished this very spec. Fast (no external commands): host0 does
+/// it before it reports ready, so the runtimes start with it.
+pub fn write_files(
+    root: &Path,
+    state_dir: &Path,
+    spec: &MirrorSpec,
+    runtimes: &[Runtime],
+) -> Result<Written> {
     let marker: PathBuf = state_dir.join(MARKER);
     let want = marker_content(spec, runtimes, root);
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-        return Ok(Outcome::AlreadyDone);
+        return Ok(Written::AlreadyDone);
     }
     let report = mirrors::apply(root, spec, runtimes).with_context(|| {
         format!(
@@ -87,17 +123,33 @@ pub fn configure(
     for p in report.written.iter().chain(&report.merged) {
         tracing::info!("wrote {}", p.display());
     }
-    let ca_changed = report
+    let update_trust = report
         .written
         .iter()
         .any(|p| p == Path::new(mirrors::trust::CA));
-    if ca_changed {
-        update_trust(root);
-    }
-    atomic::write(&marker, want.as_bytes())?;
-    Ok(Outcome::Applied {
+    Ok(Written::Applied {
         changed: report.changed(),
+        update_trust,
     })
+}
+
+/// After [`write_files`] applied a spec: rebuild the system trust store if
+/// the CA changed (slow: seconds natively, a minute under emulation, so
+/// it runs after host0 is ready), then write the marker.
+pub fn finish(
+    root: &Path,
+    state_dir: &Path,
+    spec: &MirrorSpec,
+    runtimes: &[Runtime],
+    update_trust: bool,
+) -> Result<()> {
+    if update_trust {
+        self::update_trust(root);
+    }
+    atomic::write(
+        &state_dir.join(MARKER),
+        marker_content(spec, runtimes, root).as_bytes(),
+    )
 }
 
 /// Run `update-ca-certificates` in `root` if it has one (chrooted when
@@ -162,6 +214,10 @@ mod tests {
         assert_eq!(
             configure(&root, &state, &other, &rts).unwrap(),
             Outcome::Applied { changed: true }
+        );
+        assert_eq!(
+            configure(&root, &state, &other, &rts).unwrap(),
+            Outcome::AlreadyDone
         );
     }
 
