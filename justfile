@@ -8,7 +8,7 @@ cache := env_var_or_default("AIRLIFT_CACHE", env_var("HOME") + "/.cache/airlift"
 base := cache + "/base/current"
 
 # Debian packages the build, the tests and the demo use.
-debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils"
+debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils chromium"
 
 # `uefi` or `bios`, for `just demo`.
 firmware := "uefi"
