@@ -325,6 +325,17 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
     assert!(mirror.contains(&dirs.host()), "{mirror}");
     assert!(testid_text(&dom, "mirror-summary").contains(&format!("https://{}", dirs.host())));
 
+    // The filter box (pre-filled from `?q=`) keeps only the matching images.
+    let filtered = chromium(
+        &tmp.path().join("chromium-filter"),
+        &format!("{url}?q=arm64"),
+        &["--dump-dom"],
+    );
+    let only = rows(&filtered, "image-row");
+    assert_eq!(only.len(), 1, "{only:#?}");
+    assert!(only[0].contains("registry.k8s.io/pause:3.9"));
+    assert_eq!(testid_text(&filtered, "images-count"), "(1 of 3)");
+
     // A screenshot for people.
     let shot = out.join("status.png");
     let _ = std::fs::remove_file(&shot);

@@ -38,7 +38,7 @@ pub struct Report {
     pub status: Value,
     /// None: the server has no images endpoint.
     pub images: Option<Value>,
-    /// None: netboot is off (no node table).
+    /// None: no node table (netboot enabled but did not start).
     pub nodes: Option<Value>,
 }
 
@@ -352,7 +352,9 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
 
     out.push('\n');
     match &r.nodes {
-        None => out.push_str("Nodes: netboot is off on this appliance (no node table)\n"),
+        None => out.push_str(
+            "Nodes: no node table on this appliance (netboot did not start; see host0's log)\n",
+        ),
         Some(v) => {
             let nodes: Vec<NodeRecord> = serde_json::from_value(v.clone()).context(
                 "the server's /airlift/v1/nodes is not what this airlift-firstboot reads",
@@ -500,7 +502,7 @@ mod tests {
         let text = render(&ready, now).unwrap();
         assert!(text.contains("] 100 %"), "{text}");
         assert!(!text.contains(" left"), "{text}");
-        assert!(text.contains("netboot is off"), "{text}");
+        assert!(text.contains("no node table"), "{text}");
         assert!(text.contains("no /airlift/v1/images"), "{text}");
 
         let bad = Report {

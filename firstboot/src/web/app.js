@@ -137,6 +137,13 @@ const STATE_LABEL = {
   failed: ["Copy failed", "chip-bad"],
 };
 
+const LOAD_HINT = {
+  loading: "Nodes already pull from the media while the bundle is copied to the data disk and verified blob by blob. Keep the media attached.",
+  ready: "Every blob is on the data disk and verified; the registry no longer reads the media, which can be ejected.",
+  "media-only": "There is no data disk: the registry serves straight from the media, which must stay attached.",
+  failed: "The copy stopped; the registry still serves from the media. The reason is below and in host0's log.",
+};
+
 function renderStatus(s) {
   setText("appliance-name", s.appliance.name);
   setText("appliance-version", s.appliance.version);
@@ -168,6 +175,7 @@ function renderStatus(s) {
   const loading = s.state === "loading";
   setText("progress-rate", loading && s.rate > 0 ? `${humanBytes(s.rate)}/s` : "–");
   setText("progress-eta", loading && s.rate > 0 ? humanDuration((total - done) / s.rate) : (pct === 100 ? "done" : "–"));
+  setText("load-hint", LOAD_HINT[s.state] || "");
   const msg = $("load-message");
   msg.hidden = !s.message;
   msg.textContent = s.message || "";
@@ -234,7 +242,7 @@ function renderNodes(res) {
       state.nodesKey = "missing";
       $("nodes-body").replaceChildren();
       setText("nodes-count", "");
-      empty.textContent = "Netboot is off on this appliance: there is no node table.";
+      empty.textContent = "This appliance keeps no node table: netboot did not start (see host0's log).";
       empty.hidden = false;
     }
     return;
@@ -295,7 +303,7 @@ function setConnection(ok, detail) {
 async function tick() {
   const now = Date.now();
   const [status, nodes] = await Promise.all([getJSON(API.status), getJSON(API.nodes)]);
-  if (status.missing) throw new Error("this server has no appliance status (is it host0?)");
+  if (status.missing) throw new Error("no /airlift/v1/status here: is this host0?");
   renderStatus(status.data);
   renderNodes(nodes);
   if (now - state.lastImages >= IMAGES_EVERY_MS) {
@@ -320,7 +328,8 @@ async function loop() {
   } catch (e) {
     state.failures += 1;
     delay = Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** state.failures);
-    setConnection(false, `The appliance does not answer (${e.message || e}); retrying in ${Math.round(delay / 1000)} s`);
+    const since = state.lastOk ? ` since ${new Date(state.lastOk).toLocaleTimeString()}` : "";
+    setConnection(false, `No answer${since}: ${e.message || e}. Retrying in ${Math.round(delay / 1000)} s`);
   }
   setTimeout(loop, delay);
 }
@@ -328,6 +337,9 @@ async function loop() {
 // ---------- wiring ----------
 
 document.addEventListener("DOMContentLoaded", () => {
+  // `?q=WORDS` pre-fills the filter, so a filtered view can be linked.
+  const q = new URLSearchParams(window.location.search).get("q");
+  if (q) $("images-filter").value = q;
   $("images-filter").addEventListener("input", renderImages);
   $("images-body").addEventListener("click", (ev) => {
     const d = ev.target.closest("[data-digest]");
