@@ -39,6 +39,11 @@ fn kill9_during_the_load_then_restart_completes_with_every_blob_whole() {
     let file = host0::appliance_file(host0::port(), &["quay.io"]);
     let dirs = Host0Dirs::new(tmp.path(), &media, &file);
     let mut h = Host0::start(&dirs, &["--force-load"]);
+    eprintln!(
+        "ready (serving from the media) {:.0?} after start with {} blobs",
+        h.ready_after,
+        distinct.len()
+    );
 
     // Kill it once some, but not all, blobs are in.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -71,6 +71,7 @@ fn serves_loads_and_clients_pull_through_the_written_mirror_config() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut h, made) = start(tmp.path(), &["--force-load"]);
     let dirs = h.dirs.clone();
+    eprintln!("ready {:.0?} after start", h.ready_after);
 
     // The load finishes: every blob copied and verified, then served from disk.
     h.wait_line("AIRLIFT-HOST0-LOADED", Duration::from_secs(120));

@@ -124,4 +124,20 @@ fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
         "skopeo inspect through the VM's registry worked after {:.1?}",
         start.elapsed()
     );
+
+    // The status endpoint on the same port.
+    let curl = require("curl", "curl");
+    let out = Command::new(curl)
+        .args(["-sSk", "--max-time", "30"])
+        .arg(format!("https://127.0.0.1:{port}/airlift/v1/status"))
+        .output()
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(s["state"], "media-only", "{s}");
+    assert_eq!(s["appliance"]["name"], "demo", "{s}");
+    assert!(
+        s["ca-fingerprint"].as_str().unwrap().starts_with("sha256:"),
+        "{s}"
+    );
 }

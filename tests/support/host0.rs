@@ -92,6 +92,8 @@ pub struct Host0 {
     /// Its milestone lines (stdout), as they come.
     pub lines: mpsc::Receiver<String>,
     pub dirs: Host0Dirs,
+    /// From spawning the process to its `AIRLIFT-HOST0-READY` line.
+    pub ready_after: Duration,
 }
 
 impl Drop for Host0 {
@@ -111,6 +113,7 @@ impl Host0 {
             .append(true)
             .open(&log)
             .unwrap();
+        let spawned = Instant::now();
         let mut child = Command::new(binary("airlift-firstboot"))
             .arg("host0")
             .arg("--config")
@@ -145,8 +148,10 @@ impl Host0 {
             log,
             lines: rx,
             dirs: dirs.clone(),
+            ready_after: Duration::ZERO,
         };
         h.wait_line("AIRLIFT-HOST0-READY", Duration::from_secs(120));
+        h.ready_after = spawned.elapsed();
         h
     }
 
