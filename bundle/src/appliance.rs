@@ -23,6 +23,14 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA: u32 = 1;
 /// Where the file goes, relative to the appliance's root.
 pub const PATH: &str = "etc/airlift/appliance.json";
+/// Where the builder puts a supplied TLS certificate chain (`tls: provided`).
+pub const TLS_CERT_PATH: &str = "etc/airlift/tls/server.crt";
+/// Where the builder puts a supplied TLS private key (mode 0600).
+pub const TLS_KEY_PATH: &str = "etc/airlift/tls/server.key";
+/// Push credentials, beside `appliance.json`: a bcrypt htpasswd file ...
+pub const HTPASSWD_PATH: &str = "etc/airlift/htpasswd";
+/// ... and a bearer token file (both mode 0600).
+pub const PUSH_TOKEN_PATH: &str = "etc/airlift/push-token";
 
 /// The file's content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,13 +15,39 @@
 //! image of the bundle names, sorted.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::config::Appliance;
 
-pub use airlift_bundle::appliance::{ApplianceFile, RegistryFile, PATH, SCHEMA};
+pub use airlift_bundle::appliance::{
+    ApplianceFile, RegistryFile, HTPASSWD_PATH, PATH, PUSH_TOKEN_PATH, SCHEMA, TLS_CERT_PATH,
+    TLS_KEY_PATH,
+};
+
+/// Files from the config that travel with `appliance.json`: the supplied
+/// TLS certificate and key, and the push credentials, as (path in the
+/// image, local file, mode).
+pub fn secret_files(app: &Appliance) -> Vec<(&'static str, PathBuf, u32)> {
+    let mut out = Vec::new();
+    if app.registry.tls.mode == crate::config::TlsMode::Provided {
+        if let (Some(cert), Some(key)) = (&app.registry.tls.cert, &app.registry.tls.key) {
+            out.push((TLS_CERT_PATH, cert.clone(), 0o644));
+            out.push((TLS_KEY_PATH, key.clone(), 0o600));
+        }
+    }
+    if app.registry.push.enabled {
+        if let Some(h) = &app.registry.push.htpasswd {
+            out.push((HTPASSWD_PATH, h.clone(), 0o600));
+        }
+        if let Some(t) = &app.registry.push.token_file {
+            out.push((PUSH_TOKEN_PATH, t.clone(), 0o600));
+        }
+    }
+    out
+}
 
 /// A config value as the file's type of the same JSON shape (the enums
 /// and `storage`/`netboot` share their spelling with the config).
@@ -43,6 +69,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
     } else {
         app.registry.mirrors.clone()
     };
+    let provided = app.registry.tls.mode == crate::config::TlsMode::Provided;
     ApplianceFile {
         schema: SCHEMA,
         name: app.metadata.name.clone(),
@@ -54,8 +81,8 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         registry: RegistryFile {
             port: app.registry.port,
             tls: convert(&app.registry.tls.mode),
-            tls_cert: None,
-            tls_key: None,
+            tls_cert: provided.then(|| PathBuf::from("/").join(TLS_CERT_PATH)),
+            tls_key: provided.then(|| PathBuf::from("/").join(TLS_KEY_PATH)),
             extra_names: app.registry.tls.extra_names.clone(),
             push: app.registry.push.enabled,
             allow_delete: app.registry.allow_delete,

@@ -274,16 +274,24 @@ pub fn initramfs_spec(
     };
     let mut firstboot_node = Node::from_host(firstboot)?;
     firstboot_node.perm = 0o755;
+    let mut files = vec![
+        (FIRSTBOOT_PATH.to_string(), firstboot_node),
+        (
+            appliance_file::PATH.to_string(),
+            Node::bytes(appliance_file::render(file)?, 0o600),
+        ),
+    ];
+    for (path, local, perm) in appliance_file::secret_files(app) {
+        let mut node = Node::from_host(&local).with_context(|| {
+            format!("{}: reading {}", app.origin.file.display(), local.display())
+        })?;
+        node.perm = perm;
+        files.push((path.to_string(), node));
+    }
     Ok(initramfs::Spec {
         base: base.rootfs.clone(),
         overlays: app.overlays.clone(),
-        files: vec![
-            (FIRSTBOOT_PATH.to_string(), firstboot_node),
-            (
-                appliance_file::PATH.to_string(),
-                Node::bytes(appliance_file::render(file)?, 0o600),
-            ),
-        ],
+        files,
         modules,
         epoch,
         level,

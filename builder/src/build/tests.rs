@@ -154,3 +154,50 @@ fn appliance_json_derives_mirrors_from_the_images() {
     assert_eq!(json["kernelRelease"], "6.1.0-test");
     assert_eq!(json["registry"]["port"], 5000);
 }
+
+#[test]
+fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = fixture(dir.path(), false);
+    for (f, body) in [
+        ("c.pem", "CERT"),
+        ("k.pem", "KEY"),
+        ("tok", "secret"),
+        ("htp", "u:$2y$"),
+    ] {
+        put(&dir.path().join(f), body.as_bytes());
+    }
+    app.registry.tls.mode = config::TlsMode::Provided;
+    app.registry.tls.cert = Some(dir.path().join("c.pem"));
+    app.registry.tls.key = Some(dir.path().join("k.pem"));
+    app.registry.push.enabled = true;
+    app.registry.push.token_file = Some(dir.path().join("tok"));
+    app.registry.push.htpasswd = Some(dir.path().join("htp"));
+
+    let file = appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1.0-test");
+    assert_eq!(
+        file.registry.tls_cert.as_deref(),
+        Some(Path::new("/etc/airlift/tls/server.crt"))
+    );
+    assert_eq!(
+        file.registry.tls_key.as_deref(),
+        Some(Path::new("/etc/airlift/tls/server.key"))
+    );
+    let base = app.base.clone().unwrap();
+    let firstboot = dir.path().join("firstboot");
+    put(&firstboot, b"\x7fELF");
+    let spec = initramfs_spec(&base, &app, &firstboot, "6.1.0-test", &file, 0, 3).unwrap();
+    let modes: std::collections::BTreeMap<_, _> = spec
+        .files
+        .iter()
+        .map(|(p, n)| (p.as_str(), n.perm))
+        .collect();
+    assert_eq!(modes.get("etc/airlift/tls/server.crt"), Some(&0o644));
+    assert_eq!(modes.get("etc/airlift/tls/server.key"), Some(&0o600));
+    assert_eq!(modes.get("etc/airlift/push-token"), Some(&0o600));
+    assert_eq!(modes.get("etc/airlift/htpasswd"), Some(&0o600));
+
+    // Without them, nothing extra is carried.
+    let plain = fixture(dir.path(), false);
+    assert!(appliance_file::secret_files(&plain).is_empty());
+}
