@@ -24,6 +24,8 @@ pub enum Command {
     /// First machine's boot service: serve the bundle, load it, configure runtimes, join endpoint.
     #[command(name = "host0")]
     Host0(crate::commands::host0::Host0Args),
+    /// A netbooted node's service: fetch its config from host0, configure the runtimes.
+    Join(crate::commands::join::JoinArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
 }
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Render(args) => crate::commands::render::run(args),
         Command::Host0(args) => crate::commands::host0::run(args),
+        Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
     }
 }

@@ -144,6 +144,7 @@ impl Join {
 pub async fn handler(
     State(join): State<Arc<Join>>,
     peer: Option<Extension<Peer>>,
+    nodes: Option<Extension<crate::netboot::Nodes>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -162,6 +163,9 @@ pub async fn handler(
     }
     let config = join.node_config(peer.map(|p| p.local));
     tracing::info!(peer = %remote, "node config sent to {remote}");
+    if let (Some(Extension(nodes)), Some(p)) = (nodes, peer) {
+        crate::netboot::nodes::record_join(&nodes, &body, p.remote.ip());
+    }
     json_response(StatusCode::OK, &config)
 }
 

@@ -2,5 +2,6 @@
 //! their arguments and `run` functions, one file each.
 
 pub mod host0;
+pub mod join;
 pub mod render;
 pub mod status;

@@ -110,6 +110,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let reg_dir = registry_dir(&opts.data);
     let progress = loader::progress_path(&opts.data);
 
+    crate::netboot::prepare(&file);
+
     // 2. TLS.
     let listen = opts
         .listen
@@ -235,6 +237,15 @@ pub async fn run(opts: Options) -> Result<()> {
     let rts_for_finish = rts;
     let current = server::Current::new(registry.clone());
     let app = server::app(current.clone(), status.clone(), join.clone());
+    let app = crate::netboot::attach(
+        app,
+        &file,
+        &bundle_dir,
+        bound.port(),
+        scheme,
+        tls.as_ref().and_then(|t| t.ca_sha256.clone()),
+    )
+    .await;
     let app = crate::web::attach(
         app,
         &file,

@@ -1,0 +1,52 @@
+//! `airlift-firstboot join`: the arguments of a joining node's service
+//! (run by `airlift-join.service`); the work is in [`crate::join`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// Fetch this node's config from host0 and point the runtimes at its registry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinArgs {
+    /// The kernel command line to read `airlift.server=`, `airlift.token=`, `airlift.ca=` from.
+    #[arg(long, default_value = "/proc/cmdline")]
+    pub cmdline: PathBuf,
+    /// The join settings file (same keys; the command line wins).
+    #[arg(long, default_value = crate::join::params::CONF_PATH)]
+    pub conf: PathBuf,
+    /// The root filesystem whose runtimes are configured.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The state folder (marker, node config, remembered CA).
+    #[arg(long, default_value = "/var/lib/airlift")]
+    pub data: PathBuf,
+    /// Longest pause between attempts to reach host0, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub max_backoff_secs: u64,
+    /// Give up after this many seconds without host0 [default: never].
+    #[arg(long)]
+    pub give_up_after_secs: Option<u64>,
+    /// Do not resolve an image through the new config afterwards.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// Run the join.
+pub fn run(args: JoinArgs) -> Result<()> {
+    crate::logging::init();
+    let opts = crate::join::Options {
+        cmdline: args.cmdline,
+        conf: args.conf,
+        root: args.root,
+        data: args.data,
+        max_backoff: Duration::from_secs(args.max_backoff_secs.max(1)),
+        give_up_after: args.give_up_after_secs.map(Duration::from_secs),
+        no_verify: args.no_verify,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(crate::join::run(opts))
+}
