@@ -76,6 +76,10 @@ demo: deps base build
         -nographic -no-reboot "${fw[@]}" \
         -drive file=out/demo.iso,media=cdrom,readonly=on,if=ide,index=2
 
+# Netboot end to end: host0 from the ISO serves DHCP/iPXE/HTTP to a BIOS and a UEFI node on a private link; both join and pull through its mirror offline (~15 min cap).
+e2e: deps base build
+    cargo test -p airlift-integration --test e2e_netboot -- --nocapture
+
 # Figures beside cat, xorriso and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
 bench: deps base
     command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk time; }

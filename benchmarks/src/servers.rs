@@ -104,12 +104,13 @@ pub fn start_airlift(binary: &Path, dir: &Path) -> Result<Server> {
     Ok(server)
 }
 
-/// The `docker-registry` config: filesystem storage, loopback, log level
-/// warn, access log off.
+/// The `docker-registry` config: filesystem storage with the in-memory
+/// blob descriptor cache (as Debian's default config has it), loopback,
+/// log level warn, access log off.
 pub fn docker_registry_config(root: &Path, port: u16) -> String {
     format!(
         "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n\
+         storage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\n\
          http:\n  addr: 127.0.0.1:{port}\n",
         root.display()
     )
@@ -171,6 +172,7 @@ mod tests {
     fn docker_registry_config_is_quiet_and_local() {
         let c = docker_registry_config(Path::new("/s"), 5001);
         assert!(c.contains("level: warn"));
+        assert!(c.contains("blobdescriptor: inmemory"));
         assert!(c.contains("disabled: true"));
         assert!(c.contains("rootdirectory: /s"));
         assert!(c.contains("addr: 127.0.0.1:5001"));

@@ -1,0 +1,457 @@
+//! Netboot end to end (image-configs/e2e-netboot.yaml), all under QEMU
+//! (TCG, `-smp 1` each), nothing leaving the machine:
+//!
+//! - host0 boots the ISO (BIOS, CD) with its first NIC on a private L2
+//!   link (a QEMU multicast hub on 127.0.0.1) and a second, restricted
+//!   user-mode NIC whose registry port is forwarded to the host;
+//! - two machines with no disks netboot from it through QEMU's iPXE NIC
+//!   ROM: one BIOS, one UEFI (OVMF); both run `airlift-firstboot join`,
+//!   and a test-only unit prints what the join wrote and pulls
+//!   `quay.io/...` and `docker.io/...` images with skopeo through the
+//!   mirror.
+//!
+//! Asserted: both pulls on both nodes; the node config each received
+//! names host0's link address first and carries the CA host0 reports;
+//! every file airlift owns on the node has exactly the content the
+//! mirrors module renders from that config; host0's node table lists
+//! both machines as joined with their profiles. A timeline (host-side
+//! times of marker lines) is printed, never asserted. Needs `just base`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlift_firstboot::join_api::NodeConfig;
+use airlift_firstboot::mirrors::{apply::plan_files, FileKind};
+use airlift_integration::qemu::{self, OVMF_CODE, OVMF_VARS};
+use airlift_integration::tools::{free_port, require, workspace_root};
+
+const TOTAL: Duration = Duration::from_secs(15 * 60);
+const HOST0_MAC: &str = "52:54:00:77:00:01";
+const BIOS_MAC: &str = "52:54:00:77:00:11";
+const UEFI_MAC: &str = "52:54:00:77:00:12";
+const PULLS: [&str; 2] = ["quay.io/test/hello:1.0", "docker.io/library/busybox:1.35"];
+
+/// Kills and reaps QEMU on every path.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A VM's serial log, with the host time each line first appeared.
+#[derive(Clone)]
+struct Serial {
+    name: &'static str,
+    path: PathBuf,
+    lines: Arc<Mutex<Vec<(Duration, String)>>>,
+}
+
+impl Serial {
+    /// Start following `path` (lines timed against `t0`).
+    fn follow(name: &'static str, path: PathBuf, t0: Instant) -> Serial {
+        let s = Serial {
+            name,
+            path,
+            lines: Arc::default(),
+        };
+        let me = s.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0usize;
+            loop {
+                let bytes = std::fs::read(&me.path).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes);
+                // Only whole lines.
+                let whole = text.rfind('\n').map_or(0, |i| i + 1);
+                let new: Vec<String> = text[..whole]
+                    .lines()
+                    .skip(seen)
+                    .map(|l| l.trim_end_matches('\r').to_string())
+                    .collect();
+                if !new.is_empty() {
+                    seen += new.len();
+                    let at = t0.elapsed();
+                    let mut g = me.lines.lock().unwrap();
+                    g.extend(new.into_iter().map(|l| (at, l)));
+                }
+                if Arc::strong_count(&me.lines) == 1 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        s
+    }
+
+    fn find(&self, marker: &str) -> Option<(Duration, String)> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| l.contains(marker))
+            .cloned()
+    }
+
+    fn all(&self, marker: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.contains(marker))
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.path).unwrap_or_default()).into_owned()
+    }
+}
+
+fn spawn_qemu(args: &[String], serial: &Path) -> Running {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        &qemu::accel(),
+        "-cpu",
+        "qemu64,+rdrand",
+        "-smp",
+        "1",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-nodefaults",
+        "-vga",
+        "std",
+    ])
+    .args(args)
+    .arg("-serial")
+    .arg(format!("file:{}", serial.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    Running(cmd.spawn().expect("starting qemu-system-x86_64"))
+}
+
+/// Wait until `serial` shows `marker`; fail with every VM's tail.
+fn wait_for(
+    serial: &Serial,
+    marker: &str,
+    t0: Instant,
+    vms: &mut [(&Serial, &mut Running)],
+) -> (Duration, String) {
+    loop {
+        if let Some(hit) = serial.find(marker) {
+            return hit;
+        }
+        for (s, r) in vms.iter_mut() {
+            if let Some(status) = r.0.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}) while waiting for {marker:?} on {}\n{}",
+                    s.name,
+                    serial.name,
+                    qemu::tail(&s.text(), 80)
+                );
+            }
+        }
+        if t0.elapsed() > TOTAL {
+            let tails: Vec<String> = vms
+                .iter()
+                .map(|(s, _)| format!("--- {} ---\n{}", s.name, qemu::tail(&s.text(), 60)))
+                .collect();
+            panic!(
+                "no {marker:?} on {} within {TOTAL:?}\n{}",
+                serial.name,
+                tails.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `GET https://127.0.0.1:PORT/PATH` on host0 (through the forward; its
+/// CA is checked elsewhere, so `-k` here).
+fn host0_get(port: u16, path: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-fsSk", "--max-time", "20"])
+        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("running curl");
+    assert!(
+        out.status.success(),
+        "GET {path} on host0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// Hex sha256, as `sha256sum` prints it.
+fn sha256_hex(data: &[u8]) -> String {
+    airlift_bundle::Digest::sha256_of(data)
+        .to_string()
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+/// Check one node's serial output against host0's CA.
+fn check_node(node: &Serial, ca_fingerprint: &str) {
+    for r in PULLS {
+        let ok = node.find(&format!("AIRLIFT-E2E-PULL-OK {r}"));
+        assert!(
+            ok.is_some(),
+            "{}: no successful pull of {r}: {:?}\n{}",
+            node.name,
+            node.all("AIRLIFT-E2E-PULL"),
+            qemu::tail(&node.text(), 60)
+        );
+    }
+    assert!(node.find("AIRLIFT-JOIN-VERIFIED").is_some());
+
+    // The node config it received, reassembled.
+    let mut chunks: BTreeMap<u32, String> = BTreeMap::new();
+    for l in node.all("AIRLIFT-E2E-CONFIG ") {
+        let rest = &l[l.find("AIRLIFT-E2E-CONFIG ").unwrap() + 19..];
+        let (i, chunk) = rest.split_once(' ').expect("index and chunk");
+        chunks.insert(i.parse().unwrap(), chunk.trim().to_string());
+    }
+    let b64: String = chunks.into_values().collect();
+    let json = base64_decode(&b64);
+    let cfg: NodeConfig = serde_json::from_slice(&json).unwrap_or_else(|e| {
+        panic!(
+            "{}: node config: {e}\n{}",
+            node.name,
+            String::from_utf8_lossy(&json)
+        )
+    });
+    assert_eq!(cfg.appliance.name, "e2e-netboot");
+    assert_eq!(
+        cfg.registries[0], "https://10.77.0.1:5000",
+        "{:?}",
+        cfg.registries
+    );
+    for u in ["quay.io", "docker.io"] {
+        assert!(
+            cfg.mirror.upstreams.iter().any(|x| x == u),
+            "{:?}",
+            cfg.mirror.upstreams
+        );
+    }
+    let ca = cfg.ca_pem.as_deref().expect("a CA in the node config");
+    assert_eq!(
+        airlift_firstboot::tls::fingerprint(ca).unwrap(),
+        ca_fingerprint,
+        "{}: the CA the node got is not host0's",
+        node.name
+    );
+
+    // Every file airlift owns: on the node, byte for byte as rendered here.
+    let on_node: BTreeMap<String, String> = node
+        .all("AIRLIFT-E2E-FILE ")
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("AIRLIFT-E2E-FILE ").unwrap() + 17..];
+            let mut w = rest.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .collect();
+    let planned = plan_files(&cfg.mirror, &cfg.runtimes).unwrap();
+    assert!(!planned.is_empty());
+    for f in &planned {
+        let path = f.path.display().to_string();
+        let got = on_node
+            .get(&path)
+            .unwrap_or_else(|| panic!("{}: {path} is missing; files: {on_node:?}", node.name));
+        if f.kind == FileKind::Owned {
+            assert_eq!(
+                got,
+                &sha256_hex(f.content.as_bytes()),
+                "{}: {path} differs from what the mirrors module renders",
+                node.name
+            );
+        }
+    }
+}
+
+/// Decode base64 with coreutils' `base64 -d`.
+fn base64_decode(s: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running base64");
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the node config's base64 is damaged: {s}"
+    );
+    out.stdout
+}
+
+#[test]
+fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    require("curl", "curl");
+    let tmp = tempfile::Builder::new()
+        .prefix("airlift-e2e-netboot-")
+        .tempdir()
+        .unwrap();
+    let iso = tmp.path().join("e2e.iso");
+    let took = qemu::build_image(
+        &workspace_root().join("image-configs/e2e-netboot.yaml"),
+        &iso,
+    );
+    eprintln!("built {} in {took:.1?}", iso.display());
+
+    let fwd = free_port();
+    // The private link: a multicast hub on loopback, a port of our own.
+    let hub = format!(
+        "socket,id=priv,mcast=230.0.0.1:{},localaddr=127.0.0.1",
+        free_port()
+    );
+    let t0 = Instant::now();
+
+    let host0_serial = tmp.path().join("host0.log");
+    let mut host0 = spawn_qemu(
+        &[
+            "-m".into(),
+            "2048".into(),
+            "-drive".into(),
+            format!(
+                "file={},media=cdrom,readonly=on,if=ide,index=2",
+                iso.display()
+            ),
+            "-boot".into(),
+            "d".into(),
+            "-netdev".into(),
+            hub.clone(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=priv,mac={HOST0_MAC},addr=0x4,romfile="),
+            "-netdev".into(),
+            format!("user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:{fwd}-:5000"),
+            "-device".into(),
+            "virtio-net-pci,netdev=up,addr=0x5,romfile=".into(),
+        ],
+        &host0_serial,
+    );
+    let h0 = Serial::follow("host0", host0_serial, t0);
+    wait_for(&h0, "AIRLIFT-NETBOOT-READY", t0, &mut [(&h0, &mut host0)]);
+    let status = host0_get(fwd, "/airlift/v1/status");
+    let ca_fp = status["ca-fingerprint"]
+        .as_str()
+        .expect("host0 reports its CA fingerprint")
+        .to_string();
+
+    let bios_serial = tmp.path().join("node-bios.log");
+    let mut bios = spawn_qemu(
+        &[
+            "-m".into(),
+            "1536".into(),
+            "-boot".into(),
+            "n".into(),
+            "-netdev".into(),
+            hub.clone(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=priv,mac={BIOS_MAC},bootindex=0"),
+        ],
+        &bios_serial,
+    );
+    let nb = Serial::follow("node-bios", bios_serial, t0);
+
+    let vars = tmp.path().join("OVMF_VARS.fd");
+    std::fs::copy(OVMF_VARS, &vars).expect("copying the OVMF variables (apt-get install ovmf)");
+    let uefi_serial = tmp.path().join("node-uefi.log");
+    let mut uefi = spawn_qemu(
+        &[
+            "-m".into(),
+            "1536".into(),
+            "-drive".into(),
+            format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            "-drive".into(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+            "-netdev".into(),
+            hub,
+            "-device".into(),
+            format!("virtio-net-pci,netdev=priv,mac={UEFI_MAC},bootindex=0"),
+        ],
+        &uefi_serial,
+    );
+    let nu = Serial::follow("node-uefi", uefi_serial, t0);
+
+    for node in [&nb, &nu] {
+        wait_for(
+            node,
+            "AIRLIFT-E2E-DONE",
+            t0,
+            &mut [(&h0, &mut host0), (&nb, &mut bios), (&nu, &mut uefi)],
+        );
+    }
+
+    // The timeline, from the serial logs (host-side times).
+    let mut rows: Vec<(Duration, String)> = Vec::new();
+    let mut add = |s: &Serial, marker: &str, what: String| {
+        if let Some((t, _)) = s.find(marker) {
+            rows.push((t, what));
+        }
+    };
+    add(&h0, "AIRLIFT-HOST0-READY", "host0 ready".into());
+    add(&h0, "AIRLIFT-NETBOOT-READY", "host0 netboot ready".into());
+    for (node, mac) in [(&nb, BIOS_MAC), (&nu, UEFI_MAC)] {
+        let n = node.name;
+        add(
+            &h0,
+            &format!("AIRLIFT-NETBOOT-DHCP mac={mac}"),
+            format!("{n}: DHCP"),
+        );
+        add(
+            &h0,
+            &format!("AIRLIFT-NETBOOT-SCRIPT mac={mac}"),
+            format!("{n}: boot script"),
+        );
+        add(node, "Linux version", format!("{n}: kernel running"));
+        add(node, "AIRLIFT-JOIN-START", format!("{n}: join started"));
+        add(node, "AIRLIFT-JOIN-CONFIGURED", format!("{n}: configured"));
+        add(
+            node,
+            "AIRLIFT-JOIN-VERIFIED",
+            format!("{n}: image resolved"),
+        );
+        add(
+            node,
+            "AIRLIFT-E2E-PULL-OK",
+            format!("{n}: first skopeo pull"),
+        );
+    }
+    rows.sort();
+    eprintln!("timeline (host-side, from QEMU start of host0):");
+    for (t, what) in &rows {
+        eprintln!("  {:>7.1}s  {what}", t.as_secs_f64());
+    }
+    for l in h0.all("AIRLIFT-NETBOOT-FILE") {
+        eprintln!("  host0: {}", l.trim());
+    }
+
+    check_node(&nb, &ca_fp);
+    check_node(&nu, &ca_fp);
+
+    let nodes = host0_get(fwd, "/airlift/v1/nodes");
+    for (mac, profile) in [(BIOS_MAC, "node:node-bios"), (UEFI_MAC, "node:node-uefi")] {
+        let n = nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["mac"] == mac)
+            .unwrap_or_else(|| panic!("{mac} is not in host0's node table: {nodes:#}"));
+        assert_eq!(n["state"], "joined", "{n:#}");
+        assert_eq!(n["profile"], profile, "{n:#}");
+        assert!(n["boots"].as_u64().unwrap() >= 1, "{n:#}");
+    }
+}
