@@ -1,22 +1,17 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: blobs stream from
-//! their files; HEAD answers from the file's metadata.
-
-use std::io::SeekFrom;
+//! their files (see [`super::blob_body`]); HEAD answers from the file's
+//! metadata.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use super::blob_body::file_body;
 use super::{parse_range, respond, DOCKER_CONTENT_DIGEST};
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::route::parse_digest;
 use crate::registry::store::Removed;
 use crate::registry::Registry;
-
-/// Read buffer for streaming blobs.
-const CHUNK: usize = 256 * 1024;
 
 fn unknown(d: &str) -> RegistryError {
     RegistryError::new(Code::BlobUnknown, format!("blob {d} is not stored"))
@@ -62,12 +57,8 @@ pub async fn get(
     if head {
         return respond(status, &out, Body::empty());
     }
-    let mut file = tokio::fs::File::open(&blob.path).await?;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start)).await?;
-    }
-    let stream = ReaderStream::with_capacity(file.take(len), CHUNK);
-    respond(status, &out, Body::from_stream(stream))
+    let body = file_body(&blob.path, start, len).await?;
+    respond(status, &out, body)
 }
 
 pub async fn delete(reg: &Registry, digest: &str) -> Result<Response> {

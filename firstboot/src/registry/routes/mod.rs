@@ -2,6 +2,7 @@
 //! (repository names contain `/`) and dispatches to thin handlers, one
 //! file per endpoint group.
 
+mod blob_body;
 mod blobs;
 mod discovery;
 mod manifests;
