@@ -104,12 +104,43 @@ pub fn run(
         eprintln!("\n{}", t.markdown());
     }
     Ok(Outcome {
-        document: report::document(&preamble(s, command), &tables),
+        document: report::document(&preamble(s, root, command), &tables),
         failures,
     })
 }
 
-fn preamble(s: &Settings, command: &str) -> String {
+/// The commit measured, and whether the measured crates had uncommitted
+/// changes (the binaries are built from the work tree).
+fn source_state(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (not a git work tree)".to_string();
+    };
+    match git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "builder",
+        "bundle",
+        "firstboot",
+    ]) {
+        Some(dirty) if !dirty.is_empty() => {
+            format!("commit {commit}, plus uncommitted changes in builder/, bundle/ or firstboot/ (built as found)")
+        }
+        _ => format!("commit {commit}"),
+    }
+}
+
+fn preamble(s: &Settings, root: &Path, command: &str) -> String {
     let mut p = String::from("# airlift benchmark results\n\n");
     if s.quick {
         p.push_str("**Quick smoke run (AIRLIFT_BENCH_QUICK=1): tiny sizes, one round; these figures mean nothing.**\n\n");
@@ -125,6 +156,7 @@ fn preamble(s: &Settings, command: &str) -> String {
     .map(|d| d.trim().to_string())
     .unwrap_or_else(|_| "unknown".to_string());
     p.push_str(&format!("- date: {date}\n- command: `{command}`\n"));
+    p.push_str(&format!("- source: {}\n", source_state(root)));
     for (k, v) in machine::describe(&s.work_dir) {
         p.push_str(&format!("- {k}: {v}\n"));
     }
