@@ -81,6 +81,9 @@ pub struct Snapshot {
     pub appliance: ApplianceName,
     pub registry: String,
     pub ca_fingerprint: Option<String>,
+    /// Where pushed images and the loaded bundle live ([`crate::storage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageStatus>,
     /// Why the copy failed, or what to do next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -100,6 +103,7 @@ struct Inner {
     progress: Progress,
     load_started: Option<Instant>,
     message: Option<String>,
+    storage: Option<crate::storage::StorageStatus>,
 }
 
 /// The shared, updatable status.
@@ -120,6 +124,7 @@ impl Status {
                 progress: Progress::default(),
                 load_started: None,
                 message: None,
+                storage: None,
             })),
         }
     }
@@ -156,6 +161,11 @@ impl Status {
         });
     }
 
+    /// What the storage step found.
+    pub fn set_storage(&self, storage: crate::storage::StorageStatus) {
+        self.with(|i| i.storage = Some(storage));
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -170,14 +180,16 @@ impl Status {
     pub fn snapshot(&self) -> Snapshot {
         self.with(|i| {
             let elapsed = i.load_started.map(|s| s.elapsed()).unwrap_or_default();
-            render(
+            let mut s = render(
                 &self.identity,
                 i.state,
                 i.from_disk,
                 &i.progress,
                 elapsed,
                 i.message.clone(),
-            )
+            );
+            s.storage = i.storage.clone();
+            s
         })
     }
 }
@@ -206,6 +218,7 @@ pub fn render(
         },
         registry: id.registry.clone(),
         ca_fingerprint: id.ca_fingerprint.clone(),
+        storage: None,
         message,
     }
 }

@@ -88,15 +88,44 @@ pub async fn run(opts: Options) -> Result<()> {
         file.volume_label
     );
 
+    // 0. The data disk, mounted on the data folder before anything is
+    // written there ([`crate::storage`]).
+    let storage = {
+        let (s, data) = (file.storage.clone(), opts.data.clone());
+        tokio::task::spawn_blocking(move || crate::storage::run_appliance(&s, &data)).await?
+    };
+
     // 1. The media.
     let bundle_dir = match &opts.media {
         Some(m) => crate::media::bundle_dir(m)?,
         None => {
+            // A bundle fully loaded onto the data disk is served without the media.
+            let saved = (storage.mode == crate::storage::Mode::Disk)
+                .then(|| crate::storage::stub::find(&opts.data))
+                .flatten();
             let (label, wait) = (file.volume_label.clone(), opts.media_wait);
-            tokio::task::spawn_blocking(move || {
+            let wait = if saved.is_some() {
+                wait.min(Duration::from_secs(20))
+            } else {
+                wait
+            };
+            match tokio::task::spawn_blocking(move || {
                 crate::media::find_and_mount(&label, Path::new(crate::media::MOUNT_POINT), wait)
             })
-            .await??
+            .await?
+            {
+                Ok(dir) => dir,
+                Err(e) => match saved {
+                    Some(dir) => {
+                        milestone(&format!(
+                            "AIRLIFT-HOST0-NO-MEDIA serving the bundle loaded in {}: {e:#}",
+                            dir.display()
+                        ));
+                        dir
+                    }
+                    None => return Err(e),
+                },
+            }
         }
     };
     let bundle = Layout::open(&bundle_dir).with_context(|| {
@@ -121,7 +150,11 @@ pub async fn run(opts: Options) -> Result<()> {
 
     // 3. The registry: media layer (unless an earlier run loaded this bundle).
     std::fs::create_dir_all(&reg_dir).with_context(|| format!("creating {}", reg_dir.display()))?;
-    let decision = loader::should_copy(&reg_dir, file.has_data_disk(), opts.force_load)?;
+    let decision = loader::should_copy(
+        &reg_dir,
+        storage.mode == crate::storage::Mode::Disk,
+        opts.force_load,
+    )?;
     let loaded = match loader::already_complete(&progress, &bundle)? {
         Some(_) if decision == CopyDecision::Copy => all_blobs_present(&bundle, &reg_dir)?,
         _ => false,
@@ -137,9 +170,23 @@ pub async fn run(opts: Options) -> Result<()> {
         tls.as_ref(),
         file.registry.allow_delete,
     )?;
+    let mut serve_opts = serve_opts;
+    if file.registry.push {
+        let dir = opts.config.parent().unwrap_or(Path::new("/"));
+        serve_opts.push_token_file = Some(dir.join("push-token")).filter(|p| p.is_file());
+        serve_opts.htpasswd = Some(dir.join("htpasswd")).filter(|p| p.is_file());
+    }
     let registry = {
-        let o = serve_opts.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Registry::open(&o)).await??)
+        let (o, reason) = (serve_opts.clone(), storage.push_disabled_reason());
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                Registry::open(&o).map(|mut r| {
+                    r.auth.push_disabled_reason = reason;
+                    r
+                })
+            })
+            .await??,
+        )
     };
     let acceptor = match &tls {
         Some(t) => Some(TlsAcceptor::from(Arc::new(
@@ -204,6 +251,7 @@ pub async fn run(opts: Options) -> Result<()> {
         },
         initial,
     );
+    status.set_storage(storage);
     if initial == LoadState::MediaOnly {
         status.set_state(
             LoadState::MediaOnly,
@@ -216,6 +264,9 @@ pub async fn run(opts: Options) -> Result<()> {
     }
     if loaded {
         status.set_serving_from_disk();
+        if let Err(e) = crate::storage::stub::save(&bundle_dir, &opts.data) {
+            tracing::warn!("saving the bundle's description to the disk: {e:#}");
+        }
     }
     let join = Arc::new(Join {
         token: file.join_token.clone(),
@@ -445,6 +496,9 @@ impl LoadJob {
         .await??;
         let images = loader::register(&self.registry.store, &self.bundle).await?;
         loader::mark_complete(&self.progress, &self.bundle, &p)?;
+        if let Some(data) = self.reg_dir.parent() {
+            crate::storage::stub::save(self.bundle.root(), data)?;
+        }
         let mut opts = self.serve_opts.clone();
         opts.layers.clear();
         let disk = tokio::task::spawn_blocking(move || Registry::open(&opts)).await??;

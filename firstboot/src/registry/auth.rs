@@ -18,6 +18,9 @@ use super::error::{Code, RegistryError};
 pub struct Auth {
     users: HashMap<String, String>,
     token: Option<String>,
+    /// Set by host0 without a data disk: pushes are refused (DENIED) with
+    /// this message even when credentials are configured.
+    pub push_disabled_reason: Option<String>,
     /// sha256(user:password) of credentials bcrypt already accepted, so a
     /// push of many blobs pays for bcrypt once.
     verified: Mutex<HashMap<[u8; 32], bool>>,
@@ -90,6 +93,13 @@ impl Auth {
 
     /// The decision as a handler result.
     pub fn require_push(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
+        if let Some(reason) = self
+            .push_disabled_reason
+            .as_ref()
+            .filter(|_| self.push_enabled())
+        {
+            return Err(RegistryError::new(Code::Denied, reason.clone()));
+        }
         match self.check(authorization) {
             Decision::Allowed => Ok(()),
             Decision::Challenge => Err(RegistryError::new(
@@ -176,6 +186,26 @@ mod tests {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
         )
+    }
+
+    #[test]
+    fn a_disabled_reason_refuses_even_good_credentials() {
+        let mut auth = Auth {
+            token: Some("t".repeat(20)),
+            ..Auth::default()
+        };
+        let bearer = format!("Bearer {}", "t".repeat(20));
+        assert!(auth.require_push(Some(&bearer)).is_ok());
+        auth.push_disabled_reason = Some("no data disk".into());
+        let e = auth.require_push(Some(&bearer)).unwrap_err();
+        assert_eq!(e.code, Code::Denied);
+        assert!(format!("{e:?}").contains("no data disk"), "{e:?}");
+        // Without credentials the usual "pushing is disabled" stands.
+        let off = Auth {
+            push_disabled_reason: Some("no data disk".into()),
+            ..Auth::default()
+        };
+        assert!(!format!("{:?}", off.require_push(None).unwrap_err()).contains("no data disk"));
     }
 
     #[test]

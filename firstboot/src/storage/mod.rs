@@ -19,6 +19,7 @@ pub mod format;
 pub mod mounts;
 pub mod plan;
 pub mod probe;
+pub mod stub;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -240,6 +241,24 @@ pub fn run(cfg: &Config, env: &Env) -> StorageStatus {
         _ => tracing::warn!("{line}"),
     }
     status
+}
+
+/// [`run`] for the appliance file's `storage` on the running system,
+/// mounting at `target`; a bad `storage` section stops the step too.
+pub fn run_appliance(storage: &crate::appliance::Storage, target: &Path) -> StorageStatus {
+    match Config::from_appliance(storage) {
+        Ok(cfg) => run(&cfg, &Env::system(target)),
+        Err(e) => {
+            let outcome = Outcome::Stopped {
+                disk: None,
+                message: format!("storage: {e:#}; rebuild the ISO with a valid storage section."),
+            };
+            let status = StorageStatus::from_outcome(&outcome, storage.allow_ram_push);
+            println!("{}", status.marker());
+            tracing::error!("{}", status.marker());
+            status
+        }
+    }
 }
 
 /// Prepare and mount the configured data disk (see the module doc).
