@@ -4,9 +4,11 @@
 //! Each chunk is first read on the async worker itself with
 //! `preadv2(RWF_NOWAIT)`, which copies only what is already in the page
 //! cache and never waits for the disk; whatever is missing is read on
-//! tokio's blocking pool. A blob served from memory so costs one copy
-//! into the buffer (still in the CPU cache when hyper writes it) and no
-//! thread hop; one on slow media never blocks a worker.
+//! tokio's blocking pool. The file is opened the same way: inline with
+//! `openat2(RESOLVE_CACHED)` when every path component is in the kernel's
+//! lookup cache, else on the blocking pool. A blob served from memory so
+//! costs one copy into the buffer (still in the CPU cache when hyper
+//! writes it) and no thread hop; one on slow media never blocks a worker.
 //!
 //! Why not `tokio::fs::File` + `ReaderStream`: that reads on the blocking
 //! pool into tokio's own buffer and copies it again into the stream's
@@ -25,6 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use axum::body::Body;
 use bytes::Bytes;
+use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::{preadv2, Errno, ReadWriteFlags};
 
 /// Bytes per body chunk.
@@ -34,7 +37,7 @@ pub const CHUNK: usize = 256 << 10;
 /// one being read, and one spare.
 const POOL: usize = 3;
 
-/// Spare chunk buffers of one response (each `CHUNK` long, initialised).
+/// Spare chunk buffers of one response (initialised, at most `CHUNK` long).
 type Pool = Mutex<Vec<Vec<u8>>>;
 
 /// A chunk's buffer; dropping it (hyper wrote it) returns it to the pool
@@ -118,7 +121,10 @@ impl Reader {
         // `want` is at most `CHUNK`, a `usize`.
         let want = self.left.min(CHUNK as u64) as usize;
         let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut buf = spare.unwrap_or_else(|| vec![0; CHUNK]);
+        let mut buf = spare.unwrap_or_default();
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
         let mut got = 0;
         while self.nowait && got < want {
             match read_cached(&self.file, &mut buf[got..want], self.pos + got as u64)? {
@@ -156,18 +162,28 @@ impl Reader {
     }
 }
 
+/// Open a file for reading: inline if the path resolves from the kernel's
+/// lookup cache alone, else (or on any error, for the authoritative one)
+/// on the blocking pool.
+async fn open(path: &Path) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    if let Ok(fd) = openat2(CWD, path, flags, Mode::empty(), ResolveFlags::CACHED) {
+        return Ok(File::from(fd));
+    }
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || File::open(owned))
+        .await
+        .map_err(|e| io::Error::other(format!("blob open task failed: {e}")))?
+}
+
 /// The body for `len` bytes of the file at `path` from offset `start`.
 ///
 /// Opens the file and reads the first chunk before returning, so a file
 /// that cannot be opened or read is an error response, not a cut-off
 /// body. A blob of at most [`CHUNK`] bytes becomes a plain full body.
 pub async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
-    let owned = path.to_path_buf();
-    let file = tokio::task::spawn_blocking(move || File::open(owned))
-        .await
-        .map_err(|e| io::Error::other(format!("blob open task failed: {e}")))?;
     let mut reader = Reader {
-        file: Arc::new(file?),
+        file: Arc::new(open(path).await?),
         path: path.to_path_buf(),
         pos: start,
         left: len,
@@ -262,6 +278,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn uncached_pages_are_read_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 3 * CHUNK + 777;
+        let (path, data) = blob(dir.path(), n);
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        // Drop the file from the page cache (where the file system allows
+        // it): `RWF_NOWAIT` reads find nothing, or only what the kernel's
+        // readahead has brought in since, and the rest comes from the
+        // blocking pool.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        let body = file_body(&path, 1, (n - 1) as u64).await.unwrap();
+        let got = collect(body).await.unwrap();
+        assert!(got == data[1..]);
+    }
+
+    #[tokio::test]
     async fn written_chunks_return_their_buffers_to_the_pool() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = blob(dir.path(), 4 * CHUNK);
@@ -289,6 +322,25 @@ mod tests {
         let body = file_body(&path, 0, 1000).await.unwrap();
         assert_eq!(body.size_hint().exact(), Some(1000));
         assert_eq!(collect(body).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_short_blob_gets_a_buffer_of_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = blob(dir.path(), 4096);
+        let mut reader = Reader {
+            file: Arc::new(open(&path).await.unwrap()),
+            path,
+            pos: 100,
+            left: 50,
+            nowait: true,
+            pool: Arc::default(),
+        };
+        let chunk = reader.next().await.unwrap();
+        assert!(chunk == data[100..150]);
+        drop(chunk);
+        let spare = reader.pool.lock().unwrap().pop().unwrap();
+        assert_eq!(spare.len(), 50);
     }
 
     #[tokio::test]
