@@ -131,8 +131,8 @@ pub async fn run(opts: Options) -> Result<()> {
         trust::Accepted::NoTls => tracing::warn!("host0 serves plain HTTP: no CA to check"),
     }
     let runtimes = cfg.runtimes.clone();
-    let outcome =
-        crate::host0::runtimes::configure(&opts.root, &opts.data, &cfg.mirror, &runtimes)?;
+    use crate::host0::runtimes::{self as rt, Written};
+    let written = rt::write_files(&opts.root, &opts.data, &cfg.mirror, &runtimes)?;
     if let trust::Accepted::Pinned(fp) | trust::Accepted::FirstUse(fp) = &accepted {
         trust::remember(&opts.data, fp)?;
     }
@@ -150,15 +150,26 @@ pub async fn run(opts: Options) -> Result<()> {
             .collect::<Vec<_>>()
             .join(","),
         files.len(),
-        match outcome {
-            crate::host0::runtimes::Outcome::AlreadyDone => "already in place",
-            crate::host0::runtimes::Outcome::Applied { changed: true } => "written",
-            crate::host0::runtimes::Outcome::Applied { changed: false } => "unchanged",
+        match written {
+            Written::AlreadyDone => "already in place",
+            Written::Applied { changed: true, .. } => "written",
+            Written::Applied { changed: false, .. } => "unchanged",
         }
     ));
-    if opts.no_verify {
-        return Ok(());
+    if !opts.no_verify {
+        verify(&cfg, &opts).await?;
     }
+    // Last (slow under emulation): the system trust store, then the
+    // marker that says this config is fully applied.
+    if let Written::Applied { update_trust, .. } = written {
+        rt::finish(&opts.root, &opts.data, &cfg.mirror, &runtimes, update_trust)?;
+    }
+    milestone("AIRLIFT-JOIN-DONE");
+    Ok(())
+}
+
+/// Resolve one image through the first mirror endpoint with the CA received.
+async fn verify(cfg: &NodeConfig, opts: &Options) -> Result<()> {
     let first = cfg
         .mirror
         .registries

@@ -312,7 +312,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn start_serves_files_and_writes_the_dnsmasq_config() {
         let tmp = tempfile::tempdir().unwrap();
         let media = tmp.path().join("media");
@@ -357,10 +357,15 @@ mod tests {
         );
         assert_eq!(std::fs::read(tftp.join("ipxe.efi")).unwrap(), b"EFI");
         // The initrd over a real socket, byte for byte.
-        let out = std::process::Command::new("curl")
-            .args(["-fsS", &format!("http://127.0.0.1:{port}/boot/initrd.img")])
-            .output()
-            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/boot/initrd.img");
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-fsS", &url])
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
