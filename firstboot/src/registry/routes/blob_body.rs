@@ -15,9 +15,11 @@
 //! (two memcpys of every byte, plus a thread hop per 256 KiB), and the
 //! fresh buffer per chunk costs an mmap, page faults and zeroing.
 //!
-//! Memory: a response keeps at most [`POOL`] buffers of [`CHUNK`] bytes;
-//! a chunk's buffer returns to its response's pool once hyper has written
-//! it, and the pool is freed with the response.
+//! Memory: per response, the chunks hyper has not written yet (two or
+//! three: hyper asks for the next one only while it holds less than about
+//! 400 KiB) plus at most [`POOL`] spare buffers of at most [`CHUNK`]
+//! bytes; a written chunk's buffer returns to its response's pool, and
+//! the pool is freed with the response.
 
 use std::fs::File;
 use std::io::{self, IoSliceMut};
