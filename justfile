@@ -56,6 +56,10 @@ boot-matrix: base build
 e2e-host0: base build
     cargo test -p airlift-integration --test host0_qemu -- --nocapture
 
+# host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
+e2e-storage: base build
+    cargo test -p airlift-integration --test e2e_storage -- --nocapture --test-threads 1
+
 # Build image-configs/demo.yaml into out/demo.iso and boot it with the serial console here (`just firmware=bios demo`).
 demo: deps base build
     #!/usr/bin/env bash

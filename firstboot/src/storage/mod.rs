@@ -373,7 +373,10 @@ fn selected(min_gib: u64, wipe: bool, env: &Env) -> Result<Chosen> {
             }
             let listed = env.candidates.is_some();
             if let Some(why) = disks::skip_reason(&d, min_gib, listed) {
-                notes.push(format!("{} is {why}", d.name));
+                // Loop, RAM and optical devices are never candidates: not worth a note.
+                if listed || !disks::is_virtual(&d.name) {
+                    notes.push(format!("{} is {why}", d.name));
+                }
                 continue;
             }
             let path = env.dev.join(&d.name);
