@@ -75,6 +75,7 @@ pub fn run(
 ) -> Result<Outcome> {
     std::fs::create_dir_all(&s.work_dir)
         .with_context(|| format!("creating the work folder {}", s.work_dir.display()))?;
+    let load_start = load_average();
     let mut tables = Vec::new();
     let mut failures = Vec::new();
     let mut failed = |part: &str, e: anyhow::Error, tables: &mut Vec<Table>| {
@@ -103,10 +104,23 @@ pub fn run(
     for t in &tables {
         eprintln!("\n{}", t.markdown());
     }
+    let mut pre = preamble(s, root, command);
+    pre.push_str(&format!(
+        "- load average (1/5/15 min) at start: {load_start}; at end: {} (other work shares this machine)\n",
+        load_average()
+    ));
     Ok(Outcome {
-        document: report::document(&preamble(s, root, command), &tables),
+        document: report::document(&pre, &tables),
         failures,
     })
+}
+
+/// `/proc/loadavg`'s first three fields.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The commit measured, and whether the measured crates had uncommitted
