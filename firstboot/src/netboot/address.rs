@@ -4,8 +4,9 @@
 //! registry's certificate is made and before dnsmasq starts.
 //!
 //! With systemd-networkd running, a `.network` file in
-//! `/run/systemd/network` (sorted before the base's DHCP one) gives the
-//! interface these static addresses and no DHCP client; `ip` adds them
+//! `/run/systemd/network` (sorted before the base's DHCP one, applied
+//! with `networkctl reconfigure`) gives the interface these static
+//! addresses and no DHCP client; `ip` adds them
 //! at once as well, so nothing waits for networkd.
 
 use std::fmt::Write as _;
@@ -114,7 +115,12 @@ pub fn configure(root: &Path, iface: &str, addrs: &[Cidr], wait: Duration) -> Re
         network_file(iface, addrs).as_bytes(),
     )?;
     if Path::new("/run/systemd/netif").exists() {
-        if let Err(e) = run(Command::new("networkctl").arg("reload")) {
+        // `reload` reads the new file; `reconfigure` applies it to a link
+        // networkd already manages (else its DHCP client keeps running
+        // there and takes a lease from our own dnsmasq).
+        let networkd = run(Command::new("networkctl").arg("reload"))
+            .and_then(|()| run(Command::new("networkctl").args(["reconfigure", iface])));
+        if let Err(e) = networkd {
             tracing::warn!("{e:#}; adding the address with ip alone");
         }
     }

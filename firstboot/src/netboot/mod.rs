@@ -19,6 +19,7 @@ pub mod script;
 pub mod supervise;
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,7 +188,11 @@ fn fill_tftp(media_root: &Path, tftp: &Path) -> Result<()> {
             )
         })?;
         for n in names {
-            airlift_bundle::atomic::write(&tftp.join(n), &bytes)?;
+            let to = tftp.join(n);
+            airlift_bundle::atomic::write(&to, &bytes)?;
+            // dnsmasq's TFTP serves world-readable files only.
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("making {} readable", to.display()))?;
         }
     }
     Ok(())
@@ -356,6 +361,8 @@ mod tests {
             b"BIOS"
         );
         assert_eq!(std::fs::read(tftp.join("ipxe.efi")).unwrap(), b"EFI");
+        let mode = std::fs::metadata(tftp.join("ipxe.efi")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "dnsmasq serves world-readable files only");
         // The initrd over a real socket, byte for byte.
         let url = format!("http://127.0.0.1:{port}/boot/initrd.img");
         let out = tokio::task::spawn_blocking(move || {
