@@ -386,6 +386,7 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
     );
     let nu = Serial::follow("node-uefi", uefi_serial, t0);
 
+    // The BIOS node first (checked as soon as it is done), then UEFI.
     for node in [&nb, &nu] {
         wait_for(
             node,
@@ -393,26 +394,50 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
             t0,
             &mut [(&h0, &mut host0), (&nb, &mut bios), (&nu, &mut uefi)],
         );
+        timeline(&h0, &nb, &nu);
+        check_node(node, &ca_fp);
+        let mac = if node.name == "node-bios" {
+            BIOS_MAC
+        } else {
+            UEFI_MAC
+        };
+        check_node_table(fwd, mac, &format!("node:{}", node.name));
     }
+}
 
-    // The timeline, from the serial logs (host-side times).
+/// host0's node table lists `mac` as joined with `profile`.
+fn check_node_table(fwd: u16, mac: &str, profile: &str) {
+    let nodes = host0_get(fwd, "/airlift/v1/nodes");
+    let n = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["mac"] == mac)
+        .unwrap_or_else(|| panic!("{mac} is not in host0's node table: {nodes:#}"));
+    assert_eq!(n["state"], "joined", "{n:#}");
+    assert_eq!(n["profile"], profile, "{n:#}");
+    assert!(n["boots"].as_u64().unwrap() >= 1, "{n:#}");
+}
+
+/// Print the timeline from the serial logs (host-side times).
+fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
     let mut rows: Vec<(Duration, String)> = Vec::new();
     let mut add = |s: &Serial, marker: &str, what: String| {
         if let Some((t, _)) = s.find(marker) {
             rows.push((t, what));
         }
     };
-    add(&h0, "AIRLIFT-HOST0-READY", "host0 ready".into());
-    add(&h0, "AIRLIFT-NETBOOT-READY", "host0 netboot ready".into());
-    for (node, mac) in [(&nb, BIOS_MAC), (&nu, UEFI_MAC)] {
+    add(h0, "AIRLIFT-HOST0-READY", "host0 ready".into());
+    add(h0, "AIRLIFT-NETBOOT-READY", "host0 netboot ready".into());
+    for (node, mac) in [(nb, BIOS_MAC), (nu, UEFI_MAC)] {
         let n = node.name;
         add(
-            &h0,
+            h0,
             &format!("AIRLIFT-NETBOOT-DHCP mac={mac}"),
             format!("{n}: DHCP"),
         );
         add(
-            &h0,
+            h0,
             &format!("AIRLIFT-NETBOOT-SCRIPT mac={mac}"),
             format!("{n}: boot script"),
         );
@@ -437,21 +462,5 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
     }
     for l in h0.all("AIRLIFT-NETBOOT-FILE") {
         eprintln!("  host0: {}", l.trim());
-    }
-
-    check_node(&nb, &ca_fp);
-    check_node(&nu, &ca_fp);
-
-    let nodes = host0_get(fwd, "/airlift/v1/nodes");
-    for (mac, profile) in [(BIOS_MAC, "node:node-bios"), (UEFI_MAC, "node:node-uefi")] {
-        let n = nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["mac"] == mac)
-            .unwrap_or_else(|| panic!("{mac} is not in host0's node table: {nodes:#}"));
-        assert_eq!(n["state"], "joined", "{n:#}");
-        assert_eq!(n["profile"], profile, "{n:#}");
-        assert!(n["boots"].as_u64().unwrap() >= 1, "{n:#}");
     }
 }
