@@ -361,8 +361,15 @@ mod tests {
             b"BIOS"
         );
         assert_eq!(std::fs::read(tftp.join("ipxe.efi")).unwrap(), b"EFI");
-        let mode = std::fs::metadata(tftp.join("ipxe.efi")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o644, "dnsmasq serves world-readable files only");
+        let mode = std::fs::metadata(tftp.join("ipxe.efi"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "dnsmasq serves world-readable files only"
+        );
         // The initrd over a real socket, byte for byte.
         let url = format!("http://127.0.0.1:{port}/boot/initrd.img");
         let out = tokio::task::spawn_blocking(move || {
