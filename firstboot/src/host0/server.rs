@@ -14,14 +14,13 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::join_api::{self, Join, Peer};
+use crate::registry::server::serve_connection;
 use crate::registry::Registry;
 use crate::status::{self, Status};
 
@@ -111,43 +110,14 @@ pub async fn serve(
                 req
             });
         let service = TowerToHyperService::new(app);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(header_timeout))
-                .keep_alive_timeout(header_timeout);
-            let result = match tls {
-                None => builder.serve_connection(TokioIo::new(sock), service).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(sock)).await {
-                        Ok(Ok(stream)) => {
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%remote, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%remote, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%remote, "connection ended: {e}");
-            }
-        });
+        tokio::spawn(serve_connection(
+            sock,
+            service,
+            tls.clone(),
+            header_timeout,
+            remote,
+            permit,
+        ));
     }
 }
 

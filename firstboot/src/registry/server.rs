@@ -3,6 +3,7 @@
 //! keep-alive connections), a TLS handshake timeout and a cap on
 //! connections served at once.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
@@ -76,42 +78,69 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         };
         let _ = sock.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(header_timeout))
-                .keep_alive_timeout(header_timeout);
-            let result = match tls {
-                None => builder.serve_connection(TokioIo::new(sock), service).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(sock)).await {
-                        Ok(Ok(stream)) => {
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, "connection ended: {e}");
+        tokio::spawn(serve_connection(
+            sock,
+            service,
+            tls.clone(),
+            header_timeout,
+            peer,
+            permit,
+        ));
+    }
+}
+
+/// Serve one accepted connection: TLS handshake (bounded by
+/// `header_timeout`) when `tls` is set, then HTTP/1.1 or HTTP/2 with a
+/// header read timeout that also ends idle keep-alive connections. The
+/// permit is held until the connection ends.
+pub async fn serve_connection<S, B>(
+    sock: TcpStream,
+    service: TowerToHyperService<S>,
+    tls: Option<TlsAcceptor>,
+    header_timeout: Duration,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) where
+    S: tower::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let _permit = permit;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(header_timeout))
+        .keep_alive_timeout(header_timeout);
+    let result = match tls {
+        None => builder.serve_connection(TokioIo::new(sock), service).await,
+        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(sock)).await {
+            Ok(Ok(stream)) => {
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
             }
-        });
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended: {e}");
     }
 }
