@@ -648,7 +648,9 @@ async fn bare_names_fall_back_to_docker_hub_for_reads() {
     // Docker's registry-mirrors sends /v2/library/busybox/... with no host
     // and no ns: a read the local namespace cannot answer is Docker Hub's.
     let env = Env::new();
-    let (hub, _) = env.push_image("docker.io/library/busybox", "1.36", "h").await;
+    let (hub, _) = env
+        .push_image("docker.io/library/busybox", "1.36", "h")
+        .await;
     for u in [
         "/v2/library/busybox/manifests/1.36",
         "/v2/library/busybox/tags/list",
@@ -656,13 +658,19 @@ async fn bare_names_fall_back_to_docker_hub_for_reads() {
         assert_eq!(env.get(u).await.status, StatusCode::OK, "{u}");
     }
     assert_eq!(
-        env.get("/v2/library/busybox/manifests/1.36").await.body.as_ref(),
+        env.get("/v2/library/busybox/manifests/1.36")
+            .await
+            .body
+            .as_ref(),
         hub.as_slice()
     );
     // A local repository of the same name wins over the fallback.
     let (local, _) = env.push_image("library/busybox", "1.36", "l").await;
     assert_eq!(
-        env.get("/v2/library/busybox/manifests/1.36").await.body.as_ref(),
+        env.get("/v2/library/busybox/manifests/1.36")
+            .await
+            .body
+            .as_ref(),
         local.as_slice()
     );
     // Names that are neither local nor Docker Hub's stay unknown.
