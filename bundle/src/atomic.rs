@@ -8,11 +8,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+/// The name prefix of [`write`]'s temp files.
+pub const TEMP_PREFIX: &str = ".tmp-";
+/// The name prefix of a blob being written ([`crate::layout::BlobWriter`]).
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
 /// Write `data` to `path` atomically.
 pub fn write(path: &Path, data: &[u8]) -> Result<()> {
     let dir = parent(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     tmp.write_all(data)
@@ -23,6 +28,36 @@ pub fn write(path: &Path, data: &[u8]) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;
     sync_dir(dir)
+}
+
+/// Remove the temp files that a killed writer left anywhere under `root`
+/// ([`TEMP_PREFIX`] and [`PARTIAL_PREFIX`] files; links are not
+/// followed). Call it at start-up, before anything writes under `root`.
+/// A missing `root` is fine. Returns how many files were removed.
+pub fn remove_stale_temps(root: &Path) -> Result<usize> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading folder {}", root.display())),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading folder {}", root.display()))?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            removed += remove_stale_temps(&path)?;
+        } else if kind.is_file() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) || name.starts_with(PARTIAL_PREFIX) {
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing stale temp file {}", path.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// fsync a folder so a rename inside it is durable.
@@ -47,6 +82,28 @@ fn parent(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removes_only_stale_temps_at_any_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b");
+        fs::create_dir_all(&deep).unwrap();
+        for f in [
+            ".tmp-x1",
+            "a/.partial-y",
+            "a/b/.tmp-z",
+            "keep",
+            "a/.hidden",
+            "a/b/data",
+        ] {
+            fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 3);
+        for f in ["keep", "a/.hidden", "a/b/data"] {
+            assert!(dir.path().join(f).is_file(), "{f} was removed");
+        }
+        assert_eq!(remove_stale_temps(&dir.path().join("missing")).unwrap(), 0);
+    }
 
     #[test]
     fn replaces_whole_file_and_leaves_no_temp() {

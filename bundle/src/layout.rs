@@ -106,7 +106,7 @@ impl Layout {
         let dir = self.root.join("blobs").join(algorithm.as_str());
         atomic::create_dir_all(&dir)?;
         let tmp = tempfile::Builder::new()
-            .prefix(".partial-")
+            .prefix(atomic::PARTIAL_PREFIX)
             .tempfile_in(&dir)
             .with_context(|| format!("creating a temp blob in {}", dir.display()))?;
         Ok(BlobWriter {

@@ -341,30 +341,6 @@ pub fn already_complete(progress_path: &Path, bundle: &Layout) -> Result<Option<
     Ok(ProgressFile::read(progress_path).filter(|p| p.complete && p.bundle == id))
 }
 
-/// Remove temp files a killed copy left in `DATA/blobs/<alg>/`.
-pub fn remove_temp_files(data: &Path) -> Result<usize> {
-    let mut removed = 0;
-    let blobs = data.join("blobs");
-    let Ok(algs) = std::fs::read_dir(&blobs) else {
-        return Ok(0);
-    };
-    for alg in algs {
-        let alg = alg?;
-        if !alg.file_type()?.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(alg.path())? {
-            let f = f?;
-            if f.file_name().to_string_lossy().starts_with('.') {
-                std::fs::remove_file(f.path())
-                    .with_context(|| format!("removing {}", f.path().display()))?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
-}
-
 /// The state folder's progress file path.
 pub fn progress_path(state_dir: &Path) -> PathBuf {
     state_dir.join(PROGRESS_FILE)
@@ -490,6 +466,9 @@ mod tests {
             "{msg}"
         );
         assert!(!data.has_blob(&victim.digest));
-        assert_eq!(remove_temp_files(data.root()).unwrap(), 0);
+        assert_eq!(
+            airlift_bundle::atomic::remove_stale_temps(data.root()).unwrap(),
+            0
+        );
     }
 }

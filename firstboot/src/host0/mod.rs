@@ -95,6 +95,16 @@ pub async fn run(opts: Options) -> Result<()> {
         tokio::task::spawn_blocking(move || crate::storage::run_appliance(&s, &data)).await?
     };
 
+    // A killed run may have left temp files of its atomic writes (the
+    // progress file, registry metadata, blobs): they are never data.
+    let stale = airlift_bundle::atomic::remove_stale_temps(&opts.data)?;
+    if stale > 0 {
+        tracing::info!(
+            "removed {stale} temp files a previous run left in {}",
+            opts.data.display()
+        );
+    }
+
     // 1. The media.
     let bundle_dir = match &opts.media {
         Some(m) => crate::media::bundle_dir(m)?,

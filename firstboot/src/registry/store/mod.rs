@@ -81,8 +81,8 @@ fn lock_poisoned<T>(_: T) -> RegistryError {
 
 impl Store {
     /// Open the data folder (created if needed) and index the read-only
-    /// layers. Leftover uploads and partial blobs of a previous run are
-    /// removed. Fails naming the layer and digest if a layer is broken.
+    /// layers. Leftover uploads and partial blobs and metadata temp
+    /// files of a previous run are removed. Fails naming the layer and digest if a layer is broken.
     pub fn open(data: &Path, layer_dirs: &[PathBuf]) -> Result<Store> {
         let layout = Layout::create(data)
             .with_context(|| format!("preparing the data folder {}", data.display()))?;
@@ -92,7 +92,8 @@ impl Store {
                 .with_context(|| format!("clearing {}", uploads_dir.display()))?;
         }
         atomic::create_dir_all(&uploads_dir)?;
-        remove_partial_blobs(data)?;
+        atomic::remove_stale_temps(&data.join("blobs"))?;
+        atomic::remove_stale_temps(&data.join("repositories"))?;
         let meta = Meta::new(&data.join("repositories"))?;
 
         let mut layer_repos = Repos::new();
@@ -506,23 +507,4 @@ impl Store {
         .map_err(|e| RegistryError::internal(e.into()))??;
         Ok(())
     }
-}
-
-/// Remove `.partial-*` and `.tmp-*` files a crash left in `DATA/blobs/<alg>/`.
-fn remove_partial_blobs(data: &Path) -> Result<()> {
-    let blobs = data.join("blobs");
-    for alg in std::fs::read_dir(&blobs).with_context(|| format!("reading {}", blobs.display()))? {
-        let alg = alg?;
-        if !alg.file_type()?.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(alg.path())? {
-            let f = f?;
-            if f.file_name().to_string_lossy().starts_with('.') {
-                std::fs::remove_file(f.path())
-                    .with_context(|| format!("removing {}", f.path().display()))?;
-            }
-        }
-    }
-    Ok(())
 }
