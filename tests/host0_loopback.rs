@@ -119,7 +119,6 @@ fn serves_loads_and_clients_pull_through_the_written_mirror_config() {
 
     // containerd through the hosts.toml files (their CA path rewritten to
     // the temp root's copy, since ctr reads it from the real /etc).
-    let ctr = require("ctr", "containerd");
     let cd = Containerd::start(&tmp.path().join("containerd"));
     let hosts = tmp.path().join("hosts");
     let certs_d = dirs.root.join("etc/containerd/certs.d");
@@ -139,25 +138,9 @@ fn serves_loads_and_clients_pull_through_the_written_mirror_config() {
         .unwrap();
     }
     for reference in ["quay.io/test/app:1.0", "docker.io/library/busybox:1.36"] {
-        run_ok(
-            Command::new(&ctr)
-                .arg("--address")
-                .arg(&cd.sock)
-                .args(["images", "pull", "--hosts-dir"])
-                .arg(&hosts)
-                .args(["--snapshotter", "native", reference]),
-        );
+        cd.pull(&hosts, reference);
     }
-    let listed = run_ok(
-        Command::new(&ctr)
-            .arg("--address")
-            .arg(&cd.sock)
-            .args(["images", "ls"]),
-    );
-    let line = listed
-        .lines()
-        .find(|l| l.starts_with("quay.io/test/app:1.0"))
-        .unwrap_or_else(|| panic!("not listed:\n{listed}"));
+    let line = cd.listed("quay.io/test/app:1.0");
     assert!(line.contains(&app.manifest.digest.to_string()), "{line}");
 }
 

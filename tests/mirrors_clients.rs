@@ -15,6 +15,7 @@ use std::process::Command;
 
 use airlift_firstboot::mirrors::{self, apply, Endpoint, MirrorSpec, Runtime};
 use airlift_firstboot::tls::ensure_tls;
+use airlift_integration::containerd::Containerd;
 use airlift_integration::firstboot::{ServeConfig, Server};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
 use airlift_integration::tools::{free_port, require, run_ok};
@@ -218,65 +219,6 @@ fn podman_pulls(tmp: &Path, setup: Setup) -> impl Fn(&[&str]) -> Command {
     podman
 }
 
-/// containerd's own daemon under a temp root, the CRI plugin off.
-struct Containerd {
-    child: std::process::Child,
-    sock: PathBuf,
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_containerd(dir: &Path) -> Containerd {
-    std::fs::create_dir_all(dir).unwrap();
-    let sock = dir.join("containerd.sock");
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{}\"\n",
-            dir.join("root").display(),
-            dir.join("state").display(),
-            sock.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    let daemon = Containerd {
-        child: Command::new(require("containerd", "containerd"))
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd"),
-        sock: sock.clone(),
-    };
-    let ctr = require("ctr", "containerd");
-    for _ in 0..600 {
-        let up = sock.exists()
-            && Command::new(&ctr)
-                .arg("--address")
-                .arg(&sock)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success());
-        if up {
-            return daemon;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!(
-        "containerd did not come up: {}",
-        std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-    );
-}
-
 #[test]
 fn ctr_pulls_through_the_rendered_hosts_toml() {
     ctr_pulls(HTTPS);
@@ -291,7 +233,6 @@ fn ctr_fails_over_to_the_next_mirror_over_plain_http() {
 }
 
 fn ctr_pulls(setup: Setup) {
-    let ctr = require("ctr", "containerd");
     let tmp = tempfile::tempdir().unwrap();
     let a = Appliance::start(tmp.path(), &[Runtime::Containerd], setup);
     // hosts.toml names the CA by its path on the node; this root is not
@@ -308,29 +249,13 @@ fn ctr_pulls(setup: Setup) {
         )
         .unwrap();
     }
-    let cd = start_containerd(&tmp.path().join("containerd"));
+    let cd = Containerd::start(&tmp.path().join("containerd"));
     for (name, made) in [
         ("quay.io/test/app:1.0", &a.app),
         ("docker.io/library/busybox:1.36", &a.busybox),
     ] {
-        run_ok(
-            Command::new(&ctr)
-                .arg("--address")
-                .arg(&cd.sock)
-                .args(["images", "pull", "--hosts-dir"])
-                .arg(&hosts_dir)
-                .args(["--snapshotter", "native", name]),
-        );
-        let out = run_ok(
-            Command::new(&ctr)
-                .arg("--address")
-                .arg(&cd.sock)
-                .args(["images", "ls"]),
-        );
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("{name} not listed:\n{out}"));
+        cd.pull(&hosts_dir, name);
+        let line = cd.listed(name);
         assert!(line.contains(&made.manifest.digest.to_string()), "{line}");
     }
     let log = std::fs::read_to_string(&a.server.log).unwrap_or_default();

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use airlift_integration::containerd::Containerd;
 use airlift_integration::firstboot::{creds, ServeConfig, Server};
 use airlift_integration::images::{write_layout, Layer, TestImage};
 use airlift_integration::tools::{require, run_ok};
@@ -245,75 +246,12 @@ fn buildah_pushes() {
         .is_file());
 }
 
-/// containerd's own daemon under a temp root, the CRI plugin off.
-struct Containerd {
-    child: std::process::Child,
-    sock: PathBuf,
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_containerd(dir: &Path) -> Containerd {
-    let bin = require("containerd", "containerd");
-    std::fs::create_dir_all(dir).unwrap();
-    let sock = dir.join("containerd.sock");
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{sock}\"\n",
-            root = dir.join("root").display(),
-            state = dir.join("state").display(),
-            sock = sock.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-    // Wrapped at once so Drop kills and reaps it on every path.
-    let daemon = Containerd {
-        child: Command::new(bin)
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd"),
-        sock: sock.clone(),
-    };
-    let ctr = require("ctr", "containerd");
-    for _ in 0..600 {
-        if sock.exists()
-            && Command::new(&ctr)
-                .arg("--address")
-                .arg(&sock)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
-            return daemon;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!(
-        "containerd did not come up: {}",
-        std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-    );
-}
-
 #[test]
 fn containerd_pulls_with_ns_parameter() {
-    let ctr = require("ctr", "containerd");
     let tmp = tempfile::tempdir().unwrap();
     let made = bundle(&tmp.path().join("bundle"));
     let srv = server(tmp.path(), vec![tmp.path().join("bundle")]);
-    let cd = start_containerd(&tmp.path().join("containerd"));
+    let cd = Containerd::start(&tmp.path().join("containerd"));
     let hosts = tmp.path().join("hosts");
     std::fs::create_dir_all(hosts.join("quay.io")).unwrap();
     std::fs::write(
@@ -324,24 +262,8 @@ fn containerd_pulls_with_ns_parameter() {
         ),
     )
     .unwrap();
-    run_ok(
-        Command::new(&ctr)
-            .arg("--address")
-            .arg(&cd.sock)
-            .args(["images", "pull", "--hosts-dir"])
-            .arg(&hosts)
-            .args(["--snapshotter", "native", "quay.io/test/app:1.0"]),
-    );
-    let out = run_ok(
-        Command::new(&ctr)
-            .arg("--address")
-            .arg(&cd.sock)
-            .args(["images", "ls"]),
-    );
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("quay.io/test/app:1.0"))
-        .unwrap_or_else(|| panic!("image not listed:\n{out}"));
+    cd.pull(&hosts, "quay.io/test/app:1.0");
+    let line = cd.listed("quay.io/test/app:1.0");
     assert!(line.contains(&made.manifest.digest.to_string()), "{line}");
     // The mirror requests came with ?ns=quay.io and the path without the host.
     let log = srv.log_text();

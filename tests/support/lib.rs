@@ -2,6 +2,7 @@
 //! binaries, checking for the real tools the tests drive, and making
 //! small container images locally (nothing is pulled from the internet).
 
+pub mod containerd;
 pub mod fault_proxy;
 pub mod firstboot;
 pub mod host0;
