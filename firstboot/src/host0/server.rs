@@ -14,13 +14,12 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::join_api::{self, Join, Peer};
-use crate::registry::server::serve_connection;
+use crate::registry::server::accept_loop;
 use crate::registry::Registry;
 use crate::status::{self, Status};
 
@@ -85,40 +84,24 @@ pub async fn serve(
     max_connections: usize,
 ) -> Result<()> {
     let local = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    loop {
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .context("the connection limiter closed")?;
-        let (sock, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = sock.set_nodelay(true);
-        let local: SocketAddr = sock.local_addr().unwrap_or(local);
-        let peer = Peer { remote, local };
-        let app = app
-            .clone()
-            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer);
-                req
-            });
-        let service = TowerToHyperService::new(app);
-        tokio::spawn(serve_connection(
-            sock,
-            service,
-            tls.clone(),
-            header_timeout,
-            remote,
-            permit,
-        ));
-    }
+    accept_loop(
+        listener,
+        tls,
+        header_timeout,
+        max_connections,
+        move |sock, remote| {
+            let peer = Peer {
+                remote,
+                local: sock.local_addr().unwrap_or(local),
+            };
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer);
+                    req
+                })
+        },
+    )
+    .await
 }
 
 /// Bind, naming the address on failure.

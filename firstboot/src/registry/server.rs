@@ -61,7 +61,40 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     let header_timeout = Duration::from_secs(opts.header_timeout_secs);
     let app = router(registry);
-    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    accept_loop(
+        listener,
+        tls,
+        header_timeout,
+        opts.max_connections,
+        |_, _| app.clone(),
+    )
+    .await
+}
+
+/// Accept connections until the listener fails for good: at most
+/// `max_connections` at once, each served by [`serve_connection`] with
+/// the service `make_service` builds for it (from the socket and the
+/// peer address). Transient accept errors are logged and retried.
+pub async fn accept_loop<F, S, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    header_timeout: Duration,
+    max_connections: usize,
+    mut make_service: F,
+) -> Result<()>
+where
+    F: FnMut(&TcpStream, SocketAddr) -> S,
+    S: tower::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
         let permit = slots
             .clone()
@@ -77,7 +110,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             }
         };
         let _ = sock.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(make_service(&sock, peer));
         tokio::spawn(serve_connection(
             sock,
             service,
