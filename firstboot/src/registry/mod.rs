@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod changes;
 pub mod error;
 pub mod manifest;
 pub mod notify;

@@ -14,6 +14,7 @@
 pub mod index;
 pub mod layers;
 pub mod meta;
+pub mod snapshot;
 pub mod uploads;
 
 use std::collections::HashMap;
@@ -239,6 +240,7 @@ impl Store {
             .write()
             .map_err(lock_poisoned)?
             .insert(m.digest.clone(), m.bytes);
+        super::changes::bump();
         Ok(())
     }
 
@@ -285,6 +287,7 @@ impl Store {
                     size: blob.size,
                 },
             );
+        super::changes::bump();
         Ok(())
     }
 
@@ -350,6 +353,8 @@ impl Store {
                 repos.remove(repo);
             }
         }
+        drop(repos);
+        super::changes::bump();
         Ok(Removed::Yes)
     }
 
@@ -380,6 +385,7 @@ impl Store {
         if let Some(ri) = self.repos.write().map_err(lock_poisoned)?.get_mut(repo) {
             ri.tags.remove(tag);
         }
+        super::changes::bump();
         Ok(Removed::Yes)
     }
 
