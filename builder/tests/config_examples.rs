@@ -148,6 +148,7 @@ fn config_examples_full_reference_uses_every_section() {
     assert!(c.netboot.default_profile.is_some());
     assert!(c.storage.data_disk.is_some());
     assert!(!c.output.extra_files.is_empty());
+    assert!(c.ha.virtual_ip.is_some());
     use config::ImageSource as S;
     let kinds = |pred: fn(&S) -> bool| app.images.iter().any(|i| pred(&i.source));
     assert!(kinds(|s| matches!(s, S::Registry(r) if r.mirror.is_some())));

@@ -143,6 +143,7 @@ fn appliance(netboot: serde_json::Value) -> ApplianceFile {
         runtimes: vec![airlift_bundle::appliance::Runtime::Containerd],
         netboot,
         storage: Storage::default(),
+        ha: None,
     }
 }
 
@@ -191,6 +192,9 @@ fn fixture() -> Fixture {
         port: 5000,
         advertised: vec!["10.0.0.1:5000".into()],
         runtimes: vec![Runtime::Containerd],
+        tls_dir: None,
+        replica_sans: vec![],
+        replicas: Default::default(),
     });
     let current = Current::new(registry.clone());
     let app = server::app(current.clone(), status, join.clone());

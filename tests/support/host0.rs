@@ -39,6 +39,7 @@ pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
         runtimes: vec![Runtime::Podman, Runtime::Containerd],
         netboot: serde_json::Value::Null,
         storage: Storage::default(),
+        ha: None,
     }
 }
 

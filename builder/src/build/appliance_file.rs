@@ -91,6 +91,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         runtimes: convert(&app.runtimes),
         netboot: convert(&app.netboot),
         storage: convert(&app.storage),
+        ha: app.ha.clone(),
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Appliance {
     pub netboot: Netboot,
     pub runtimes: Vec<Runtime>,
     pub storage: Storage,
+    /// `ha` with its address parsed, as `appliance.json` carries it.
+    pub ha: Option<airlift_bundle::appliance::Ha>,
     /// `extraFiles` values absolute.
     pub output: Output,
 }
@@ -137,6 +139,7 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         .map(|(i, p)| n.path(&join_index("overlays", i), p))
         .collect();
     let registry = n.registry(&config.registry);
+    let ha = n.ha(&config.ha);
     let mut output = config.output.clone();
     for (iso_path, local) in output.extra_files.iter_mut() {
         *local = n.path(&join_key("output.extraFiles", iso_path), local);
@@ -153,6 +156,7 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         netboot: config.netboot.clone(),
         runtimes: config.runtimes.clone(),
         storage: config.storage.clone(),
+        ha,
         output,
         config,
         origin,
@@ -247,6 +251,37 @@ impl Normaliser<'_> {
             },
             kernel_args: b.kernel_args.clone(),
         }
+    }
+
+    /// `ha.virtualIp` typed: the address parsed, the router id in range.
+    fn ha(&mut self, ha: &Ha) -> Option<airlift_bundle::appliance::Ha> {
+        use airlift_bundle::appliance::{Ha as FileHa, IpCidr, VirtualIp};
+        let v = ha.virtual_ip.as_ref()?;
+        let address = v
+            .address
+            .trim()
+            .parse::<IpCidr>()
+            .map_err(|e| self.problem("ha.virtualIp.address", e));
+        let router_id = u8::try_from(v.virtual_router_id)
+            .ok()
+            .filter(|id| *id != 0)
+            .ok_or_else(|| {
+                self.problem(
+                    "ha.virtualIp.virtualRouterId",
+                    format!(
+                        "{} is not a VRRP virtual router id; choose one from 1 to 255 that no \
+                         other VRRP group on the link uses (default {DEFAULT_VIRTUAL_ROUTER_ID})",
+                        v.virtual_router_id
+                    ),
+                )
+            });
+        Some(FileHa {
+            virtual_ip: Some(VirtualIp {
+                address: address.ok()?,
+                interface: v.interface.clone(),
+                virtual_router_id: router_id.ok()?,
+            }),
+        })
     }
 
     fn registry(&mut self, r: &Registry) -> Registry {

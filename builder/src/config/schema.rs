@@ -55,6 +55,9 @@ pub struct Config {
     pub runtimes: Vec<Runtime>,
     #[serde(default)]
     pub storage: Storage,
+    /// High availability of the registry: an optional virtual IP.
+    #[serde(default)]
+    pub ha: Ha,
     #[serde(default)]
     pub output: Output,
 }
@@ -379,6 +382,38 @@ pub enum Filesystem {
     #[default]
     Ext4,
     Xfs,
+}
+
+/// High availability of the registry served by host0 and its replicas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ha {
+    /// A virtual IP that keepalived (VRRP) keeps on one healthy registry
+    /// machine, for clients that take a single address.
+    #[serde(default)]
+    pub virtual_ip: Option<VirtualIpSpec>,
+}
+
+/// The virtual IP as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VirtualIpSpec {
+    /// `ADDRESS/PREFIX`, IPv4 or IPv6 (`10.77.0.50/24`).
+    pub address: String,
+    /// The interface to hold it on; default: the one with an address in
+    /// the same subnet, found at run time.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// VRRP's virtual router id, 1 to 255, unique on the link.
+    #[serde(default = "default_virtual_router_id")]
+    pub virtual_router_id: u32,
+}
+
+/// The default VRRP virtual router id.
+pub const DEFAULT_VIRTUAL_ROUTER_ID: u32 = 51;
+
+fn default_virtual_router_id() -> u32 {
+    DEFAULT_VIRTUAL_ROUTER_ID
 }
 
 /// Output options.

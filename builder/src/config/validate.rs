@@ -40,6 +40,7 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     v.netboot(purpose);
     v.runtimes();
     v.storage();
+    v.ha();
     v.output();
     if v.problems.is_empty() {
         Ok(())
@@ -502,6 +503,63 @@ impl Validator<'_> {
                 "is 0; give the smallest acceptable disk size in GiB (at least 1)",
             ),
             (None, Some(_)) => {}
+        }
+    }
+
+    /// The virtual IP: a host address, a valid interface name, and none
+    /// of the addresses the config gives out or gives host0.
+    fn ha(&mut self) {
+        let Some(v) = self.app.ha.as_ref().and_then(|h| h.virtual_ip.as_ref()) else {
+            return;
+        };
+        const FIELD: &str = "ha.virtualIp.address";
+        let vip = v.address;
+        if let Some(i) = &v.interface {
+            self.check("ha.virtualIp.interface", checks::interface(i));
+        }
+        if let Some(why) = vip.unusable_reason() {
+            self.problem(
+                FIELD,
+                format!(
+                    "{vip} {why}; give an unused host address of the registry machines' subnet"
+                ),
+            );
+        }
+        let n = &self.app.netboot;
+        if let (std::net::IpAddr::V4(ip), Some(range), DhcpMode::Full) =
+            (vip.addr, &n.range, n.dhcp)
+        {
+            if let Ok((first, last)) = checks::dhcp_range(range) {
+                if (first..=last).contains(&ip) {
+                    self.problem(
+                        FIELD,
+                        format!(
+                            "{ip} is inside netboot.range {range}, so host0's DHCP server could \
+                             give it to a node; choose an address outside the range"
+                        ),
+                    );
+                }
+            }
+        }
+        let host0 = self
+            .app
+            .base
+            .iter()
+            .flat_map(|b| &b.kernel_args)
+            .filter_map(|a| a.strip_prefix("airlift.address="))
+            .flat_map(|v| v.split(','))
+            .filter_map(|c| c.parse::<airlift_bundle::appliance::IpCidr>().ok());
+        for own in host0 {
+            if own.addr == vip.addr {
+                self.problem(
+                    FIELD,
+                    format!(
+                        "{} is host0's own address (base.kernelArgs airlift.address={own}); the \
+                         virtual IP must be a different, unused address of that subnet",
+                        vip.addr
+                    ),
+                );
+            }
         }
     }
 

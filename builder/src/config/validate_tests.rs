@@ -325,3 +325,109 @@ fn picks_images_in_an_index() {
         .contains("holds 2 images"));
     assert!(pick_in_index(&serde_json::json!({}), None).is_err());
 }
+
+/// `GOOD` with an `ha` section (and host0's address on the command line).
+fn with_vip(vip: &str) -> String {
+    GOOD.replace(
+        "  kernel: ${BASE}/vmlinuz\n",
+        "  kernel: ${BASE}/vmlinuz\n  kernelArgs: [\"airlift.address=10.44.0.1/24\"]\n",
+    )
+    .replace("output:\n", &format!("ha:\n  virtualIp:\n{vip}output:\n"))
+}
+
+/// The problems parse + normalise report for `text` (no files needed).
+fn normalise_problems(text: &str) -> Vec<String> {
+    let file = Path::new("/cfg/appliance.yaml");
+    let config = parse(text, file).unwrap();
+    let env = |_: &str| Some("/base".to_string());
+    match normalise(config, Origin::new(file, text), &env) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn virtual_ip_is_carried_with_defaults() {
+    let text = with_vip("    address: 10.44.0.50/24\n");
+    assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
+    let dir = fixture();
+    let app = load(dir.path(), &text);
+    let v = app.ha.unwrap().virtual_ip.unwrap();
+    assert_eq!(v.address.to_string(), "10.44.0.50/24");
+    assert_eq!(v.interface, None);
+    assert_eq!(u32::from(v.virtual_router_id), DEFAULT_VIRTUAL_ROUTER_ID);
+    // IPv6, an interface and a router id.
+    let text = with_vip("    address: fd44::50/64\n    interface: eth1\n    virtualRouterId: 7\n");
+    assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
+    let v = load(dir.path(), &text).ha.unwrap().virtual_ip.unwrap();
+    assert_eq!(
+        (v.interface.as_deref(), v.virtual_router_id),
+        (Some("eth1"), 7)
+    );
+    // No section, no virtual IP.
+    assert!(load(dir.path(), GOOD).ha.is_none());
+}
+
+#[test]
+fn virtual_ip_format_errors_name_the_field_and_position() {
+    let ps = normalise_problems(&with_vip("    address: 10.44.0.50\n"));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(
+        ps[0].starts_with("/cfg/appliance.yaml:50:5: field ha.virtualIp.address: "),
+        "{}",
+        ps[0]
+    );
+    assert!(ps[0].contains("is not ADDRESS/PREFIX"), "{}", ps[0]);
+    let ps = normalise_problems(&with_vip("    address: 10.44.0.50/40\n"));
+    assert!(
+        ps[0].contains("prefix length \"40\" is not a number from 0 to 32"),
+        "{ps:?}"
+    );
+    let ps = normalise_problems(&with_vip("    address: 10.44.0.x/24\n"));
+    assert!(ps[0].contains("not an IPv4 or IPv6 address"), "{ps:?}");
+    for id in ["0", "256"] {
+        let ps = normalise_problems(&with_vip(&format!(
+            "    address: 10.44.0.50/24\n    virtualRouterId: {id}\n"
+        )));
+        assert_eq!(ps.len(), 1, "{ps:#?}");
+        assert!(
+            ps[0].contains(":51:5: field ha.virtualIp.virtualRouterId: "),
+            "{}",
+            ps[0]
+        );
+        assert!(
+            ps[0].contains(&format!(
+                "{id} is not a VRRP virtual router id; choose one from 1 to 255"
+            )),
+            "{}",
+            ps[0]
+        );
+    }
+    // Unknown keys are refused by the parser.
+    let file = Path::new("/cfg/appliance.yaml");
+    let text = with_vip("    address: 10.44.0.50/24\n    vrid: 3\n");
+    assert!(parse(&text, file).is_err());
+}
+
+#[test]
+fn virtual_ip_conflicts_with_addresses_given_out() {
+    let e = one(&with_vip("    address: 10.44.0.150/24\n"));
+    assert!(e.starts_with("50:5: field ha.virtualIp.address: "), "{e}");
+    assert!(
+        e.contains("10.44.0.150 is inside netboot.range 10.44.0.100-10.44.0.200"),
+        "{e}"
+    );
+    let e = one(&with_vip("    address: 10.44.0.1/24\n"));
+    assert!(e.contains("is host0's own address"), "{e}");
+    let e = one(&with_vip("    address: 10.44.0.255/24\n"));
+    assert!(e.contains("is its subnet's broadcast address"), "{e}");
+    let e = one(&with_vip(
+        "    address: 10.44.0.50/24\n    interface: eth/0\n",
+    ));
+    assert!(e.starts_with("51:5: field ha.virtualIp.interface: "), "{e}");
+    // The range only matters when host0 hands out addresses.
+    let text = with_vip("    address: 10.44.0.150/24\n")
+        .replace("dhcp: full", "dhcp: proxy")
+        .replace("  range: 10.44.0.100-10.44.0.200\n", "");
+    assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
+}
