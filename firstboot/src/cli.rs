@@ -26,6 +26,8 @@ pub enum Command {
     Host0(crate::commands::host0::Host0Args),
     /// A netbooted node's service: fetch its config from host0, configure the runtimes.
     Join(crate::commands::join::JoinArgs),
+    /// A registry replica's service: join as a replica, serve a full copy of host0's registry, keep it in sync.
+    Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
 }
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Host0(args) => crate::commands::host0::run(args),
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
+        Command::Replica(args) => crate::commands::replica::run(args),
     }
 }
 

@@ -41,6 +41,22 @@ pub struct NodeConfig {
     pub registries: Vec<String>,
     /// The runtimes to configure.
     pub runtimes: Vec<Runtime>,
+    /// For a node joining as a registry replica: its server certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaGrant>,
+}
+
+/// What a replica needs from host0 to serve: a server certificate for
+/// its address, signed by host0's CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicaGrant {
+    /// The address host0 saw the replica at (its certificate's SAN).
+    pub address: String,
+    /// PEM certificate.
+    pub cert_pem: String,
+    /// PEM private key.
+    pub key_pem: String,
 }
 
 /// What the endpoint answers with, fixed at start.
@@ -58,6 +74,13 @@ pub struct Join {
     /// host0's own addresses (`HOST:PORT`), after the one the node used.
     pub advertised: Vec<String>,
     pub runtimes: Vec<Runtime>,
+    /// host0's TLS folder (its CA signs replicas' certificates); None
+    /// without TLS.
+    pub tls_dir: Option<std::path::PathBuf>,
+    /// Extra names for replicas' certificates (the virtual IP).
+    pub replica_sans: Vec<std::net::IpAddr>,
+    /// The replica table: synced replicas are offered to nodes.
+    pub replicas: crate::replication::table::Replicas,
 }
 
 /// The two ends of a connection, put into each request by the server.
@@ -121,13 +144,20 @@ impl Join {
                 hosts.push(h.clone());
             }
         }
-        let endpoints: Vec<Endpoint> = hosts
+        let mut endpoints: Vec<Endpoint> = hosts
             .iter()
             .map(|h| Endpoint {
                 host: h.clone(),
                 scheme: self.scheme,
             })
             .collect();
+        for url in self.replicas.usable_urls() {
+            match Endpoint::parse_url(&url) {
+                Ok(e) if !endpoints.contains(&e) => endpoints.push(e),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("replica URL {url:?} left out: {e:#}"),
+            }
+        }
         let registries = endpoints.iter().map(Endpoint::url).collect();
         NodeConfig {
             schema: NODE_CONFIG_SCHEMA,
@@ -136,8 +166,37 @@ impl Join {
             ca_pem: self.ca_pem.clone(),
             registries,
             runtimes: self.runtimes.clone(),
+            replica: None,
         }
     }
+
+    /// A server certificate for a replica at `ip`.
+    pub fn grant(&self, ip: std::net::IpAddr) -> anyhow::Result<ReplicaGrant> {
+        use anyhow::Context;
+        let dir = self
+            .tls_dir
+            .as_deref()
+            .context("host0 serves plain HTTP: replicas need registry.tls")?;
+        let mut ips = vec![ip];
+        ips.extend(self.replica_sans.iter().copied());
+        let (cert_pem, key_pem) = crate::tls::issue_for(dir, &[], &ips)?;
+        Ok(ReplicaGrant {
+            address: ip.to_string(),
+            cert_pem,
+            key_pem,
+        })
+    }
+}
+
+/// The role a join request asks for (`{"role": "replica"}`).
+pub fn requested_role(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        role: Option<String>,
+    }
+    serde_json::from_slice::<Body>(body)
+        .ok()
+        .and_then(|b| b.role)
 }
 
 /// `POST|GET /airlift/v1/join`.
@@ -161,7 +220,27 @@ pub async fn handler(
             }),
         );
     }
-    let config = join.node_config(peer.map(|p| p.local));
+    let mut config = join.node_config(peer.map(|p| p.local));
+    if requested_role(&body).as_deref() == Some("replica") {
+        let Some(p) = peer else {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &serde_json::json!({"error": "the replica's address is unknown"}),
+            );
+        };
+        let ip = p.remote.ip().to_canonical();
+        match join.grant(ip) {
+            Ok(g) => config.replica = Some(g),
+            Err(e) => {
+                tracing::error!(peer = %remote, "no certificate for replica {remote}: {e:#}");
+                return json_response(
+                    StatusCode::CONFLICT,
+                    &serde_json::json!({"error": format!("host0 cannot make this node a replica: {e:#}")}),
+                );
+            }
+        }
+        tracing::info!(peer = %remote, "replica certificate issued for {ip}");
+    }
     tracing::info!(peer = %remote, "node config sent to {remote}");
     if let (Some(Extension(nodes)), Some(p)) = (nodes, peer) {
         crate::netboot::nodes::record_join(&nodes, &body, p.remote.ip());
@@ -187,6 +266,9 @@ mod tests {
             port: 5000,
             advertised: vec!["10.0.0.1:5000".into(), "10.0.0.2:5000".into()],
             runtimes: vec![Runtime::Containerd],
+            tls_dir: None,
+            replica_sans: vec![],
+            replicas: Default::default(),
         }
     }
 
@@ -237,5 +319,39 @@ mod tests {
         assert_eq!(mapped.registries[0], "https://10.0.0.9:5000");
         let none = join().node_config(Some("0.0.0.0:5000".parse().unwrap()));
         assert_eq!(none.registries.len(), 2);
+    }
+
+    #[test]
+    fn synced_replicas_follow_host0() {
+        let j = join();
+        let report = |name: &str, synced| crate::replication::Report {
+            name: name.into(),
+            url: format!("https://{name}:5000"),
+            source: None,
+            applied: 0,
+            synced,
+        };
+        let now = std::time::Instant::now();
+        j.replicas.report(&report("10.0.0.7", true), false, now);
+        j.replicas.report(&report("10.0.0.8", false), false, now);
+        let c = j.node_config(Some("10.0.0.1:5000".parse().unwrap()));
+        assert_eq!(
+            c.registries,
+            [
+                "https://10.0.0.1:5000",
+                "https://10.0.0.2:5000",
+                "https://10.0.0.7:5000"
+            ]
+        );
+        c.mirror.validate().unwrap();
+        assert_eq!(
+            requested_role(br#"{"mac":"x","role":"replica"}"#).as_deref(),
+            Some("replica")
+        );
+        assert_eq!(requested_role(b"{}"), None);
+        assert!(
+            j.grant("10.0.0.7".parse().unwrap()).is_err(),
+            "no TLS folder"
+        );
     }
 }

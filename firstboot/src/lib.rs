@@ -13,6 +13,7 @@ pub mod media;
 pub mod mirrors;
 pub mod netboot;
 pub mod registry;
+pub mod replication;
 pub mod status;
 pub mod storage;
 pub mod tls;

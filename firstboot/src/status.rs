@@ -87,6 +87,9 @@ pub struct Snapshot {
     /// Why the copy failed, or what to do next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// On a replica: how it keeps up with host0 ([`crate::replication`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::replication::replica::ReplicationStatus>,
 }
 
 /// The appliance's name and version.
@@ -104,6 +107,7 @@ struct Inner {
     load_started: Option<Instant>,
     message: Option<String>,
     storage: Option<crate::storage::StorageStatus>,
+    replication: Option<crate::replication::replica::ReplicationStatus>,
 }
 
 /// The shared, updatable status.
@@ -125,6 +129,7 @@ impl Status {
                 load_started: None,
                 message: None,
                 storage: None,
+                replication: None,
             })),
         }
     }
@@ -166,6 +171,11 @@ impl Status {
         self.with(|i| i.storage = Some(storage));
     }
 
+    /// A replica's replication state.
+    pub fn set_replication(&self, r: crate::replication::replica::ReplicationStatus) {
+        self.with(|i| i.replication = Some(r));
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -189,6 +199,7 @@ impl Status {
                 i.message.clone(),
             );
             s.storage = i.storage.clone();
+            s.replication = i.replication.clone();
             s
         })
     }
@@ -219,6 +230,7 @@ pub fn render(
         registry: id.registry.clone(),
         ca_fingerprint: id.ca_fingerprint.clone(),
         storage: None,
+        replication: None,
         message,
     }
 }

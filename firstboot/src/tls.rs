@@ -140,6 +140,29 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
     })
 }
 
+/// A server certificate and key for another machine (a registry
+/// replica), signed by the CA in `dir` that [`ensure_tls`] made. Nothing
+/// is written. Fails if `dir` has no CA key (a supplied certificate).
+pub fn issue_for(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<(String, String)> {
+    let key_path = dir.join(CA_KEY);
+    let ca_key = read_opt(&key_path)?.with_context(|| {
+        format!(
+            "{} is missing: replicas need certificates signed by the appliance's own CA \
+             (registry.tls.mode: generate)",
+            key_path.display()
+        )
+    })?;
+    let ca_key =
+        KeyPair::from_pem(&ca_key).with_context(|| format!("parsing {}", key_path.display()))?;
+    let ca = ca_params().self_signed(&ca_key).context("loading the CA")?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("generating a replica's server key")?;
+    let cert = server_params(&san_set(names, ips)?)?
+        .signed_by(&key, &ca, &ca_key)
+        .context("signing a replica's server certificate")?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// Install a certificate (chain) and key supplied by the config, and the
 /// CA that signed them if given, as the files [`ensure_tls`] would write.
 pub fn use_supplied(dir: &Path, cert: &Path, key: &Path, ca: Option<&Path>) -> Result<TlsMaterial> {
@@ -273,6 +296,41 @@ fn read_opt(path: &Path) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replica_certificate_chains_to_the_ca_for_its_address() {
+        use rustls::client::danger::ServerCertVerifier;
+        use tokio_rustls::rustls;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        assert!(issue_for(dir.path(), &[], &[]).is_err(), "no CA yet");
+        let t = ensure_tls(dir.path(), &[], &["10.0.0.1".parse().unwrap()]).unwrap();
+        let (cert, key) = issue_for(dir.path(), &[], &["10.0.0.7".parse().unwrap()]).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(t.ca_pem.unwrap().as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder(roots.into())
+            .build()
+            .unwrap();
+        let leaf = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let now = rustls_pki_types::UnixTime::now();
+        let name = |ip: &str| {
+            rustls_pki_types::ServerName::IpAddress(ip.parse::<IpAddr>().unwrap().into())
+        };
+        assert!(verifier
+            .verify_server_cert(&leaf, &[], &name("10.0.0.7"), &[], now)
+            .is_ok());
+        assert!(verifier
+            .verify_server_cert(&leaf, &[], &name("10.0.0.8"), &[], now)
+            .is_err());
+        // host0's own files are untouched.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(SERVER_CERT)).unwrap(),
+            t.cert_pem
+        );
+    }
 
     #[test]
     fn san_set_adds_localhost_and_sorts() {

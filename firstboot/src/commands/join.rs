@@ -30,23 +30,38 @@ pub struct JoinArgs {
     /// Do not resolve an image through the new config afterwards.
     #[arg(long)]
     pub no_verify: bool,
+    /// Re-fetch the node config once and apply it if it changed (run by
+    /// airlift-join-refresh.timer); host0 being unreachable is not an error.
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+impl JoinArgs {
+    /// The join's options.
+    pub fn options(&self) -> crate::join::Options {
+        crate::join::Options {
+            cmdline: self.cmdline.clone(),
+            conf: self.conf.clone(),
+            root: self.root.clone(),
+            data: self.data.clone(),
+            max_backoff: Duration::from_secs(self.max_backoff_secs.max(1)),
+            give_up_after: self.give_up_after_secs.map(Duration::from_secs),
+            no_verify: self.no_verify,
+        }
+    }
 }
 
 /// Run the join.
 pub fn run(args: JoinArgs) -> Result<()> {
     crate::logging::init();
-    let opts = crate::join::Options {
-        cmdline: args.cmdline,
-        conf: args.conf,
-        root: args.root,
-        data: args.data,
-        max_backoff: Duration::from_secs(args.max_backoff_secs.max(1)),
-        give_up_after: args.give_up_after_secs.map(Duration::from_secs),
-        no_verify: args.no_verify,
-    };
-    tokio::runtime::Builder::new_multi_thread()
+    let opts = args.options();
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(crate::join::run(opts))
+        .context("starting the async runtime")?;
+    if args.refresh {
+        rt.block_on(crate::join::refresh(opts))
+    } else {
+        rt.block_on(crate::join::run(opts))
+    }
 }

@@ -4,4 +4,5 @@
 pub mod host0;
 pub mod join;
 pub mod render;
+pub mod replica;
 pub mod status;

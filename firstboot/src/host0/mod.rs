@@ -278,6 +278,8 @@ pub async fn run(opts: Options) -> Result<()> {
             tracing::warn!("saving the bundle's description to the disk: {e:#}");
         }
     }
+    let replicas = crate::replication::table::Replicas::new();
+    crate::replication::feed::track_changes(replicas.clone());
     let join = Arc::new(Join {
         token: file.join_token.clone(),
         appliance: ApplianceName {
@@ -294,10 +296,27 @@ pub async fn run(opts: Options) -> Result<()> {
             .cloned()
             .collect(),
         runtimes: rts.clone(),
+        tls_dir: tls
+            .as_ref()
+            .filter(|_| file.registry.tls == TlsMode::Generate)
+            .map(|t| t.dir.clone()),
+        replica_sans: vec![],
+        replicas: replicas.clone(),
     });
     let rts_for_finish = rts;
     let current = server::Current::new(registry.clone());
     let app = server::app(current.clone(), status.clone(), join.clone());
+    let app = crate::replication::feed::attach(
+        app,
+        Arc::new(crate::replication::feed::FeedService {
+            token: file.join_token.clone(),
+            registry: {
+                let c = current.clone();
+                Arc::new(move || c.registry())
+            },
+            replicas,
+        }),
+    );
     let app = crate::netboot::attach(
         app,
         &file,

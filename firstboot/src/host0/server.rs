@@ -51,7 +51,8 @@ impl Current {
     }
 }
 
-async fn to_registry(State(current): State<Current>, req: Request) -> Response {
+/// Hand a request to the registry serving now.
+pub async fn to_registry(State(current): State<Current>, req: Request) -> Response {
     match current.get().oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},

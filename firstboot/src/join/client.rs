@@ -41,6 +41,7 @@ pub async fn fetch_config(
     server: &Endpoint,
     token: &str,
     mac: Option<&str>,
+    role: Option<&str>,
 ) -> std::result::Result<NodeConfig, FetchError> {
     let url = format!("{}/airlift/v1/join", server.url());
     let c = client(None, false).map_err(FetchError::Fatal)?;
@@ -48,7 +49,7 @@ pub async fn fetch_config(
         .post(&url)
         .bearer_auth(token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::json!({ "mac": mac }).to_string())
+        .body(serde_json::json!({ "mac": mac, "role": role }).to_string())
         .send()
         .await
         .map_err(|e| FetchError::Retry(anyhow::Error::new(e).context(format!("POST {url}"))))?;

@@ -73,12 +73,17 @@ pub fn load_params(cmdline: &Path, conf: &Path) -> Result<JoinParams> {
     params::resolve(&line, file.as_deref().map(|t| (t, origin.as_str())))
 }
 
-/// Fetch the node config, retrying while host0 cannot be reached.
-pub async fn fetch_with_retry(p: &JoinParams, opts: &Options) -> Result<NodeConfig> {
+/// Fetch the node config (for `role`, e.g. `replica`), retrying while
+/// host0 cannot be reached.
+pub async fn fetch_with_retry(
+    p: &JoinParams,
+    opts: &Options,
+    role: Option<&str>,
+) -> Result<NodeConfig> {
     let start = std::time::Instant::now();
     let mut attempt = 0u32;
     loop {
-        match client::fetch_config(&p.server, &p.token, p.mac.as_deref()).await {
+        match client::fetch_config(&p.server, &p.token, p.mac.as_deref(), role).await {
             Ok(c) => return Ok(c),
             Err(FetchError::Fatal(e)) => return Err(e),
             Err(FetchError::Retry(e)) => {
@@ -112,8 +117,45 @@ pub async fn run(opts: Options) -> Result<()> {
         p.server.url(),
         p.mac.as_deref().unwrap_or("-")
     ));
-    let cfg = fetch_with_retry(&p, &opts).await?;
-    let remembered = trust::remembered(&opts.data);
+    let cfg = fetch_with_retry(&p, &opts, None).await?;
+    accept_ca(&p, &cfg, &opts.data)?;
+    configure(&cfg, &opts, "AIRLIFT-JOIN-CONFIGURED").await?;
+    milestone("AIRLIFT-JOIN-DONE");
+    Ok(())
+}
+
+/// Re-fetch the node config once (the replica list grows as replicas
+/// join) and apply it if it changed. host0 being unreachable is not an
+/// error: the config in place already lists every registry known.
+pub async fn refresh(opts: Options) -> Result<()> {
+    let p = load_params(&opts.cmdline, &opts.conf)?;
+    let cfg = match client::fetch_config(&p.server, &p.token, p.mac.as_deref(), None).await {
+        Ok(c) => c,
+        Err(FetchError::Retry(e)) => {
+            tracing::warn!("host0 unreachable, keeping the config in place: {e:#}");
+            return Ok(());
+        }
+        Err(FetchError::Fatal(e)) => return Err(e),
+    };
+    let saved: Option<NodeConfig> = std::fs::read(opts.data.join(NODE_CONFIG))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if saved.as_ref() == Some(&cfg) {
+        tracing::info!("the node config is unchanged");
+        return Ok(());
+    }
+    accept_ca(&p, &cfg, &opts.data)?;
+    let opts = Options {
+        no_verify: true,
+        ..opts
+    };
+    configure(&cfg, &opts, "AIRLIFT-JOIN-UPDATED").await
+}
+
+/// Check the CA the config carries against the pin and the one
+/// remembered, and remember it.
+pub fn accept_ca(p: &JoinParams, cfg: &NodeConfig, data: &Path) -> Result<()> {
+    let remembered = trust::remembered(data);
     let accepted = trust::decide(
         cfg.ca_pem.as_deref(),
         p.ca_pin.as_deref(),
@@ -130,17 +172,28 @@ pub async fn run(opts: Options) -> Result<()> {
         ),
         trust::Accepted::NoTls => tracing::warn!("host0 serves plain HTTP: no CA to check"),
     }
+    if let trust::Accepted::Pinned(fp) | trust::Accepted::FirstUse(fp) = &accepted {
+        trust::remember(data, fp)?;
+    }
+    Ok(())
+}
+
+/// Write the runtimes' config from `cfg` (an accepted config), save it,
+/// verify unless told not to, then update the trust store.
+pub async fn configure(cfg: &NodeConfig, opts: &Options, marker: &str) -> Result<()> {
     let runtimes = cfg.runtimes.clone();
     use crate::host0::runtimes::{self as rt, Written};
     let written = rt::write_files(&opts.root, &opts.data, &cfg.mirror, &runtimes)?;
-    if let trust::Accepted::Pinned(fp) | trust::Accepted::FirstUse(fp) = &accepted {
-        trust::remember(&opts.data, fp)?;
-    }
-    let json = serde_json::to_vec_pretty(&cfg).context("rendering the node config")?;
+    // The grant's private key stays out of the saved copy.
+    let saved = NodeConfig {
+        replica: None,
+        ..cfg.clone()
+    };
+    let json = serde_json::to_vec_pretty(&saved).context("rendering the node config")?;
     airlift_bundle::atomic::write(&opts.data.join(NODE_CONFIG), &json)?;
     let files = crate::mirrors::apply::plan_files(&cfg.mirror, &runtimes)?;
     milestone(&format!(
-        "AIRLIFT-JOIN-CONFIGURED appliance={} {} registries={} runtimes={} files={} ({})",
+        "{marker} appliance={} {} registries={} runtimes={} files={} ({})",
         cfg.appliance.name,
         cfg.appliance.version,
         cfg.registries.join(","),
@@ -157,14 +210,13 @@ pub async fn run(opts: Options) -> Result<()> {
         }
     ));
     if !opts.no_verify {
-        verify(&cfg, &opts).await?;
+        verify(cfg, opts).await?;
     }
     // Last (slow under emulation): the system trust store, then the
     // marker that says this config is fully applied.
     if let Written::Applied { update_trust, .. } = written {
         rt::finish(&opts.root, &opts.data, &cfg.mirror, &runtimes, update_trust)?;
     }
-    milestone("AIRLIFT-JOIN-DONE");
     Ok(())
 }
 

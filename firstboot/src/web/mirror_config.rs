@@ -193,6 +193,7 @@ mod tests {
             ),
             ca_pem: None,
             registries: vec!["https://10.0.0.1:5000".into()],
+            replica: None,
             runtimes: vec![Runtime::Containerd],
         }
     }
