@@ -30,6 +30,8 @@ pub enum Command {
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
+    /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
+    Health(crate::commands::health::HealthArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -50,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Host0(args) => crate::commands::host0::run(args),
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
+        Command::Health(args) => crate::commands::health::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
     }
 }

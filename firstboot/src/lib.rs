@@ -17,4 +17,5 @@ pub mod replication;
 pub mod status;
 pub mod storage;
 pub mod tls;
+pub mod vip;
 pub mod web;
