@@ -244,6 +244,15 @@ pub async fn run(opts: Options) -> Result<()> {
             if *changed { "" } else { " (no change)" }
         ),
     }
+    // The virtual IP (ha.virtualIp), in the background; errors are logged.
+    let (vip_file, vip_root) = (file.clone(), opts.root.clone());
+    tokio::task::spawn_blocking(move || {
+        match crate::vip::apply(&vip_file, crate::vip::Role::Host0, &vip_root) {
+            Ok(crate::vip::Applied::Off) => {}
+            Ok(a) => tracing::info!("virtual IP: {a}"),
+            Err(e) => tracing::error!("virtual IP: {e:#}"),
+        }
+    });
 
     // 5. Serve.
     let initial = match (decision, loaded) {
@@ -459,6 +468,7 @@ fn tls_material(
             if !listen.ip().is_unspecified() {
                 ip_sans.push(listen.ip());
             }
+            ip_sans.extend(crate::vip::address(file));
             ip_sans.sort();
             ip_sans.dedup();
             names.sort();

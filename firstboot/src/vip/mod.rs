@@ -65,6 +65,36 @@ pub enum Applied {
     },
 }
 
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Applied::Off => write!(f, "none configured"),
+            Applied::NotARegistry(role) => write!(f, "not held by a {role:?} machine"),
+            Applied::Configured {
+                config,
+                settings,
+                changed,
+                service,
+            } => write!(
+                f,
+                "{} on {} (router id {}), {} {}, keepalived {}",
+                settings.address,
+                settings.interface,
+                settings.virtual_router_id,
+                if *changed { "wrote" } else { "unchanged" },
+                config.display(),
+                match service {
+                    Service::Started => "started".to_string(),
+                    Service::Reloaded => "reloaded".to_string(),
+                    Service::Running => "running".to_string(),
+                    Service::NotInstalled => "NOT INSTALLED: the address is not held".to_string(),
+                    Service::NotStarted(why) => format!("not started ({why})"),
+                }
+            ),
+        }
+    }
+}
+
 /// The virtual IP's address, when the file has one (for certificates).
 pub fn address(file: &ApplianceFile) -> Option<IpAddr> {
     file.virtual_ip().map(|v| v.address.addr)
@@ -240,6 +270,21 @@ mod tests {
         assert_eq!(config, conf);
         assert!(changed);
         assert_eq!(service, Service::NotInstalled);
+        let shown = Applied::Configured {
+            config: config.clone(),
+            settings: settings.clone(),
+            changed,
+            service: service.clone(),
+        }
+        .to_string();
+        assert!(
+            shown.starts_with("10.77.0.50/24 on eth9 (router id 51), wrote "),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with("keepalived NOT INSTALLED: the address is not held"),
+            "{shown}"
+        );
         assert_eq!(settings.interface, "eth9");
         let text = std::fs::read_to_string(&conf).unwrap();
         assert_eq!(
