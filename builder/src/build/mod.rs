@@ -3,6 +3,9 @@
 //! Steps, each a small call into its own module:
 //! 1. load and check the config;
 //! 2. write the bundle (every image, one OCI layout) into a temp folder;
+//!    blobs of local layout folders are hard-linked there, not copied,
+//!    and checked against their digests by the ISO writer on the bytes
+//!    it writes (one read and one write of the payload in all);
 //! 3. write the initramfs: base root filesystem, overlays,
 //!    `/usr/bin/airlift-firstboot`, `/etc/airlift/appliance.json`, kernel
 //!    modules with their closure;
@@ -119,13 +122,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .tempdir_in(out_dir)
         .with_context(|| format!("making a work folder in {}", out_dir.display()))?;
 
+    let t = Instant::now();
     let firstboot = strip_debug(&firstboot, work.path())?;
+    tracing::debug!("strip: {:.2}s", t.elapsed().as_secs_f64());
 
     // 2. The bundle.
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
     let requests = image_requests(&app);
-    let bundle = bundler::write_bundle(
+    let bundle = bundler::write_bundle_linked(
         &requests,
         &bundle_dir,
         &BundleOptions {
@@ -172,7 +177,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let t = Instant::now();
     let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
     let cmdline = boot_config::kernel_cmdline(&label, &base.kernel_args);
-    let image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
+    let mut image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
+    expect_digests(&mut image.tree, &bundle.unverified)?;
+    tracing::debug!(
+        "iso: tree and SHA256SUMS in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
     let iso = iso::write(&image, &opts.output)
         .with_context(|| format!("writing the ISO {}", opts.output.display()))?;
     // The image is meant to be shared (CI artifact, USB writer): world-readable.
@@ -298,6 +308,25 @@ pub fn initramfs_spec(
     })
 }
 
+/// Make the ISO writer check each blob the bundler linked without reading
+/// (`unverified`: digest -> source) against its digest as it writes it.
+pub fn expect_digests(
+    tree: &mut iso::Tree,
+    unverified: &std::collections::BTreeMap<airlift_bundle::Digest, String>,
+) -> Result<()> {
+    for (digest, source) in unverified {
+        tree.expect_digest(
+            &format!("{BUNDLE_ISO_DIR}/{}", digest.blob_path()),
+            digest.clone(),
+            source,
+        )?;
+    }
+    Ok(())
+}
+
+/// Where the bundle (an OCI layout) sits in the ISO.
+pub const BUNDLE_ISO_DIR: &str = "airlift/bundle";
+
 /// The ISO tree and boot settings.
 pub fn iso_image(
     app: &Appliance,
@@ -337,8 +366,9 @@ pub fn iso_image(
         FileSource::Bytes(boot_config::isolinux_cfg(title, cmdline).into_bytes()),
         0o644,
     )?;
-    tree.add_tree_from_dir("airlift/bundle", bundle_dir)
+    tree.add_tree_from_dir(BUNDLE_ISO_DIR, bundle_dir)
         .context("adding the bundle to the ISO")?;
+    tree.set_modes(BUNDLE_ISO_DIR, 0o644, 0o755)?;
     let manifest = bundle_dir.join(airlift_bundle::manifest::BUNDLE_MANIFEST_FILE);
     if manifest.is_file() {
         tree.add_file("airlift/bundle.json", file(&manifest), 0o644)?;

@@ -201,3 +201,110 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
     let plain = fixture(dir.path(), false);
     assert!(appliance_file::secret_files(&plain).is_empty());
 }
+
+/// A source OCI layout holding one image (`app`) with one layer; returns
+/// the layer's digest.
+fn source_layout(dir: &Path, layer: &[u8]) -> airlift_bundle::Digest {
+    use airlift_bundle::oci::{media, Descriptor, REF_NAME};
+    let l = airlift_bundle::Layout::create(dir).unwrap();
+    let (ld, ln) = l.put_blob(layer, None).unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (cd, cn) = l.put_blob(config, None).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": Descriptor::new(media::OCI_CONFIG, cd, cn),
+        "layers": [Descriptor::new(media::OCI_LAYER_TAR, ld.clone(), ln)],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let (md, mn) = l.put_blob(&bytes, None).unwrap();
+    let mut entry = Descriptor::new(media::OCI_MANIFEST, md, mn);
+    entry.annotations.insert(REF_NAME.into(), "app".into());
+    let mut index = airlift_bundle::Index::empty();
+    index.manifests.push(entry);
+    l.write_index(&index).unwrap();
+    ld
+}
+
+/// Bundle `src` the way `airlift build` does (blobs linked, not read) and
+/// write an ISO of it with the digest checks `build` adds.
+fn linked_bundle_iso(dir: &Path, src: &Path, iso_out: &Path) -> Result<bundler::BundleReport> {
+    let bundle_dir = dir.join("bundle");
+    let req = ImageRequest {
+        reference: "quay.io/org/app:1".parse().unwrap(),
+        source: SourceSpec::OciLayout {
+            path: src.to_path_buf(),
+            reference: Some("app".into()),
+        },
+        platforms: vec![],
+    };
+    let report = bundler::write_bundle_linked(
+        &[req],
+        &bundle_dir,
+        &BundleOptions {
+            progress: false,
+            ..BundleOptions::default()
+        },
+    )?;
+    let mut tree = iso::Tree::new();
+    tree.add_tree_from_dir(BUNDLE_ISO_DIR, &bundle_dir)?;
+    tree.set_modes(BUNDLE_ISO_DIR, 0o644, 0o755)?;
+    expect_digests(&mut tree, &report.unverified)?;
+    let image = IsoImage {
+        volume_id: "T".into(),
+        epoch: 0,
+        tree,
+        bios: None,
+        uefi: None,
+    };
+    iso::write(&image, iso_out)?;
+    Ok(report)
+}
+
+#[test]
+fn linked_blobs_are_checked_as_the_iso_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let digest = source_layout(&src, &layer);
+    let out = dir.path().join("out.iso");
+    let report = linked_bundle_iso(dir.path(), &src, &out).unwrap();
+    assert_eq!(
+        report.unverified.keys().collect::<Vec<_>>(),
+        [&digest],
+        "the layer was linked, not copied"
+    );
+    let iso = iso::read::Iso::open(&out).unwrap();
+    let path = format!("{BUNDLE_ISO_DIR}/{}", digest.blob_path());
+    assert_eq!(iso.read_file(&path).unwrap().unwrap(), layer);
+    let entry = iso.lookup(&path).unwrap().unwrap();
+    assert_eq!(entry.mode, Some(0o100644), "bundle files get one mode");
+}
+
+#[test]
+fn a_corrupt_source_blob_fails_the_build_and_leaves_no_iso() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let layer = vec![5u8; 100_000];
+    let digest = source_layout(&src, &layer);
+    // Flip one byte in the source: same size, so it is linked unread.
+    let blob = src.join(digest.blob_path());
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[4242] ^= 1;
+    fs::write(&blob, bytes).unwrap();
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let e = linked_bundle_iso(dir.path(), &src, &out_dir.join("x.iso")).unwrap_err();
+    let msg = format!("{e:#}");
+    for needle in [
+        digest.to_string(),
+        format!("oci-layout {}", src.display()),
+        "failed verification".to_string(),
+        "mismatch".to_string(),
+    ] {
+        assert!(msg.contains(&needle), "error lacks {needle:?}: {msg}");
+    }
+    let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
+    assert!(left.is_empty(), "no ISO or temp file is left: {left:?}");
+}

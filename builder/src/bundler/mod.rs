@@ -55,6 +55,10 @@ pub struct BundleReport {
     pub manifest: BundleManifest,
     /// Blobs fetched vs reused from the previous bundle.
     pub stats: TransferStats,
+    /// Blobs hard-linked from a local layout folder without being read
+    /// (only from [`write_bundle_linked`]): digest -> the source it came
+    /// from. The caller must verify them before trusting their bytes.
+    pub unverified: BTreeMap<Digest, String>,
 }
 
 /// Write every image of `requests` into the bundle at `out_dir`,
@@ -74,11 +78,40 @@ pub fn write_bundle(
     rt.block_on(write_bundle_async(requests, out_dir, opts))
 }
 
+/// [`write_bundle`] for a bundle that only feeds the ISO writer (`airlift
+/// build`): blobs of local OCI layout folders are hard-linked into it,
+/// not read, when the file system allows (else copied and verified as
+/// usual). Those blobs are NOT verified here: [`BundleReport::unverified`]
+/// lists them and the caller must check each against its digest (the ISO
+/// writer does, on the bytes it writes). Never use it for a bundle that
+/// is kept: it shares files with its sources.
+pub fn write_bundle_linked(
+    requests: &[ImageRequest],
+    out_dir: &Path,
+    opts: &BundleOptions,
+) -> Result<BundleReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(write(requests, out_dir, opts, true))
+}
+
 /// [`write_bundle`] for callers already inside a tokio runtime.
 pub async fn write_bundle_async(
     requests: &[ImageRequest],
     out_dir: &Path,
     opts: &BundleOptions,
+) -> Result<BundleReport> {
+    write(requests, out_dir, opts, false).await
+}
+
+async fn write(
+    requests: &[ImageRequest],
+    out_dir: &Path,
+    opts: &BundleOptions,
+    link: bool,
 ) -> Result<BundleReport> {
     check_unique(requests)?;
     swap::check_output(out_dir)?;
@@ -92,27 +125,35 @@ pub async fn write_bundle_async(
     };
     let store = Arc::new(Store::new(layout, previous, progress.clone()));
 
-    let result = build(requests, &store, opts).await;
+    let result = build(requests, &store, opts, link).await;
     progress.finish();
     let images = result?;
 
     let manifest = finish(&store, &images, opts)?;
     let stats = store.stats();
+    let unverified = store.unverified();
     drop(store);
     swap::install(staging, out_dir)?;
     tracing::info!(
         "wrote {} images to {}: {} blobs fetched ({} bytes), {} reused from the previous bundle \
-         ({} bytes); {} unique bytes, {} saved by sharing",
+         ({} bytes), {} linked from local layouts for later verification ({} bytes); \
+         {} unique bytes, {} saved by sharing",
         manifest.totals.images,
         out_dir.display(),
         stats.fetched_blobs,
         stats.fetched_bytes,
         stats.reused_blobs,
         stats.reused_bytes,
+        stats.linked_blobs,
+        stats.linked_bytes,
         manifest.totals.unique_bytes,
         manifest.totals.saved_bytes
     );
-    Ok(BundleReport { manifest, stats })
+    Ok(BundleReport {
+        manifest,
+        stats,
+        unverified,
+    })
 }
 
 use store::Store;
@@ -142,6 +183,7 @@ async fn build(
     requests: &[ImageRequest],
     store: &Arc<Store>,
     opts: &BundleOptions,
+    link: bool,
 ) -> Result<Vec<Bundled>> {
     let mut out = Vec::new();
     for req in requests {
@@ -149,9 +191,15 @@ async fn build(
         store
             .progress()
             .image_started(&req.reference.to_string(), &describe);
-        let ingested = ingest(req, store, opts.concurrency)
-            .await
-            .with_context(|| format!("image {} from {describe}", req.reference))?;
+        // Images go one at a time, so the link root is this image's.
+        match &req.source {
+            SourceSpec::OciLayout { path, .. } if link => store.set_link_root(Some(path)),
+            _ => store.set_link_root(None),
+        }
+        let ingested = ingest(req, store, opts.concurrency).await;
+        store.set_link_root(None);
+        let ingested =
+            ingested.with_context(|| format!("image {} from {describe}", req.reference))?;
         let blobs = image_blobs(store.layout(), &ingested.root)
             .with_context(|| format!("image {}", req.reference))?;
         store.progress().image_done(

@@ -2,9 +2,17 @@
 //! blobs into, and the previous bundle (if any) whose blobs are reused by
 //! hard link instead of being fetched again. Counts what was fetched,
 //! reused and shared.
+//!
+//! For `airlift build` the store can also hard-link blobs of a local OCI
+//! layout folder instead of copying them ([`Store::set_link_root`]):
+//! nothing is read then, and the blob is listed in
+//! [`Store::unverified`] so the caller verifies it later (the ISO writer
+//! hashes every such blob as it writes it and fails on a mismatch).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use airlift_bundle::oci::Descriptor;
@@ -24,6 +32,10 @@ pub struct TransferStats {
     pub reused_bytes: u64,
     /// Blob references satisfied by a blob another image already brought.
     pub shared_blobs: u64,
+    /// Blobs hard-linked from a local layout folder, not read (see
+    /// [`Store::unverified`]).
+    pub linked_blobs: u64,
+    pub linked_bytes: u64,
 }
 
 /// The staging layout plus reuse and accounting.
@@ -32,6 +44,10 @@ pub struct Store {
     previous: Option<Layout>,
     stats: Mutex<TransferStats>,
     progress: Progress,
+    /// The local layout folder whose blobs may be hard-linked (None: copy).
+    link_root: Mutex<Option<PathBuf>>,
+    /// Blobs linked without being read: digest -> source label.
+    unverified: Mutex<BTreeMap<Digest, String>>,
 }
 
 impl Store {
@@ -42,7 +58,57 @@ impl Store {
             previous,
             stats: Mutex::new(TransferStats::default()),
             progress,
+            link_root: Mutex::new(None),
+            unverified: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// From now on, hard-link blobs of the OCI layout folder `root` into
+    /// the staging layout instead of copying them (`None`: copy again).
+    /// Linked blobs are NOT verified here: they are listed by
+    /// [`Store::unverified`] and the caller must verify them.
+    pub fn set_link_root(&self, root: Option<&Path>) {
+        *self.link_root.lock().expect("link root lock") = root.map(Path::to_path_buf);
+    }
+
+    /// Blobs linked without being read, with the source each came from.
+    pub fn unverified(&self) -> BTreeMap<Digest, String> {
+        self.unverified.lock().expect("unverified lock").clone()
+    }
+
+    /// Hard-link `desc`'s blob from the link root, if one is set and holds
+    /// a file of the declared size on the same file system. `Ok(false)`:
+    /// copy it instead (a size mismatch is then reported by the copy).
+    fn try_link(&self, desc: &Descriptor, source: &str) -> Result<bool> {
+        let Some(root) = self.link_root.lock().expect("link root lock").clone() else {
+            return Ok(false);
+        };
+        let old = root.join(desc.digest.blob_path());
+        match fs::symlink_metadata(&old) {
+            Ok(m) if m.is_file() && m.len() == desc.size => {}
+            _ => return Ok(false),
+        }
+        let new = self.layout.blob_path(&desc.digest);
+        if let Some(dir) = new.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        match fs::hard_link(&old, &new) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(true),
+            // Another file system, or hard links refused: copy instead.
+            Err(e) => {
+                tracing::debug!("cannot hard-link {}: {e}; copying it", old.display());
+                return Ok(false);
+            }
+        }
+        self.unverified
+            .lock()
+            .expect("unverified lock")
+            .insert(desc.digest.clone(), source.to_string());
+        let mut s = self.stats.lock().expect("stats lock");
+        s.linked_blobs += 1;
+        s.linked_bytes += desc.size;
+        Ok(true)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -126,12 +192,19 @@ impl Store {
         Ok(())
     }
 
-    /// Store `desc`'s blob from `reader` unless it is already here or
-    /// reusable; hashed while copied and verified before it is renamed.
+    /// Store `desc`'s blob from `reader` unless it is already here,
+    /// reusable or linked (see [`Store::set_link_root`]); hashed while
+    /// copied and verified before it is renamed.
     pub fn copy_from(&self, desc: &Descriptor, reader: impl Read, source: &str) -> Result<()> {
-        if self.try_existing(desc)? {
+        if self.try_existing(desc)? || self.try_link(desc, source)? {
             return Ok(());
         }
+        self.write_verified(desc, reader, source)
+    }
+
+    /// Copy `reader` into a new blob, hashed while written, verified
+    /// against `desc` before it is renamed.
+    fn write_verified(&self, desc: &Descriptor, reader: impl Read, source: &str) -> Result<()> {
         let mut w = self.writer(desc)?;
         // Read at most one byte more than declared: enough to detect an
         // oversized blob without reading an endless stream.
@@ -152,8 +225,13 @@ impl Store {
     }
 
     /// Store in-memory bytes (a manifest) as `desc`'s blob, verified.
+    /// The bytes are already in hand (and checked by the caller), so they
+    /// are written, never linked.
     pub fn put_bytes(&self, desc: &Descriptor, bytes: &[u8], source: &str) -> Result<()> {
-        self.copy_from(desc, bytes, source)
+        if self.try_existing(desc)? {
+            return Ok(());
+        }
+        self.write_verified(desc, bytes, source)
     }
 
     /// Store a blob whose digest is not known beforehand (a layer of a
@@ -218,6 +296,77 @@ mod tests {
             (s.fetched_blobs, s.fetched_bytes, s.shared_blobs),
             (1, 3, 1)
         );
+    }
+
+    #[test]
+    fn links_local_blobs_unread_and_lists_them_for_later_verification() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let source = Layout::create(src.path()).unwrap();
+        let (good, n) = source.put_blob(b"layer bytes", None).unwrap();
+        // A blob whose bytes do not match its name: linked all the same,
+        // since nothing is read; the caller's check must catch it.
+        let bad = Digest::sha256_of(b"what it should hold");
+        fs::write(src.path().join(bad.blob_path()), b"something else!!!!!").unwrap();
+        let store = Store::new(
+            Layout::create(out.path()).unwrap(),
+            None,
+            Progress::hidden(),
+        );
+        store.set_link_root(Some(src.path()));
+        let label = format!("oci-layout {}", src.path().display());
+        for (d, size) in [(&good, n), (&bad, 19)] {
+            let desc = Descriptor::new(media::OCI_LAYER_TAR, d.clone(), size);
+            store.copy_from(&desc, &b"never read"[..], &label).unwrap();
+        }
+        // In-memory documents are written and verified, never linked.
+        let doc = Descriptor::new(media::OCI_CONFIG, Digest::sha256_of(b"{}"), 2);
+        fs::write(src.path().join(doc.digest.blob_path()), b"{}").unwrap();
+        store.put_bytes(&doc, b"{}", &label).unwrap();
+        // A file of the wrong size is not linked: the copy reports it.
+        store.set_link_root(None);
+        let unlinked = Descriptor::new(media::OCI_LAYER_TAR, Digest::sha256_of(b"xyz"), 3);
+        store.copy_from(&unlinked, &b"xyz"[..], &label).unwrap();
+
+        let unverified = store.unverified();
+        assert_eq!(unverified.keys().collect::<Vec<_>>(), {
+            let mut v = vec![&good, &bad];
+            v.sort();
+            v
+        });
+        assert!(unverified.values().all(|s| s == &label));
+        let same_inode = |d: &Digest| {
+            use std::os::unix::fs::MetadataExt;
+            let a = fs::metadata(src.path().join(d.blob_path())).unwrap();
+            let b = fs::metadata(store.layout().blob_path(d)).unwrap();
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        };
+        assert!(same_inode(&good) && same_inode(&bad));
+        assert!(
+            !same_inode(&doc.digest),
+            "documents are written, not linked"
+        );
+        let s = store.stats();
+        assert_eq!((s.linked_blobs, s.linked_bytes), (2, n + 19));
+        assert_eq!((s.fetched_blobs, s.fetched_bytes), (2, 5));
+    }
+
+    #[test]
+    fn a_linked_blob_of_the_wrong_size_is_copied_and_fails() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let source = Layout::create(src.path()).unwrap();
+        let (d, _) = source.put_blob(b"abc", None).unwrap();
+        let store = Store::new(
+            Layout::create(out.path()).unwrap(),
+            None,
+            Progress::hidden(),
+        );
+        store.set_link_root(Some(src.path()));
+        let desc = Descriptor::new(media::OCI_LAYER_TAR, d, 4);
+        let e = store.copy_from(&desc, &b"abc"[..], "src").unwrap_err();
+        assert!(format!("{e:#}").contains("failed verification"), "{e:#}");
+        assert!(store.unverified().is_empty());
     }
 
     #[test]

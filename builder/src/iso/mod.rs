@@ -71,7 +71,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 pub use sums::sha256sums;
-pub use tree::{FileSource, Node, Tree};
+pub use tree::{Expected, FileSource, Node, Tree};
 
 /// BIOS boot via isolinux.
 #[derive(Debug, Clone)]

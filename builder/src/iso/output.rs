@@ -76,6 +76,32 @@ impl Output {
         }
     }
 
+    /// Hashes the `len` bytes written at `offset` and checks them against
+    /// `digest`; the error gives the digest they have.
+    pub fn check_digest(
+        &self,
+        offset: u64,
+        len: u64,
+        digest: &airlift_bundle::Digest,
+    ) -> Result<()> {
+        let mut h = airlift_bundle::digest::Hasher::new(digest.algorithm());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        while done < len {
+            let n = ((len - done) as usize).min(buf.len());
+            self.file()
+                .read_exact_at(&mut buf[..n], offset + done)
+                .with_context(|| format!("reading back {}", self.tmp.path().display()))?;
+            h.update(&buf[..n]);
+            done += n as u64;
+        }
+        let actual = h.finish();
+        if &actual != digest {
+            bail!("digest mismatch: expected {digest}, got {actual} ({len} bytes)");
+        }
+        Ok(())
+    }
+
     /// Fsyncs and renames the image into place.
     pub fn finish(self) -> Result<()> {
         self.file()

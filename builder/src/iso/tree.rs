@@ -43,6 +43,15 @@ impl FileSource {
     }
 }
 
+/// A digest a file's bytes must hash to, and where the file came from
+/// (named in the error when they do not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub digest: airlift_bundle::Digest,
+    /// Such as `oci-layout /srv/images`.
+    pub source: String,
+}
+
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
@@ -57,6 +66,9 @@ pub enum Node {
         src: FileSource,
         size: u64,
         mode: u32,
+        /// The digest its bytes must have, checked by the writer on the
+        /// bytes it wrote (see [`Tree::expect_digest`]).
+        expect: Option<Expected>,
     },
     /// A symbolic link.
     Symlink { target: String, mode: u32 },
@@ -187,8 +199,65 @@ impl Tree {
                 src,
                 size,
                 mode: mode & 0o7777,
+                expect: None,
             },
         )
+    }
+
+    /// Make the writer check that the file at `iso_path` hashes to
+    /// `digest` as it writes it (the ISO is not renamed into place
+    /// otherwise); the error names the digest and `source`.
+    pub fn expect_digest(
+        &mut self,
+        iso_path: &str,
+        digest: airlift_bundle::Digest,
+        source: &str,
+    ) -> Result<()> {
+        let Node::File { expect, .. } = self.node_mut(iso_path)? else {
+            bail!("ISO path {iso_path:?} is not a regular file");
+        };
+        *expect = Some(Expected {
+            digest,
+            source: source.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Set the mode of every file and directory under `iso_prefix` (so
+    /// the image does not depend on how its inputs were made: copied
+    /// blobs are 0600 temp files, linked ones keep their source's mode).
+    pub fn set_modes(&mut self, iso_prefix: &str, file_mode: u32, dir_mode: u32) -> Result<()> {
+        fn walk(n: &mut Node, f: u32, d: u32) {
+            match n {
+                Node::Dir { mode, children } => {
+                    *mode = d;
+                    for c in children.values_mut() {
+                        walk(c, f, d);
+                    }
+                }
+                Node::File { mode, .. } => *mode = f,
+                Node::Symlink { .. } => {}
+            }
+        }
+        walk(
+            self.node_mut(iso_prefix)?,
+            file_mode & 0o7777,
+            dir_mode & 0o7777,
+        );
+        Ok(())
+    }
+
+    fn node_mut(&mut self, iso_path: &str) -> Result<&mut Node> {
+        let mut cur = &mut self.root;
+        for p in split_path(iso_path)? {
+            let Node::Dir { children, .. } = cur else {
+                bail!("ISO path {iso_path:?}: {p:?} is under a file");
+            };
+            cur = children
+                .get_mut(p)
+                .with_context(|| format!("ISO path {iso_path:?} is not in the tree"))?;
+        }
+        Ok(cur)
     }
 
     /// Adds a directory (or sets the mode of an existing one).
