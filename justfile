@@ -8,7 +8,7 @@ cache := env_var_or_default("AIRLIFT_CACHE", env_var("HOME") + "/.cache/airlift"
 base := cache + "/base/current"
 
 # Debian packages the build, the tests and the demo use.
-debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils chromium"
+debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils chromium keepalived"
 
 # `uefi` or `bios`, for `just demo`.
 firmware := "uefi"
@@ -28,6 +28,10 @@ deps:
         echo "installing: ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+        # keepalived is for `keepalived --config-test` only: never a daemon here.
+        if [[ " ${missing[*]} " == *" keepalived "* ]]; then
+            systemctl disable --now keepalived.service >/dev/null 2>&1 || true
+        fi
     fi
 
 # Assemble the boot base (kernel, modules, boot loaders, root filesystems) into the cache.
