@@ -305,7 +305,7 @@ async fn config_platform(
         return None;
     }
     let blob = store.blob(&config.digest).await?;
-    let bytes = tokio::fs::read(&blob.path).await.ok()?;
+    let bytes = store.read_blob(&blob).await.ok()?;
     platform_of_config(&bytes)
 }
 

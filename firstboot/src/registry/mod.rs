@@ -16,6 +16,7 @@ pub mod notify;
 pub mod options;
 pub mod route;
 pub mod routes;
+pub mod s3;
 pub mod server;
 pub mod store;
 
@@ -55,7 +56,7 @@ impl Registry {
     /// Open storage and credentials as the options say.
     pub fn open(opts: &ServeOptions) -> Result<Registry> {
         Ok(Registry {
-            store: store::Store::open(&opts.data, &opts.layers)?,
+            store: store::Store::open_with(&opts.data, &opts.layers, opts.remote()?)?,
             auth: auth::Auth::load(opts.htpasswd.as_deref(), opts.push_token_file.as_deref())?,
             allow_delete: opts.allow_delete,
             limits: Limits {

@@ -3,6 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::s3::{self, credentials};
+use super::store::remote::RemoteConfig;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5000))
@@ -18,6 +24,18 @@ fn default_body_stall() -> u64 {
 
 fn default_max_connections() -> usize {
     4096
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_string()
+}
+
+fn default_s3_threshold() -> u64 {
+    64
+}
+
+fn default_s3_refresh() -> u64 {
+    5
 }
 
 /// How to run the registry.
@@ -78,6 +96,74 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 4096)]
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+
+    /// Keep blobs and repository metadata in this S3-compatible store
+    /// (path-style URL, e.g. http://127.0.0.1:3900) instead of --data,
+    /// which then holds upload files only. Credentials come from
+    /// --s3-credentials-file, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    #[arg(long, requires = "s3_bucket", value_name = "URL")]
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
+
+    /// The S3 bucket (with --s3-endpoint).
+    #[arg(long, requires = "s3_endpoint", value_name = "NAME")]
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+
+    /// The S3 region requests are signed for (Garage: its s3_region, usually `garage`).
+    #[arg(long, default_value = "us-east-1")]
+    #[serde(default = "default_s3_region")]
+    pub s3_region: String,
+
+    /// A key prefix for every object (e.g. `airlift/`).
+    #[arg(long, default_value = "")]
+    #[serde(default)]
+    pub s3_prefix: String,
+
+    /// Blobs of at least this many MiB are sent as multipart uploads (parts of this size, at least 5 MiB).
+    #[arg(long, default_value_t = 64)]
+    #[serde(default = "default_s3_threshold")]
+    pub s3_multipart_threshold_mib: u64,
+
+    /// An AWS-style credentials file: aws_access_key_id and aws_secret_access_key in its [default] profile.
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub s3_credentials_file: Option<PathBuf>,
+
+    /// Seconds between rebuilds of the index from the bucket: the bound on
+    /// how long another instance's tag move, delete or new repository
+    /// takes to show in tag and catalogue lists (unknown tags and
+    /// manifests are looked up in the bucket at once).
+    #[arg(long, default_value_t = 5)]
+    #[serde(default = "default_s3_refresh")]
+    pub s3_refresh_secs: u64,
+}
+
+impl ServeOptions {
+    /// The S3 backend these options ask for (None: the data folder).
+    pub fn remote(&self) -> Result<Option<RemoteConfig>> {
+        let (Some(endpoint), Some(bucket)) = (&self.s3_endpoint, &self.s3_bucket) else {
+            if self.s3_endpoint.is_some() || self.s3_bucket.is_some() {
+                bail!("S3 storage needs both s3-endpoint and s3-bucket");
+            }
+            return Ok(None);
+        };
+        if self.s3_refresh_secs == 0 {
+            bail!("s3-refresh-secs must be at least 1");
+        }
+        let credentials = credentials::load(self.s3_credentials_file.as_deref())?;
+        Ok(Some(RemoteConfig {
+            s3: s3::Config {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: self.s3_region.clone(),
+                credentials,
+            },
+            prefix: self.s3_prefix.clone(),
+            threshold: self.s3_multipart_threshold_mib.saturating_mul(1 << 20),
+            refresh_every: Duration::from_secs(self.s3_refresh_secs),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +180,38 @@ mod tests {
         assert!(o.allow_delete);
         assert_eq!(o.layers, vec![PathBuf::from("/run/media/bundle")]);
         assert!(serde_json::from_str::<ServeOptions>(r#"{"data":"/x","bogus":1}"#).is_err());
+        assert!(o.remote().unwrap().is_none());
+    }
+
+    #[test]
+    fn s3_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::write(
+            &creds,
+            "[default]\naws_access_key_id=GK1\naws_secret_access_key=s\n",
+        )
+        .unwrap();
+        let o: ServeOptions = serde_json::from_value(serde_json::json!({
+            "data": "/tmp/x",
+            "s3-endpoint": "http://127.0.0.1:3900",
+            "s3-bucket": "registry",
+            "s3-region": "garage",
+            "s3-prefix": "airlift",
+            "s3-multipart-threshold-mib": 5,
+            "s3-credentials-file": creds,
+        }))
+        .unwrap();
+        let r = o.remote().unwrap().unwrap();
+        assert_eq!(r.s3.bucket, "registry");
+        assert_eq!(r.s3.region, "garage");
+        assert_eq!(r.s3.credentials.access_key_id, "GK1");
+        assert_eq!(r.threshold, 5 << 20);
+        assert_eq!(r.refresh_every, Duration::from_secs(5));
+        let o: ServeOptions = serde_json::from_value(serde_json::json!({
+            "data": "/tmp/x", "s3-bucket": "registry",
+        }))
+        .unwrap();
+        assert!(o.remote().is_err());
     }
 }

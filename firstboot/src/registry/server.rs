@@ -49,6 +49,17 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         _ => None,
     };
     let registry = Arc::new(Registry::open(&opts)?);
+    if let Some(remote) = registry.store.remote() {
+        let what = remote.client.describe_key(&remote.keys.repositories());
+        registry
+            .store
+            .refresh()
+            .await
+            .with_context(|| format!("loading the index from {what}"))?;
+        tracing::info!("index loaded from {what}");
+        let r = Arc::clone(&registry);
+        tokio::spawn(async move { r.store.keep_in_sync().await });
+    }
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;

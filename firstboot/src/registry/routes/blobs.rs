@@ -1,6 +1,6 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: blobs stream from
-//! their files (see [`super::blob_body`]); HEAD answers from the file's
-//! metadata.
+//! their files (see [`super::blob_body`]) or from S3 (Range passed
+//! through); HEAD answers from the file's or object's metadata.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,7 +10,7 @@ use super::blob_body::file_body;
 use super::{parse_range, respond, DOCKER_CONTENT_DIGEST};
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::route::parse_digest;
-use crate::registry::store::Removed;
+use crate::registry::store::{BlobAt, Removed};
 use crate::registry::Registry;
 
 fn unknown(d: &str) -> RegistryError {
@@ -57,7 +57,10 @@ pub async fn get(
     if head {
         return respond(status, &out, Body::empty());
     }
-    let body = file_body(&blob.path, start, len).await?;
+    let body = match &blob.at {
+        BlobAt::File(path) => file_body(path, start, len).await?,
+        BlobAt::S3(key) => reg.store.remote_body(key, start, len).await?,
+    };
     respond(status, &out, body)
 }
 

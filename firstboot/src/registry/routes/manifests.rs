@@ -51,7 +51,8 @@ pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Re
     let r = parse_reference(reference)?;
     let (digest, info) = reg
         .store
-        .resolve(&repo.name, &r)
+        .find(&repo.name, &r)
+        .await?
         .ok_or_else(|| unknown(reg, repo, reference))?;
     let headers = [
         (header::CONTENT_TYPE, info.media_type.clone()),

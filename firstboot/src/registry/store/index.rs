@@ -15,7 +15,7 @@ pub struct ManifestInfo {
 }
 
 /// One repository.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepoIndex {
     pub tags: BTreeMap<String, Digest>,
     pub manifests: HashMap<Digest, ManifestInfo>,

@@ -1,8 +1,9 @@
 //! Storage: blobs found by digest in the writable data folder first,
 //! then in the read-only layers; repository metadata in memory, backed
 //! by small atomic files (see [`meta`]); uploads streaming into
-//! `DATA/uploads/`. This struct is the boundary a remote (S3) backend
-//! would implement: handlers only call its methods.
+//! `DATA/uploads/`. This struct is the storage boundary: handlers only
+//! call its methods. With an S3 backend ([`remote`]), blobs and metadata
+//! live in a bucket instead (same layout) and `DATA` holds upload files only.
 //!
 //! ```text
 //! DATA/oci-layout, DATA/index.json   (an OCI layout, index unused)
@@ -14,11 +15,13 @@
 pub mod index;
 pub mod layers;
 pub mod meta;
+pub mod remote;
 pub mod snapshot;
 pub mod uploads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use airlift_bundle::oci::Descriptor;
@@ -28,6 +31,7 @@ use bytes::Bytes;
 
 use self::index::{ManifestInfo, RepoIndex, Repos};
 use self::meta::Meta;
+use self::remote::{Remote, RemoteConfig};
 use self::uploads::Upload;
 use super::error::{Code, RegistryError};
 use super::route::ManifestRef;
@@ -35,11 +39,20 @@ use super::route::ManifestRef;
 /// An upload session: its repository and its state (None once finished).
 type UploadSlot = (String, Arc<tokio::sync::Mutex<Option<Upload>>>);
 
-/// A blob's file and size.
+/// Where a blob is and its size.
 #[derive(Debug, Clone)]
 pub struct BlobFile {
-    pub path: PathBuf,
+    pub at: BlobAt,
     pub size: u64,
+}
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAt {
+    /// A local file (data folder or read-only layer).
+    File(PathBuf),
+    /// An object of the S3 backend (its key).
+    S3(String),
 }
 
 /// A manifest to store.
@@ -74,6 +87,15 @@ pub struct Store {
     uploads: Mutex<HashMap<String, UploadSlot>>,
     /// Serialises metadata writes so disk and memory change in the same order.
     write: tokio::sync::Mutex<()>,
+    /// The S3 backend, if blobs and metadata live in a bucket.
+    remote: Option<Arc<Remote>>,
+    /// Counts this process's metadata writes, so a refresh from S3 that
+    /// raced one is not installed over it.
+    writes: AtomicU64,
+}
+
+fn no_remote() -> RegistryError {
+    RegistryError::internal(anyhow::anyhow!("an S3 blob without an S3 backend"))
 }
 
 fn lock_poisoned<T>(_: T) -> RegistryError {
@@ -85,6 +107,17 @@ impl Store {
     /// layers. Leftover uploads and partial blobs and metadata temp
     /// files of a previous run are removed. Fails naming the layer and digest if a layer is broken.
     pub fn open(data: &Path, layer_dirs: &[PathBuf]) -> Result<Store> {
+        Store::open_with(data, layer_dirs, None)
+    }
+
+    /// [`Store::open`], with blobs and metadata in S3 when `remote` is
+    /// given (then `data` holds upload files only, and the index stays
+    /// empty until [`Store::refresh`]).
+    pub fn open_with(
+        data: &Path,
+        layer_dirs: &[PathBuf],
+        remote: Option<RemoteConfig>,
+    ) -> Result<Store> {
         let layout = Layout::create(data)
             .with_context(|| format!("preparing the data folder {}", data.display()))?;
         let uploads_dir = data.join("uploads");
@@ -106,9 +139,13 @@ impl Store {
             layers.push(l);
         }
         let size_of = |d: &Digest| std::fs::metadata(layout.blob_path(d)).ok().map(|m| m.len());
-        let repos = meta
-            .load(&size_of)
-            .with_context(|| format!("loading repositories from {}", data.display()))?;
+        let remote = remote.as_ref().map(Remote::new).transpose()?.map(Arc::new);
+        let repos = if remote.is_some() {
+            Repos::new()
+        } else {
+            meta.load(&size_of)
+                .with_context(|| format!("loading repositories from {}", data.display()))?
+        };
         tracing::info!(
             layers = layers.len(),
             layer_repositories = layer_repos.len(),
@@ -126,24 +163,158 @@ impl Store {
             manifests: RwLock::new(cached.into_iter().collect()),
             uploads: Mutex::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
+            remote,
+            writes: AtomicU64::new(0),
         })
     }
 
+    /// The S3 backend, if any.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
+    }
+
     /// Find a blob: data folder first, then each layer. Metadata only.
+    /// With S3, the layers are looked at first (local), then the bucket;
+    /// an S3 failure is logged and the blob reported unknown.
     pub async fn blob(&self, d: &Digest) -> Option<BlobFile> {
-        let candidates = std::iter::once(self.data.blob_path(d))
-            .chain(self.layers.iter().map(|l| l.blob_path(d)));
+        let data = self
+            .remote
+            .is_none()
+            .then(|| self.data.blob_path(d))
+            .into_iter();
+        let candidates = data.chain(self.layers.iter().map(|l| l.blob_path(d)));
         for path in candidates {
             if let Ok(m) = tokio::fs::metadata(&path).await {
                 if m.is_file() {
                     return Some(BlobFile {
-                        path,
+                        at: BlobAt::File(path),
                         size: m.len(),
                     });
                 }
             }
         }
-        None
+        let remote = self.remote.as_ref()?;
+        match remote.blob_size(d).await {
+            Ok(Some(size)) => Some(BlobFile {
+                at: BlobAt::S3(remote.keys.blob(d)),
+                size,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("looking up blob {d}: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// A whole blob's bytes (for manifests and image configs: small).
+    pub async fn read_blob(&self, b: &BlobFile) -> Result<Bytes, RegistryError> {
+        match &b.at {
+            BlobAt::File(path) => Ok(Bytes::from(tokio::fs::read(path).await?)),
+            BlobAt::S3(key) => {
+                let remote = self.remote.as_ref().ok_or_else(no_remote)?;
+                remote.client.get(key).await?.ok_or_else(|| {
+                    RegistryError::new(Code::BlobUnknown, format!("{key} is gone from the bucket"))
+                })
+            }
+        }
+    }
+
+    /// `len` bytes from `start` of an S3 blob, streamed from the bucket.
+    pub async fn remote_body(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<axum::body::Body, RegistryError> {
+        if len == 0 {
+            return Ok(axum::body::Body::empty());
+        }
+        let remote = self.remote.as_ref().ok_or_else(no_remote)?;
+        let stream = remote
+            .client
+            .get_range(key, start, len)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::new(Code::BlobUnknown, format!("{key} is gone from the bucket"))
+            })?;
+        Ok(axum::body::Body::from_stream(stream))
+    }
+
+    /// Resolve like [`Store::resolve`]; with S3, a tag or manifest this
+    /// instance does not know is looked up in the bucket (another
+    /// instance may have just pushed it) and remembered.
+    pub async fn find(
+        &self,
+        repo: &str,
+        r: &ManifestRef,
+    ) -> Result<Option<(Digest, ManifestInfo)>, RegistryError> {
+        if let Some(found) = self.resolve(repo, r) {
+            return Ok(Some(found));
+        }
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let (digest, tag) = match r {
+            ManifestRef::Digest(d) => (d.clone(), None),
+            ManifestRef::Tag(t) => match remote.tag(repo, t).await? {
+                Some(d) => (d, Some(t.clone())),
+                None => return Ok(None),
+            },
+        };
+        let Some(info) = remote.member(repo, &digest).await? else {
+            return Ok(None);
+        };
+        let mut repos = self.repos.write().map_err(lock_poisoned)?;
+        let ri = repos.entry(repo.to_string()).or_default();
+        ri.manifests.insert(digest.clone(), info.clone());
+        if let Some(t) = tag {
+            ri.tags.insert(t, digest.clone());
+        }
+        Ok(Some((digest, info)))
+    }
+
+    /// With S3, rebuild the index from the bucket (no-op otherwise). Not
+    /// installed if this process wrote metadata meanwhile (the next
+    /// refresh will include that write).
+    pub async fn refresh(&self) -> Result<()> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let before = self.writes.load(Ordering::SeqCst);
+        let repos = remote.load().await?;
+        let _guard = self.write.lock().await;
+        if self.writes.load(Ordering::SeqCst) != before {
+            tracing::debug!("a write raced the S3 refresh; keeping the index until the next one");
+            return Ok(());
+        }
+        let mut current = self
+            .repos
+            .write()
+            .map_err(|_| anyhow::anyhow!("a registry lock was poisoned"))?;
+        if *current != repos {
+            *current = repos;
+            drop(current);
+            super::changes::bump();
+        }
+        Ok(())
+    }
+
+    /// With S3, refresh the index every `--s3-refresh-secs` forever
+    /// (returns at once otherwise). Failures are logged and retried.
+    pub async fn keep_in_sync(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let mut tick = tokio::time::interval(remote.refresh_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!("refreshing the index from S3: {e:#}");
+            }
+        }
     }
 
     /// Does the repository exist (data or layers)?
@@ -181,7 +352,15 @@ impl Store {
         let blob = self.blob(d).await.ok_or_else(|| {
             RegistryError::new(Code::ManifestUnknown, format!("manifest {d} is gone"))
         })?;
-        let bytes = Bytes::from(tokio::fs::read(&blob.path).await?);
+        let bytes = self.read_blob(&blob).await?;
+        if let BlobAt::S3(key) = &blob.at {
+            let (actual, _) = airlift_bundle::digest::hash_reader(d.algorithm(), &bytes[..])?;
+            if &actual != d {
+                return Err(RegistryError::internal(anyhow::anyhow!(
+                    "manifest {d} read from S3 object {key} has digest {actual}; the bucket's copy is damaged"
+                )));
+            }
+        }
         self.manifests
             .write()
             .map_err(lock_poisoned)?
@@ -201,21 +380,43 @@ impl Store {
             m.media_type.to_string(),
         );
         let (bytes, referrer) = (m.bytes.clone(), m.referrer.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if !data.has_blob(&digest) {
-                data.put_blob(&bytes, Some(&digest))?;
-            }
-            meta.put_manifest(&repo, &digest, &media_type)?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(remote) = &self.remote {
+            let k = &remote.keys;
+            remote.put_blob_bytes(&digest, bytes).await?;
+            remote
+                .put(&k.marker(&repo, &digest), media_type.into_bytes())
+                .await?;
             if let Some((subject, desc)) = &referrer {
-                meta.put_referrer(&repo, subject, desc)?;
+                remote
+                    .put(
+                        &k.referrer(&repo, subject, &desc.digest),
+                        Remote::referrer_json(desc)?,
+                    )
+                    .await?;
             }
             if let Some(tag) = &tag {
-                meta.put_tag(&repo, tag, &digest)?;
+                remote
+                    .put(&k.tag(&repo, tag), digest.to_string().into_bytes())
+                    .await?;
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| RegistryError::internal(e.into()))??;
+        } else {
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                if !data.has_blob(&digest) {
+                    data.put_blob(&bytes, Some(&digest))?;
+                }
+                meta.put_manifest(&repo, &digest, &media_type)?;
+                if let Some((subject, desc)) = &referrer {
+                    meta.put_referrer(&repo, subject, desc)?;
+                }
+                if let Some(tag) = &tag {
+                    meta.put_tag(&repo, tag, &digest)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| RegistryError::internal(e.into()))??;
+        }
 
         let mut repos = self.repos.write().map_err(lock_poisoned)?;
         let ri = repos.entry(m.repo.to_string()).or_default();
@@ -271,9 +472,16 @@ impl Store {
             d.clone(),
             media_type.to_string(),
         );
-        tokio::task::spawn_blocking(move || meta.put_manifest(&name, &digest, &mt))
-            .await
-            .map_err(|e| RegistryError::internal(e.into()))??;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(remote) = &self.remote {
+            remote
+                .put(&remote.keys.marker(&name, &digest), mt.into_bytes())
+                .await?;
+        } else {
+            tokio::task::spawn_blocking(move || meta.put_manifest(&name, &digest, &mt))
+                .await
+                .map_err(|e| RegistryError::internal(e.into()))??;
+        }
         self.repos
             .write()
             .map_err(lock_poisoned)?
@@ -294,6 +502,7 @@ impl Store {
     /// Remove a manifest from a repository (its tags and referrer entry
     /// too). The blob stays: other repositories may share it.
     pub async fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<Removed, RegistryError> {
+        self.find(repo, &ManifestRef::Digest(d.clone())).await?;
         let _guard = self.write.lock().await;
         let (tags, subjects) = {
             let repos = self.repos.read().map_err(lock_poisoned)?;
@@ -324,17 +533,29 @@ impl Store {
         };
         let (meta, name, digest) = (self.meta.clone(), repo.to_string(), d.clone());
         let (t2, s2) = (tags.clone(), subjects.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(remote) = &self.remote {
+            let k = &remote.keys;
             for t in &t2 {
-                meta.remove_tag(&name, t)?;
+                remote.delete(&k.tag(&name, t)).await?;
             }
             for s in &s2 {
-                meta.remove_referrer(&name, s, &digest)?;
+                remote.delete(&k.referrer(&name, s, &digest)).await?;
             }
-            meta.remove_manifest(&name, &digest)
-        })
-        .await
-        .map_err(|e| RegistryError::internal(e.into()))??;
+            remote.delete(&k.marker(&name, &digest)).await?;
+        } else {
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                for t in &t2 {
+                    meta.remove_tag(&name, t)?;
+                }
+                for s in &s2 {
+                    meta.remove_referrer(&name, s, &digest)?;
+                }
+                meta.remove_manifest(&name, &digest)
+            })
+            .await
+            .map_err(|e| RegistryError::internal(e.into()))??;
+        }
         let mut repos = self.repos.write().map_err(lock_poisoned)?;
         if let Some(ri) = repos.get_mut(repo) {
             for t in &tags {
@@ -360,6 +581,7 @@ impl Store {
 
     /// Remove a tag.
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<Removed, RegistryError> {
+        self.find(repo, &ManifestRef::Tag(tag.to_string())).await?;
         let _guard = self.write.lock().await;
         let present = self
             .repos
@@ -379,9 +601,14 @@ impl Store {
             });
         }
         let (meta, name, t) = (self.meta.clone(), repo.to_string(), tag.to_string());
-        tokio::task::spawn_blocking(move || meta.remove_tag(&name, &t))
-            .await
-            .map_err(|e| RegistryError::internal(e.into()))??;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(remote) = &self.remote {
+            remote.delete(&remote.keys.tag(&name, &t)).await?;
+        } else {
+            tokio::task::spawn_blocking(move || meta.remove_tag(&name, &t))
+                .await
+                .map_err(|e| RegistryError::internal(e.into()))??;
+        }
         if let Some(ri) = self.repos.write().map_err(lock_poisoned)?.get_mut(repo) {
             ri.tags.remove(tag);
         }
@@ -391,6 +618,18 @@ impl Store {
 
     /// Remove a blob from the data folder.
     pub async fn delete_blob(&self, d: &Digest) -> Result<Removed, RegistryError> {
+        if let Some(remote) = &self.remote {
+            if remote.blob_size(d).await?.is_some() {
+                remote.delete(&remote.keys.blob(d)).await?;
+                self.manifests.write().map_err(lock_poisoned)?.remove(d);
+                return Ok(Removed::Yes);
+            }
+            return Ok(if self.blob(d).await.is_some() {
+                Removed::ReadOnly
+            } else {
+                Removed::NotFound
+            });
+        }
         let path = self.data.blob_path(d);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {
@@ -496,7 +735,15 @@ impl Store {
     }
 
     /// Make a verified upload file the blob `d` (renamed into place).
+    /// With S3, the file is sent to the bucket (see [`remote`]) and removed.
     pub async fn commit_blob(&self, file: PathBuf, d: &Digest) -> Result<(), RegistryError> {
+        if let Some(remote) = &self.remote {
+            let sent = remote.put_blob_file(&file, d).await;
+            if let Err(e) = tokio::fs::remove_file(&file).await {
+                tracing::warn!("removing upload file {}: {e}", file.display());
+            }
+            return Ok(sent.with_context(|| format!("storing blob {d} in S3"))?);
+        }
         let dest = self.data.blob_path(d);
         tokio::task::spawn_blocking(move || -> Result<()> {
             let dir = dest.parent().expect("blob paths have a folder");
