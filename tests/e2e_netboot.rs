@@ -421,46 +421,67 @@ fn check_node_table(fwd: u16, mac: &str, profile: &str) {
 
 /// Print the timeline from the serial logs (host-side times).
 fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
-    let mut rows: Vec<(Duration, String)> = Vec::new();
-    let mut add = |s: &Serial, marker: &str, what: String| {
+    // (seconds after host0's QEMU start, VM, event)
+    let mut rows: Vec<(Duration, &str, String)> = Vec::new();
+    let mut add = |s: &Serial, vm: &'static str, marker: &str, what: &str| {
         if let Some((t, _)) = s.find(marker) {
-            rows.push((t, what));
+            rows.push((t, vm, what.to_string()));
         }
     };
-    add(h0, "AIRLIFT-HOST0-READY", "host0 ready".into());
-    add(h0, "AIRLIFT-NETBOOT-READY", "host0 netboot ready".into());
+    add(h0, h0.name, "AIRLIFT-HOST0-READY", "ready");
+    add(h0, h0.name, "AIRLIFT-NETBOOT-READY", "netboot ready");
     for (node, mac) in [(nb, BIOS_MAC), (nu, UEFI_MAC)] {
         let n = node.name;
+        add(h0, n, &format!("AIRLIFT-NETBOOT-DHCP mac={mac}"), "DHCP");
         add(
             h0,
-            &format!("AIRLIFT-NETBOOT-DHCP mac={mac}"),
-            format!("{n}: DHCP"),
-        );
-        add(
-            h0,
+            n,
             &format!("AIRLIFT-NETBOOT-SCRIPT mac={mac}"),
-            format!("{n}: boot script"),
+            "boot script",
         );
-        add(node, "Linux version", format!("{n}: kernel running"));
-        add(node, "AIRLIFT-JOIN-START", format!("{n}: join started"));
-        add(node, "AIRLIFT-JOIN-CONFIGURED", format!("{n}: configured"));
-        add(
-            node,
-            "AIRLIFT-JOIN-VERIFIED",
-            format!("{n}: image resolved"),
-        );
-        add(
-            node,
-            "AIRLIFT-E2E-PULL-OK",
-            format!("{n}: first skopeo pull"),
-        );
+        add(node, n, "Linux version", "kernel running");
+        add(node, n, "AIRLIFT-JOIN-START", "join started");
+        add(node, n, "AIRLIFT-JOIN-CONFIGURED", "configured");
+        add(node, n, "AIRLIFT-JOIN-VERIFIED", "image resolved");
+        add(node, n, "AIRLIFT-E2E-PULL-OK", "first skopeo pull");
     }
     rows.sort();
     eprintln!("timeline (host-side, from QEMU start of host0):");
-    for (t, what) in &rows {
-        eprintln!("  {:>7.1}s  {what}", t.as_secs_f64());
+    for (t, vm, what) in &rows {
+        let label = if *vm == h0.name {
+            format!("{vm} {what}")
+        } else {
+            format!("{vm}: {what}")
+        };
+        eprintln!("  {:>7.1}s  {label}", t.as_secs_f64());
     }
-    for l in h0.all("AIRLIFT-NETBOOT-FILE") {
+    let files = h0.all("AIRLIFT-NETBOOT-FILE");
+    for l in &files {
         eprintln!("  host0: {}", l.trim());
+    }
+    // The same rows for `just bench` (part 4), replaced atomically.
+    let json = serde_json::json!({
+        "clock": "host-side seconds after host0's QEMU start (serial lines polled every 0.2 s)",
+        "rows": rows.iter().map(|(t, vm, what)| serde_json::json!({
+            "seconds": (t.as_secs_f64() * 10.0).round() / 10.0,
+            "vm": vm,
+            "event": what,
+        })).collect::<Vec<_>>(),
+        "netbootFiles": files.iter().map(|l| l.trim()).collect::<Vec<_>>(),
+    });
+    let dir = workspace_root().join("target/test-output/e2e-netboot");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| tempfile::NamedTempFile::new_in(&dir))
+        .and_then(|mut tmp| {
+            use std::io::Write;
+            tmp.write_all(&serde_json::to_vec_pretty(&json).expect("timeline JSON"))?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(dir.join("timeline.json"))
+                .map(drop)
+                .map_err(|e| e.error)
+        });
+    match written {
+        Ok(()) => eprintln!("  (written to {}/timeline.json)", dir.display()),
+        Err(e) => eprintln!("  (could not write {}/timeline.json: {e})", dir.display()),
     }
 }
