@@ -162,7 +162,7 @@ vrrp_instance airlift_registry {
             .replace("virtual IP (host0)", "virtual IP (a replica)")
             .replace("    priority 150\n", "    priority 100\n");
         assert_eq!(replica, expected);
-        assert!(HOST0_PRIORITY > REPLICA_PRIORITY);
+        assert!(priority(Role::Host0) > priority(Role::Replica));
     }
 
     #[test]
