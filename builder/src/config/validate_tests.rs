@@ -278,6 +278,11 @@ fn netboot_and_push_rules() {
         e.contains("field base.bootloader.ipxe: is missing but netboot is enabled"),
         "{e}"
     );
+    let e = one(&GOOD.replace("  nodes:\n", "  replicas: 2\n  nodes:\n"));
+    assert!(
+        e.contains("field netboot.replicas: counts machines of the default profile"),
+        "{e}"
+    );
     let e = one(&GOOD.replace("      role: replica", "      role: host0"));
     assert!(e.starts_with("43:7: field netboot.nodes[0].role: "), "{e}");
     let e = one(&GOOD.replace(", htpasswd: push/htpasswd", ""));
@@ -352,10 +357,18 @@ fn virtual_ip_is_carried_with_defaults() {
     assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
     let dir = fixture();
     let app = load(dir.path(), &text);
-    let v = app.ha.unwrap().virtual_ip.unwrap();
+    let v = app.ha.clone().unwrap().virtual_ip.unwrap();
     assert_eq!(v.address.to_string(), "10.44.0.50/24");
     assert_eq!(v.interface, None);
     assert_eq!(u32::from(v.virtual_router_id), DEFAULT_VIRTUAL_ROUTER_ID);
+    // ... and written into appliance.json as it is.
+    let file = crate::build::appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1");
+    assert_eq!(file.virtual_ip(), Some(&v));
+    let json: serde_json::Value = serde_json::from_slice(&file.render().unwrap()).unwrap();
+    assert_eq!(
+        json["ha"],
+        serde_json::json!({"virtualIp": {"address": "10.44.0.50/24", "virtualRouterId": 51}})
+    );
     // IPv6, an interface and a router id.
     let text = with_vip("    address: fd44::50/64\n    interface: eth1\n    virtualRouterId: 7\n");
     assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
