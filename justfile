@@ -88,6 +88,10 @@ demo: deps base build
 e2e: deps base build
     cargo test -p airlift-integration --test e2e_netboot -- --nocapture
 
+# Registry HA in QEMU: host0 netboots a replica and a node; a push reaches the replica; host0 is killed and the node still pulls through the replica (failover time printed).
+e2e-ha: deps base build
+    cargo test -p airlift-integration --test e2e_ha -- --nocapture
+
 # Figures beside cat, xorriso and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
 bench: deps base
     command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk time; }

@@ -10,3 +10,4 @@ pub mod images;
 pub mod qemu;
 pub mod registry;
 pub mod tools;
+pub mod vm;

@@ -281,6 +281,10 @@ pub struct Netboot {
     /// What unknown MACs get: a profile, or none (they are ignored).
     #[serde(default)]
     pub default_profile: Option<NodeProfile>,
+    /// How many machines of the default profile become registry replicas
+    /// (the first ones to netboot), besides those `nodes` names.
+    #[serde(default)]
+    pub replicas: u32,
     /// Per-MAC profiles.
     #[serde(default)]
     pub nodes: Vec<Node>,

@@ -423,6 +423,13 @@ impl Validator<'_> {
                 "a netbooted machine cannot be host0 (host0 boots from the media); use join or replica",
             );
         }
+        if n.replicas > 0 && n.default_profile.is_none() {
+            self.problem(
+                "netboot.replicas",
+                "counts machines of the default profile, but there is no netboot.defaultProfile; \
+                 add one, or give machines role: replica in netboot.nodes",
+            );
+        }
         let mut macs: HashMap<String, usize> = HashMap::new();
         for (i, node) in n.nodes.iter().enumerate() {
             let field = join_index("netboot.nodes", i);

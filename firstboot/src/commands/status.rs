@@ -40,6 +40,8 @@ pub struct Report {
     pub images: Option<Value>,
     /// None: no node table (netboot enabled but did not start).
     pub nodes: Option<Value>,
+    /// host0's replica table (None: a server without one).
+    pub replicas: Option<Value>,
 }
 
 /// Run the command.
@@ -55,6 +57,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             "status": report.status,
             "images": report.images,
             "nodes": report.nodes,
+            "replicas": report.replicas,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -138,14 +141,16 @@ async fn fetch(base: &str, args: &StatusArgs) -> Result<Report> {
     let status = get(&c, base, "/airlift/v1/status", hint)
         .await?
         .with_context(|| format!("{base} has no /airlift/v1/status: is it host0's registry?"))?;
-    let (images, nodes) = tokio::join!(
+    let (images, nodes, replicas) = tokio::join!(
         get(&c, base, crate::images_api::PATH, ""),
-        get(&c, base, "/airlift/v1/nodes", "")
+        get(&c, base, "/airlift/v1/nodes", ""),
+        get(&c, base, crate::replication::REPLICAS_PATH, "")
     );
     Ok(Report {
         status,
         images: images?,
         nodes: nodes?,
+        replicas: replicas?,
     })
 }
 
@@ -387,7 +392,38 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
             }
         }
     }
-    out.push_str("\nReplicas: none configured\n");
+    let replicas = r
+        .replicas
+        .as_ref()
+        .and_then(|v| v.as_array())
+        .filter(|a| !a.is_empty());
+    match replicas {
+        None => out.push_str("\nReplicas: none\n"),
+        Some(list) => {
+            let _ = writeln!(out, "\nReplicas ({})", list.len());
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|v| {
+                    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+                    vec![
+                        s("name"),
+                        s("url"),
+                        s("state"),
+                        format!("{:.1} s", v["lag-seconds"].as_f64().unwrap_or(0.0)),
+                        format!(
+                            "{}/{}",
+                            v["applied-generation"].as_u64().unwrap_or(0),
+                            v["source-generation"].as_u64().unwrap_or(0)
+                        ),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(
+                &["NAME", "URL", "STATE", "LAG", "GENERATION"],
+                &rows,
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -474,6 +510,11 @@ mod tests {
                 "role": "join", "state": "joined", "boots": 1,
                 "first-seen": "2026-11-22T12:00:00Z", "last-seen": "2026-11-22T12:00:30Z"
             }])),
+            replicas: Some(serde_json::json!([{
+                "name": "52:54:00:a1:00:02", "url": "https://10.0.0.10:5000", "state": "behind",
+                "applied-generation": 3, "source-generation": 5, "lag-seconds": 2.34,
+                "first-seen": "2026-11-22T12:00:00Z", "last-seen": "2026-11-22T12:00:59Z"
+            }])),
         };
         let now = UNIX_EPOCH + Duration::from_secs(parse_rfc3339("2026-11-22T12:01:00Z").unwrap());
         let text = render(&report, now).unwrap();
@@ -492,12 +533,17 @@ mod tests {
             text.contains("52:54:00:a1:00:01  10.0.0.9  default  join  joined  30 s ago"),
             "{text}"
         );
+        assert!(
+            text.contains("52:54:00:a1:00:02  https://10.0.0.10:5000  behind  2.3 s  3/5"),
+            "{text}"
+        );
 
         // Ready shows 100 %; no node table and no images endpoint are said so.
         let ready = Report {
             status: status("ready", 4 * 1024 * 1024, 0),
             images: None,
             nodes: None,
+            replicas: None,
         };
         let text = render(&ready, now).unwrap();
         assert!(text.contains("] 100 %"), "{text}");
@@ -509,6 +555,7 @@ mod tests {
             status: serde_json::json!({"state": "weird"}),
             images: None,
             nodes: None,
+            replicas: None,
         };
         let err = format!("{:#}", render(&bad, now).unwrap_err());
         assert!(err.contains("/airlift/v1/status"), "{err}");

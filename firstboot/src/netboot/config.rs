@@ -84,6 +84,9 @@ pub struct NetbootConfig {
     pub range: Option<String>,
     #[serde(default)]
     pub default_profile: Option<DefaultProfile>,
+    /// How many default-profile machines become replicas.
+    #[serde(default)]
+    pub replicas: u32,
     #[serde(default)]
     pub nodes: Vec<KnownNode>,
 }
@@ -150,6 +153,20 @@ impl NetbootConfig {
     }
 }
 
+/// The replica count at work: a default-profile joining machine becomes
+/// a replica while fewer than `wanted` machines hold that role by count
+/// (`counted`: the MACs already made replicas this way; a machine that
+/// was one stays one when it boots again).
+pub fn apply_replica_count(mut p: Profile, mac: &str, wanted: u32, counted: &[String]) -> Profile {
+    if p.name == "default" && p.role == NodeRole::Join && wanted > 0 {
+        let already = counted.iter().any(|m| m == mac);
+        if already || (counted.len() as u32) < wanted {
+            p.role = NodeRole::Replica;
+        }
+    }
+    p
+}
+
 /// `AA-BB-cc:dd:EE:ff` forms to `aa:bb:cc:dd:ee:ff`; anything else is an error.
 pub fn normalise_mac(mac: &str) -> Result<String> {
     let parts: Vec<&str> = mac.trim().split([':', '-']).collect();
@@ -198,6 +215,42 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_replica_count_takes_the_first_default_machines() {
+        let d = Profile {
+            name: "default".into(),
+            hostname: None,
+            role: NodeRole::Join,
+            kernel_args: vec![],
+        };
+        let none: Vec<String> = vec![];
+        let one = vec!["aa".to_string()];
+        assert_eq!(
+            apply_replica_count(d.clone(), "aa", 1, &none).role,
+            NodeRole::Replica
+        );
+        assert_eq!(
+            apply_replica_count(d.clone(), "bb", 1, &one).role,
+            NodeRole::Join
+        );
+        assert_eq!(
+            apply_replica_count(d.clone(), "aa", 1, &one).role,
+            NodeRole::Replica
+        );
+        assert_eq!(
+            apply_replica_count(d.clone(), "aa", 0, &none).role,
+            NodeRole::Join
+        );
+        let listed = Profile {
+            name: "node:n1".into(),
+            ..d
+        };
+        assert_eq!(
+            apply_replica_count(listed, "cc", 3, &none).role,
+            NodeRole::Join
+        );
     }
 
     #[test]

@@ -125,6 +125,12 @@ async fn ipxe_script(
             format!("#!ipxe\necho airlift: {mac} is not a known machine\nexit 1\n"),
         );
     };
+    let profile = super::config::apply_replica_count(
+        profile,
+        &mac,
+        files.config.replicas,
+        &files.nodes.counted_replicas(),
+    );
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return plain(StatusCode::BAD_REQUEST, "no Host header\n".into());
     };

@@ -99,6 +99,19 @@ impl Nodes {
         mac
     }
 
+    /// MACs made replicas by the replica count (default profile, role replica).
+    pub fn counted_replicas(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|r| {
+                r.profile.as_deref() == Some("default") && r.role.as_deref() == Some("replica")
+            })
+            .map(|r| r.mac.clone())
+            .collect()
+    }
+
     /// Every record, by MAC.
     pub fn list(&self) -> Vec<NodeRecord> {
         self.0

@@ -7,6 +7,7 @@
 const API = {
   status: "/airlift/v1/status",
   nodes: "/airlift/v1/nodes",
+  replicas: "/airlift/v1/replicas",
   images: "/airlift/v1/images",
   mirror: "/airlift/v1/mirror-config",
 };
@@ -24,6 +25,7 @@ const state = {
   images: null,
   imagesKey: "",
   nodesKey: "",
+  replicasKey: "",
   mirror: null,
   mirrorTab: "podman",
 };
@@ -268,6 +270,31 @@ function renderNodes(res) {
   empty.textContent = "No machine has netbooted or joined yet.";
 }
 
+// ---------- replicas ----------
+
+const REPLICA_STATE = {
+  syncing: ["Syncing", "chip-busy"], "in-sync": ["In sync", "chip-ok"],
+  behind: ["Behind", "chip-busy"], unreachable: ["Unreachable", "chip-bad"],
+};
+
+function renderReplicas(res) {
+  const list = res.data || [];
+  const key = JSON.stringify(list);
+  if (key === state.replicasKey) return;
+  state.replicasKey = key;
+  const rows = list.map((r) => {
+    const [label, cls] = REPLICA_STATE[r.state] || [r.state, ""];
+    return el("tr", { "data-testid": "replica-row", "data-state": r.state },
+      el("td", { class: "ref", "data-testid": "replica-name" }, r.name),
+      el("td", { class: "mono", "data-testid": "replica-url" }, r.url),
+      el("td", { "data-testid": "replica-state" }, el("span", { class: `chip chip-dot ${cls}` }, label)),
+      el("td", { class: "num", "data-testid": "replica-lag", title: `generation ${r["applied-generation"]} of ${r["source-generation"]}` },
+        r["lag-seconds"] > 0 ? humanDuration(r["lag-seconds"]) : "0 s"));
+  });
+  $("replicas-body").replaceChildren(...rows);
+  $("replicas-empty").hidden = list.length > 0;
+}
+
 // ---------- mirror config ----------
 
 function renderMirror() {
@@ -302,10 +329,12 @@ function setConnection(ok, detail) {
 
 async function tick() {
   const now = Date.now();
-  const [status, nodes] = await Promise.all([getJSON(API.status), getJSON(API.nodes)]);
+  const [status, nodes, replicas] = await Promise.all(
+    [getJSON(API.status), getJSON(API.nodes), getJSON(API.replicas)]);
   if (status.missing) throw new Error("no /airlift/v1/status here: is this host0?");
   renderStatus(status.data);
   renderNodes(nodes);
+  renderReplicas(replicas);
   if (now - state.lastImages >= IMAGES_EVERY_MS) {
     const r = await getJSON(API.images);
     if (r.data) { state.images = r.data; state.imagesKey = ""; renderImages(); }
