@@ -244,19 +244,6 @@ fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
     })
 }
 
-/// Part 4's table: a placeholder until netboot exists.
-pub fn end_to_end() -> Table {
-    let mut t = Table::new(
-        "4. End to end: ISO boot → host0 serving → a netbooted node pulls",
-        &["measure", "figure"],
-    );
-    t.row(vec![
-        "boot to first pull on a netbooted node".into(),
-        "not yet measured (needs netboot)".into(),
-    ]);
-    t
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,13 +2,14 @@
 //!
 //! 1. building: `airlift build` vs `xorriso -as mkisofs` vs `cat`;
 //! 2. serving: `airlift-firstboot serve` vs `docker-registry`, with `wrk`;
-//! 3. first boot: `airlift-firstboot host0` (when it exists);
-//! 4. end to end: a placeholder until netboot exists.
+//! 3. first boot: `airlift-firstboot host0`;
+//! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG.
 //!
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
 
 pub mod building;
+pub mod end_to_end;
 pub mod first_boot;
 pub mod http;
 pub mod machine;
@@ -98,9 +99,19 @@ pub fn run(
                 Ok(t) => tables.push(t),
                 Err(e) => failed("3. First boot", e, &mut tables),
             },
+            Part::EndToEnd => match end_to_end::run(s, root) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("4. End to end", e, &mut tables),
+            },
         }
     }
-    tables.push(first_boot::end_to_end());
+    if !s.parts.contains(&Part::EndToEnd) {
+        tables.push(end_to_end::skipped(if s.quick {
+            "not run in quick mode (AIRLIFT_BENCH_PARTS=e2e runs it)"
+        } else {
+            "not run (AIRLIFT_BENCH_PARTS leaves out e2e)"
+        }));
+    }
     for t in &tables {
         eprintln!("\n{}", t.markdown());
     }
@@ -116,7 +127,7 @@ pub fn run(
 }
 
 /// `/proc/loadavg`'s first three fields.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))

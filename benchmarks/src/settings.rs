@@ -15,6 +15,8 @@ pub enum Part {
     Serve,
     /// `airlift-firstboot host0`: first pull and background load.
     FirstBoot,
+    /// `just e2e` (QEMU, ~10 min): the netboot timeline.
+    EndToEnd,
 }
 
 impl Part {
@@ -23,8 +25,9 @@ impl Part {
             "build" => Ok(Part::Build),
             "serve" => Ok(Part::Serve),
             "firstboot" | "first-boot" => Ok(Part::FirstBoot),
+            "e2e" | "end-to-end" => Ok(Part::EndToEnd),
             other => bail!(
-                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot"
+                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot, e2e"
             ),
         }
     }
@@ -91,7 +94,9 @@ impl Settings {
         };
         let parts = match get("AIRLIFT_BENCH_PARTS") {
             Some(v) => v.split(',').map(Part::parse).collect::<Result<Vec<_>>>()?,
-            None => vec![Part::Build, Part::Serve, Part::FirstBoot],
+            // Quick runs leave out the QEMU end-to-end test (~10 min).
+            None if quick => vec![Part::Build, Part::Serve, Part::FirstBoot],
+            None => vec![Part::Build, Part::Serve, Part::FirstBoot, Part::EndToEnd],
         };
         let path = |name: &str, default: &str| -> PathBuf {
             let p = PathBuf::from(get(name).unwrap_or_else(|| default.to_string()));
@@ -191,7 +196,8 @@ mod tests {
         assert!(s.build_payload_bytes() >= 2 << 30);
         assert_eq!(s.first_boot_mib, vec![100, 2048]);
         assert_eq!(s.work_dir, Path::new("/ws/target/bench-work"));
-        assert_eq!(s.parts.len(), 3);
+        assert_eq!(s.parts.len(), 4);
+        assert_eq!(s.parts[3], Part::EndToEnd);
     }
 
     #[test]
@@ -204,6 +210,7 @@ mod tests {
         assert!(s.quick);
         assert_eq!(s.build_layer_mib, 9);
         assert_eq!(s.rounds, 1);
+        assert!(!s.parts.contains(&Part::EndToEnd), "quick runs skip QEMU");
         assert!(!settings(&[("AIRLIFT_BENCH_QUICK", "0")]).unwrap().quick);
         let s = settings(&[
             ("AIRLIFT_BENCH_PARTS", "serve, build"),
