@@ -225,3 +225,78 @@ fn health_counts_401_as_up_and_503_as_down() {
     assert!(err.contains("answered 503"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn host0_puts_the_vip_in_its_certificate_and_writes_keepalived_config() {
+    use airlift_bundle::appliance::{Ha, VirtualIp};
+    use airlift_integration::host0::{self, Host0, Host0Dirs};
+    use airlift_integration::images::{write_layout, Layer, TestImage};
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    write_layout(
+        &media,
+        &[TestImage {
+            ref_name: "quay.io/test/app:1.0".to_string(),
+            layers: vec![Layer::Random {
+                seed: 7,
+                size: 1000,
+            }],
+            architecture: "amd64".to_string(),
+            gzip: true,
+        }],
+    )
+    .unwrap();
+    let mut file = host0::appliance_file(host0::port(), &["quay.io"]);
+    let iface = real_interface();
+    file.ha = Some(Ha {
+        virtual_ip: Some(VirtualIp {
+            address: "10.77.0.50/24".parse().unwrap(),
+            interface: Some(iface.clone()),
+            virtual_router_id: 42,
+        }),
+    });
+    let dirs = Host0Dirs::new(tmp.path(), &media, &file);
+    let h = Host0::start(&dirs, &[]);
+
+    // The generated certificate names the virtual IP.
+    let sans = std::fs::read_to_string(dirs.data.join("tls/server.sans")).unwrap();
+    assert!(sans.lines().any(|l| l == "ip:10.77.0.50"), "{sans}");
+
+    // keepalived's config, written under host0's root in the background.
+    let conf = dirs.root.join(airlift_firstboot::vip::CONFIG_PATH);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !conf.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "no {}; host0's log:\n{}",
+            conf.display(),
+            h.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let settings = VipSettings {
+        address: "10.77.0.50/24".parse().unwrap(),
+        interface: iface,
+        virtual_router_id: 42,
+    };
+    let expected = keepalived::render(
+        &settings,
+        Role::Host0,
+        &airlift_firstboot::vip::health_command(&file),
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), expected);
+    assert!(expected.contains("priority 150"));
+    // The root has no keepalived: host0 says so and keeps serving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.log_text().contains("keepalived is not installed") {
+        assert!(Instant::now() < deadline, "{}", h.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The check passes against host0 itself, verified with its CA.
+    let url = format!("https://{}", dirs.host());
+    let (code, err) = health(&["--url", &url, "--ca", dirs.ca().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
