@@ -18,126 +18,22 @@
 //! times of marker lines) is printed, never asserted. Needs `just base`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use airlift_firstboot::join_api::NodeConfig;
 use airlift_firstboot::mirrors::{apply::plan_files, FileKind};
 use airlift_integration::qemu::{self, OVMF_CODE, OVMF_VARS};
 use airlift_integration::tools::{free_port, require, workspace_root};
+use airlift_integration::vm::{self, Running, Serial};
 
 const TOTAL: Duration = Duration::from_secs(15 * 60);
 const HOST0_MAC: &str = "52:54:00:77:00:01";
 const BIOS_MAC: &str = "52:54:00:77:00:11";
 const UEFI_MAC: &str = "52:54:00:77:00:12";
 const PULLS: [&str; 2] = ["quay.io/test/hello:1.0", "docker.io/library/busybox:1.35"];
-
-/// Kills and reaps QEMU on every path.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A VM's serial log, with the host time each line first appeared.
-#[derive(Clone)]
-struct Serial {
-    name: &'static str,
-    path: PathBuf,
-    lines: Arc<Mutex<Vec<(Duration, String)>>>,
-}
-
-impl Serial {
-    /// Start following `path` (lines timed against `t0`).
-    fn follow(name: &'static str, path: PathBuf, t0: Instant) -> Serial {
-        let s = Serial {
-            name,
-            path,
-            lines: Arc::default(),
-        };
-        let me = s.clone();
-        std::thread::spawn(move || {
-            let mut seen = 0usize;
-            loop {
-                let bytes = std::fs::read(&me.path).unwrap_or_default();
-                let text = String::from_utf8_lossy(&bytes);
-                // Only whole lines.
-                let whole = text.rfind('\n').map_or(0, |i| i + 1);
-                let new: Vec<String> = text[..whole]
-                    .lines()
-                    .skip(seen)
-                    .map(|l| l.trim_end_matches('\r').to_string())
-                    .collect();
-                if !new.is_empty() {
-                    seen += new.len();
-                    let at = t0.elapsed();
-                    let mut g = me.lines.lock().unwrap();
-                    g.extend(new.into_iter().map(|l| (at, l)));
-                }
-                if Arc::strong_count(&me.lines) == 1 {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        });
-        s
-    }
-
-    fn find(&self, marker: &str) -> Option<(Duration, String)> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(_, l)| l.contains(marker))
-            .cloned()
-    }
-
-    fn all(&self, marker: &str) -> Vec<String> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, l)| l.contains(marker))
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.path).unwrap_or_default()).into_owned()
-    }
-}
-
-fn spawn_qemu(args: &[String], serial: &Path) -> Running {
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        &qemu::accel(),
-        "-cpu",
-        "qemu64,+rdrand",
-        "-smp",
-        "1",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-no-reboot",
-        "-nodefaults",
-        "-vga",
-        "std",
-    ])
-    .args(args)
-    .arg("-serial")
-    .arg(format!("file:{}", serial.display()))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    Running(cmd.spawn().expect("starting qemu-system-x86_64"))
-}
 
 /// Wait until `serial` shows `marker`; fail with every VM's tail.
 fn wait_for(
@@ -146,49 +42,13 @@ fn wait_for(
     t0: Instant,
     vms: &mut [(&Serial, &mut Running)],
 ) -> (Duration, String) {
-    loop {
-        if let Some(hit) = serial.find(marker) {
-            return hit;
-        }
-        for (s, r) in vms.iter_mut() {
-            if let Some(status) = r.0.try_wait().unwrap() {
-                panic!(
-                    "{} exited ({status}) while waiting for {marker:?} on {}\n{}",
-                    s.name,
-                    serial.name,
-                    qemu::tail(&s.text(), 80)
-                );
-            }
-        }
-        if t0.elapsed() > TOTAL {
-            let tails: Vec<String> = vms
-                .iter()
-                .map(|(s, _)| format!("--- {} ---\n{}", s.name, qemu::tail(&s.text(), 60)))
-                .collect();
-            panic!(
-                "no {marker:?} on {} within {TOTAL:?}\n{}",
-                serial.name,
-                tails.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    vm::wait_for(serial, &[marker], t0, TOTAL, vms)
 }
 
 /// `GET https://127.0.0.1:PORT/PATH` on host0 (through the forward; its
 /// CA is checked elsewhere, so `-k` here).
 fn host0_get(port: u16, path: &str) -> serde_json::Value {
-    let out = Command::new("curl")
-        .args(["-fsSk", "--max-time", "20"])
-        .arg(format!("https://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("running curl");
-    assert!(
-        out.status.success(),
-        "GET {path} on host0: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    vm::get_json(port, path).unwrap_or_else(|e| panic!("host0: {e}"))
 }
 
 /// Hex sha256, as `sha256sum` prints it.
@@ -320,7 +180,7 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
     let t0 = Instant::now();
 
     let host0_serial = tmp.path().join("host0.log");
-    let mut host0 = spawn_qemu(
+    let mut host0 = vm::spawn(
         &[
             "-m".into(),
             "2048".into(),
@@ -351,7 +211,7 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
         .to_string();
 
     let bios_serial = tmp.path().join("node-bios.log");
-    let mut bios = spawn_qemu(
+    let mut bios = vm::spawn(
         &[
             "-m".into(),
             "1536".into(),
@@ -369,7 +229,7 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
     let vars = tmp.path().join("OVMF_VARS.fd");
     std::fs::copy(OVMF_VARS, &vars).expect("copying the OVMF variables (apt-get install ovmf)");
     let uefi_serial = tmp.path().join("node-uefi.log");
-    let mut uefi = spawn_qemu(
+    let mut uefi = vm::spawn(
         &[
             "-m".into(),
             "1536".into(),

@@ -309,7 +309,7 @@ pub async fn run(opts: Options) -> Result<()> {
             .as_ref()
             .filter(|_| file.registry.tls == TlsMode::Generate)
             .map(|t| t.dir.clone()),
-        replica_sans: vec![],
+        replica_sans: crate::vip::address(&file).into_iter().collect(),
         replicas: replicas.clone(),
     });
     let rts_for_finish = rts;

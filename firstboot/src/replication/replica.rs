@@ -190,6 +190,16 @@ pub async fn run(opts: Options) -> Result<()> {
     };
     join::configure(&cfg, &no_verify, "AIRLIFT-JOIN-CONFIGURED").await?;
 
+    // The virtual IP (ha.virtualIp): keepalived on every registry machine.
+    let (vip_file, vip_root) = (file.clone(), opts.join.root.clone());
+    tokio::task::spawn_blocking(move || {
+        match crate::vip::apply(&vip_file, crate::vip::Role::Replica, &vip_root) {
+            Ok(crate::vip::Applied::Off) => {}
+            Ok(a) => tracing::info!("virtual IP: {a}"),
+            Err(e) => tracing::error!("virtual IP: {e:#}"),
+        }
+    });
+
     let src = Source::new(&p.server, &p.token, cfg.ca_pem.as_deref())?;
     let name = p
         .mac
