@@ -5,6 +5,7 @@
 pub mod containerd;
 pub mod fault_proxy;
 pub mod firstboot;
+pub mod garage;
 pub mod host0;
 pub mod images;
 pub mod qemu;
