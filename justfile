@@ -48,8 +48,17 @@ check:
 build:
     cargo build --workspace --bins
 
+# Garage, the S3 server the registry's S3 tests run against (built once, ~6-17 min).
+garage:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+            cargo install garage --locked --no-default-features --features bundled-libs,lmdb
+    fi
+
 # Everything CI runs, QEMU boots included.
-test: deps base build
+test: deps base build garage
     cargo test --workspace
 
 # Build the smoke ISO and boot it every way (BIOS/UEFI x CD/disk/USB).
