@@ -369,10 +369,11 @@ impl Client {
             if let Some(t) = &token {
                 q.push(("continuation-token".to_string(), t.clone()));
             }
+            let op = format!("LIST (prefix {prefix:?})");
             let r = self
-                .send("LIST", Method::GET, "", &q, Payload::Empty, None)
+                .send(&op, Method::GET, "", &q, Payload::Empty, None)
                 .await?;
-            let r = self.expect_ok("LIST", prefix, r).await?;
+            let r = self.expect_ok(&op, "", r).await?;
             let body = r.text().await.context("reading an S3 listing")?;
             for c in xml::all(&body, "Contents") {
                 let key = xml::first(c, "Key").unwrap_or_default();
