@@ -102,11 +102,15 @@ impl Output {
         Ok(())
     }
 
-    /// Fsyncs and renames the image into place.
-    pub fn finish(self) -> Result<()> {
+    /// Fsyncs the image (still under its temp name).
+    pub fn sync(&self) -> Result<()> {
         self.file()
             .sync_all()
-            .with_context(|| format!("syncing {}", self.tmp.path().display()))?;
+            .with_context(|| format!("syncing {}", self.tmp.path().display()))
+    }
+
+    /// Renames the (fsynced) image into place and syncs the folder.
+    pub fn persist(self) -> Result<()> {
         let dest = self.dest.clone();
         self.tmp
             .persist(&dest)

@@ -613,36 +613,47 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
         o.write_at(u64::from(ce_start) * SECTOR, &ce_bytes)?;
     }
     let t = std::time::Instant::now();
-    copy_payloads(&o, &files)?;
+    // The payloads, then the rest and the fsync while the digest checker
+    // finishes; renamed into place only when both succeeded.
+    let esp_report = copy_payloads(&o, &files, || {
+        tracing::debug!(
+            "iso: {payload_bytes} payload bytes copied in {:.2}s",
+            t.elapsed().as_secs_f64()
+        );
+        if let Some((file_lba, table, _)) = &bios {
+            o.write_at(u64::from(*file_lba) * SECTOR + 8, table)?;
+        }
+        let mut esp_report = None;
+        if let (Some((esp_lba, plan)), Some(u)) = (&esp, &image.uefi) {
+            let base = u64::from(*esp_lba) * SECTOR;
+            for (off, bytes) in &plan.meta {
+                o.write_at(base + off, bytes)?;
+            }
+            for (off, idx) in &plan.files {
+                let (path, src) = &u.esp_files[*idx];
+                o.copy_in(src, base + off, esp_inputs[*idx].1)
+                    .with_context(|| format!("ESP file {path:?}"))?;
+            }
+            esp_report = Some(super::EspReport {
+                lba: *esp_lba,
+                bytes: plan.total_bytes,
+                fat32: plan.fat_type == FatType::Fat32,
+                cluster_bytes: plan.cluster_bytes,
+                catalog_sector_count: uefi_count.unwrap_or(0),
+            });
+        }
+        o.sync()?;
+        tracing::debug!(
+            "iso: everything written and fsynced at {:.2}s",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(esp_report)
+    })?;
     tracing::debug!(
-        "iso: {payload_bytes} payload bytes copied and checked in {:.2}s",
+        "iso: payload digests checked at {:.2}s",
         t.elapsed().as_secs_f64()
     );
-    if let Some((file_lba, table, _)) = &bios {
-        o.write_at(u64::from(*file_lba) * SECTOR + 8, table)?;
-    }
-    let mut esp_report = None;
-    if let (Some((esp_lba, plan)), Some(u)) = (&esp, &image.uefi) {
-        let base = u64::from(*esp_lba) * SECTOR;
-        for (off, bytes) in &plan.meta {
-            o.write_at(base + off, bytes)?;
-        }
-        for (off, idx) in &plan.files {
-            let (path, src) = &u.esp_files[*idx];
-            o.copy_in(src, base + off, esp_inputs[*idx].1)
-                .with_context(|| format!("ESP file {path:?}"))?;
-        }
-        esp_report = Some(super::EspReport {
-            lba: *esp_lba,
-            bytes: plan.total_bytes,
-            fat32: plan.fat_type == FatType::Fat32,
-            cluster_bytes: plan.cluster_bytes,
-            catalog_sector_count: uefi_count.unwrap_or(0),
-        });
-    }
-    let t = std::time::Instant::now();
-    o.finish()?;
-    tracing::debug!("iso: fsync and rename in {:.2}s", t.elapsed().as_secs_f64());
+    o.persist()?;
     Ok(WriteReport {
         image_bytes,
         volume_sectors,
@@ -655,11 +666,13 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
     })
 }
 
-/// Copies every payload to its extent. Files with an expected digest are
-/// then hashed as written, read back from the output (so the check
-/// covers exactly the image's bytes), on a second thread that trails the
-/// copies: hashing overlaps the next copy.
-fn copy_payloads(o: &Output, files: &[FilePlan]) -> Result<()> {
+/// Copies every payload to its extent, then runs `then` (the rest of
+/// the image and its fsync). Files with an expected digest are hashed as
+/// written, read back from the output (so the check covers exactly the
+/// image's bytes), on a second thread that trails the copies: hashing
+/// overlaps the copies and the fsync. A mismatch is the error, whatever
+/// `then` returned.
+fn copy_payloads<T>(o: &Output, files: &[FilePlan], then: impl FnOnce() -> Result<T>) -> Result<T> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<&FilePlan>(files.len().max(1));
         let checker = scope.spawn(move || -> Result<()> {
@@ -689,8 +702,9 @@ fn copy_payloads(o: &Output, files: &[FilePlan]) -> Result<()> {
             Ok(())
         })();
         drop(tx);
+        let rest = copied.and_then(|()| then());
         let checked = checker.join().expect("the digest checker panicked");
-        checked.and(copied)
+        checked.and(rest)
     })
 }
 
