@@ -47,7 +47,11 @@
 //!
 //! Metadata is planned in memory (its size depends on the number of files,
 //! not their bytes); payloads are copied once with `copy_file_range` over
-//! their data extents, so sparse inputs stay sparse. Entries are sorted,
+//! their data extents, so sparse inputs stay sparse; files given an
+//! expected digest ([`Tree::expect_digest`]) are hashed back from the
+//! output on a second thread and the image is not renamed into place
+//! unless every one matches; written data is flushed as the copies go
+//! (fdatasync every 64 MiB on a third thread). Entries are sorted,
 //! every timestamp is the caller's epoch, and GUIDs, the MBR signature and
 //! the FAT serial derive from the volume id, epoch and file list: same
 //! inputs, bit-identical image. The image is written to a temp file next

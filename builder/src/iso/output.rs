@@ -109,6 +109,14 @@ impl Output {
             .with_context(|| format!("syncing {}", self.tmp.path().display()))
     }
 
+    /// Writes back the data written so far (fdatasync), without waiting
+    /// for the rest of the image.
+    pub fn sync_data(&self) -> Result<()> {
+        self.file()
+            .sync_data()
+            .with_context(|| format!("syncing {}", self.tmp.path().display()))
+    }
+
     /// Renames the (fsynced) image into place and syncs the folder.
     pub fn persist(self) -> Result<()> {
         let dest = self.dest.clone();

@@ -666,6 +666,9 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
     })
 }
 
+/// Payload bytes copied between two early write-back nudges.
+const FLUSH_EVERY: u64 = 64 << 20;
+
 /// Copies every payload to its extent, then runs `then` (the rest of
 /// the image and its fsync). Files with an expected digest are hashed as
 /// written, read back from the output (so the check covers exactly the
@@ -689,10 +692,27 @@ fn copy_payloads<T>(o: &Output, files: &[FilePlan], then: impl FnOnce() -> Resul
             }
             Ok(())
         });
+        // Write back what is copied while the copies go on, so the final
+        // fsync has little left to do. Nudges coalesce. Its first error is
+        // kept and returned: a later fsync on this file would not report
+        // it again.
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let flusher = scope.spawn(move || -> Result<()> {
+            for () in nudged {
+                o.sync_data()?;
+            }
+            Ok(())
+        });
         let copied = (|| -> Result<()> {
+            let mut since_nudge = 0u64;
             for f in files {
                 if f.size > 0 {
                     o.copy_in(f.src, u64::from(f.lba) * SECTOR, f.size)?;
+                }
+                since_nudge += f.size;
+                if since_nudge >= FLUSH_EVERY {
+                    since_nudge = 0;
+                    let _ = nudge.try_send(());
                 }
                 if f.expect.is_some() && tx.send(f).is_err() {
                     // The checker stopped on a mismatch: its error wins.
@@ -702,7 +722,9 @@ fn copy_payloads<T>(o: &Output, files: &[FilePlan], then: impl FnOnce() -> Resul
             Ok(())
         })();
         drop(tx);
-        let rest = copied.and_then(|()| then());
+        drop(nudge);
+        let flushed = flusher.join().expect("the flusher panicked");
+        let rest = copied.and(flushed).and_then(|()| then());
         let checked = checker.join().expect("the digest checker panicked");
         checked.and(rest)
     })
