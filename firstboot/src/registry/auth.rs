@@ -108,7 +108,11 @@ impl Auth {
             )),
             Decision::Disabled => Err(RegistryError::new(
                 Code::Denied,
-                "pushing is disabled on this registry: start it with --htpasswd or --push-token-file",
+                self.push_disabled_reason.clone().unwrap_or_else(|| {
+                    "pushing is disabled on this registry: start it with --htpasswd or \
+                     --push-token-file"
+                        .to_string()
+                }),
             )),
         }
     }

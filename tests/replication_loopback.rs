@@ -1,0 +1,327 @@
+//! Registry replication without VMs: `airlift-firstboot host0` and
+//! `airlift-firstboot replica` on 127.0.0.1 with temp roots, real skopeo.
+//!
+//! Asserted: the replica joins (certificate from host0's CA, checked by
+//! skopeo), copies the bundle, then follows pushes and a moved tag; both
+//! sides report it in sync; a push to the replica is refused and names
+//! host0; with host0 killed the replica keeps serving and says the
+//! source is lost; a restarted host0 (a new source) is followed again.
+//! Replication lag is printed, never asserted.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
+use airlift_integration::images::{write_layout, TestImage};
+use airlift_integration::tools::{binary, free_port, require};
+
+const PUSH_TOKEN: &str = "replication-test-push-token-0123456789";
+
+/// A running `airlift-firstboot replica`, killed on drop.
+struct Replica {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    fn start(tmp: &Path, dirs: &Host0Dirs) -> Replica {
+        let cmdline = tmp.join("cmdline");
+        std::fs::write(
+            &cmdline,
+            format!(
+                "console=ttyS0 airlift.role=replica airlift.server=https://{} \
+                 airlift.token={JOIN_TOKEN} airlift.mac=52:54:00:00:00:99\n",
+                dirs.host()
+            ),
+        )
+        .unwrap();
+        let (root, data) = (tmp.join("replica-root"), tmp.join("replica-data"));
+        std::fs::create_dir_all(&root).unwrap();
+        let port = free_port();
+        let log = tmp.join("replica.log");
+        let child = Command::new(binary("airlift-firstboot"))
+            .arg("replica")
+            .arg("--cmdline")
+            .arg(&cmdline)
+            .arg("--conf")
+            .arg(tmp.join("no-join.conf"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(&dirs.config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--max-backoff-secs", "1"])
+            .env("AIRLIFT_LOG", "stderr")
+            .env("RUST_LOG", "airlift_firstboot=debug,info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting airlift-firstboot replica");
+        let mut child = child;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Replica {
+            child,
+            lines: rx,
+            seen: vec![],
+            log,
+            port,
+        }
+    }
+
+    /// Wait for a stdout line containing `marker`.
+    fn wait_line(&mut self, marker: &str, timeout: Duration) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(marker)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(marker) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "the replica printed no {marker} line (exit: {:?}); lines: {:#?}\nlog:\n{}",
+                    self.child.try_wait(),
+                    self.seen,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A folder with host0's CA as `ca.crt`, for skopeo's `--*-cert-dir`.
+fn cert_dir(dirs: &Host0Dirs, tmp: &Path) -> PathBuf {
+    let d = tmp.join("certs");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(dirs.ca(), d.join("ca.crt")).unwrap();
+    d
+}
+
+/// `skopeo copy` of `image` (an OCI layout entry) to `host`/`reference`;
+/// its output and the digest of the manifest it wrote (skopeo compresses
+/// the layers for a registry, so it differs from the layout's).
+fn push(
+    layout: &Path,
+    image: &str,
+    host: &str,
+    reference: &str,
+    certs: &Path,
+) -> (std::process::Output, String) {
+    let digest_file = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-cert-dir"])
+        .arg(certs)
+        .args(["--dest-creds", &format!("push:{PUSH_TOKEN}")])
+        .arg("--digestfile")
+        .arg(digest_file.path())
+        .arg(format!("oci:{}:{image}", layout.display()))
+        .arg(format!("docker://{host}/{reference}"))
+        .output()
+        .unwrap();
+    let digest = std::fs::read_to_string(digest_file.path()).unwrap_or_default();
+    (out, digest.trim().to_string())
+}
+
+/// The manifest digest `host` serves for `reference`, verified TLS.
+fn digest_at(host: &str, reference: &str, certs: &Path) -> Option<String> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}", "--cert-dir"])
+        .arg(certs)
+        .arg(format!("docker://{host}/{reference}"))
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Poll until `host` serves `want` for `reference`; returns how long it took.
+fn wait_digest(host: &str, reference: &str, want: &str, certs: &Path) -> Duration {
+    let start = Instant::now();
+    loop {
+        if digest_at(host, reference, certs).as_deref() == Some(want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{host} never served {reference} as {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GET a JSON endpoint with host0's CA.
+fn json(host: &str, path: &str, dirs: &Host0Dirs) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "10", "--cacert"])
+        .arg(dirs.ca())
+        .arg(format!("https://{host}{path}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {path} on {host}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_replica_copies_follows_survives_and_rejoins_host0() {
+    require("skopeo", "skopeo");
+    require("curl", "curl");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let media = t.join("media");
+    let bundle = write_layout(
+        &media,
+        &[
+            TestImage::random("quay.io/test/app:1.0", 1, 300_000),
+            TestImage::random("docker.io/library/tool:2", 2, 100_000),
+        ],
+    )
+    .unwrap();
+    let mut file = host0::appliance_file(host0::port(), &["quay.io", "docker.io"]);
+    file.registry.push = true;
+    file.storage.allow_ram_push = true;
+    let dirs = Host0Dirs::new(t, &media, &file);
+    std::fs::write(t.join("push-token"), PUSH_TOKEN).unwrap();
+    let mut h0 = Host0::start(&dirs, &["--force-load"]);
+    let certs = cert_dir(&dirs, t);
+
+    // The replica copies the bundle, served under TLS host0's CA signed.
+    let mut r = Replica::start(t, &dirs);
+    let synced = r.wait_line("AIRLIFT-REPLICA-SYNCED", Duration::from_secs(120));
+    eprintln!("{synced}");
+    for (reference, made) in [
+        ("quay.io/test/app:1.0", &bundle[0]),
+        ("docker.io/library/tool:2", &bundle[1]),
+    ] {
+        assert_eq!(
+            digest_at(&r.host(), reference, &certs).as_deref(),
+            Some(made.manifest.digest.to_string().as_str()),
+            "{reference} on the replica"
+        );
+    }
+    let pulled = t.join("pulled");
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-cert-dir"])
+        .arg(&certs)
+        .arg(format!("docker://{}/quay.io/test/app:1.0", r.host()))
+        .arg(format!("dir:{}", pulled.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pulling from the replica: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A push to host0 arrives; then a moved tag.
+    let layout = t.join("pushes");
+    write_layout(
+        &layout,
+        &[
+            TestImage::random("first", 10, 250_000),
+            TestImage::random("second", 11, 250_000),
+            TestImage::random("third", 12, 50_000),
+        ],
+    )
+    .unwrap();
+    let mut last = String::new();
+    for image in ["first", "second"] {
+        let (out, digest) = push(
+            &layout,
+            image,
+            &dirs.host(),
+            "quay.io/test/pushed:1.0",
+            &certs,
+        );
+        assert!(
+            out.status.success(),
+            "push {image} to host0: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lag = wait_digest(&r.host(), "quay.io/test/pushed:1.0", &digest, &certs);
+        last = digest;
+        eprintln!("push of {image} visible on the replica after {lag:.2?} (polled every 0.1 s)");
+    }
+    let table = json(&dirs.host(), "/airlift/v1/replicas", &dirs);
+    let row = &table[0];
+    assert_eq!(row["url"], format!("https://{}", r.host()), "{table}");
+    assert_eq!(row["state"], "in-sync", "{table}");
+    assert_eq!(
+        row["applied-generation"], row["source-generation"],
+        "{table}"
+    );
+    let rs = json(&r.host(), "/airlift/v1/status", &dirs);
+    assert_eq!(rs["state"], "ready", "{rs}");
+    assert_eq!(rs["replication"]["state"], "in-sync", "{rs}");
+    assert_eq!(rs["registry"], format!("https://{}", r.host()), "{rs}");
+
+    // Pushes to the replica are refused, naming host0.
+    let (out, _) = push(&layout, "third", &r.host(), "quay.io/test/other:1", &certs);
+    assert!(!out.status.success(), "a push to the replica was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("replica") && err.contains(&dirs.host()),
+        "the refusal should name host0: {err}"
+    );
+
+    // host0 dies: the replica serves on and says the source is lost.
+    h0.kill9();
+    r.wait_line("AIRLIFT-REPLICA-SOURCE-LOST", Duration::from_secs(60));
+    assert_eq!(
+        digest_at(&r.host(), "quay.io/test/pushed:1.0", &certs),
+        Some(last)
+    );
+    let rs = json(&r.host(), "/airlift/v1/status", &dirs);
+    assert_eq!(rs["replication"]["state"], "source-unreachable", "{rs}");
+
+    // host0 comes back (a new process, so a new source): followed again.
+    let _h0 = Host0::start(&dirs, &[]);
+    r.wait_line("AIRLIFT-REPLICA-SOURCE-BACK", Duration::from_secs(60));
+    let (out, digest) = push(
+        &layout,
+        "third",
+        &dirs.host(),
+        "quay.io/test/after:1",
+        &certs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_digest(&r.host(), "quay.io/test/after:1", &digest, &certs);
+}
