@@ -204,12 +204,19 @@ mod tests {
         let e = auth.require_push(Some(&bearer)).unwrap_err();
         assert_eq!(e.code, Code::Denied);
         assert!(format!("{e:?}").contains("no data disk"), "{e:?}");
-        // Without credentials the usual "pushing is disabled" stands.
+        // With pushing off altogether the reason still replaces the generic
+        // "start it with --htpasswd" advice, which would mislead on a replica.
         let off = Auth {
             push_disabled_reason: Some("no data disk".into()),
             ..Auth::default()
         };
-        assert!(!format!("{:?}", off.require_push(None).unwrap_err()).contains("no data disk"));
+        let e = off.require_push(None).unwrap_err();
+        assert_eq!(e.code, Code::Denied);
+        assert!(format!("{e:?}").contains("no data disk"), "{e:?}");
+        assert!(!format!("{e:?}").contains("--htpasswd"), "{e:?}");
+        // And without a reason the advice stands.
+        let e = Auth::default().require_push(None).unwrap_err();
+        assert!(format!("{e:?}").contains("--htpasswd"), "{e:?}");
     }
 
     #[test]
