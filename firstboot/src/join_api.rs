@@ -130,34 +130,42 @@ pub fn host_port(addr: SocketAddr) -> String {
 }
 
 impl Join {
-    /// The node config for a node that reached host0 at `local` (the
-    /// address it used comes first: it is known to work from there).
+    /// The node config for a node that reached host0 at `local`. Order:
+    /// the address the node used (known to work from there), then the
+    /// synced replicas (they joined over the nodes' network), then host0's
+    /// other addresses, which may sit on networks the node cannot reach:
+    /// a client tries mirrors in order, and every dead address ahead of a
+    /// live one costs it a connect timeout when host0 is down.
     pub fn node_config(&self, local: Option<SocketAddr>) -> NodeConfig {
-        let mut hosts: Vec<String> = Vec::new();
-        if let Some(l) = local {
-            if !l.ip().is_unspecified() {
-                hosts.push(host_port(l));
+        let endpoint = |host: String| Endpoint {
+            host,
+            scheme: self.scheme,
+        };
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut add = |e: Endpoint| {
+            if !endpoints.contains(&e) {
+                endpoints.push(e);
             }
+        };
+        match local {
+            Some(l) if !l.ip().is_unspecified() => add(endpoint(host_port(l))),
+            // No address known to work: host0's own come first.
+            _ => self
+                .advertised
+                .iter()
+                .cloned()
+                .for_each(|h| add(endpoint(h))),
         }
-        for h in &self.advertised {
-            if !hosts.contains(h) {
-                hosts.push(h.clone());
-            }
-        }
-        let mut endpoints: Vec<Endpoint> = hosts
-            .iter()
-            .map(|h| Endpoint {
-                host: h.clone(),
-                scheme: self.scheme,
-            })
-            .collect();
         for url in self.replicas.usable_urls() {
             match Endpoint::parse_url(&url) {
-                Ok(e) if !endpoints.contains(&e) => endpoints.push(e),
-                Ok(_) => {}
+                Ok(e) => add(e),
                 Err(e) => tracing::warn!("replica URL {url:?} left out: {e:#}"),
             }
         }
+        self.advertised
+            .iter()
+            .cloned()
+            .for_each(|h| add(endpoint(h)));
         let registries = endpoints.iter().map(Endpoint::url).collect();
         NodeConfig {
             schema: NODE_CONFIG_SCHEMA,
@@ -334,9 +342,19 @@ mod tests {
         let now = std::time::Instant::now();
         j.replicas.report(&report("10.0.0.7", true), false, now);
         j.replicas.report(&report("10.0.0.8", false), false, now);
+        // The address used, the synced replica, host0's other address.
         let c = j.node_config(Some("10.0.0.1:5000".parse().unwrap()));
         assert_eq!(
             c.registries,
+            [
+                "https://10.0.0.1:5000",
+                "https://10.0.0.7:5000",
+                "https://10.0.0.2:5000"
+            ]
+        );
+        // Not knowing the address used, host0's come first.
+        assert_eq!(
+            j.node_config(None).registries,
             [
                 "https://10.0.0.1:5000",
                 "https://10.0.0.2:5000",
