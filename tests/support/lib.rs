@@ -8,6 +8,7 @@ pub mod firstboot;
 pub mod garage;
 pub mod host0;
 pub mod images;
+pub mod netns;
 pub mod qemu;
 pub mod registry;
 pub mod tools;
