@@ -3,7 +3,8 @@
 //! and checks without starting VRRP or touching any interface), broken
 //! ones are refused, and `airlift-firstboot health`, the check keepalived
 //! runs, tells a serving registry from a dead one. keepalived itself is
-//! never started here: it would put addresses on this machine's links.
+//! never started here: it would put addresses on this machine's links
+//! (tests/vip_vrrp.rs runs it, VRRP and all, inside network namespaces).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -379,7 +379,11 @@ fn the_virtual_ip_follows_the_healthy_registry() {
     // The replica dies as a machine does (keepalived killed outright): host0
     // keeps the address, and nothing is left behind on b.
     let pids = b.keepalived_dies();
-    assert!(pids.len() >= 2, "keepalived's processes on b: {pids:?}");
+    assert!(
+        pids.len() >= 2,
+        "keepalived's processes on b: {pids:?}\n{}",
+        b.report()
+    );
     for p in &pids {
         wait_for(
             &format!("b's keepalived process {p} to end"),

@@ -55,6 +55,26 @@ impl Netns {
         run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args))
     }
 
+    /// `ip -n NAME ARGS`: stdout, or what went wrong (the kernel's words).
+    pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .map_err(|e| format!("running ip: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "ip -n {} {} said: {}",
+                self.name,
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
     /// A command running `program` inside the namespace
     /// (`ip netns exec NAME program`; the program's own pid is the child's).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -118,12 +138,13 @@ impl Drop for Netns {
 /// `PREFIX.N/24`, N counting from 1 over the members then the hub.
 /// Everything lives inside the namespaces.
 pub fn ethernet(prefix: &str, hub: &Netns, members: &[&Netns]) -> Vec<String> {
-    hub.ip(&["link", "add", "br0", "type", "bridge"]);
+    hub.try_ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap_or_else(|e| panic!("cannot create a bridge in {}: {e}", hub.name()));
     hub.ip(&["link", "set", "br0", "up"]);
     let mut addrs = Vec::new();
     for (i, m) in members.iter().enumerate() {
         let port = format!("port{i}");
-        m.ip(&[
+        m.try_ip(&[
             "link",
             "add",
             "eth0",
@@ -134,7 +155,14 @@ pub fn ethernet(prefix: &str, hub: &Netns, members: &[&Netns]) -> Vec<String> {
             &port,
             "netns",
             hub.name(),
-        ]);
+        ])
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a veth pair from {} into {}: {e}",
+                m.name(),
+                hub.name()
+            )
+        });
         hub.ip(&["link", "set", &port, "master", "br0"]);
         hub.ip(&["link", "set", &port, "up"]);
         let addr = format!("{prefix}.{}", i + 1);
