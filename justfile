@@ -28,7 +28,8 @@ deps:
         echo "installing: ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-        # keepalived is for `keepalived --config-test` only: never a daemon here.
+        # keepalived runs only inside the network namespaces tests/vip_vrrp.rs makes
+        # (and for --config-test): never as a daemon on this machine's own links.
         if [[ " ${missing[*]} " == *" keepalived "* ]]; then
             systemctl disable --now keepalived.service >/dev/null 2>&1 || true
         fi

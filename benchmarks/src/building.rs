@@ -228,6 +228,23 @@ fn table(
         median(&tb),
     );
     let rate = |m: Option<f64>| num(m.map(|t| bytes as f64 / t / 1e6));
+    // Step times come from airlift's report, in tenths of a second: 0.0
+    // means "under 0.1 s", which has no meaningful rate or ratio.
+    let below_resolution = |m: Option<f64>| m == Some(0.0);
+    let step = |m: Option<f64>| {
+        if below_resolution(m) {
+            "< 0.1".to_string()
+        } else {
+            num(m)
+        }
+    };
+    let step_or = |m: Option<f64>, cell: String| {
+        if below_resolution(m) {
+            "—".to_string()
+        } else {
+            cell
+        }
+    };
     let mut t = Table::new(
         &format!(
             "1. Building: {} MiB payload ({} images × {} MiB + {} MiB shared layer), median of {} rounds",
@@ -250,21 +267,21 @@ fn table(
     ]);
     t.row(vec![
         "  its ISO step alone (SHA256SUMS, copy every payload byte once, digest check of every blob read back, fsync; as it reports)".into(),
-        num(mi),
+        step(mi),
         rounds(&ti),
-        rate(mi),
+        step_or(mi, rate(mi)),
         "(same process)".into(),
-        ratio(mi, mc),
-        ratio(mi, mx),
+        step_or(mi, ratio(mi, mc)),
+        step_or(mi, ratio(mi, mx)),
     ]);
     t.row(vec![
         "  its bundle step alone (blobs hard-linked from the payload layout, manifests verified; as it reports)".into(),
-        num(mb),
+        step(mb),
         rounds(&tb),
-        rate(mb),
+        step_or(mb, rate(mb)),
         "(same process)".into(),
-        ratio(mb, mc),
-        ratio(mb, mx),
+        step_or(mb, ratio(mb, mc)),
+        step_or(mb, ratio(mb, mx)),
     ]);
     let mh = median(h);
     t.row(vec![

@@ -95,6 +95,38 @@ pub fn vm_hwm(pid: u32) -> Result<u64> {
     parse_vm_hwm(&text).with_context(|| format!("{p} has no VmHWM line"))
 }
 
+/// CPU time (user + system, every thread) a running process has used so
+/// far, in clock ticks (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let p = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {p}"))?;
+    parse_cpu_ticks(&text).with_context(|| format!("{p} has no utime and stime fields"))
+}
+
+/// utime + stime of a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its
+/// last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: field 3 (state) is index 0, so 14 and 15 are 11 and 12.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if that fails).
+pub fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
 /// The `VmHWM:` figure of a `/proc/PID/status` text, in KiB.
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     status
@@ -150,6 +182,23 @@ pub fn output(program: &Path, args: &[&std::ffi::OsStr]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_count_after_the_command_name() {
+        // A name with a space and a parenthesis, as /proc shows it.
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
+                    1234 567 0 0 20 0 6 0 100 1000000 200";
+        assert_eq!(parse_cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        // Spinning moves this process's own count (bounded, not timed).
+        let me = cpu_ticks(std::process::id()).unwrap();
+        let spin = std::time::Instant::now();
+        while cpu_ticks(std::process::id()).unwrap() == me {
+            assert!(spin.elapsed().as_secs() < 60, "no CPU time counted");
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
+    }
 
     #[test]
     fn parses_time_and_status() {
