@@ -219,8 +219,7 @@ fn measure_once(
     let url = format!("http://{}{path}", server.addr);
     let cpu_before = measure::cpu_ticks(server.pid())?;
     let r = wrk::run(wrk_bin, &url, connections, s.wrk_seconds, header, timeout)?;
-    let cpu_seconds =
-        (measure::cpu_ticks(server.pid())? - cpu_before) as f64 / ticks as f64;
+    let cpu_seconds = (measure::cpu_ticks(server.pid())? - cpu_before) as f64 / ticks as f64;
     let work = match endpoint {
         Endpoint::Manifest => r.requests as f64,
         Endpoint::Blob => r.requests as f64 * blob_size as f64 / 1e6,
