@@ -33,9 +33,10 @@ fn real_interface() -> String {
 
 /// The check as host0 would run it, with this build's binary.
 fn health_cmd() -> String {
-    format!(
-        "{} health --url https://127.0.0.1:5000 --timeout-secs 1",
-        binary("airlift-firstboot").display()
+    airlift_firstboot::vip::check_command(
+        &binary("airlift-firstboot").display().to_string(),
+        "https",
+        5000,
     )
 }
 

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use airlift_bundle::appliance::IpCidr;
-use airlift_firstboot::vip::{keepalived, Role, VipSettings, CHECK_REQUEST_SECS};
+use airlift_firstboot::vip::{check_command, keepalived, Role, VipSettings, CHECK_REQUEST_SECS};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::netns::{ethernet, Netns, NsProcess};
 use airlift_integration::tools::{binary, require};
@@ -115,10 +115,12 @@ impl Machine {
             interface: IFACE.to_string(),
             virtual_router_id: 51,
         };
-        let health = format!(
-            "{} health --url {} --timeout-secs {CHECK_REQUEST_SECS}",
-            binary("airlift-firstboot").display(),
-            self.url()
+        // The check exactly as airlift writes it (the registry on the
+        // machine's loopback), run with this build's binary.
+        let health = check_command(
+            &binary("airlift-firstboot").display().to_string(),
+            "http",
+            PORT,
         );
         keepalived::render(&settings, self.role, &health)
     }

@@ -147,15 +147,13 @@ impl Join {
                 endpoints.push(e);
             }
         };
-        match local {
-            Some(l) if !l.ip().is_unspecified() => add(endpoint(host_port(l))),
-            // No address known to work: host0's own come first.
-            _ => self
-                .advertised
-                .iter()
-                .cloned()
-                .for_each(|h| add(endpoint(h))),
-        }
+        // Without an address known to work, host0's own come first.
+        let used = local.filter(|l| !l.ip().is_unspecified()).map(host_port);
+        let first = match used {
+            Some(u) => vec![u],
+            None => self.advertised.clone(),
+        };
+        first.into_iter().for_each(|h| add(endpoint(h)));
         for url in self.replicas.usable_urls() {
             match Endpoint::parse_url(&url) {
                 Ok(e) => add(e),

@@ -107,10 +107,13 @@ pub fn health_command(file: &ApplianceFile) -> String {
     } else {
         "https"
     };
-    format!(
-        "{FIRSTBOOT_BINARY} health --url {scheme}://127.0.0.1:{} --timeout-secs {CHECK_REQUEST_SECS}",
-        file.registry.port
-    )
+    check_command(FIRSTBOOT_BINARY, scheme, file.registry.port)
+}
+
+/// `BINARY health` against the registry at `SCHEME://127.0.0.1:PORT`
+/// (the machine's own registry, whichever address holds the VIP).
+pub fn check_command(binary: &str, scheme: &str, port: u16) -> String {
+    format!("{binary} health --url {scheme}://127.0.0.1:{port} --timeout-secs {CHECK_REQUEST_SECS}")
 }
 
 /// The settings of `file`'s virtual IP on this machine: the configured
