@@ -7,33 +7,15 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 cache := env_var_or_default("AIRLIFT_CACHE", env_var("HOME") + "/.cache/airlift")
 base := cache + "/base/current"
 
-# Debian packages the build, the tests and the demo use.
-debs := "skopeo podman buildah umoci containerd docker-registry busybox-static qemu-system-x86 ovmf xorriso isolinux syslinux-common syslinux-efi gdisk dosfstools mtools debootstrap cpio zstd jq ipxe systemd-boot-efi binutils chromium keepalived"
-
 # `uefi` or `bios`, for `just demo`.
 firmware := "uefi"
 
 default:
     @just --list
 
-# Install the Debian packages airlift needs (only the missing ones).
+# Install every Debian package the build, tests, demo and bench use (only what is missing; waits for apt's lock; QEMU matched to the installed qemu-utils).
 deps:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    missing=()
-    for p in {{debs}}; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if (( ${#missing[@]} )); then
-        echo "installing: ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-        # keepalived runs only inside the network namespaces tests/vip_vrrp.rs makes
-        # (and for --config-test): never as a daemon on this machine's own links.
-        if [[ " ${missing[*]} " == *" keepalived "* ]]; then
-            systemctl disable --now keepalived.service >/dev/null 2>&1 || true
-        fi
-    fi
+    scripts/deps.sh
 
 # Assemble the boot base (kernel, modules, boot loaders, root filesystems) into the cache.
 base:
