@@ -35,6 +35,15 @@ for tool in apt-get apt-cache dpkg debootstrap sha256sum; do
     command -v "$tool" >/dev/null || die "$tool not found (run \`just deps\`)"
 done
 
+# One build at a time: a second run (another terminal, a test) waits for the
+# first and then finds its result.
+mkdir -p "$BASES"
+exec 9>"$BASES/.lock"
+if ! flock -n 9; then
+    log "another make-base run holds $BASES/.lock; waiting for it"
+    flock 9
+fi
+
 # The mirror this machine's apt uses (deb822 or one-line sources).
 mirror() {
     local uri
