@@ -18,6 +18,8 @@ use super::auth::Auth;
 use super::store::Store;
 use super::{router, Registry};
 
+mod manifest_refs;
+
 const TOKEN: &str = "test-token-0123456789";
 
 struct Env {
@@ -726,8 +728,12 @@ async fn hostile_names_and_digests_touch_nothing() {
             "{uri}"
         );
     }
+    // A tag outside the grammar names nothing that can exist: 404.
     let r = env.get("/v2/a/manifests/-bad-tag").await;
-    assert_eq!(r.code(), "MANIFEST_INVALID");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
+    );
     let r = env.get("/v3/nothing").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(env.files_under(""), before);

@@ -48,7 +48,13 @@ fn unknown(reg: &Registry, repo: &Repo, reference: &str) -> RegistryError {
 }
 
 pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
-    let r = parse_reference(reference)?;
+    let r = match parse_reference(reference) {
+        Ok(r) => r,
+        // A tag outside the grammar names nothing that can exist: a read
+        // answers 404 like any missing manifest (a push keeps the 400).
+        Err(e) if e.code == Code::ManifestInvalid => return Err(unknown(reg, repo, reference)),
+        Err(e) => return Err(e),
+    };
     let (digest, info) = reg
         .store
         .find(&repo.name, &r)
