@@ -1,5 +1,6 @@
-# airlift's tasks. Tiers: `just check` (fast: fmt, clippy, unit tests),
-# `just test` (everything CI runs, QEMU boots included), `just demo`.
+# airlift's tasks. Tiers: `just check` (fmt, clippy, and every test with no
+# VM, namespace, root device or built server), `just test` (everything CI
+# runs, QEMU boots included), `just demo`.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -21,11 +22,15 @@ deps:
 base:
     scripts/make-base.sh
 
-# Formatting, lints and unit tests (no VMs).
-check:
+# Formatting, lints, and every test that needs no VM, network namespace, root-only device or built server (.config/nextest.toml, profile check).
+check: deps build nextest
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace --lib --bins
+    cargo nextest run --workspace --profile check
+
+# cargo-nextest, the runner of `just check` (installed only when missing).
+nextest:
+    @command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
 # Build the binaries (the QEMU tests run the real `airlift build`).
 build:
