@@ -306,7 +306,7 @@ pub async fn register(store: &Store, bundle: &Layout) -> Result<usize> {
             store
                 .put_manifest(NewManifest {
                     repo: &repo,
-                    tag,
+                    tags: tag.as_slice(),
                     digest: &desc.digest,
                     bytes: Bytes::from(bytes),
                     media_type: &inspected.media_type,

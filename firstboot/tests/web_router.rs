@@ -394,7 +394,7 @@ async fn images_come_from_bundle_json_and_the_registry_store() {
         .store
         .put_manifest(NewManifest {
             repo: "team/tool",
-            tag: Some("dev"),
+            tags: &["dev"],
             digest: &f.bundle.app.digest,
             bytes: Bytes::from(bytes.clone()),
             media_type: media::OCI_MANIFEST,

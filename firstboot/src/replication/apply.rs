@@ -49,7 +49,7 @@ pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied>
         reg.store
             .put_manifest(NewManifest {
                 repo,
-                tag: Some(tag),
+                tags: &[tag],
                 digest: d,
                 bytes,
                 media_type: &media_type,
@@ -106,7 +106,7 @@ async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -
     reg.store
         .put_manifest(NewManifest {
             repo: &f.repo,
-            tag: None,
+            tags: &[],
             digest: &f.digest,
             bytes,
             media_type: &inspected.media_type,

@@ -2,13 +2,14 @@
 
 use airlift_bundle::digest::Hasher;
 use airlift_bundle::oci::media;
+use airlift_bundle::reference::validate_tag;
 use airlift_bundle::Algorithm;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::{respond, Repo, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
+use super::{respond, Query, Repo, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG};
 use crate::registry::body::read_limited;
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::manifest::{inspect, MAX_MANIFEST_BYTES};
@@ -73,8 +74,51 @@ pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Re
     respond(StatusCode::OK, &headers, Body::from(bytes))
 }
 
-pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> Result<Response> {
+/// The most `tag` parameters one push may carry (the spec asks for at
+/// least 10; more answer 414).
+pub const MAX_TAG_PARAMS: usize = 100;
+
+/// The tags a push applies: the reference's, or the `tag` query
+/// parameters of a push by digest (end-7b), in order, without repeats.
+fn push_tags<'a>(r: &'a ManifestRef, q: &'a Query) -> Result<Vec<&'a str>> {
+    let params: Vec<&str> = q.all("tag").collect();
+    if let ManifestRef::Tag(t) = r {
+        if !params.is_empty() {
+            return Err(RegistryError::new(
+                Code::ManifestInvalid,
+                "tag parameters go with a push by digest, not by tag",
+            ));
+        }
+        return Ok(vec![t.as_str()]);
+    }
+    if params.len() > MAX_TAG_PARAMS {
+        return Err(RegistryError::new(
+            Code::ManifestInvalid,
+            format!("at most {MAX_TAG_PARAMS} tag parameters per push"),
+        )
+        .with_status(StatusCode::URI_TOO_LONG));
+    }
+    let mut tags = Vec::with_capacity(params.len());
+    for t in params {
+        validate_tag(t).map_err(|m| {
+            RegistryError::new(Code::ManifestInvalid, format!("tag parameter: {m}"))
+        })?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    Ok(tags)
+}
+
+pub async fn put(
+    reg: &Registry,
+    repo: &Repo,
+    reference: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response> {
     let r = parse_reference(reference)?;
+    let tags = push_tags(&r, query)?;
     let too_big = || {
         RegistryError::new(
             Code::ManifestInvalid,
@@ -160,21 +204,17 @@ pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> 
             inspected.referrer_descriptor(&digest, bytes.len() as u64),
         )
     });
-    let tag = match &r {
-        ManifestRef::Tag(t) => Some(t.as_str()),
-        ManifestRef::Digest(_) => None,
-    };
     reg.store
         .put_manifest(NewManifest {
             repo: &repo.name,
-            tag,
+            tags: &tags,
             digest: &digest,
             bytes: bytes.clone(),
             media_type: &inspected.media_type,
             referrer,
         })
         .await?;
-    tracing::info!(repository = %repo.name, reference, %digest, "manifest stored");
+    tracing::info!(repository = %repo.name, reference, %digest, ?tags, "manifest stored");
     let mut headers = vec![
         (header::LOCATION, repo.url(&format!("manifests/{digest}"))),
         (DOCKER_CONTENT_DIGEST, digest.to_string()),
@@ -183,7 +223,16 @@ pub async fn put(reg: &Registry, repo: &Repo, reference: &str, req: Request) -> 
     if let Some(s) = &inspected.subject {
         headers.push((OCI_SUBJECT, s.digest.to_string()));
     }
-    respond(StatusCode::CREATED, &headers, Body::empty())
+    let mut resp = respond(StatusCode::CREATED, &headers, Body::empty())?;
+    if matches!(r, ManifestRef::Digest(_)) {
+        for t in &tags {
+            // A valid tag is always a valid header value.
+            if let Ok(v) = HeaderValue::from_str(t) {
+                resp.headers_mut().append(OCI_TAG, v);
+            }
+        }
+    }
+    Ok(resp)
 }
 
 pub async fn delete(reg: &Registry, repo: &Repo, reference: &str) -> Result<Response> {

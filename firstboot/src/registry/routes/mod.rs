@@ -22,12 +22,15 @@ use super::route::{parse_path, query_params, resolve_name, Target};
 use super::Registry;
 use airlift_bundle::reference::DOCKER_HUB;
 
+pub use manifests::MAX_TAG_PARAMS;
 pub use range::parse_range;
 
 /// `Docker-Content-Digest`.
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 /// `Docker-Upload-UUID`.
 pub const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+/// `OCI-Tag` (one per tag a push by digest applied).
+pub const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
 /// `OCI-Subject`.
 pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 /// `OCI-Filters-Applied`.
@@ -96,6 +99,14 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of `key`, in request order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 async fn dispatch(State(reg): State<Arc<Registry>>, req: Request) -> Response {
@@ -159,7 +170,7 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
                 Method::GET | Method::HEAD => {
                     manifests::get(reg, &repo, &r, method == Method::HEAD).await
                 }
-                Method::PUT => manifests::put(reg, &repo, &r, req).await,
+                Method::PUT => manifests::put(reg, &repo, &r, &query, req).await,
                 Method::DELETE => manifests::delete(reg, &repo, &r).await,
                 m => Err(unsupported(&m)),
             }

@@ -58,7 +58,8 @@ pub enum BlobAt {
 /// A manifest to store.
 pub struct NewManifest<'a> {
     pub repo: &'a str,
-    pub tag: Option<&'a str>,
+    /// Tags to point at this manifest (none for a push by digest).
+    pub tags: &'a [&'a str],
     pub digest: &'a Digest,
     pub bytes: Bytes,
     pub media_type: &'a str,
@@ -373,9 +374,9 @@ impl Store {
     pub async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), RegistryError> {
         let _guard = self.write.lock().await;
         let (data, meta) = (self.data.clone(), self.meta.clone());
-        let (repo, tag, digest, media_type) = (
+        let (repo, tags, digest, media_type) = (
             m.repo.to_string(),
-            m.tag.map(str::to_string),
+            m.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
             m.digest.clone(),
             m.media_type.to_string(),
         );
@@ -395,7 +396,7 @@ impl Store {
                     )
                     .await?;
             }
-            if let Some(tag) = &tag {
+            for tag in &tags {
                 remote
                     .put(&k.tag(&repo, tag), digest.to_string().into_bytes())
                     .await?;
@@ -409,7 +410,7 @@ impl Store {
                 if let Some((subject, desc)) = &referrer {
                     meta.put_referrer(&repo, subject, desc)?;
                 }
-                if let Some(tag) = &tag {
+                for tag in &tags {
                     meta.put_tag(&repo, tag, &digest)?;
                 }
                 Ok(())
@@ -433,7 +434,7 @@ impl Store {
                 .or_default()
                 .insert(m.digest.clone(), desc);
         }
-        if let Some(tag) = m.tag {
+        for tag in m.tags {
             ri.tags.insert(tag.to_string(), m.digest.clone());
         }
         drop(repos);
