@@ -85,11 +85,11 @@ trap on_error ERR
 # apt-get update takes the lists lock, which DPkg::Lock::Timeout does not
 # cover (apt 2.6): wait for it here, the same time as for dpkg's lock.
 apt_update() {
-  local deadline=$((SECONDS + lock_timeout)) err
+  local deadline=$((SECONDS + lock_timeout)) err said=0
   err=$(mktemp)
   until apt_get update -qq 2>"$err"; do
     if grep -q 'Could not get lock' "$err" && (( SECONDS < deadline )); then
-      log "apt's package lists are locked by another apt run; waiting"
+      (( said++ )) || log "apt's package lists are locked by another apt run; waiting up to ${lock_timeout}s"
       sleep 5
       continue
     fi
