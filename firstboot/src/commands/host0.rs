@@ -38,6 +38,11 @@ pub struct Host0Args {
     /// Seconds to wait for the media to appear.
     #[arg(long, default_value_t = 120)]
     pub media_wait_secs: u64,
+    /// Seconds to wait for a NIC that is coming up to get an IPv4 address
+    /// (DHCP) before choosing the addresses to announce; not waited for
+    /// with no NIC, with --advertise or with a specific --listen address.
+    #[arg(long, default_value_t = 10)]
+    pub address_wait_secs: u64,
 }
 
 /// Run host0 until stopped.
@@ -53,6 +58,7 @@ pub fn run(args: Host0Args) -> Result<()> {
         advertise: args.advertise,
         force_load: args.force_load,
         media_wait: Duration::from_secs(args.media_wait_secs),
+        address_wait: Duration::from_secs(args.address_wait_secs),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,6 +16,7 @@
 //! Every step is idempotent, so a restart after a crash resumes and a
 //! re-run after success changes nothing.
 
+pub mod address_wait;
 pub mod addresses;
 pub mod notify;
 pub mod runtimes;
@@ -60,6 +61,9 @@ pub struct Options {
     pub force_load: bool,
     /// How long to wait for the media to appear.
     pub media_wait: Duration,
+    /// How long to wait for a NIC that is coming up to get an address
+    /// before choosing the addresses to announce ([`address_wait`]).
+    pub address_wait: Duration,
 }
 
 /// Folder names under the state folder.
@@ -104,6 +108,16 @@ pub async fn run(opts: Options) -> Result<()> {
             opts.data.display()
         );
     }
+
+    // The addresses to announce: a NIC coming up gets a few seconds to
+    // take one (DHCP), while the media is found. Not needed when the
+    // address is given.
+    let nic_wait = (opts.listen.is_none_or(|l| l.ip().is_unspecified())
+        && opts.advertise.is_empty())
+    .then(|| {
+        let limit = opts.address_wait;
+        tokio::task::spawn_blocking(move || address_wait::wait(limit))
+    });
 
     // 1. The media.
     let bundle_dir = match &opts.media {
@@ -155,7 +169,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], file.registry.port)));
-    let ips = addresses::interface_addresses();
+    let ips = match nic_wait {
+        Some(w) => w.await?,
+        None => addresses::interface_addresses(),
+    };
     let tls = tls_material(&file, &opts, listen, &ips)?;
 
     // 3. The registry: media layer (unless an earlier run loaded this bundle).
