@@ -156,3 +156,28 @@ fn config_examples_full_reference_uses_every_section() {
     assert!(kinds(|s| matches!(s, S::OciArchive(_))));
     assert!(kinds(|s| matches!(s, S::DockerArchive(_))));
 }
+
+#[test]
+fn config_examples_only_the_demo_gets_the_root_shell() {
+    // overlays/demo logs root in on the serial console with no password:
+    // `just demo` only, never an appliance built from another config.
+    let root = tempfile::tempdir().unwrap();
+    synthetic_base(root.path());
+    let demo_overlay = configs_dir().join("../overlays/demo");
+    assert!(
+        demo_overlay
+            .join("etc/systemd/system/airlift-demo-shell.service")
+            .is_file(),
+        "overlays/demo has no shell unit"
+    );
+    let demo_overlay = fs::canonicalize(demo_overlay).unwrap();
+    for f in yaml_files() {
+        let app = load(&f, root.path()).unwrap();
+        let lays_it = app
+            .overlays
+            .iter()
+            .any(|o| fs::canonicalize(o).is_ok_and(|o| o == demo_overlay));
+        let is_demo = f.file_name().is_some_and(|n| n == "demo.yaml");
+        assert_eq!(lays_it, is_demo, "{}: overlays/demo", f.display());
+    }
+}
