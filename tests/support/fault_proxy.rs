@@ -1,9 +1,11 @@
 //! An HTTP proxy on 127.0.0.1 in front of a real registry that injects
 //! faults: 503s, corrupted blob bodies, a lying `Docker-Content-Digest`,
-//! or a Bearer-token gate with its own token endpoint (the Docker token
-//! flow, which `docker-registry` cannot do without a JWT issuer).
-//! One request per connection (`Connection: close`), upstream spoken to
-//! as HTTP/1.0 so bodies are never chunked.
+//! a wrong status on blob `HEAD`s, or a Bearer-token gate with its own
+//! token endpoint (the Docker token flow, which `docker-registry` cannot
+//! do without a JWT issuer). Requests pass with their method, headers and
+//! body (a chunked body is sent on with a length), one per connection
+//! (`Connection: close`); upstream is spoken to as HTTP/1.0 so response
+//! bodies are never chunked.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +22,9 @@ pub enum Fault {
     CorruptBlobs,
     /// Send a wrong `Docker-Content-Digest` with manifests.
     WrongDigestHeader,
+    /// Answer a blob `HEAD` that found the blob with this status line
+    /// instead of `200 OK` (e.g. `"202 Accepted"`).
+    BlobHeadStatus(&'static str),
     /// Demand `Authorization: Bearer TOKEN`; `GET /token` hands TOKEN out
     /// for Basic `user:password`.
     Bearer {
@@ -97,6 +102,7 @@ impl Drop for FaultProxy {
 }
 
 struct Request {
+    method: String,
     path: String,
     headers: Vec<(String, String)>,
 }
@@ -122,22 +128,109 @@ fn read_request(conn: &mut TcpStream) -> std::io::Result<Request> {
     let text = String::from_utf8_lossy(&buf);
     let mut lines = text.split("\r\n");
     let first = lines.next().unwrap_or_default();
-    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+    let mut parts = first.split(' ');
+    let method = parts.next().unwrap_or("GET").to_string();
+    let path = parts.next().unwrap_or("/").to_string();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Ok(Request { path, headers })
+    Ok(Request {
+        method,
+        path,
+        headers,
+    })
+}
+
+/// The request body: `Content-Length` bytes, or a chunked body joined;
+/// `None` when the request has neither.
+fn read_body(conn: &mut TcpStream, req: &Request) -> std::io::Result<Option<Vec<u8>>> {
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if !chunked {
+        let Some(len) = req.header("content-length") else {
+            return Ok(None);
+        };
+        let len: usize = len.parse().map_err(|_| bad("content-length"))?;
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body)?;
+        return Ok(Some(body));
+    }
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(conn)?;
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| bad("chunk size"))?;
+        if size == 0 {
+            // Trailer fields, up to the empty line.
+            while !read_line(conn)?.is_empty() {}
+            return Ok(Some(body));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        conn.read_exact(&mut body[start..])?;
+        read_line(conn)?;
+    }
+}
+
+fn read_line(conn: &mut TcpStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if conn.read(&mut byte)? == 0 {
+            return Err(bad("body ended early"));
+        }
+        line.push(byte[0]);
+    }
+    line.truncate(line.len() - 2);
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("bad request {what}"),
+    )
+}
+
+/// Hop-by-hop and framing headers the proxy sets itself.
+fn forwarded(name: &str) -> bool {
+    ![
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    respond_len(conn, status, headers, body, body.len() as u64);
+}
+
+/// Respond declaring `len` bytes (a `HEAD` answer declares the length
+/// of the body it leaves out).
+fn respond_len(
+    conn: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    len: u64,
+) {
     let mut out = format!("HTTP/1.1 {status}\r\n");
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "Content-Length: {len}\r\nConnection: close\r\n\r\n"
     ));
     let _ = conn.write_all(out.as_bytes());
     let _ = conn.write_all(body);
@@ -152,6 +245,7 @@ fn handle(
     port: u16,
 ) -> std::io::Result<()> {
     let req = read_request(&mut conn)?;
+    let req_body = read_body(&mut conn, &req)?;
     match fault {
         Fault::Unavailable { first } if n < *first => {
             faults.fetch_add(1, Ordering::SeqCst);
@@ -204,12 +298,19 @@ fn handle(
 
     // Forward as HTTP/1.0 and read the whole answer.
     let mut up = TcpStream::connect(upstream)?;
-    let mut fwd = format!("GET {} HTTP/1.0\r\nHost: {upstream}\r\n", req.path);
-    if let Some(a) = req.header("accept") {
-        fwd.push_str(&format!("Accept: {a}\r\n"));
+    let mut fwd = format!(
+        "{} {} HTTP/1.0\r\nHost: {upstream}\r\n",
+        req.method, req.path
+    );
+    for (k, v) in req.headers.iter().filter(|(k, _)| forwarded(k)) {
+        fwd.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = &req_body {
+        fwd.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     fwd.push_str("\r\n");
     up.write_all(fwd.as_bytes())?;
+    up.write_all(req_body.as_deref().unwrap_or_default())?;
     let mut raw = Vec::new();
     up.read_to_end(&mut raw)?;
     let split = raw
@@ -221,21 +322,30 @@ fn handle(
     let head = String::from_utf8_lossy(head).into_owned();
     let mut body = body.to_vec();
     let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
-    let status = lines
+    let mut status = lines
         .next()
         .and_then(|l| l.split_once(' '))
         .map(|(_, s)| s.to_string())
         .unwrap_or_else(|| "502 Bad Gateway".into());
     let mut headers: Vec<(&str, String)> = Vec::new();
+    let mut declared_len = 0;
     let kept: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, _)| {
+        .filter(|(k, v)| {
+            if k.eq_ignore_ascii_case("content-length") {
+                declared_len = v.parse().unwrap_or(0);
+            }
             !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("connection")
         })
         .collect();
     let ok = status.starts_with("200");
+    let is_head = req.method == "HEAD";
     match fault {
+        Fault::BlobHeadStatus(to) if ok && is_head && req.path.contains("/blobs/") => {
+            faults.fetch_add(1, Ordering::SeqCst);
+            status = to.to_string();
+        }
         Fault::CorruptBlobs if ok && req.path.contains("/blobs/") && !body.is_empty() => {
             faults.fetch_add(1, Ordering::SeqCst);
             let mid = body.len() / 2;
@@ -257,6 +367,11 @@ fn handle(
         };
         headers.push((k.as_str(), v));
     }
-    respond(&mut conn, &status, &headers, &body);
+    let len = if is_head {
+        declared_len
+    } else {
+        body.len() as u64
+    };
+    respond_len(&mut conn, &status, &headers, &body, len);
     Ok(())
 }

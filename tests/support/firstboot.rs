@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::registry::write_htpasswd;
 use crate::tools::binary;
 
 /// The push token the helpers configure.
@@ -24,6 +25,9 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Write [`TOKEN`] to a file beside `data` and pass `--push-token-file`.
     pub push_token: bool,
+    /// A user and password allowed to push: written as a bcrypt htpasswd
+    /// file beside `data` and passed as `--htpasswd`.
+    pub htpasswd: Option<(String, String)>,
     pub allow_delete: bool,
     /// Extra arguments (e.g. timeouts).
     pub extra: Vec<String>,
@@ -67,6 +71,11 @@ impl Server {
             let p = token_path(&config.data);
             std::fs::write(&p, TOKEN).expect("writing the push token");
             args.extend(["--push-token-file".into(), p.into()]);
+        }
+        if let Some((user, password)) = &config.htpasswd {
+            let p = config.data.with_extension("htpasswd");
+            write_htpasswd(&p, user, password);
+            args.extend(["--htpasswd".into(), p.into()]);
         }
         if config.allow_delete {
             args.push("--allow-delete".into());

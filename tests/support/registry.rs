@@ -50,9 +50,8 @@ impl TestRegistry {
             dir.path().join("data").display()
         );
         if let Some((u, p)) = &credentials {
-            let hash = bcrypt::hash(p, 5).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
-            fs::write(&htpasswd, format!("{u}:{hash}\n")).expect("writing htpasswd");
+            write_htpasswd(&htpasswd, u, p);
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: airlift-test\n    path: {}\n",
                 htpasswd.display()
@@ -171,6 +170,13 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Write a bcrypt htpasswd file (`htpasswd -B`) holding one user, as
+/// `docker-registry` and `airlift-firstboot serve --htpasswd` read it.
+pub fn write_htpasswd(path: &Path, user: &str, password: &str) {
+    let hash = bcrypt::hash(password, 5).expect("bcrypt");
+    fs::write(path, format!("{user}:{hash}\n")).expect("writing htpasswd");
 }
 
 /// Standard base64 with padding (RFC 4648), for auth headers and files.
