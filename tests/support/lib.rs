@@ -9,6 +9,7 @@ pub mod garage;
 pub mod host0;
 pub mod images;
 pub mod netns;
+pub mod oci_suite;
 pub mod qemu;
 pub mod registry;
 pub mod tools;
