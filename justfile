@@ -77,25 +77,9 @@ e2e-host0: base build
 e2e-storage: base build
     cargo test -p airlift-integration --test e2e_storage -- --nocapture --test-threads 1
 
-# Build image-configs/demo.yaml into out/demo.iso and boot it with the serial console here (`just firmware=bios demo`).
+# Build image-configs/demo.yaml into out/demo.iso and boot it as host0: registry and status page forwarded to 127.0.0.1, a tour printed once it is ready, the serial console (a root shell, demo only) here; Ctrl-a x quits (`just firmware=bios demo`; settings in scripts/demo.sh).
 demo: deps base build
-    #!/usr/bin/env bash
-    set -euo pipefail
-    export AIRLIFT_BASE="$(readlink -f {{base}})"
-    mkdir -p out
-    target/debug/airlift build image-configs/demo.yaml -o out/demo.iso
-    fw=()
-    if [[ "{{firmware}}" == uefi ]]; then
-        vars=$(mktemp --suffix=.fd)
-        trap 'rm -f "$vars"' EXIT
-        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
-        fw=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
-            -drive "if=pflash,format=raw,file=$vars")
-    fi
-    echo "booting out/demo.iso ({{firmware}}); quit with Ctrl-a x"
-    qemu-system-x86_64 -accel "${AIRLIFT_QEMU_ACCEL:-tcg}" -cpu qemu64,+rdrand -smp 2 -m 2048 \
-        -nographic -no-reboot "${fw[@]}" \
-        -drive file=out/demo.iso,media=cdrom,readonly=on,if=ide,index=2
+    AIRLIFT_BASE="$(readlink -f {{base}})" scripts/demo.sh {{firmware}}
 
 # Netboot end to end: host0 from the ISO serves DHCP/iPXE/HTTP to a BIOS and a UEFI node on a private link; both join and pull through its mirror offline (~15 min cap).
 e2e: deps base build

@@ -18,12 +18,18 @@ const LDLINUX: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
 const SDBOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 const EPOCH: i64 = 1_700_000_000;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
+/// The tools these checks run are required: a missing one fails with the
+/// package to install (`just deps` installs them all); nothing skips.
+fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed: run `just deps` (apt-get install {package})"
+    );
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -103,9 +109,6 @@ fn sample_image(dir: &Path) -> IsoImage {
         0o644,
     )
     .unwrap();
-    let sums = iso::sha256sums(&tree).unwrap();
-    tree.add_file("/SHA256SUMS", FileSource::Bytes(sums.into_bytes()), 0o644)
-        .unwrap();
     IsoImage {
         volume_id: "AIRLIFT_TEST_LABEL_LONGER_THAN16".into(),
         epoch: EPOCH,
@@ -131,21 +134,23 @@ fn sample_image(dir: &Path) -> IsoImage {
                 ("vmlinuz".into(), FileSource::Bytes(vec![0xAB; 5000])),
             ],
         }),
+        sha256sums: true,
     }
 }
 
-fn boot_tools_present() -> bool {
-    [ISOLINUX, ISOHDPFX, LDLINUX, SDBOOT]
-        .iter()
-        .all(|p| Path::new(p).exists())
+fn need_boot_files() {
+    for p in [ISOLINUX, ISOHDPFX, LDLINUX, SDBOOT] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} is missing: run `just deps` (isolinux, syslinux-common, systemd-boot-efi)"
+        );
+    }
 }
 
 #[test]
 fn hybrid_image_checks_clean_with_real_tools() {
-    if !boot_tools_present() || !have("xorriso") {
-        eprintln!("skipping: isolinux, systemd-boot or xorriso not installed");
-        return;
-    }
+    need_boot_files();
+    need("xorriso", "xorriso");
     let tmp = tempfile::tempdir().unwrap();
     let image = sample_image(tmp.path());
     let out = tmp.path().join("out.iso");
@@ -168,13 +173,15 @@ fn hybrid_image_checks_clean_with_real_tools() {
     assert!(text.contains("GPT"), "{text}");
 
     // GPT.
-    if have("sgdisk") {
+    need("sgdisk", "gdisk");
+    {
         let (ok, text) = run(Command::new("sgdisk").arg("-v").arg(&out));
         assert!(ok && text.contains("No problems found"), "{text}");
     }
 
     // Label as Linux sees it.
-    if have("blkid") {
+    need("blkid", "util-linux");
+    {
         let (_, text) = run(Command::new("blkid")
             .args(["-p", "-o", "value", "-s", "LABEL"])
             .arg(&out));
@@ -208,7 +215,8 @@ fn hybrid_image_checks_clean_with_real_tools() {
         let mut o = std::fs::File::create(&esp_img).unwrap();
         std::io::copy(&mut take, &mut o).unwrap();
     }
-    if have("fsck.fat") {
+    need("fsck.fat", "dosfstools");
+    {
         let (ok, text) = run(Command::new("fsck.fat").arg("-n").arg("-v").arg(&esp_img));
         assert!(ok, "fsck.fat: {text}");
         let lower = text.to_lowercase();
@@ -224,7 +232,8 @@ fn hybrid_image_checks_clean_with_real_tools() {
             assert!(!lower.contains(bad), "fsck.fat reported {bad:?}: {text}");
         }
     }
-    if have("mcopy") {
+    need("mcopy", "mtools");
+    {
         let got = tmp.path().join("BOOTX64.EFI");
         let (ok, text) = run(Command::new("mcopy")
             .arg("-n")
@@ -316,7 +325,8 @@ fn hybrid_image_checks_clean_with_real_tools() {
     );
 
     // Joliet names.
-    if have("isoinfo") {
+    need("isoinfo", "genisoimage");
+    {
         let (ok, text) = run(Command::new("isoinfo").args(["-J", "-f", "-i"]).arg(&out));
         assert!(ok, "{text}");
         assert!(text.contains("/docs/Mixed Case & spaces.md"), "{text}");
@@ -341,10 +351,7 @@ fn hybrid_image_checks_clean_with_real_tools() {
 
 #[test]
 fn same_inputs_give_identical_bytes() {
-    if !boot_tools_present() {
-        eprintln!("skipping: isolinux or systemd-boot not installed");
-        return;
-    }
+    need_boot_files();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let ia = sample_image(a.path());
@@ -380,6 +387,7 @@ fn failed_write_leaves_nothing_at_the_destination() {
             mbr_code: ISOHDPFX.into(),
         }),
         uefi: None,
+        sha256sums: false,
     };
     let out = tmp.path().join("x.iso");
     let err = iso::write(&image, &out).unwrap_err();
@@ -398,10 +406,7 @@ fn failed_write_leaves_nothing_at_the_destination() {
 /// The output stays sparse (holes are seeked over, not written).
 #[test]
 fn sparse_file_over_4gib_reads_back() {
-    if !have("xorriso") {
-        eprintln!("skipping: xorriso not installed");
-        return;
-    }
+    need("xorriso", "xorriso");
     use std::os::unix::fs::{FileExt, MetadataExt};
     let tmp = tempfile::tempdir().unwrap();
     let big = tmp.path().join("big.bin");
@@ -429,6 +434,7 @@ fn sparse_file_over_4gib_reads_back() {
         tree,
         bios: None,
         uefi: None,
+        sha256sums: false,
     };
     let out = tmp.path().join("big.iso");
     let report = iso::write(&image, &out).unwrap();
@@ -541,6 +547,7 @@ fn smoke_boot_image() {
                 ("initrd.img".into(), FileSource::Path(initrd)),
             ],
         }),
+        sha256sums: false,
     };
     let report = iso::write(&image, &out).unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
