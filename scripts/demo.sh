@@ -74,12 +74,12 @@ qemu_pid=
 watcher_pid=
 drain_pid=
 cleanup() {
-    [[ -n $watcher_pid ]] && kill "$watcher_pid" 2>/dev/null || true
+    if [[ -n $watcher_pid ]]; then kill "$watcher_pid" 2>/dev/null || true; fi
     if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
         kill "$qemu_pid" 2>/dev/null || true
         wait "$qemu_pid" 2>/dev/null || true
     fi
-    [[ -n $drain_pid ]] && kill "$drain_pid" 2>/dev/null || true
+    if [[ -n $drain_pid ]]; then kill "$drain_pid" 2>/dev/null || true; fi
     rm -rf "$run"
 }
 trap cleanup EXIT
@@ -87,14 +87,14 @@ trap 'exit 130' INT TERM
 
 serial=$run/serial.log
 : >"$serial"
-args=(-accel "${AIRLIFT_QEMU_ACCEL:-tcg}" -cpu qemu64,+rdrand -smp 2 -m 2048
+args=(-accel "${AIRLIFT_QEMU_ACCEL:-tcg}" -cpu "qemu64,+rdrand" -smp 2 -m 2048
     -nodefaults -vga std -display none -no-reboot
     -drive "file=$iso,media=cdrom,readonly=on,if=ide,index=2"
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:$guest_port"
-    -device virtio-net-pci,netdev=n0)
+    -device "virtio-net-pci,netdev=n0")
 if [[ $firmware == uefi ]]; then
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$run/vars.fd"
-    args+=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
+    args+=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
         -drive "if=pflash,format=raw,file=$run/vars.fd")
 fi
 
@@ -202,6 +202,7 @@ echo "demo: check status page https://127.0.0.1:$port/ ok: $title; status $state
 
 # 3. The root shell on the serial console.
 wait_serial 'root@[^ ]*:~# ' 120
+# shellcheck disable=SC2016 # $(...) runs in the guest's shell, not here.
 printf 'echo "AIRLIFT-DEMO-SHELL uid=$(id -u) host0=$(systemctl is-active airlift-host0)"\r' >"$run/serial.in"
 wait_serial 'AIRLIFT-DEMO-SHELL uid=0 host0=active' 60
 echo "demo: check root shell on the serial console ok: $(grep -a -o 'AIRLIFT-DEMO-SHELL uid=0 host0=active' "$serial" | head -n1)"
