@@ -321,7 +321,7 @@ fn hybrid_image_checks_clean_with_real_tools() {
     let walked = r.walk().unwrap();
     assert_eq!(
         walked.iter().filter(|(_, e)| e.kind == Kind::File).count(),
-        image.tree.files().len()
+        image.tree.files().len() + 1, // SHA256SUMS, made by the writer
     );
 
     // Joliet names.
@@ -551,4 +551,27 @@ fn smoke_boot_image() {
     };
     let report = iso::write(&image, &out).unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
+
+/// The real isolinux.bin gets its boot info table; SHA256SUMS, made by
+/// the writer, matches every file's bytes as the ISO holds them.
+#[test]
+fn sha256sums_match_the_patched_isolinux() {
+    need_boot_files();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sample.iso");
+    iso::write(&sample_image(tmp.path()), &out).unwrap();
+    let r = Iso::open(&out).unwrap();
+    let sums = String::from_utf8(r.read_file("SHA256SUMS").unwrap().unwrap()).unwrap();
+    let on_disc = r.read_file("isolinux/isolinux.bin").unwrap().unwrap();
+    assert_ne!(on_disc, std::fs::read(ISOLINUX).unwrap(), "not patched");
+    let mut checked = 0;
+    for line in sums.lines() {
+        let (want, path) = line.split_once("  ").unwrap();
+        let bytes = r.read_file(path).unwrap().unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), want, "{path}");
+        checked += 1;
+    }
+    assert!(sums.contains("  isolinux/isolinux.bin\n"), "{sums}");
+    assert!(checked >= 5, "{sums}");
 }

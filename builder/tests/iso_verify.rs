@@ -23,7 +23,16 @@ fn blob(tree: &mut Tree, bytes: &[u8]) -> (String, usize) {
 /// A bundle with one image (config + one layer); `drop_layer` leaves the
 /// layer blob out of the ISO.
 fn bundle_image(drop_layer: bool) -> IsoImage {
+    bundle_image_with(drop_layer, &[])
+}
+
+/// [`bundle_image`] with `extra` files added before SHA256SUMS is made.
+fn bundle_image_with(drop_layer: bool, extra: &[(&str, Vec<u8>)]) -> IsoImage {
     let mut tree = Tree::new();
+    for (path, bytes) in extra {
+        tree.add_file(path, FileSource::Bytes(bytes.clone()), 0o644)
+            .unwrap();
+    }
     let layer = vec![0x42u8; 100_000];
     let (layer_digest, layer_size) = if drop_layer {
         (
@@ -64,14 +73,13 @@ fn bundle_image(drop_layer: bool) -> IsoImage {
         bundle.to_string().into_bytes(),
     );
     add(&mut tree, "/boot/vmlinuz", vec![7u8; 50_000]);
-    let sums = iso::sha256sums(&tree).unwrap();
-    add(&mut tree, "/SHA256SUMS", sums.into_bytes());
     IsoImage {
         volume_id: "AIRLIFT_VERIFY".into(),
         epoch: 1_700_000_000,
         tree,
         bios: None,
         uefi: None,
+        sha256sums: true,
     }
 }
 
@@ -179,5 +187,38 @@ fn inspect_reports_boot_partitions_and_images() {
             && text.contains("EFI System")
             && text.contains("quay.io/test/app:1.0"),
         "{text}"
+    );
+}
+
+/// An ISO that boots from BIOS: the writer patches the boot info table
+/// into isolinux.bin, and SHA256SUMS must cover the bytes the ISO holds.
+#[test]
+fn verify_passes_on_an_iso_that_boots_from_bios() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mbr = tmp.path().join("isohdpfx.bin");
+    std::fs::write(&mbr, vec![0x90u8; 432]).unwrap();
+    // A stand-in isolinux.bin: its bytes 8..64 are where the table goes.
+    let isolinux: Vec<u8> = (0..24_576u32).map(|i| (i % 251) as u8).collect();
+    let mut image = bundle_image_with(false, &[("/isolinux/isolinux.bin", isolinux.clone())]);
+    image.bios = Some(iso::BiosBoot {
+        boot_file: "/isolinux/isolinux.bin".into(),
+        mbr_code: mbr,
+    });
+    let p = tmp.path().join("bios.iso");
+    iso::write(&image, &p).unwrap();
+    let (ok, text) = airlift(&["verify"], &p);
+    assert!(ok, "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+    // The boot file was patched, and it is listed in SHA256SUMS.
+    let iso = Iso::open(&p).unwrap();
+    let on_disc = iso.read_file("isolinux/isolinux.bin").unwrap().unwrap();
+    assert_ne!(on_disc, isolinux, "the boot info table was not patched");
+    let sums = String::from_utf8(iso.read_file("SHA256SUMS").unwrap().unwrap()).unwrap();
+    assert!(
+        sums.contains(&format!(
+            "{}  isolinux/isolinux.bin\n",
+            hex::encode(Sha256::digest(&on_disc))
+        )),
+        "{sums}"
     );
 }

@@ -179,10 +179,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let cmdline = boot_config::kernel_cmdline(&label, &base.kernel_args);
     let mut image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
     expect_digests(&mut image.tree, &bundle.unverified)?;
-    tracing::debug!(
-        "iso: tree and SHA256SUMS in {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
+    tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
     let iso = iso::write(&image, &opts.output)
         .with_context(|| format!("writing the ISO {}", opts.output.display()))?;
     // The image is meant to be shared (CI artifact, USB writer): world-readable.
@@ -389,9 +386,6 @@ pub fn iso_image(
         let p = need(host.clone(), &format!("output.extraFiles[{iso_path}]"))?;
         tree.add_file(iso_path.trim_start_matches('/'), file(&p), 0o644)?;
     }
-    let sums = iso::sha256sums(&tree).context("hashing the ISO's files for SHA256SUMS")?;
-    tree.add_file("SHA256SUMS", FileSource::Bytes(sums.into_bytes()), 0o644)?;
-
     let esp_files = vec![
         ("EFI/BOOT/BOOTX64.EFI".to_string(), file(&efi)),
         (
@@ -414,6 +408,7 @@ pub fn iso_image(
             mbr_code: mbr,
         }),
         uefi: Some(UefiBoot { esp_files }),
+        sha256sums: true,
     })
 }
 

@@ -74,7 +74,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-pub use sums::sha256sums;
+pub use sums::SUMS_PATH;
 pub use tree::{Expected, FileSource, Node, Tree};
 
 /// BIOS boot via isolinux.
@@ -104,6 +104,10 @@ pub struct IsoImage {
     pub tree: Tree,
     pub bios: Option<BiosBoot>,
     pub uefi: Option<UefiBoot>,
+    /// Whether the writer adds `SHA256SUMS` at the root: every file but
+    /// bundle blobs, hashed as the ISO holds it (isolinux.bin with its
+    /// boot info table), so `airlift verify` can check it.
+    pub sha256sums: bool,
 }
 
 impl IsoImage {

@@ -15,8 +15,9 @@ use super::hybrid::{self, GptPart};
 use super::names;
 use super::output::Output;
 use super::records::{self, Descriptor, VolumeInfo, FLAG_DIR, FLAG_MULTI, MAX_EXTENT};
+use super::sums;
 use super::susp::{self, Packed};
-use super::tree::{Expected, FileSource, Node};
+use super::tree::{Expected, FileSource, Node, Tree};
 use super::{IsoImage, WriteReport};
 
 struct Child {
@@ -329,11 +330,36 @@ fn pad_sector(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+/// `tree` with a zero-filled `SHA256SUMS` of the length its sums will
+/// have, so the layout can place it before any file is hashed.
+fn sums_placeholder(tree: &Tree) -> Result<Tree> {
+    if tree.get(sums::SUMS_PATH).is_some() {
+        bail!(
+            "the ISO tree already has {}; the writer makes it (IsoImage::sha256sums)",
+            sums::SUMS_PATH
+        );
+    }
+    let mut t = tree.clone();
+    t.add_file(
+        sums::SUMS_PATH,
+        FileSource::Bytes(vec![0; sums::sums_len(tree)]),
+        0o644,
+    )?;
+    Ok(t)
+}
+
 /// Writes `image` to `out` (atomically). See the module docs for the layout.
 pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
     image.validate()?;
     let epoch = image.epoch;
-    let (mut dirs, mut files) = plan_tree(&image.tree.root, epoch)?;
+    let with_sums;
+    let tree = if image.sha256sums {
+        with_sums = sums_placeholder(&image.tree)?;
+        &with_sums
+    } else {
+        &image.tree
+    };
+    let (mut dirs, mut files) = plan_tree(&tree.root, epoch)?;
 
     // Sizes first (records do not change length once LBAs are known).
     let ce0: CeMap = continuation_keys(&dirs)
@@ -450,7 +476,7 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
     // Boot file.
     let bios = match &image.bios {
         Some(b) => {
-            let Some(Node::File { src, size, .. }) = image.tree.get(&b.boot_file) else {
+            let Some(Node::File { src, size, .. }) = tree.get(&b.boot_file) else {
                 bail!(
                     "BIOS boot file {:?} is not a file in the ISO tree; add it first",
                     b.boot_file
@@ -483,6 +509,38 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
             Some((f.lba, table, mbr_code))
         }
         None => None,
+    };
+    // SHA256SUMS, of the bytes the ISO holds (the boot file patched).
+    let sums_write = if image.sha256sums {
+        let boot_path = image
+            .bios
+            .as_ref()
+            .map(|b| super::tree::split_path(&b.boot_file).map(|p| p.join("/")))
+            .transpose()?;
+        let patch = match (&bios, &boot_path) {
+            (Some((_, table, _)), Some(path)) => Some(sums::Patch {
+                path,
+                at: 8,
+                bytes: table,
+            }),
+            _ => None,
+        };
+        let text = sums::sha256sums(tree, patch.as_ref())
+            .context("hashing the ISO's files for SHA256SUMS")?;
+        let f = files
+            .iter()
+            .find(|f| f.path == sums::SUMS_PATH)
+            .expect("SHA256SUMS planned");
+        if text.len() as u64 != f.size {
+            bail!(
+                "SHA256SUMS is {} bytes, {} were reserved (a file changed while the ISO was written?)",
+                text.len(),
+                f.size
+            );
+        }
+        Some((f.lba, text))
+    } else {
+        None
     };
 
     // Boot catalog.
@@ -622,6 +680,11 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
         );
         if let Some((file_lba, table, _)) = &bios {
             o.write_at(u64::from(*file_lba) * SECTOR + 8, table)?;
+        }
+        if let Some((sums_lba, text)) = &sums_write {
+            if !text.is_empty() {
+                o.write_at(u64::from(*sums_lba) * SECTOR, text.as_bytes())?;
+            }
         }
         let mut esp_report = None;
         if let (Some((esp_lba, plan)), Some(u)) = (&esp, &image.uefi) {
