@@ -81,6 +81,10 @@ e2e-storage: base build
 demo: deps base build
     AIRLIFT_BASE="$(readlink -f {{base}})" scripts/demo.sh {{firmware}}
 
+# `just demo` with no terminal (AIRLIFT_DEMO_BATCH=1): the tour printed, its skopeo command, the status page and the root shell checked, QEMU gone after.
+demo-tour: base build
+    cargo test -p airlift-integration --test demo_tour -- --nocapture
+
 # Netboot end to end: host0 from the ISO serves DHCP/iPXE/HTTP to a BIOS and a UEFI node on a private link; both join and pull through its mirror offline (~15 min cap).
 e2e: deps base build
     cargo test -p airlift-integration --test e2e_netboot -- --nocapture
