@@ -255,3 +255,100 @@ fn slow_headers_are_cut_off() {
         200
     );
 }
+
+/// One request to the registry at `to` (another address of the same server).
+fn request_to(
+    to: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> airlift_integration::firstboot::RawResponse {
+    let mut s = std::net::TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\n\
+         Content-Length: {}\r\n\r\n",
+        auth(),
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    read_response(&mut s)
+}
+
+#[test]
+fn abandoned_uploads_are_capped_per_client_and_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_on(
+        &ServeConfig {
+            data: tmp.path().join("data"),
+            push_token: true,
+            extra: ["--max-uploads-per-client", "3", "--upload-idle-secs", "2"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..ServeConfig::default()
+        },
+        "[::]:0",
+    );
+    let port = srv.addr.port();
+    let (v4, v6) = (
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+    );
+    let uploads = tmp.path().join("data/uploads");
+
+    // One client opens uploads and abandons them: the fourth is refused.
+    let mut abandoned = Vec::new();
+    for _ in 0..3 {
+        let r = request_to(v4, "POST", "/v2/quay.io/a/blobs/uploads/", b"");
+        assert_eq!(r.status, 202);
+        let loc = r.header("Location").unwrap().to_string();
+        assert_eq!(request_to(v4, "PATCH", &loc, b"abc").status, 202);
+        abandoned.push(loc);
+    }
+    let r = request_to(v4, "POST", "/v2/quay.io/a/blobs/uploads/", b"");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "TOOMANYREQUESTS")
+    );
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("max-uploads-per-client 3"), "{text}");
+
+    // Another client still pushes and pulls.
+    let blob = b"pushed by another client";
+    let d = Digest::sha256_of(blob);
+    let r = request_to(
+        v6,
+        "POST",
+        &format!("/v2/quay.io/b/blobs/uploads/?digest={d}"),
+        blob,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = request_to(v6, "GET", &format!("/v2/quay.io/b/blobs/{d}"), b"");
+    assert_eq!((r.status, &r.body[..]), (200, &blob[..]));
+
+    // Left idle, the abandoned uploads expire with their files.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !files_under(&uploads).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle uploads still there after 30 s: {:?}",
+            files_under(&uploads)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for loc in &abandoned {
+        let r = request_to(v4, "GET", loc, b"");
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "BLOB_UPLOAD_UNKNOWN")
+        );
+    }
+    assert_eq!(
+        request_to(v4, "POST", "/v2/quay.io/a/blobs/uploads/", b"").status,
+        202
+    );
+}

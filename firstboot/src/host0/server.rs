@@ -98,6 +98,8 @@ pub async fn serve(
             app.clone()
                 .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer);
+                    req.extensions_mut()
+                        .insert(crate::registry::ClientAddr(remote.ip()));
                     req
                 })
         },

@@ -23,6 +23,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -40,6 +41,11 @@ pub struct Registry {
     pub limits: Limits,
 }
 
+/// The address of the client that sent a request (a request extension
+/// the server inserts; uploads are capped per client address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
 /// The largest blob a push may upload (64 GiB).
 pub const MAX_BLOB_BYTES: u64 = 64 << 30;
 
@@ -55,8 +61,10 @@ pub struct Limits {
 impl Registry {
     /// Open storage and credentials as the options say.
     pub fn open(opts: &ServeOptions) -> Result<Registry> {
+        let store = store::Store::open_with(&opts.data, &opts.layers, opts.remote()?)?;
+        store.set_upload_policy(opts.upload_policy()?);
         Ok(Registry {
-            store: store::Store::open_with(&opts.data, &opts.layers, opts.remote()?)?,
+            store,
             auth: auth::Auth::load(opts.htpasswd.as_deref(), opts.push_token_file.as_deref())?,
             allow_delete: opts.allow_delete,
             limits: Limits {

@@ -9,6 +9,9 @@ use anyhow::{bail, Result};
 
 use super::s3::{self, credentials};
 use super::store::remote::RemoteConfig;
+use super::store::upload_table::{
+    UploadPolicy, DEFAULT_MAX_UPLOADS, DEFAULT_MAX_UPLOADS_PER_CLIENT, DEFAULT_UPLOAD_IDLE_SECS,
+};
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5000))
@@ -24,6 +27,18 @@ fn default_body_stall() -> u64 {
 
 fn default_max_connections() -> usize {
     4096
+}
+
+fn default_upload_idle() -> u64 {
+    DEFAULT_UPLOAD_IDLE_SECS
+}
+
+fn default_max_uploads() -> usize {
+    DEFAULT_MAX_UPLOADS
+}
+
+fn default_max_uploads_per_client() -> usize {
+    DEFAULT_MAX_UPLOADS_PER_CLIENT
 }
 
 fn default_s3_region() -> String {
@@ -97,6 +112,22 @@ pub struct ServeOptions {
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
 
+    /// Seconds an upload may go without a chunk before it is removed
+    /// (its file deleted; the client gets BLOB_UPLOAD_UNKNOWN).
+    #[arg(long, default_value_t = DEFAULT_UPLOAD_IDLE_SECS)]
+    #[serde(default = "default_upload_idle")]
+    pub upload_idle_secs: u64,
+
+    /// Uploads in progress at once, all clients together; more are refused (429 TOOMANYREQUESTS).
+    #[arg(long, default_value_t = DEFAULT_MAX_UPLOADS)]
+    #[serde(default = "default_max_uploads")]
+    pub max_uploads: usize,
+
+    /// Uploads in progress at once from one client address; more are refused (429 TOOMANYREQUESTS).
+    #[arg(long, default_value_t = DEFAULT_MAX_UPLOADS_PER_CLIENT)]
+    #[serde(default = "default_max_uploads_per_client")]
+    pub max_uploads_per_client: usize,
+
     /// Keep blobs and repository metadata in this S3-compatible store
     /// (path-style URL, e.g. http://127.0.0.1:3900) instead of --data,
     /// which then holds upload files only. Credentials come from
@@ -140,6 +171,18 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
+    /// The upload caps and idle time these options ask for.
+    pub fn upload_policy(&self) -> Result<UploadPolicy> {
+        if self.upload_idle_secs == 0 || self.max_uploads == 0 || self.max_uploads_per_client == 0 {
+            bail!("upload-idle-secs, max-uploads and max-uploads-per-client must be at least 1");
+        }
+        Ok(UploadPolicy {
+            idle: Duration::from_secs(self.upload_idle_secs),
+            max: self.max_uploads,
+            max_per_client: self.max_uploads_per_client,
+        })
+    }
+
     /// The S3 backend these options ask for (None: the data folder).
     pub fn remote(&self) -> Result<Option<RemoteConfig>> {
         let (Some(endpoint), Some(bucket)) = (&self.s3_endpoint, &self.s3_bucket) else {

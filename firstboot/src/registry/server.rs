@@ -77,7 +77,10 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         tls,
         header_timeout,
         opts.max_connections,
-        |_, _| app.clone(),
+        |_, peer| {
+            app.clone()
+                .layer(axum::Extension(super::ClientAddr(peer.ip())))
+        },
     )
     .await
 }

@@ -19,6 +19,7 @@ use super::store::Store;
 use super::{router, Registry};
 
 mod manifest_refs;
+mod upload_limits;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -58,6 +59,15 @@ fn token_file(dir: &Path) -> PathBuf {
 }
 
 fn open(data: &Path, layers: &[PathBuf], allow_delete: bool, token: Option<&Path>) -> Router {
+    router(registry(data, layers, allow_delete, token))
+}
+
+fn registry(
+    data: &Path,
+    layers: &[PathBuf],
+    allow_delete: bool,
+    token: Option<&Path>,
+) -> Arc<Registry> {
     let reg = Registry {
         store: Store::open(data, layers).unwrap(),
         auth: Auth::load(None, token).unwrap(),
@@ -67,7 +77,7 @@ fn open(data: &Path, layers: &[PathBuf], allow_delete: bool, token: Option<&Path
             max_blob_bytes: 1 << 20,
         },
     };
-    router(Arc::new(reg))
+    Arc::new(reg)
 }
 
 impl Env {

@@ -121,7 +121,7 @@ async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -
 /// Stream one blob from the source into the store; returns its size.
 async fn blob(repo: &str, d: &Digest, reg: &Registry, src: &Source) -> Result<u64> {
     let res = src.blob(repo, d).await?;
-    let id = reg.store.start_upload(repo).await.map_err(reg_err)?;
+    let id = reg.store.start_upload(repo, None).await.map_err(reg_err)?;
     let result = async {
         let slot = reg.store.upload(repo, &id).map_err(reg_err)?;
         let mut upload = slot

@@ -69,7 +69,11 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
         }
     }
     let digest = q.get("digest").map(parse_digest).transpose()?;
-    let id = reg.store.start_upload(&repo.name).await?;
+    let client = req
+        .extensions()
+        .get::<crate::registry::ClientAddr>()
+        .map(|c| c.0);
+    let id = reg.store.start_upload(&repo.name, client).await?;
     let Some(d) = digest else {
         return progress(repo, &id, 0, StatusCode::ACCEPTED);
     };

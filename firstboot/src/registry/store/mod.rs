@@ -17,12 +17,13 @@ pub mod layers;
 pub mod meta;
 pub mod remote;
 pub mod snapshot;
+pub mod upload_table;
 pub mod uploads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use airlift_bundle::oci::Descriptor;
 use airlift_bundle::{atomic, Digest, Layout};
@@ -32,12 +33,10 @@ use bytes::Bytes;
 use self::index::{ManifestInfo, RepoIndex, Repos};
 use self::meta::Meta;
 use self::remote::{Remote, RemoteConfig};
+use self::upload_table::{Slot, UploadPolicy, UploadTable};
 use self::uploads::Upload;
 use super::error::{Code, RegistryError};
 use super::route::ManifestRef;
-
-/// An upload session: its repository and its state (None once finished).
-type UploadSlot = (String, Arc<tokio::sync::Mutex<Option<Upload>>>);
 
 /// Where a blob is and its size.
 #[derive(Debug, Clone)]
@@ -85,7 +84,7 @@ pub struct Store {
     layer_repos: Repos,
     repos: RwLock<Repos>,
     manifests: RwLock<HashMap<Digest, Bytes>>,
-    uploads: Mutex<HashMap<String, UploadSlot>>,
+    uploads: Arc<UploadTable>,
     /// Serialises metadata writes so disk and memory change in the same order.
     write: tokio::sync::Mutex<()>,
     /// The S3 backend, if blobs and metadata live in a bucket.
@@ -154,6 +153,8 @@ impl Store {
             "storage ready in {}",
             data.display()
         );
+        let uploads = Arc::new(UploadTable::default());
+        uploads.spawn_sweeper();
         Ok(Store {
             data: layout,
             meta,
@@ -162,7 +163,7 @@ impl Store {
             layer_repos,
             repos: RwLock::new(repos),
             manifests: RwLock::new(cached.into_iter().collect()),
-            uploads: Mutex::new(HashMap::new()),
+            uploads,
             write: tokio::sync::Mutex::new(()),
             remote,
             writes: AtomicU64::new(0),
@@ -694,45 +695,43 @@ impl Store {
         all.into_values().collect()
     }
 
-    /// Start an upload in `repo`; returns its id.
-    pub async fn start_upload(&self, repo: &str) -> Result<String, RegistryError> {
+    /// Start an upload in `repo` for `client`; returns its id. Idle
+    /// uploads are expired first; a full table answers 429.
+    pub async fn start_upload(
+        &self,
+        repo: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<String, RegistryError> {
+        self.uploads.expire().await;
         let id = uuid::Uuid::new_v4().to_string();
         let upload = Upload::create(&self.uploads_dir, &id, repo).await?;
-        self.uploads.lock().map_err(lock_poisoned)?.insert(
-            id.clone(),
-            (
-                repo.to_string(),
-                Arc::new(tokio::sync::Mutex::new(Some(upload))),
-            ),
-        );
+        if let Err(refused) = self.uploads.insert(&id, repo, client, upload) {
+            let (e, upload) = *refused;
+            upload.discard().await;
+            return Err(e);
+        }
         Ok(id)
     }
 
     /// An upload session of `repo`, or `BLOB_UPLOAD_UNKNOWN`. The slot
     /// is None once the upload has been finished or cancelled.
-    pub fn upload(
-        &self,
-        repo: &str,
-        id: &str,
-    ) -> Result<Arc<tokio::sync::Mutex<Option<Upload>>>, RegistryError> {
-        let unknown = || {
-            RegistryError::new(
-                Code::BlobUploadUnknown,
-                format!("upload {id:?} is not in progress"),
-            )
-        };
-        let uploads = self.uploads.lock().map_err(lock_poisoned)?;
-        match uploads.get(id) {
-            Some((owner, slot)) if owner == repo => Ok(slot.clone()),
-            _ => Err(unknown()),
-        }
+    pub fn upload(&self, repo: &str, id: &str) -> Result<Slot, RegistryError> {
+        self.uploads.get(repo, id)
     }
 
     /// Forget an upload (after finish or cancel).
     pub fn forget_upload(&self, id: &str) {
-        if let Ok(mut u) = self.uploads.lock() {
-            u.remove(id);
-        }
+        self.uploads.remove(id);
+    }
+
+    /// The uploads in progress (caps and expiry).
+    pub fn uploads(&self) -> &UploadTable {
+        &self.uploads
+    }
+
+    /// Set the caps and idle time of uploads.
+    pub fn set_upload_policy(&self, policy: UploadPolicy) {
+        self.uploads.set_policy(policy);
     }
 
     /// Make a verified upload file the blob `d` (renamed into place).

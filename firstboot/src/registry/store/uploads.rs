@@ -3,7 +3,9 @@
 //! does not match its declared range is rolled back (file truncated,
 //! hash state restored), so the upload can be resumed from its last
 //! good offset. Upload state lives in memory only: after a restart a
-//! client starts its upload again.
+//! client starts its upload again. No file stays open between requests:
+//! each chunk opens the upload's file, so idle uploads hold no file
+//! descriptors. I/O errors name the upload and its file.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use airlift_bundle::{Algorithm, Digest};
 use axum::body::Body;
 use axum::http::StatusCode;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::registry::body::next_chunk;
 use crate::registry::error::{Code, RegistryError, Result};
@@ -22,10 +25,12 @@ use crate::registry::Limits;
 pub struct Upload {
     /// The stored repository name it was started in.
     pub repo: String,
+    id: String,
     path: PathBuf,
-    file: tokio::fs::File,
     hasher: Hasher,
     size: u64,
+    /// When a request last finished working on it.
+    last_used: Instant,
 }
 
 /// A `Content-Range` error: 416 with `BLOB_UPLOAD_INVALID`.
@@ -37,18 +42,38 @@ impl Upload {
     /// Create the upload file `dir/<id>`.
     pub async fn create(dir: &Path, id: &str, repo: &str) -> Result<Upload> {
         let path = dir.join(id);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await?;
-        Ok(Upload {
+        let mut upload = Upload {
             repo: repo.to_string(),
+            id: id.to_string(),
             path,
-            file,
             hasher: Hasher::new(Algorithm::Sha256),
             size: 0,
-        })
+            last_used: Instant::now(),
+        };
+        let created = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&upload.path)
+            .await;
+        if let Err(e) = created {
+            return Err(upload.io_error("creating", e));
+        }
+        upload.last_used = Instant::now();
+        Ok(upload)
+    }
+
+    /// An I/O error naming this upload and its file (never its content).
+    fn io_error(&self, doing: &str, e: std::io::Error) -> RegistryError {
+        RegistryError::internal(anyhow::anyhow!(
+            "upload {}: {doing} {}: {e}",
+            self.id,
+            self.path.display()
+        ))
+    }
+
+    /// How long since a request last worked on it.
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.last_used.elapsed()
     }
 
     /// Bytes received so far.
@@ -73,8 +98,13 @@ impl Upload {
                 )));
             }
         }
+        let mut file = match self.open().await {
+            Ok(f) => f,
+            Err(e) => return Err(self.io_error("opening", e)),
+        };
         let saved = (self.hasher.clone(), self.size);
-        let result = self.write_body(body, limits).await;
+        let result = self.write_body(&mut file, body, limits).await;
+        self.last_used = Instant::now();
         let written = self.size - saved.1;
         let failure = match result {
             Err(e) => Some(e),
@@ -87,8 +117,9 @@ impl Upload {
             },
         };
         if let Some(e) = failure {
-            self.file.set_len(saved.1).await?;
-            self.file.seek(SeekFrom::Start(saved.1)).await?;
+            if let Err(io) = file.set_len(saved.1).await {
+                return Err(self.io_error("rolling back", io));
+            }
             self.hasher = saved.0;
             self.size = saved.1;
             return Err(e);
@@ -96,7 +127,22 @@ impl Upload {
         Ok(written)
     }
 
-    async fn write_body(&mut self, body: Body, limits: &Limits) -> Result<()> {
+    /// Open the upload's file for writing at its current size.
+    async fn open(&self) -> std::io::Result<tokio::fs::File> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .await?;
+        file.seek(SeekFrom::Start(self.size)).await?;
+        Ok(file)
+    }
+
+    async fn write_body(
+        &mut self,
+        file: &mut tokio::fs::File,
+        body: Body,
+        limits: &Limits,
+    ) -> Result<()> {
         let mut stream = body.into_data_stream();
         while let Some(chunk) = next_chunk(&mut stream, limits.body_stall).await? {
             if self.size + chunk.len() as u64 > limits.max_blob_bytes {
@@ -109,19 +155,22 @@ impl Upload {
                 )
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE));
             }
-            self.file.write_all(&chunk).await?;
+            if let Err(e) = file.write_all(&chunk).await {
+                return Err(self.io_error("writing", e));
+            }
             self.hasher.update(&chunk);
             self.size += chunk.len() as u64;
         }
-        self.file.flush().await?;
+        if let Err(e) = file.flush().await {
+            return Err(self.io_error("writing", e));
+        }
         Ok(())
     }
 
     /// Check the content against `expected`, sync it, and hand back the
     /// file path and size to be renamed into the blob store. On a
     /// mismatch the upload file is removed.
-    pub async fn finish(mut self, expected: &Digest) -> Result<(PathBuf, u64)> {
-        self.file.flush().await?;
+    pub async fn finish(self, expected: &Digest) -> Result<(PathBuf, u64)> {
         let actual = match expected.algorithm() {
             Algorithm::Sha256 => self.hasher.clone().finish(),
             alg => {
@@ -132,7 +181,8 @@ impl Upload {
                         .map(|(d, _)| d)
                 })
                 .await
-                .map_err(|e| RegistryError::internal(e.into()))??
+                .map_err(|e| RegistryError::internal(e.into()))?
+                .map_err(|e| self.io_error("hashing", e))?
             }
         };
         if &actual != expected {
@@ -146,7 +196,13 @@ impl Upload {
             )
             .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
         }
-        self.file.sync_all().await?;
+        let synced = match tokio::fs::File::open(&self.path).await {
+            Ok(f) => f.sync_all().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            return Err(self.io_error("syncing", e));
+        }
         Ok((self.path.clone(), self.size))
     }
 
