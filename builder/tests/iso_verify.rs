@@ -222,3 +222,69 @@ fn verify_passes_on_an_iso_that_boots_from_bios() {
         "{sums}"
     );
 }
+
+/// Runs `airlift verify iso`, killing it after `limit`: (finished, ok, text).
+fn verify_within(iso: &Path, limit: std::time::Duration) -> (bool, bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlift"))
+        .arg("verify")
+        .arg(iso)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let o = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return (true, o.status.success(), text);
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return (false, false, String::new());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A directory whose child record points back at the directory itself:
+/// verify stops with an error naming the path instead of walking for ever.
+#[test]
+fn verify_refuses_a_directory_that_contains_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("loop.iso");
+    let image = bundle_image_with(false, &[("/loop/inner/file.txt", b"x".to_vec())]);
+    iso::write(&image, &p).unwrap();
+    let outer = Iso::open(&p).unwrap().lookup("loop").unwrap().unwrap();
+    let (lba, len) = outer.extents[0];
+    // Point the primary record of `inner` at `loop`'s own extent.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let mut dir = vec![0u8; len as usize];
+    f.read_exact_at(&mut dir, u64::from(lba) * 2048).unwrap();
+    let at = dir
+        .windows(5)
+        .position(|w| w == b"INNER")
+        .expect("the INNER record")
+        - 33;
+    assert_eq!(dir[at + 32], 5);
+    let mut both = Vec::new();
+    both.extend_from_slice(&lba.to_le_bytes());
+    both.extend_from_slice(&lba.to_be_bytes());
+    f.write_all_at(&both, u64::from(lba) * 2048 + at as u64 + 2)
+        .unwrap();
+    drop(f);
+    let (finished, ok, text) = verify_within(&p, std::time::Duration::from_secs(30));
+    assert!(finished, "airlift verify was still running after 30 s");
+    assert!(!ok, "{text}");
+    assert!(text.contains("loop/inner"), "{text}");
+    assert!(text.contains("loops back"), "{text}");
+}

@@ -68,6 +68,7 @@ mod records;
 mod sums;
 mod susp;
 mod tree;
+mod walk_guard;
 mod writer;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::hybrid::{guid_text, BASIC_DATA_TYPE, ESP_TYPE};
+use super::walk_guard::{WalkGuard, MAX_DIR_BYTES};
 
 const SECTOR: u64 = 2048;
 
@@ -317,6 +318,13 @@ impl Iso {
         let Some(&(lba, len)) = dir.extents.first() else {
             return Ok(Vec::new());
         };
+        if len > MAX_DIR_BYTES {
+            bail!(
+                "ISO directory {:?} claims {len} bytes (more than {MAX_DIR_BYTES}); the image is \
+                 corrupt or hostile",
+                dir.name
+            );
+        }
         let data = self.read_extent(lba, len)?;
         let mut out: Vec<Entry> = Vec::new();
         let mut pending: Option<Entry> = None;
@@ -388,19 +396,28 @@ impl Iso {
         Ok(Some(cur))
     }
 
-    /// Every entry below the root, depth-first, as (path, entry).
+    /// Every entry below the root, depth-first, as (path, entry). Fails,
+    /// naming the path, on a directory met twice (a loop), nesting deeper
+    /// than [`super::walk_guard::MAX_DEPTH`] or too many entries.
     pub fn walk(&self) -> Result<Vec<(String, Entry)>> {
         let mut out = Vec::new();
-        let mut stack = vec![(String::new(), self.root.clone())];
-        while let Some((path, dir)) = stack.pop() {
-            for e in self.read_dir(&dir)? {
+        let mut guard = WalkGuard::default();
+        let mut stack = vec![(String::new(), self.root.clone(), 0usize)];
+        while let Some((path, dir, depth)) = stack.pop() {
+            let lba = dir.extents.first().map_or(0, |e| e.0);
+            guard.enter(&path, lba, depth)?;
+            let entries = self
+                .read_dir(&dir)
+                .with_context(|| format!("reading ISO directory {path:?}"))?;
+            guard.count(&path, entries.len())?;
+            for e in entries {
                 let p = if path.is_empty() {
                     e.name.clone()
                 } else {
                     format!("{path}/{}", e.name)
                 };
                 if e.kind == Kind::Dir {
-                    stack.push((p.clone(), e.clone()));
+                    stack.push((p.clone(), e.clone(), depth + 1));
                 }
                 out.push((p, e));
             }
