@@ -2,10 +2,17 @@
 //! of a token from a file (`Authorization: Bearer <token>`, or Basic with
 //! the token as the password). Pulls are anonymous. Without either
 //! file, pushing is disabled.
+//!
+//! bcrypt is slow on purpose (hundreds of ms at cost 12): it runs on the
+//! blocking pool, at most [`BcryptSlots`] at once, so clients guessing
+//! passwords queue among themselves and never take the async workers
+//! that serve pulls. Verdicts are cached for a few minutes by
+//! sha256(user:password), so a push of many blobs pays for bcrypt once.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -21,9 +28,23 @@ pub struct Auth {
     /// Set by host0 without a data disk: pushes are refused (DENIED) with
     /// this message even when credentials are configured.
     pub push_disabled_reason: Option<String>,
-    /// sha256(user:password) of credentials bcrypt already accepted, so a
-    /// push of many blobs pays for bcrypt once.
-    verified: Mutex<HashMap<[u8; 32], bool>>,
+    /// bcrypt's verdicts by sha256(user:password), with when they were made.
+    verified: Mutex<HashMap<[u8; 32], (bool, Instant)>>,
+    bcrypt_slots: BcryptSlots,
+}
+
+/// How long a bcrypt verdict is reused.
+const VERDICT_TTL: Duration = Duration::from_secs(300);
+
+/// The bcrypt checks that may run at once: half the CPUs, at least one,
+/// so password checks never take every core from the readers.
+pub struct BcryptSlots(Arc<tokio::sync::Semaphore>);
+
+impl Default for BcryptSlots {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BcryptSlots(Arc::new(tokio::sync::Semaphore::new((cpus / 2).max(1))))
+    }
 }
 
 /// The answer to "may this request push?".
@@ -67,7 +88,7 @@ impl Auth {
     }
 
     /// Judge an `Authorization` header value.
-    pub fn check(&self, authorization: Option<&str>) -> Decision {
+    pub async fn check(&self, authorization: Option<&str>) -> Decision {
         if !self.push_enabled() {
             return Decision::Disabled;
         }
@@ -78,7 +99,7 @@ impl Auth {
             self.token_ok(t.trim())
         } else if let Some(b64) = value.strip_prefix("Basic ") {
             match decode_basic(b64.trim()) {
-                Some((user, pass)) => self.token_ok(&pass) || self.user_ok(&user, &pass),
+                Some((user, pass)) => self.token_ok(&pass) || self.user_ok(&user, &pass).await,
                 None => false,
             }
         } else {
@@ -92,7 +113,7 @@ impl Auth {
     }
 
     /// The decision as a handler result.
-    pub fn require_push(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
+    pub async fn require_push(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
         if let Some(reason) = self
             .push_disabled_reason
             .as_ref()
@@ -100,7 +121,7 @@ impl Auth {
         {
             return Err(RegistryError::new(Code::Denied, reason.clone()));
         }
-        match self.check(authorization) {
+        match self.check(authorization).await {
             Decision::Allowed => Ok(()),
             Decision::Challenge => Err(RegistryError::new(
                 Code::Unauthorized,
@@ -123,28 +144,41 @@ impl Auth {
             .is_some_and(|t| constant_time_eq(t.as_bytes(), given.as_bytes()))
     }
 
-    fn user_ok(&self, user: &str, pass: &str) -> bool {
+    async fn user_ok(&self, user: &str, pass: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             return false;
         };
         let key: [u8; 32] = Sha256::digest(format!("{user}:{pass}")).into();
-        if let Some(&known) = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).copied())
-            .as_ref()
-        {
+        if let Some(known) = self.cached(&key) {
             return known;
         }
-        let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+        let Ok(_slot) = self.bcrypt_slots.0.acquire().await else {
+            return false;
+        };
+        // Another request may have checked the same credentials meanwhile.
+        if let Some(known) = self.cached(&key) {
+            return known;
+        }
+        let (pass, hash) = (pass.to_string(), hash.clone());
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
         if let Ok(mut m) = self.verified.lock() {
             if m.len() > 1024 {
-                m.clear();
+                m.retain(|_, (_, at)| at.elapsed() < VERDICT_TTL);
+                if m.len() > 1024 {
+                    m.clear();
+                }
             }
-            m.insert(key, ok);
+            m.insert(key, (ok, Instant::now()));
         }
         ok
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<bool> {
+        let m = self.verified.lock().ok()?;
+        let (ok, at) = m.get(key)?;
+        (at.elapsed() < VERDICT_TTL).then_some(*ok)
     }
 }
 
@@ -192,16 +226,16 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_disabled_reason_refuses_even_good_credentials() {
+    #[tokio::test]
+    async fn a_disabled_reason_refuses_even_good_credentials() {
         let mut auth = Auth {
             token: Some("t".repeat(20)),
             ..Auth::default()
         };
         let bearer = format!("Bearer {}", "t".repeat(20));
-        assert!(auth.require_push(Some(&bearer)).is_ok());
+        assert!(auth.require_push(Some(&bearer)).await.is_ok());
         auth.push_disabled_reason = Some("no data disk".into());
-        let e = auth.require_push(Some(&bearer)).unwrap_err();
+        let e = auth.require_push(Some(&bearer)).await.unwrap_err();
         assert_eq!(e.code, Code::Denied);
         assert!(format!("{e:?}").contains("no data disk"), "{e:?}");
         // With pushing off altogether the reason still replaces the generic
@@ -210,51 +244,52 @@ mod tests {
             push_disabled_reason: Some("no data disk".into()),
             ..Auth::default()
         };
-        let e = off.require_push(None).unwrap_err();
+        let e = off.require_push(None).await.unwrap_err();
         assert_eq!(e.code, Code::Denied);
         assert!(format!("{e:?}").contains("no data disk"), "{e:?}");
         assert!(!format!("{e:?}").contains("--htpasswd"), "{e:?}");
         // And without a reason the advice stands.
-        let e = Auth::default().require_push(None).unwrap_err();
+        let e = Auth::default().require_push(None).await.unwrap_err();
         assert!(format!("{e:?}").contains("--htpasswd"), "{e:?}");
     }
 
-    #[test]
-    fn users_and_tokens() {
+    #[tokio::test]
+    async fn users_and_tokens() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let auth = Auth {
             users: parse_htpasswd(&format!("# c\nalice:{hash}\n")).unwrap(),
             token: Some("t".repeat(20)),
             ..Auth::default()
         };
-        assert_eq!(auth.check(None), Decision::Challenge);
+        assert_eq!(auth.check(None).await, Decision::Challenge);
         assert_eq!(
-            auth.check(Some(&basic("alice", "s3cret"))),
+            auth.check(Some(&basic("alice", "s3cret"))).await,
             Decision::Allowed
         );
         assert_eq!(
-            auth.check(Some(&basic("alice", "s3cret"))),
+            auth.check(Some(&basic("alice", "s3cret"))).await,
             Decision::Allowed
         );
         assert_eq!(
-            auth.check(Some(&basic("alice", "wrong"))),
+            auth.check(Some(&basic("alice", "wrong"))).await,
             Decision::Challenge
         );
         assert_eq!(
-            auth.check(Some(&basic("bob", "s3cret"))),
+            auth.check(Some(&basic("bob", "s3cret"))).await,
             Decision::Challenge
         );
         assert_eq!(
-            auth.check(Some(&format!("Bearer {}", "t".repeat(20)))),
+            auth.check(Some(&format!("Bearer {}", "t".repeat(20))))
+                .await,
             Decision::Allowed
         );
         assert_eq!(
-            auth.check(Some(&basic("any", &"t".repeat(20)))),
+            auth.check(Some(&basic("any", &"t".repeat(20)))).await,
             Decision::Allowed
         );
-        assert_eq!(auth.check(Some("Bearer nope")), Decision::Challenge);
-        assert_eq!(auth.check(Some("Basic !!!")), Decision::Challenge);
-        assert_eq!(Auth::default().check(None), Decision::Disabled);
+        assert_eq!(auth.check(Some("Bearer nope")).await, Decision::Challenge);
+        assert_eq!(auth.check(Some("Basic !!!")).await, Decision::Challenge);
+        assert_eq!(Auth::default().check(None).await, Decision::Disabled);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::store::Store;
 use super::{router, Registry};
 
 mod manifest_refs;
+mod password_guessing;
 mod upload_limits;
 
 const TOKEN: &str = "test-token-0123456789";

@@ -16,8 +16,8 @@ use crate::registry::Registry;
 /// `GET /v2/`: 200 `{}`. When pushing is enabled, a request without
 /// valid credentials gets the Basic challenge, so clients learn to send
 /// them; pulls themselves stay anonymous.
-pub fn base(reg: &Registry, headers: &HeaderMap) -> Result<Response> {
-    if reg.auth.check(authorization(headers)) == Decision::Challenge {
+pub async fn base(reg: &Registry, headers: &HeaderMap) -> Result<Response> {
+    if reg.auth.check(authorization(headers)).await == Decision::Challenge {
         return Err(RegistryError::new(
             Code::Unauthorized,
             "credentials are needed to push; pulling is anonymous",

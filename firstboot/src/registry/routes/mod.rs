@@ -148,11 +148,11 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
     let is_read = method == Method::GET || method == Method::HEAD;
     let is_push = !is_read || matches!(target, Target::Upload(..));
     if is_push && target != Target::Base {
-        reg.auth.require_push(authorization(req.headers()))?;
+        reg.auth.require_push(authorization(req.headers())).await?;
     }
     let ns = query.get("ns").map(str::to_string);
     match target {
-        Target::Base if is_read => discovery::base(reg, req.headers()),
+        Target::Base if is_read => discovery::base(reg, req.headers()).await,
         Target::Catalog if method == Method::GET => discovery::catalog(reg, &query),
         Target::Tags(n) if method == Method::GET => {
             discovery::tags(reg, &Repo::for_read(reg, &n, ns)?, &query)
