@@ -370,3 +370,70 @@ fn cli_bundles_a_config_and_rejects_a_bad_reference() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.yaml"));
     assert_eq!(snapshot(&out), before);
 }
+
+/// Puts a chain of `depth` indexes, each listing the next, above the
+/// fixture's manifest and makes index.json point at the top one.
+fn nest_in_indexes(f: &Fixture, depth: usize) -> Vec<Digest> {
+    use airlift_bundle::oci::{media, Descriptor, REF_NAME};
+    let layout = Layout::open(&f.src).unwrap();
+    let mut index = layout.read_index().unwrap();
+    let mut child = index.manifests[0].clone();
+    child.annotations.clear();
+    let mut chain = Vec::new();
+    for _ in 0..depth {
+        let doc = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": [child],
+        });
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let digest = Digest::sha256_of(&bytes);
+        fs::write(f.src.join(digest.blob_path()), &bytes).unwrap();
+        child = Descriptor::new(media::OCI_INDEX, digest.clone(), bytes.len() as u64);
+        chain.push(digest);
+    }
+    child.annotations.insert(REF_NAME.into(), "1.0".into());
+    index.manifests = vec![child];
+    layout.write_index(&index).unwrap();
+    chain.reverse(); // top first
+    chain
+}
+
+/// An index chain 1000 deep used to overflow the stack (rc 134, staging
+/// folder left); now it is refused past 8 levels, naming the digest at
+/// the limit, and nothing is left behind. A shallow chain still bundles.
+#[test]
+fn deeply_nested_indexes_are_refused() {
+    let f = Fixture::new();
+    let chain = nest_in_indexes(&f, 1000);
+    let msg = f.fails(
+        SourceSpec::OciLayout {
+            path: f.src.clone(),
+            reference: None,
+        },
+        &["nested", &chain[8].to_string(), "depth 9"],
+    );
+    assert!(msg.contains(&f.src.display().to_string()), "{msg}");
+
+    // The same as an oci-archive.
+    let tar = f.archive_with(|_| {});
+    f.fails(
+        SourceSpec::OciArchive {
+            path: tar.clone(),
+            reference: None,
+        },
+        &["nested", &chain[8].to_string(), &tar.display().to_string()],
+    );
+
+    let g = Fixture::new();
+    nest_in_indexes(&g, 3);
+    write_bundle(
+        &[req(SourceSpec::OciLayout {
+            path: g.src.clone(),
+            reference: None,
+        })],
+        &g.out,
+        &opts(),
+    )
+    .unwrap();
+}

@@ -63,7 +63,14 @@ pub fn read_document(
     Ok(bytes)
 }
 
-/// Copy the image rooted at `root` from `src` into `store`.
+/// Most indexes nested in one image (the root counts as the first).
+/// Real images nest one or two (an index of per-platform manifests,
+/// sometimes inside one more); a chain deeper than this is hostile or
+/// broken, and refusing it bounds the work one image can ask for.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
+/// Copy the image rooted at `root` from `src` into `store`: walks the
+/// documents iteratively (depth-first, in order), each once.
 pub fn copy_image(
     src: &dyn BlobSource,
     root: &Descriptor,
@@ -72,14 +79,40 @@ pub fn copy_image(
 ) -> Result<Ingested> {
     let filters = platform::parse_filters(platforms)?;
     let source = src.label();
-    let kept = copy_node(src, root, &filters, store, &source, true)?;
+    let mut kept = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    // (descriptor, indexes above it, whether it is the root)
+    let mut stack = vec![(root.clone(), 0usize, true)];
+    while let Some((desc, above, top)) = stack.pop() {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let children = copy_node(src, &desc, &filters, store, &source, top, &mut kept)?;
+        if children.is_empty() {
+            continue;
+        }
+        let depth = above + 1;
+        if depth > MAX_INDEX_DEPTH {
+            bail!(
+                "index {} from {source} is at depth {depth} of nested indexes below {} (more \
+                 than {MAX_INDEX_DEPTH} are refused; real images nest one or two): the source is \
+                 broken or hostile",
+                desc.digest,
+                root.digest
+            );
+        }
+        for child in children.into_iter().rev() {
+            stack.push((child, depth, false));
+        }
+    }
     Ok(Ingested {
         root: root.clone(),
         platforms: kept,
     })
 }
 
-/// Copy one node; returns the platform specs it contributes.
+/// Copy one node. Returns an index's children still to copy (none for a
+/// manifest or blob); the root's platform specs go to `kept`.
 fn copy_node(
     src: &dyn BlobSource,
     desc: &Descriptor,
@@ -87,7 +120,8 @@ fn copy_node(
     store: &Store,
     source: &str,
     top: bool,
-) -> Result<Vec<String>> {
+    kept: &mut Vec<String>,
+) -> Result<Vec<Descriptor>> {
     if !media::is_index(&desc.media_type) && !media::is_manifest(&desc.media_type) {
         if top {
             bail!(
@@ -111,10 +145,10 @@ fn copy_node(
             } else {
                 index.manifests.clone()
             };
-            for child in &children {
-                copy_node(src, child, &[], store, source, false)?;
+            if top {
+                *kept = platform::specs(&children);
             }
-            Ok(platform::specs(&children))
+            Ok(children)
         }
         Document::Manifest(m) => {
             let config = read_document(src, &m.config, store, source)?;
@@ -122,6 +156,7 @@ fn copy_node(
             if top {
                 platform::check_single(p.as_ref(), filters)
                     .with_context(|| format!("image from {source}"))?;
+                *kept = p.map(|p| vec![p.spec()]).unwrap_or_default();
             }
             for layer in &m.layers {
                 if store.try_existing(layer)? {
@@ -130,7 +165,7 @@ fn copy_node(
                 let r = src.open(&layer.digest)?;
                 store.copy_from(layer, r, source)?;
             }
-            Ok(p.map(|p| vec![p.spec()]).unwrap_or_default())
+            Ok(Vec::new())
         }
     }
 }
