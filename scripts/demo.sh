@@ -138,6 +138,12 @@ if [[ -z $batch ]]; then
     echo "demo: host0 takes about a minute under TCG; a tour is printed when it is ready. Quit with Ctrl-a x."
     (
         until line=$(ready_line) && [[ -n $line ]]; do sleep 0.5; done
+        # After the shell's login banner (up to 30 s), so the tour is the
+        # last thing on the screen.
+        for _ in $(seq 60); do
+            grep -aqE 'root@[^ ]*:~# ' "$serial" && break
+            sleep 0.5
+        done
         tour "$line" $'\r\n'
     ) &
     watcher_pid=$!
