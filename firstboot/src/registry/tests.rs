@@ -18,6 +18,7 @@ use super::auth::Auth;
 use super::store::Store;
 use super::{router, Registry};
 
+mod content_range;
 mod manifest_refs;
 mod password_guessing;
 mod upload_limits;

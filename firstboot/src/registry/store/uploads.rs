@@ -90,14 +90,28 @@ impl Upload {
         limits: &Limits,
         range: Option<(u64, u64)>,
     ) -> Result<u64> {
-        if let Some((start, end)) = range {
-            if start != self.size || end < start {
-                return Err(range_error(format!(
-                    "Content-Range {start}-{end} does not continue the upload at offset {}",
-                    self.size
-                )));
+        // The length the range declares (client numbers: checked arithmetic).
+        let declared = match range {
+            None => None,
+            Some((start, end)) => {
+                if start != self.size || end < start {
+                    return Err(range_error(format!(
+                        "upload {}: Content-Range {start}-{end} does not continue the upload at offset {}",
+                        self.id, self.size
+                    )));
+                }
+                let len = (end - start).checked_add(1);
+                match len.filter(|n| start.checked_add(*n).is_some_and(|e| e <= limits.max_blob_bytes)) {
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(range_error(format!(
+                            "upload {}: Content-Range {start}-{end} reaches past this registry's blob limit of {} bytes",
+                            self.id, limits.max_blob_bytes
+                        )))
+                    }
+                }
             }
-        }
+        };
         let mut file = match self.open().await {
             Ok(f) => f,
             Err(e) => return Err(self.io_error("opening", e)),
@@ -108,10 +122,10 @@ impl Upload {
         let written = self.size - saved.1;
         let failure = match result {
             Err(e) => Some(e),
-            Ok(()) => match range {
-                Some((start, end)) if written != end - start + 1 => Some(range_error(format!(
-                    "Content-Range {start}-{end} declares {} bytes but the body had {written}",
-                    end - start + 1
+            Ok(()) => match (range, declared) {
+                (Some((start, end)), Some(n)) if written != n => Some(range_error(format!(
+                    "upload {}: Content-Range {start}-{end} declares {n} bytes but the body had {written}",
+                    self.id
                 ))),
                 _ => None,
             },
