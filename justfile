@@ -41,6 +41,8 @@ garage:
     #!/usr/bin/env bash
     set -euo pipefail
     if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+        echo "garage: building Garage (the S3 server tests/registry_s3.rs runs against) with cargo install, once: about 10 minutes on 2 cores"
+        trap 'echo "garage: cargo install garage failed (see above); crates.io must be reachable, and a C compiler installed (build-essential)" >&2' ERR
         CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
             cargo install garage --locked --no-default-features --features bundled-libs,lmdb
     fi
