@@ -195,3 +195,65 @@ fn connection_refused_is_retried_then_reported() {
     );
     assert!(!out.exists());
 }
+
+/// The idle read timeout the stall tests use (seconds), instead of the
+/// default 30: the env var is read when a registry client is made.
+fn short_idle_timeout() {
+    std::env::set_var("AIRLIFT_REGISTRY_IDLE_TIMEOUT", "2");
+}
+
+#[test]
+fn endless_manifest_is_cut_at_the_cap() {
+    let work = tempfile::tempdir().unwrap();
+    let (reg, _) = registry_with_image(work.path());
+    let proxy = FaultProxy::start(&reg.host(), Fault::EndlessManifest);
+    let out = work.path().join("bundle");
+    let t = std::time::Instant::now();
+    let e = format!(
+        "{:#}",
+        write_bundle(&[pull(&proxy, None)], &out, &opts()).unwrap_err()
+    );
+    assert!(
+        e.contains("/v2/org/app/manifests/1") && e.contains("4194304 bytes"),
+        "{e}"
+    );
+    assert!(t.elapsed().as_secs() < 20, "took {:?}", t.elapsed());
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_stalled_manifest_or_blob_times_out_and_is_retried() {
+    short_idle_timeout();
+    let work = tempfile::tempdir().unwrap();
+    let (reg, made) = registry_with_image(work.path());
+
+    // Stalls once, mid-body: retried, then the pull succeeds.
+    for path in ["/manifests/", "/blobs/"] {
+        let proxy = FaultProxy::start(&reg.host(), Fault::Stall { path, first: 1 });
+        let out = work.path().join("once");
+        let report = write_bundle(&[pull(&proxy, None)], &out, &opts()).unwrap();
+        assert_eq!(proxy.faults(), 1, "{path}");
+        assert_eq!(report.stats.fetched_blobs, 4, "{path}");
+        fs::remove_dir_all(&out).unwrap();
+    }
+
+    // Stalls every time: bounded tries, an error naming the URL.
+    let proxy = FaultProxy::start(
+        &reg.host(),
+        Fault::Stall {
+            path: "/blobs/",
+            first: usize::MAX,
+        },
+    );
+    let out = work.path().join("bundle");
+    let t = std::time::Instant::now();
+    let e = format!(
+        "{:#}",
+        write_bundle(&[pull(&proxy, None)], &out, &opts()).unwrap_err()
+    );
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+    assert!(e.contains("/v2/org/app/blobs/sha256:"), "{e}");
+    assert!(e.contains("stalled") || e.contains("timed out"), "{e}");
+    let _ = made;
+    assert!(!out.exists());
+}

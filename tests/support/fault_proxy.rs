@@ -1,6 +1,7 @@
 //! An HTTP proxy on 127.0.0.1 in front of a real registry that injects
 //! faults: 503s, corrupted blob bodies, a lying `Docker-Content-Digest`,
-//! a wrong status on blob `HEAD`s, or a Bearer-token gate with its own
+//! a wrong status on blob `HEAD`s, an endless chunked manifest, a body
+//! that stalls half-way, or a Bearer-token gate with its own
 //! token endpoint (the Docker token flow, which `docker-registry` cannot
 //! do without a JWT issuer). Requests pass with their method, headers and
 //! body (a chunked body is sent on with a length), one per connection
@@ -25,6 +26,13 @@ pub enum Fault {
     /// Answer a blob `HEAD` that found the blob with this status line
     /// instead of `200 OK` (e.g. `"202 Accepted"`).
     BlobHeadStatus(&'static str),
+    /// Answer manifest `GET`s with an endless chunked body (no length),
+    /// cut at 256 MiB or when the client goes away.
+    EndlessManifest,
+    /// For the first `first` `GET`s whose path contains `path`, send the
+    /// headers and half the body, then stall (hold the connection idle
+    /// for a minute).
+    Stall { path: &'static str, first: usize },
     /// Demand `Authorization: Bearer TOKEN`; `GET /token` hands TOKEN out
     /// for Basic `user:password`.
     Bearer {
@@ -293,6 +301,11 @@ fn handle(
                 return Ok(());
             }
         }
+        Fault::EndlessManifest if req.method == "GET" && req.path.contains("/manifests/") => {
+            faults.fetch_add(1, Ordering::SeqCst);
+            endless(&mut conn);
+            return Ok(());
+        }
         _ => {}
     }
 
@@ -372,6 +385,36 @@ fn handle(
     } else {
         body.len() as u64
     };
+    if let Fault::Stall { path, first } = fault {
+        if ok && req.method == "GET" && req.path.contains(path) && !body.is_empty() {
+            let n = faults.fetch_add(1, Ordering::SeqCst);
+            if n < *first {
+                respond_len(&mut conn, &status, &headers, &body[..body.len() / 2], len);
+                let _ = conn.flush();
+                thread::sleep(std::time::Duration::from_secs(60));
+                return Ok(());
+            }
+            faults.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     respond_len(&mut conn, &status, &headers, &body, len);
     Ok(())
+}
+
+/// A `200` manifest answer whose chunked body never ends (JSON
+/// whitespace), cut at 256 MiB or when a write fails.
+fn endless(conn: &mut TcpStream) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    if conn.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut chunk = b"10000\r\n".to_vec();
+    chunk.extend(std::iter::repeat_n(b' ', 0x10000));
+    chunk.extend_from_slice(b"\r\n");
+    for _ in 0..(256 << 20) / 0x10000 {
+        if conn.write_all(&chunk).is_err() {
+            return;
+        }
+    }
 }

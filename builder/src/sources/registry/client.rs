@@ -12,6 +12,7 @@ use reqwest::{Response, StatusCode};
 use tokio::sync::Mutex;
 
 use super::auth::{self, Challenge, Credentials};
+use super::limits::{self, BodyError, MAX_MANIFEST};
 use super::retry;
 
 /// What we accept for manifests: OCI index and manifest, Docker list and manifest.
@@ -20,8 +21,8 @@ application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
-/// Largest manifest accepted.
-const MAX_MANIFEST: usize = 16 << 20;
+/// Tries for a manifest whose body broke off or stalled.
+const MANIFEST_TRIES: u32 = 3;
 
 /// The registry base URL for a reference: `docker.io` means
 /// `https://registry-1.docker.io`.
@@ -49,6 +50,8 @@ pub struct Client {
     repository: String,
     credentials: Option<Credentials>,
     authorization: Mutex<Option<String>>,
+    /// The idle read timeout (see [`limits::idle_timeout`]).
+    idle: std::time::Duration,
 }
 
 impl Client {
@@ -89,10 +92,12 @@ impl Client {
             }
             None => None,
         };
+        let idle = limits::idle_timeout(std::env::var(limits::IDLE_ENV).ok().as_deref())?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(insecure)
             .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(idle)
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
@@ -101,6 +106,7 @@ impl Client {
             repository: reference.repository().to_string(),
             credentials,
             authorization: Mutex::new(None),
+            idle,
         })
     }
 
@@ -114,36 +120,51 @@ impl Client {
         format!("{}/v2/{}/manifests/{reference}", self.base, self.repository)
     }
 
-    /// GET a manifest by tag or digest.
+    /// GET a manifest by tag or digest: at most [`MAX_MANIFEST`] bytes,
+    /// fetched again when the body breaks off or stalls.
     pub async fn manifest(&self, reference: &str) -> Result<FetchedManifest> {
         let url = self.manifest_url(reference);
-        let resp = self.get(&url, Some(MANIFEST_ACCEPT)).await?;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
-        };
-        let content_type = header("content-type");
-        let header_digest = header("docker-content-digest");
-        if let Some(len) = resp.content_length() {
-            if len as usize > MAX_MANIFEST {
-                bail!("{url}: manifest of {len} bytes is larger than {MAX_MANIFEST}");
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let resp = self.get(&url, Some(MANIFEST_ACCEPT)).await?;
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
+            };
+            let content_type = header("content-type");
+            let header_digest = header("docker-content-digest");
+            match limits::read_capped(resp, MAX_MANIFEST).await {
+                Ok(bytes) => {
+                    return Ok(FetchedManifest {
+                        bytes,
+                        content_type,
+                        header_digest,
+                    })
+                }
+                Err(BodyError::TooLarge) => bail!(
+                    "{url}: the manifest is larger than {MAX_MANIFEST} bytes (4 MiB), the most \
+                     accepted; is this really an image manifest?"
+                ),
+                Err(BodyError::Http(e)) if tries < MANIFEST_TRIES => {
+                    tracing::warn!(
+                        "manifest {url} broke off ({}); fetching it again",
+                        limits::describe(&e, self.idle)
+                    );
+                }
+                Err(BodyError::Http(e)) => bail!(
+                    "reading {url} failed after {tries} tries: {}",
+                    limits::describe(&e, self.idle)
+                ),
             }
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .with_context(|| format!("reading {url}"))?
-            .to_vec();
-        if bytes.len() > MAX_MANIFEST {
-            bail!("{url}: manifest is larger than {MAX_MANIFEST} bytes");
-        }
-        Ok(FetchedManifest {
-            bytes,
-            content_type,
-            header_digest,
-        })
+    }
+
+    /// The idle read timeout in force.
+    pub fn idle(&self) -> std::time::Duration {
+        self.idle
     }
 
     /// GET a blob; the body is streamed by the caller.
@@ -198,7 +219,10 @@ impl Client {
                 tokio::time::sleep(retry::backoff(attempt)).await;
                 continue;
             }
-            let body = resp.text().await.unwrap_or_default();
+            let body = match limits::read_capped(resp, limits::MAX_ERROR_BODY).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(_) => String::new(),
+            };
             let hint = match status {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     " (check the `credentials` file for this registry)"
@@ -243,10 +267,17 @@ impl Client {
                     .await
                     .with_context(|| format!("getting a token from {realm}"))?;
                 let status = resp.status();
-                let body = resp
-                    .bytes()
-                    .await
-                    .with_context(|| format!("reading the token from {realm}"))?;
+                let body = match limits::read_capped(resp, limits::MAX_TOKEN_RESPONSE).await {
+                    Ok(b) => b,
+                    Err(BodyError::TooLarge) => bail!(
+                        "token service {realm} answered more than {} bytes; refusing it",
+                        limits::MAX_TOKEN_RESPONSE
+                    ),
+                    Err(BodyError::Http(e)) => bail!(
+                        "reading the token from {realm}: {}",
+                        limits::describe(&e, self.idle)
+                    ),
+                };
                 if !status.is_success() {
                     bail!(
                         "token service {realm} answered {status}{}",

@@ -6,8 +6,12 @@
 //!   Bearer token from the realm (sending Basic credentials when the
 //!   source has a credentials file), or Basic credentials directly.
 //! - **Retries**: connect errors, 5xx and 429 are retried with
-//!   exponential backoff, at most [`retry::MAX_TRIES`] times; a blob body
-//!   cut off mid-stream is fetched again.
+//!   exponential backoff, at most [`retry::MAX_TRIES`] times; a manifest
+//!   or blob body cut off mid-stream, or idle past the read timeout
+//!   ([`limits::idle_timeout`], 30 s), is fetched again.
+//! - **Limits**: manifests are read to at most [`limits::MAX_MANIFEST`]
+//!   (4 MiB) whatever their length header says; blobs to their
+//!   descriptor's size.
 //! - **Verification**: a manifest fetched by tag is hashed and checked
 //!   against `Docker-Content-Digest` (and against the pinned digest, if
 //!   the reference has one); blob bodies stream into the store's blob
@@ -32,6 +36,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod limits;
 pub mod retry;
 
 use std::path::Path;
@@ -219,14 +224,16 @@ async fn fetch_blob(client: &Client, desc: &Descriptor, store: &Store, image: &s
             None => return store.commit(writer, desc, &source),
             Some(e) if tries < BODY_TRIES => {
                 tracing::warn!(
-                    "blob {} from {url} broke off ({e}); fetching it again",
-                    desc.digest
+                    "blob {} from {url} broke off ({}); fetching it again",
+                    desc.digest,
+                    limits::describe(&e, client.idle())
                 );
             }
-            Some(e) => {
-                return Err(anyhow::Error::new(e))
-                    .with_context(|| format!("downloading blob {} from {source}", desc.digest))
-            }
+            Some(e) => bail!(
+                "downloading blob {} from {source} failed after {tries} tries: {}",
+                desc.digest,
+                limits::describe(&e, client.idle())
+            ),
         }
     }
 }
