@@ -437,3 +437,35 @@ fn deeply_nested_indexes_are_refused() {
     )
     .unwrap();
 }
+
+/// A blob of the previous output corrupted without changing its size is
+/// not carried into the new bundle: reuse checks the digest, and the blob
+/// is copied again from the source.
+#[test]
+fn a_corrupted_blob_in_the_previous_output_is_not_reused() {
+    let f = Fixture::new();
+    let spec = || {
+        req(SourceSpec::OciLayout {
+            path: f.src.clone(),
+            reference: None,
+        })
+    };
+    write_bundle(&[spec()], &f.out, &opts()).unwrap();
+    let layer = f.layer();
+    let path = f.out.join(layer.blob_path());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    // A new file (not through a link the source might share).
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, &bytes).unwrap();
+
+    let report = write_bundle(&[spec()], &f.out, &opts()).unwrap();
+    let now = fs::read(f.out.join(layer.blob_path())).unwrap();
+    assert_eq!(
+        Digest::sha256_of(&now),
+        layer,
+        "the corrupted blob was reused"
+    );
+    assert_eq!(report.stats.fetched_blobs, 1, "{:?}", report.stats);
+    assert_eq!(report.stats.reused_blobs, 2, "{:?}", report.stats);
+}

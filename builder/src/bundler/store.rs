@@ -125,8 +125,9 @@ impl Store {
     }
 
     /// Is the blob already here, or could it be hard-linked from the
-    /// previous bundle? Then nothing needs fetching. Blobs of the previous
-    /// bundle were verified when they were written; their size is checked.
+    /// previous bundle? Then nothing needs fetching. A blob of the previous
+    /// bundle is reused only if its size and digest match (it may have
+    /// been damaged since it was written); otherwise it is fetched again.
     pub fn try_existing(&self, desc: &Descriptor) -> Result<bool> {
         if self.layout.has_blob(&desc.digest) {
             self.stats.lock().expect("stats lock").shared_blobs += 1;
@@ -153,21 +154,49 @@ impl Store {
                 return Ok(false);
             }
         }
+        // Hash the linked file (the same inode), so what the new bundle
+        // holds is what was checked.
+        if !self.holds_intact(desc)? {
+            tracing::warn!(
+                "blob {} in the previous bundle ({}) does not match its digest; fetching it again",
+                desc.digest,
+                old.display()
+            );
+            fs::remove_file(&new).with_context(|| format!("removing {}", new.display()))?;
+            return Ok(false);
+        }
         let mut s = self.stats.lock().expect("stats lock");
         s.reused_blobs += 1;
         s.reused_bytes += desc.size;
         Ok(true)
     }
 
+    /// Whether the staged blob `desc` names hashes to its digest.
+    fn holds_intact(&self, desc: &Descriptor) -> Result<bool> {
+        let path = self.layout.blob_path(&desc.digest);
+        let f = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let (actual, size) = airlift_bundle::digest::hash_reader(desc.digest.algorithm(), f)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(actual == desc.digest && size == desc.size)
+    }
+
     /// A small blob (a manifest) already here or in the previous bundle,
-    /// read whole and verified; `None` if neither has it.
+    /// read whole and verified; `None` if neither has it (or the previous
+    /// bundle's copy is damaged: it is fetched again).
     pub fn lookup(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
-        for layout in std::iter::once(&self.layout).chain(self.previous.as_ref()) {
-            if layout.has_blob(digest) {
-                return layout.read_blob(digest).map(Some);
-            }
+        if self.layout.has_blob(digest) {
+            return self.layout.read_blob(digest).map(Some);
         }
-        Ok(None)
+        match &self.previous {
+            Some(prev) if prev.has_blob(digest) => match prev.read_blob(digest) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) => {
+                    tracing::warn!("{e:#}; fetching it again");
+                    Ok(None)
+                }
+            },
+            _ => Ok(None),
+        }
     }
 
     /// A writer for a new blob in the staging layout.
