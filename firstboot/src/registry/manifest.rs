@@ -51,7 +51,30 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
     if value.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
         return Err(invalid("manifest schemaVersion must be 2"));
     }
-    let doc = Document::parse(bytes, declared.or(own)).map_err(|e| invalid(format!("{e:#}")))?;
+    // What the document is comes from its content; the types it
+    // declares (Content-Type, mediaType) must agree with it.
+    let is_index = classify(&value)?;
+    for (what, mt) in [("Content-Type", declared), ("mediaType", own)] {
+        let Some(mt) = mt else { continue };
+        let says_index = media::is_index(mt);
+        if says_index != is_index && (says_index || media::is_manifest(mt)) {
+            let (said, is) = if says_index {
+                ("an index", "an image manifest (config, layers)")
+            } else {
+                ("an image manifest", "an index (manifests)")
+            };
+            return Err(invalid(format!(
+                "{what} {mt} says {said} but the document is {is}"
+            )));
+        }
+    }
+    let class = if is_index {
+        media::OCI_INDEX
+    } else {
+        media::OCI_MANIFEST
+    };
+    let doc = Document::parse(bytes, Some(declared.or(own).unwrap_or(class)))
+        .map_err(|e| invalid(format!("{e:#}")))?;
     let media_type = declared
         .or(own)
         .unwrap_or_else(|| doc.media_type())
@@ -83,6 +106,24 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
         artifact_type,
         annotations,
     })
+}
+
+/// Is the document an index (`manifests`) or an image manifest
+/// (`config`)? Both or neither is refused.
+fn classify(value: &serde_json::Value) -> Result<bool> {
+    match (
+        value.get("manifests").is_some(),
+        value.get("config").is_some(),
+    ) {
+        (true, false) => Ok(true),
+        (false, true) => Ok(false),
+        (true, true) => Err(invalid(
+            "the document has both manifests (an index) and config (an image manifest)",
+        )),
+        (false, false) => Err(invalid(
+            "the document is neither an index (no manifests) nor an image manifest (no config)",
+        )),
+    }
 }
 
 impl Inspected {
@@ -130,6 +171,40 @@ mod tests {
         let i = inspect(m.as_bytes(), None).unwrap();
         assert_eq!(i.media_type, media::OCI_MANIFEST);
         assert_eq!(i.artifact_type.as_deref(), Some("application/x-cfg"));
+    }
+
+    #[test]
+    fn the_content_decides_index_or_manifest() {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{}","digest":"{}","size":2}},"layers":[]}}"#,
+            media::OCI_CONFIG,
+            d('e')
+        );
+        let e = inspect(manifest.as_bytes(), Some(media::OCI_INDEX)).unwrap_err();
+        assert!(e.message.contains("Content-Type"), "{e}");
+        assert!(e.message.contains("image manifest"), "{e}");
+        let i = inspect(manifest.as_bytes(), None).unwrap();
+        assert!(!i.is_index);
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#;
+        let e = inspect(index.as_bytes(), Some(media::DOCKER_MANIFEST)).unwrap_err();
+        assert!(e.message.contains("an index"), "{e}");
+        let own = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+            media::OCI_MANIFEST
+        );
+        assert!(inspect(own.as_bytes(), None).is_err());
+        assert!(inspect(br#"{"schemaVersion":2}"#, None).is_err());
+        let both = format!(
+            r#"{{"schemaVersion":2,"manifests":[],"config":{{"mediaType":"{}","digest":"{}","size":2}}}}"#,
+            media::OCI_CONFIG,
+            d('e')
+        );
+        assert!(inspect(both.as_bytes(), None).is_err());
+        assert!(
+            inspect(index.as_bytes(), Some(media::OCI_INDEX))
+                .unwrap()
+                .is_index
+        );
     }
 
     #[test]

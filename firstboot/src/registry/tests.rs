@@ -19,6 +19,7 @@ use super::store::Store;
 use super::{router, Registry};
 
 mod content_range;
+mod manifest_classes;
 mod manifest_refs;
 mod password_guessing;
 mod upload_limits;

@@ -164,28 +164,7 @@ pub async fn put(
         }
     }
 
-    for child in &inspected.children {
-        let foreign = child.extra.contains_key("urls");
-        if foreign {
-            continue;
-        }
-        if reg.store.blob(&child.digest).await.is_none() {
-            let what =
-                if media::is_index(&child.media_type) || media::is_manifest(&child.media_type) {
-                    "manifest"
-                } else {
-                    "blob"
-                };
-            return Err(RegistryError::new(
-                Code::ManifestBlobUnknown,
-                format!(
-                    "the manifest references {what} {}, which is not stored: push it first",
-                    child.digest
-                ),
-            )
-            .with_detail(serde_json::json!({ "digest": child.digest.to_string() })));
-        }
-    }
+    super::manifest_children::check(reg, &inspected).await?;
 
     // Children of an index become members of this repository too, so
     // they can be pulled by digest here even if pushed elsewhere.

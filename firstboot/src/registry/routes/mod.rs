@@ -5,6 +5,7 @@
 mod blob_body;
 mod blobs;
 mod discovery;
+mod manifest_children;
 mod manifests;
 mod range;
 mod uploads;
