@@ -169,31 +169,43 @@ impl fmt::Display for Reference {
     }
 }
 
-/// Docker's rule: the first path component is a registry host when it
-/// contains `.` or `:`, is `localhost`, or has upper-case letters.
+/// Docker's rule, shared by the builder and the appliance's registry:
+/// the first path component of a name is a registry host when it
+/// contains `.` or `:`, is `localhost`, or has upper-case letters (which
+/// [`validate_registry`] then refuses: hosts are stored lowercase).
+pub fn looks_like_host(component: &str) -> bool {
+    component.contains(['.', ':'])
+        || component == "localhost"
+        || component.chars().any(|c| c.is_ascii_uppercase())
+}
+
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            (Some(first), rest)
-        }
+        Some((first, rest)) if looks_like_host(first) => (Some(first), rest),
         _ => (None, name),
     }
 }
 
-/// A registry host: DNS-ish labels with an optional `:port`.
+/// A registry host: lowercase DNS-ish labels with an optional `:port`
+/// (1 to 65535). The appliance's registry stores names in lowercase, so
+/// an upper-case host could never be pulled from it.
 pub fn validate_registry(host: &str) -> Result<(), String> {
     let (h, port) = match host.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (host, None),
     };
     if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("registry {host:?} has an invalid port"));
+        let n = (p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten();
+        if !n.is_some_and(|n| (1..=65535).contains(&n)) {
+            return Err(format!(
+                "registry {host:?} has an invalid port (give 1 to 65535)"
+            ));
         }
+    }
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("registry host {host:?} must be lowercase"));
     }
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -338,6 +350,29 @@ mod tests {
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    /// One grammar for the builder and the appliance's registry: an
+    /// upper-case first component is a host (Docker's rule), and hosts
+    /// must be lowercase with a port of 1 to 65535.
+    #[test]
+    fn hosts_are_lowercase_with_a_real_port() {
+        for (bad, needle) in [
+            ("UPPER/case:1", "lowercase"),
+            ("Quay.io/org/app", "lowercase"),
+            ("quay.io:99999/org/app", "port"),
+            ("quay.io:0/org/app", "port"),
+            ("quay.io:/org/app", "port"),
+        ] {
+            let e = bad.parse::<Reference>().unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+        assert!("localhost:65535/app:1".parse::<Reference>().is_ok());
+        assert!(looks_like_host("UPPER") && looks_like_host("a.b") && looks_like_host("h:1"));
+        assert!(looks_like_host("localhost") && !looks_like_host("library"));
+        assert!(validate_registry("registry.example:5000").is_ok());
+        assert!(validate_registry("Registry.example").is_err());
+        assert!(validate_registry("registry.example:65536").is_err());
     }
 
     #[test]

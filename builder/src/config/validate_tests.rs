@@ -444,3 +444,39 @@ fn virtual_ip_conflicts_with_addresses_given_out() {
         .replace("  range: 10.44.0.100-10.44.0.200\n", "");
     assert_eq!(problems(&text, Purpose::Build), Vec::<String>::new());
 }
+
+/// References and mirrors follow the grammar the appliance's registry
+/// enforces (the shared one in airlift_bundle::reference): an upper-case
+/// host or a port past 65535 fails at validate time, naming the field.
+#[test]
+fn references_and_mirrors_use_the_registrys_grammar() {
+    let text = GOOD
+        .replace("ref: quay.io/example/app:2", "ref: UPPER/case:1")
+        .replace("ref: nginx:1.25", "ref: quay.io:99999/org/app:1")
+        .replace(
+            "mirrors: [docker.io, quay.io]",
+            "mirrors: [docker.io, Quay.io]",
+        );
+    let p = normalise_problems(&text);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("images[1].ref") && m.contains("lowercase")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("images[3].ref") && m.contains("port")),
+        "{p:?}"
+    );
+    let v = problems(
+        &text
+            .replace("ref: UPPER/case:1", "ref: quay.io/example/app:2")
+            .replace("ref: quay.io:99999/org/app:1", "ref: nginx:1.25"),
+        Purpose::Build,
+    );
+    assert!(
+        v.iter()
+            .any(|m| m.contains("registry.mirrors[1]") && m.contains("lowercase")),
+        "{v:?}"
+    );
+}

@@ -14,7 +14,9 @@
 //! It cannot collide with an upstream's content: a stored upstream name
 //! always starts with a host component, and a local one never does.
 
-use airlift_bundle::reference::{validate_registry, validate_repository, validate_tag, DOCKER_HUB};
+use airlift_bundle::reference::{
+    looks_like_host, validate_registry, validate_repository, validate_tag, DOCKER_HUB,
+};
 use airlift_bundle::Digest;
 
 use super::error::{Code, RegistryError, Result};
@@ -74,20 +76,10 @@ pub fn parse_path(path: &str) -> Option<Target> {
     }
 }
 
-/// Is this first path component a registry host (Docker's rule)?
-fn looks_like_host(component: &str) -> bool {
-    component.contains(['.', ':']) || component == "localhost"
-}
-
-/// Map a registry host to its canonical spelling (`docker.io` for Hub).
+/// Map a registry host to its canonical spelling (`docker.io` for Hub),
+/// checked with the grammar the builder uses (airlift_bundle::reference).
 fn canonical_host(host: &str) -> Result<String> {
     validate_registry(host).map_err(|m| RegistryError::new(Code::NameInvalid, m))?;
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(RegistryError::new(
-            Code::NameInvalid,
-            format!("registry host {host:?} must be lowercase"),
-        ));
-    }
     Ok(match host {
         "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
         h => h.to_string(),
