@@ -18,6 +18,7 @@ use super::auth::Auth;
 use super::store::Store;
 use super::{router, Registry};
 
+mod blob_delete;
 mod content_range;
 mod manifest_classes;
 mod manifest_refs;

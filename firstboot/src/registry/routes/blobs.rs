@@ -10,7 +10,7 @@ use super::blob_body::file_body;
 use super::{parse_range, respond, DOCKER_CONTENT_DIGEST};
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::route::parse_digest;
-use crate::registry::store::{BlobAt, Removed};
+use crate::registry::store::{BlobAt, BlobRemoved, Removed};
 use crate::registry::Registry;
 
 fn unknown(d: &str) -> RegistryError {
@@ -64,14 +64,18 @@ pub async fn get(
     respond(status, &out, body)
 }
 
-pub async fn delete(reg: &Registry, digest: &str) -> Result<Response> {
+/// `DELETE /v2/<name>/blobs/<digest>`: the bytes are removed only when
+/// no repository's manifest references them (202 either way).
+pub async fn delete(reg: &Registry, repo: &str, digest: &str) -> Result<Response> {
     if !reg.allow_delete {
         return Err(super::manifests::deletes_disabled());
     }
     let d = parse_digest(digest)?;
-    match reg.store.delete_blob(&d).await? {
-        Removed::Yes => respond(StatusCode::ACCEPTED, &[], Body::empty()),
-        Removed::NotFound => Err(unknown(digest)),
-        Removed::ReadOnly => Err(super::manifests::read_only(&d.to_string())),
+    match reg.store.delete_blob_in(repo, &d).await? {
+        BlobRemoved::Done(Removed::Yes) | BlobRemoved::Kept(_) => {
+            respond(StatusCode::ACCEPTED, &[], Body::empty())
+        }
+        BlobRemoved::Done(Removed::NotFound) => Err(unknown(digest)),
+        BlobRemoved::Done(Removed::ReadOnly) => Err(super::manifests::read_only(&d.to_string())),
     }
 }

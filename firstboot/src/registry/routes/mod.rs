@@ -177,12 +177,12 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
             }
         }
         Target::Blob(n, d) => {
-            let _repo = Repo::new(&n, ns)?;
+            let repo = Repo::new(&n, ns)?;
             match method {
                 Method::GET | Method::HEAD => {
                     blobs::get(reg, &d, req.headers(), method == Method::HEAD).await
                 }
-                Method::DELETE => blobs::delete(reg, &d).await,
+                Method::DELETE => blobs::delete(reg, &repo.name, &d).await,
                 m => Err(unsupported(&m)),
             }
         }

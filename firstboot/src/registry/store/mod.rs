@@ -75,6 +75,34 @@ pub enum Removed {
     ReadOnly,
 }
 
+/// What deleting a blob through a repository did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlobRemoved {
+    /// Bytes removed, absent, or in a read-only layer.
+    Done(Removed),
+    /// The bytes stay: manifests of these repositories reference them.
+    Kept(Vec<String>),
+}
+
+/// Does the manifest document `bytes` reference `d`?
+fn references(bytes: &[u8], d: &Digest) -> bool {
+    let Ok(doc) = airlift_bundle::oci::Document::parse(bytes, None) else {
+        return false;
+    };
+    if doc.children().iter().any(|c| &c.digest == d) {
+        return true;
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("subject")?
+                .get("digest")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .is_some_and(|s| s == d.to_string())
+}
+
 /// The registry's storage.
 pub struct Store {
     data: Layout,
@@ -616,6 +644,70 @@ impl Store {
         }
         super::changes::bump();
         Ok(Removed::Yes)
+    }
+
+    /// The repositories whose manifests reference `d` (as a member
+    /// manifest, a config, layer, index child or subject), sorted.
+    /// Manifests that cannot be read are logged and skipped.
+    pub async fn referencing_repos(&self, d: &Digest) -> Result<Vec<String>, RegistryError> {
+        let members: Vec<(String, Vec<Digest>)> = {
+            let data = self.repos.read().map_err(lock_poisoned)?;
+            data.iter()
+                .chain(self.layer_repos.iter())
+                .map(|(name, ri)| (name.clone(), ri.manifests.keys().cloned().collect()))
+                .collect()
+        };
+        let mut found = std::collections::BTreeSet::new();
+        for (name, manifests) in members {
+            for m in manifests {
+                if found.contains(&name) {
+                    break;
+                }
+                if &m == d {
+                    found.insert(name.clone());
+                    continue;
+                }
+                let bytes = match self.manifest_bytes(&m).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(repository = %name, manifest = %m, "reading a manifest to check blob references: {e}");
+                        continue;
+                    }
+                };
+                if references(&bytes, d) {
+                    found.insert(name.clone());
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Delete blob `d` through `repo`: its bytes go only when no
+    /// repository's manifest references it; otherwise they stay for
+    /// those repositories and the answer is `Kept` naming them.
+    pub async fn delete_blob_in(
+        &self,
+        repo: &str,
+        d: &Digest,
+    ) -> Result<BlobRemoved, RegistryError> {
+        let users = self.referencing_repos(d).await?;
+        if !users.is_empty() {
+            let writable = match &self.remote {
+                Some(remote) => remote.blob_size(d).await?.is_some(),
+                None => tokio::fs::metadata(self.data.blob_path(d)).await.is_ok(),
+            };
+            if !writable {
+                return Ok(BlobRemoved::Done(if self.blob(d).await.is_some() {
+                    Removed::ReadOnly
+                } else {
+                    Removed::NotFound
+                }));
+            }
+            tracing::info!(repository = %repo, digest = %d, referenced_by = ?users,
+                "blob delete: bytes kept, other manifests reference them");
+            return Ok(BlobRemoved::Kept(users));
+        }
+        Ok(BlobRemoved::Done(self.delete_blob(d).await?))
     }
 
     /// Remove a blob from the data folder.
