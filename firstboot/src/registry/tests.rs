@@ -22,6 +22,7 @@ mod blob_delete;
 mod content_range;
 mod manifest_classes;
 mod manifest_refs;
+mod upload_errors;
 mod password_guessing;
 mod upload_limits;
 

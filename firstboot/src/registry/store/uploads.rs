@@ -131,22 +131,27 @@ impl Upload {
             },
         };
         if let Some(e) = failure {
-            if let Err(io) = file.set_len(saved.1).await {
-                return Err(self.io_error("rolling back", io));
-            }
             self.hasher = saved.0;
             self.size = saved.1;
+            if let Err(io) = file.set_len(saved.1).await {
+                // The next chunk's open cuts the file back instead.
+                tracing::warn!(upload = %self.id, "rolling back {}: {io}", self.path.display());
+            }
             return Err(e);
         }
         Ok(written)
     }
 
-    /// Open the upload's file for writing at its current size.
+    /// Open the upload's file for writing at its current size (bytes
+    /// past it, left by a chunk that could not be rolled back, are cut).
     async fn open(&self) -> std::io::Result<tokio::fs::File> {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .open(&self.path)
             .await?;
+        if file.metadata().await?.len() > self.size {
+            file.set_len(self.size).await?;
+        }
         file.seek(SeekFrom::Start(self.size)).await?;
         Ok(file)
     }
