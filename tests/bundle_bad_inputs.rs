@@ -469,3 +469,57 @@ fn a_corrupted_blob_in_the_previous_output_is_not_reused() {
     assert_eq!(report.stats.fetched_blobs, 1, "{:?}", report.stats);
     assert_eq!(report.stats.reused_blobs, 2, "{:?}", report.stats);
 }
+
+/// Errors never echo a file's content: an archive path pointed at a
+/// secret text file, an index.json and a credentials file holding
+/// secrets where structure was expected. Each error names the file.
+#[test]
+fn errors_never_echo_file_content() {
+    const SECRET: &str = "s3cretHASH";
+    let f = Fixture::new();
+    // Like /etc/shadow: text lines, longer than a tar block.
+    let shadow = f.work.path().join("shadow");
+    let mut text = format!("root:$6${SECRET}:19000:0:99999:7:::\n");
+    for i in 0..30 {
+        text.push_str(&format!("user{i}:{SECRET}:19000:0:99999:7:::\n"));
+    }
+    fs::write(&shadow, &text).unwrap();
+    for spec in [
+        SourceSpec::OciArchive {
+            path: shadow.clone(),
+            reference: None,
+        },
+        SourceSpec::DockerArchive {
+            path: shadow.clone(),
+            reference: None,
+        },
+    ] {
+        let msg = f.fails(spec, &[&shadow.display().to_string(), "tar"]);
+        assert!(!msg.contains(SECRET) && !msg.contains("root:"), "{msg}");
+    }
+
+    // index.json with a string where the list of manifests belongs.
+    let index = f.src.join("index.json");
+    fs::write(
+        &index,
+        format!(r#"{{"schemaVersion":2,"manifests":"{SECRET}"}}"#),
+    )
+    .unwrap();
+    let msg = f.fails(
+        SourceSpec::OciLayout {
+            path: f.src.clone(),
+            reference: None,
+        },
+        &["index.json"],
+    );
+    assert!(!msg.contains(SECRET), "{msg}");
+
+    // A credentials file with a string where the auths map belongs.
+    let auth = f.work.path().join("auth.json");
+    fs::write(&auth, format!(r#"{{"auths":"{SECRET}"}}"#)).unwrap();
+    let e = airlift_builder::sources::registry::auth::load_credentials(&auth, &["quay.io"])
+        .unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains(&auth.display().to_string()), "{msg}");
+    assert!(!msg.contains(SECRET), "{msg}");
+}

@@ -50,12 +50,13 @@ impl Layout {
                 marker.display()
             )
         })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", marker.display()))?;
+        let v: serde_json::Value =
+            crate::quiet_json::parse(text.as_bytes(), &marker.display().to_string())?;
         match v.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(ver) if ver.starts_with("1.") => {}
-            other => bail!(
-                "{}: unsupported imageLayoutVersion {other:?} (expected 1.x)",
+            // The value is not echoed: errors never quote file content.
+            _ => bail!(
+                "{}: missing or unsupported imageLayoutVersion (expected 1.x)",
                 marker.display()
             ),
         }
@@ -129,7 +130,7 @@ impl Layout {
     pub fn read_index(&self) -> Result<Index> {
         let p = self.root.join("index.json");
         let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is malformed", p.display()))
+        crate::quiet_json::parse(&bytes, &format!("{} is malformed", p.display()))
     }
 
     /// Replace `index.json` atomically.

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod layout;
 pub mod manifest;
 pub mod oci;
+pub mod quiet_json;
 pub mod reference;
 
 pub use digest::{Algorithm, Digest};

@@ -163,8 +163,7 @@ impl Document {
     /// Content-Type header) wins; otherwise the document's own
     /// `mediaType`, else the presence of `manifests`.
     pub fn parse(bytes: &[u8], media_type: Option<&str>) -> anyhow::Result<Document> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| anyhow::anyhow!("manifest is not valid JSON: {e}"))?;
+        let value: serde_json::Value = crate::quiet_json::parse(bytes, "manifest")?;
         let own = value.get("mediaType").and_then(|v| v.as_str());
         let is_index = match media_type.or(own) {
             Some(mt) if media::is_index(mt) => true,
@@ -173,12 +172,21 @@ impl Document {
         };
         if is_index {
             Ok(Document::Index(serde_json::from_value(value).map_err(
-                |e| anyhow::anyhow!("image index is malformed: {e}"),
+                |e| {
+                    anyhow::anyhow!(
+                        "image index is malformed: {}",
+                        crate::quiet_json::describe(&e)
+                    )
+                },
             )?))
         } else {
             Ok(Document::Manifest(Box::new(
-                serde_json::from_value(value)
-                    .map_err(|e| anyhow::anyhow!("image manifest is malformed: {e}"))?,
+                serde_json::from_value(value).map_err(|e| {
+                    anyhow::anyhow!(
+                        "image manifest is malformed: {}",
+                        crate::quiet_json::describe(&e)
+                    )
+                })?,
             )))
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::iso::read::{BootEntryInfo, GptPartInfo, Iso, MbrPart};
@@ -44,7 +44,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
     let mut images = Vec::new();
     if let Some(bytes) = iso.read_file("airlift/bundle.json")? {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).context("parsing /airlift/bundle.json in the ISO")?;
+            airlift_bundle::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
         for i in v["images"].as_array().into_iter().flatten() {
             images.push(ImageInfo {
                 reference: i["reference"].as_str().unwrap_or_default().to_string(),

@@ -14,6 +14,7 @@ pub mod locate;
 pub mod normalise;
 pub mod parse;
 pub mod problem;
+pub mod redact;
 pub mod schema;
 pub mod validate;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::locate::Locator;
 use super::problem::{ConfigError, Position, Problem};
+use super::redact;
 use super::schema::Config;
 
 /// Parse one image config. `file` is only used in messages.
@@ -22,10 +23,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             // Errors without a position (rare) are placed at the field.
             let position =
                 position.or_else(|| field.as_deref().and_then(|f| Locator::new(text).find(f)));
+            // Never quote the file's content (see `redact`).
             Err(ConfigError::one(Problem {
                 file: file.to_path_buf(),
-                message: explain(&inner, field.as_deref()),
-                field,
+                message: redact::redact(&explain(&inner, field.as_deref())),
+                field: field.as_deref().map(redact::redact_path),
                 position,
             }))
         }

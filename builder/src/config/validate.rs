@@ -182,7 +182,8 @@ impl Validator<'_> {
             let what = "a containers auth.json / docker config.json file";
             if self.expect(&f, c, Kind::File, what) {
                 let parsed = fs::read(c).map_err(|e| e.to_string()).and_then(|b| {
-                    serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+                    serde_json::from_slice::<serde_json::Value>(&b)
+                        .map_err(|e| airlift_bundle::quiet_json::describe(&e))
                 });
                 match parsed {
                     Ok(v) if v.is_object() => {}
@@ -596,7 +597,9 @@ fn index_has(layout: &Path, reference: Option<&str>) -> Result<(), String> {
     let index_path = layout.join("index.json");
     let index: serde_json::Value = fs::read(&index_path)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| airlift_bundle::quiet_json::describe(&e))
+        })
         .map_err(|e| format!("{} is not readable JSON ({e})", index_path.display()))?;
     pick_in_index(&index, reference).map_err(|e| format!("{} {e}", index_path.display()))
 }

@@ -61,8 +61,10 @@ pub fn ingest(
     let bytes = tar
         .read_member("manifest.json", MAX_DOCUMENT)
         .with_context(|| format!("{label} is not a docker save archive"))?;
-    let entries: Vec<Entry> = serde_json::from_slice(&bytes)
-        .with_context(|| format!("manifest.json in {label} is malformed"))?;
+    let entries: Vec<Entry> = airlift_bundle::quiet_json::parse(
+        &bytes,
+        &format!("manifest.json in {label} is malformed"),
+    )?;
     let entry = pick(&entries, reference, &label)?;
 
     let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;

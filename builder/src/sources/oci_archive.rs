@@ -47,8 +47,10 @@ pub fn ingest(
         );
     }
     let bytes = src.tar.read_member("index.json", MAX_DOCUMENT)?;
-    let index: Index = serde_json::from_slice(&bytes)
-        .with_context(|| format!("index.json in {} is malformed", src.label()))?;
+    let index: Index = airlift_bundle::quiet_json::parse(
+        &bytes,
+        &format!("index.json in {} is malformed", src.label()),
+    )?;
     let root = local::resolve_entry(&index, reference, &src.label())?;
     local::copy_image(&src, &root, platforms, store)
 }

@@ -44,17 +44,19 @@ impl TarIndex {
             .with_context(|| format!("reading the size of {}", path.display()))?
             .len();
         let mut archive = tar::Archive::new(file);
-        let entries = archive
-            .entries_with_seek()
-            .with_context(|| format!("reading tar archive {}", path.display()))?;
+        // The tar crate's errors can quote header bytes (a text file's
+        // first line read as a member name): they are not passed on.
+        let not_tar = || {
+            anyhow::anyhow!(
+                "{} is not a readable tar archive (truncated, or not a tar file at all); \
+                 give the path of a tar made by `docker save`, `skopeo copy` or `podman save`",
+                path.display()
+            )
+        };
+        let entries = archive.entries_with_seek().map_err(|_| not_tar())?;
         let mut members = BTreeMap::new();
         for entry in entries {
-            let entry = entry.with_context(|| {
-                format!(
-                    "reading tar archive {}: it is truncated or not a tar file",
-                    path.display()
-                )
-            })?;
+            let entry = entry.map_err(|_| not_tar())?;
             let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|e| {
                 anyhow::anyhow!(
                     "tar archive {}: member name {:?} is not UTF-8",
