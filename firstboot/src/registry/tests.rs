@@ -19,6 +19,7 @@ use super::store::Store;
 use super::{router, Registry};
 
 mod blob_delete;
+mod blob_scope;
 mod content_range;
 mod manifest_classes;
 mod manifest_refs;

@@ -18,14 +18,26 @@ fn unknown(d: &str) -> RegistryError {
         .with_detail(serde_json::json!({ "digest": d }))
 }
 
+fn not_in(repo: &str, d: &str) -> RegistryError {
+    RegistryError::new(Code::BlobUnknown, format!("blob {d} is not in {repo}"))
+        .with_detail(serde_json::json!({ "digest": d, "name": repo }))
+}
+
+/// `GET`/`HEAD` of a blob through `repo`: served only if `repo` has it
+/// (see [`crate::registry::store::Store::blob_in`]).
 pub async fn get(
     reg: &Registry,
+    repo: &str,
     digest: &str,
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response> {
     let d = parse_digest(digest)?;
-    let blob = reg.store.blob(&d).await.ok_or_else(|| unknown(digest))?;
+    let blob = reg
+        .store
+        .blob_in(repo, &d)
+        .await
+        .ok_or_else(|| not_in(repo, digest))?;
     let size = blob.size;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let mut out = vec![

@@ -177,10 +177,14 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
             }
         }
         Target::Blob(n, d) => {
-            let repo = Repo::new(&n, ns)?;
+            let repo = if is_read {
+                Repo::for_read(reg, &n, ns)?
+            } else {
+                Repo::new(&n, ns)?
+            };
             match method {
                 Method::GET | Method::HEAD => {
-                    blobs::get(reg, &d, req.headers(), method == Method::HEAD).await
+                    blobs::get(reg, &repo.name, &d, req.headers(), method == Method::HEAD).await
                 }
                 Method::DELETE => blobs::delete(reg, &repo.name, &d).await,
                 m => Err(unsupported(&m)),

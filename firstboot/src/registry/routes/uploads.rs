@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::{respond, Query, Repo, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID};
 use crate::registry::error::{Code, RegistryError, Result};
-use crate::registry::route::parse_digest;
+use crate::registry::route::{parse_digest, resolve_name};
 use crate::registry::store::uploads::{range_error, Upload};
 use crate::registry::Registry;
 
@@ -63,7 +63,17 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
 pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Result<Response> {
     if let Some(m) = q.get("mount") {
         let d = parse_digest(m)?;
-        if reg.store.blob(&d).await.is_some() {
+        // With `from`, the blob must be in that repository; without it
+        // (automatic mount, distribution-spec 1.1) anywhere in the store.
+        let found = match q.get("from") {
+            Some(from) => {
+                let from = resolve_name(from, repo.ns.as_deref())?;
+                reg.store.blob_in(&from, &d).await.is_some()
+            }
+            None => reg.store.blob(&d).await.is_some(),
+        };
+        if found {
+            reg.store.link_blob(&repo.name, &d);
             tracing::debug!(repository = %repo.name, digest = %d, from = ?q.get("from"), "mounted");
             return created(repo, &d.to_string());
         }
@@ -86,7 +96,7 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
             upload.discard().await;
             return Err(e);
         }
-        finish(reg, upload, &d).await?;
+        finish(reg, &repo.name, upload, &d).await?;
         Ok(d)
     }
     .await;
@@ -101,9 +111,15 @@ fn gone(id: &str) -> RegistryError {
     )
 }
 
-async fn finish(reg: &Registry, upload: Upload, d: &airlift_bundle::Digest) -> Result<()> {
+async fn finish(
+    reg: &Registry,
+    repo: &str,
+    upload: Upload,
+    d: &airlift_bundle::Digest,
+) -> Result<()> {
     let (file, size) = upload.finish(d).await?;
     reg.store.commit_blob(file, d).await?;
+    reg.store.link_blob(repo, d);
     tracing::debug!(digest = %d, size, "blob stored");
     Ok(())
 }
@@ -137,7 +153,7 @@ pub async fn put(
         *guard = Some(upload);
         return Err(e);
     }
-    let result = finish(reg, upload, &d).await;
+    let result = finish(reg, &repo.name, upload, &d).await;
     drop(guard);
     reg.store.forget_upload(id);
     result?;

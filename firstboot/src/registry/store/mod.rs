@@ -14,6 +14,7 @@
 
 pub mod index;
 pub mod layers;
+pub mod links;
 pub mod meta;
 pub mod remote;
 pub mod snapshot;
@@ -113,6 +114,8 @@ pub struct Store {
     repos: RwLock<Repos>,
     manifests: RwLock<HashMap<Digest, Bytes>>,
     uploads: Arc<UploadTable>,
+    /// Blobs pushed or mounted into each repository (see [`links`]).
+    links: links::BlobLinks,
     /// Serialises metadata writes so disk and memory change in the same order.
     write: tokio::sync::Mutex<()>,
     /// The S3 backend, if blobs and metadata live in a bucket.
@@ -192,6 +195,7 @@ impl Store {
             repos: RwLock::new(repos),
             manifests: RwLock::new(cached.into_iter().collect()),
             uploads,
+            links: links::BlobLinks::default(),
             write: tokio::sync::Mutex::new(()),
             remote,
             writes: AtomicU64::new(0),
@@ -644,6 +648,55 @@ impl Store {
         }
         super::changes::bump();
         Ok(Removed::Yes)
+    }
+
+    /// Blob `d` as served through `repo`: only if it was pushed or
+    /// mounted into `repo`, is one of its manifests, or one of its
+    /// manifests references it (config, layer, index child, subject).
+    pub async fn blob_in(&self, repo: &str, d: &Digest) -> Option<BlobFile> {
+        if !self.links.has(repo, d) && !self.repo_references(repo, d).await {
+            return None;
+        }
+        self.blob(d).await
+    }
+
+    /// Does a member manifest of `repo` (data or layers) reference `d`,
+    /// or is `d` one? A hit is remembered as a link.
+    async fn repo_references(&self, repo: &str, d: &Digest) -> bool {
+        if self
+            .resolve(repo, &ManifestRef::Digest(d.clone()))
+            .is_some()
+        {
+            return true;
+        }
+        let members: Vec<Digest> = {
+            let Ok(data) = self.repos.read() else {
+                return false;
+            };
+            data.get(repo)
+                .into_iter()
+                .chain(self.layer_repos.get(repo))
+                .flat_map(|ri| ri.manifests.keys().cloned())
+                .collect()
+        };
+        for m in members {
+            match self.manifest_bytes(&m).await {
+                Ok(bytes) if references(&bytes, d) => {
+                    self.links.link(repo, d);
+                    return true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(repository = %repo, manifest = %m, "reading a manifest: {e}")
+                }
+            }
+        }
+        false
+    }
+
+    /// Record that `d` was pushed or mounted into `repo`.
+    pub fn link_blob(&self, repo: &str, d: &Digest) {
+        self.links.link(repo, d);
     }
 
     /// The repositories whose manifests reference `d` (as a member
