@@ -137,3 +137,33 @@ fn cli_validate_config_registry_pull_example() {
         "{stdout}"
     );
 }
+
+/// A config path that is not a regular file, or is far too large for a
+/// config, is refused at once naming it (validate /dev/zero used to read
+/// without end).
+#[test]
+fn cli_validate_refuses_non_regular_and_oversized_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let out = airlift(&["validate", "/dev/zero"], dir.path());
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+    let big = dir.path().join("big.yaml");
+    let mut text = String::from("# padding\n");
+    while text.len() <= 5 << 20 {
+        text.push_str("# more padding to make this config far too large\n");
+    }
+    fs::write(&big, text).unwrap();
+    let out = airlift(&["validate", "big.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("big.yaml") && stderr.contains("4 MiB"),
+        "{stderr}"
+    );
+}

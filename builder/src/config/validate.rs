@@ -175,7 +175,18 @@ impl Validator<'_> {
 
     fn registry_source(&mut self, from: &str, r: &RegistrySource) {
         if let Some(m) = &r.mirror {
-            self.check(&join_key(from, "registry.mirror"), checks::mirror_url(m));
+            let f = join_key(from, "registry.mirror");
+            self.check(&f, checks::mirror_url(m));
+            // `airlift bundle` refuses it (the registry client's rule).
+            if m.starts_with("http://") && !r.insecure {
+                self.problem(
+                    &f,
+                    format!(
+                        "{m} is plain HTTP; set `insecure: true` on this source to allow it, or \
+                         use https://"
+                    ),
+                );
+            }
         }
         if let Some(c) = &r.credentials {
             let f = join_key(from, "registry.credentials");

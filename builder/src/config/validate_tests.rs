@@ -63,7 +63,7 @@ images:
     platforms: [linux/amd64, linux/arm64/v8]
     from:
       registry:
-        mirror: http://127.0.0.1:5000
+        mirror: https://127.0.0.1:5000
         credentials: auth.json
 base:
   kernel: ${BASE}/vmlinuz
@@ -225,7 +225,7 @@ fn collects_every_problem_in_config_order() {
     let text = GOOD
         .replace("name: edge-lab", "name: Edge_Lab")
         .replace("linux/arm64/v8", "arm64")
-        .replace("http://127.0.0.1:5000", "127.0.0.1:5000")
+        .replace("https://127.0.0.1:5000", "127.0.0.1:5000")
         .replace("key: tls/key.pem }", "}")
         .replace("htpasswd: push/htpasswd", "htpasswd: push/missing")
         .replace("10.44.0.100-10.44.0.200", "10.44.0.200-10.44.0.100")
@@ -479,4 +479,23 @@ fn references_and_mirrors_use_the_registrys_grammar() {
             .any(|m| m.contains("registry.mirrors[1]") && m.contains("lowercase")),
         "{v:?}"
     );
+}
+
+/// A plain-HTTP mirror that `airlift bundle` would refuse without
+/// `insecure: true` is a validate problem naming the field.
+#[test]
+fn http_mirror_needs_insecure() {
+    let text = GOOD.replace("https://127.0.0.1:5000", "http://127.0.0.1:5000");
+    let p = problems(&text, Purpose::Build);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("images[3].from.registry.mirror") && m.contains("insecure: true")),
+        "{p:?}"
+    );
+    assert_eq!(problems(GOOD, Purpose::Build), Vec::<String>::new());
+    let ok = text.replace(
+        "        credentials: auth.json\n",
+        "        credentials: auth.json\n        insecure: true\n",
+    );
+    assert_eq!(problems(&ok, Purpose::Build), Vec::<String>::new());
 }
