@@ -23,8 +23,8 @@ mod blob_scope;
 mod content_range;
 mod manifest_classes;
 mod manifest_refs;
-mod upload_errors;
 mod password_guessing;
+mod upload_errors;
 mod upload_limits;
 
 const TOKEN: &str = "test-token-0123456789";
