@@ -100,3 +100,21 @@ bench: deps base
     command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk time; }
     cargo build --release -p airlift-builder -p airlift-firstboot -p airlift-bench
     target/release/airlift-bench
+
+# cargo-fuzz and the nightly toolchain it builds with, for `just fuzz` (each installed only when missing).
+fuzz-tools:
+    @command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    @rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+
+# Fuzz the parsers (fuzz/): `just fuzz` runs every target for `seconds` each, `just fuzz config 600` one; finds go to fuzz/target/new-corpus (fold them in with `cargo +nightly fuzz cmin`), crashes to fuzz/artifacts. `just test` replays fuzz/corpus (tests/fuzz_corpus.rs).
+fuzz target="all" seconds="180": fuzz-tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    if [ "{{target}}" = all ]; then targets=$(cargo +nightly fuzz list); else targets="{{target}}"; fi
+    for t in $targets; do
+        mkdir -p "target/new-corpus/$t" "corpus/$t"
+        echo "fuzz: $t for {{seconds}} s"
+        nice cargo +nightly fuzz run -s none "$t" "target/new-corpus/$t" "corpus/$t" -- \
+            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+    done
