@@ -25,10 +25,45 @@ images:
       ociArchive: { path: app.tar }
 ";
 
+/// A one-image oci-archive at `path` (validate opens it as bundle would).
+fn oci_archive(path: &Path) {
+    use airlift_bundle::Digest;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"layer".to_vec();
+    let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::sha256_of(b).to_string(), "size": b.len()});
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": desc("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", &layer)],
+    }))
+    .unwrap();
+    let top = desc("application/vnd.oci.image.manifest.v1+json", &manifest);
+    let index =
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [top]})).unwrap();
+    let mut members: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index),
+    ];
+    for b in [config, layer, manifest] {
+        members.push((Digest::sha256_of(&b).blob_path(), b));
+    }
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, bytes) in &members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    b.finish().unwrap();
+}
+
 #[test]
 fn cli_validate_good_config_says_ok() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("app.tar"), b"tar").unwrap();
+    oci_archive(&dir.path().join("app.tar"));
     fs::write(dir.path().join("good.yaml"), GOOD).unwrap();
     let out = airlift(&["validate", "--for", "bundle", "good.yaml"], dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -124,7 +124,27 @@ images:
                 column: 30
             })
         );
+        // Not a tar: validate opens it as bundle would.
         std::fs::write(dir.path().join("saved.tar"), b"tar").unwrap();
+        let err = load_and_validate(&file, Purpose::Bundle).unwrap_err();
+        assert!(format!("{err:#}").contains("not a readable tar"), "{err:#}");
+        // A real docker archive.
+        let mut b = tar::Builder::new(std::fs::File::create(dir.path().join("saved.tar")).unwrap());
+        for (name, bytes) in [
+            (
+                "manifest.json",
+                &br#"[{"Config":"c.json","RepoTags":["a/b:1"],"Layers":["l.tar"]}]"#[..],
+            ),
+            ("c.json", br#"{"os":"linux","architecture":"amd64"}"#),
+            ("l.tar", b"layer"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, bytes).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
         assert!(load_and_validate(&file, Purpose::Bundle).is_ok());
         // A file that cannot be read is an I/O error naming it.
         let missing = dir.path().join("nope.yaml");

@@ -131,6 +131,7 @@ impl Validator<'_> {
                 self.check(&f, checks::platform(p));
             }
             let from = join_key(&field, "from");
+            let before = self.problems.len();
             match &image.source {
                 ImageSource::Registry(r) => self.registry_source(&from, r),
                 ImageSource::OciLayout(l) => {
@@ -168,6 +169,22 @@ impl Validator<'_> {
                 ImageSource::DockerArchive(d) => {
                     let f = join_key(&from, "dockerArchive.path");
                     self.expect(&f, &d.path, Kind::File, "a `docker save` tar file");
+                }
+            }
+            // Open local sources as `airlift bundle` will (hostile tars,
+            // unknown refs, broken manifests), unless already refused.
+            if self.problems.len() == before {
+                let field = match &image.source {
+                    ImageSource::Registry(_) => None,
+                    ImageSource::OciLayout(_) => Some("ociLayout.path"),
+                    ImageSource::OciArchive(_) => Some("ociArchive.path"),
+                    ImageSource::DockerArchive(_) => Some("dockerArchive.path"),
+                };
+                if let Some(f) = field {
+                    let spec = crate::sources::SourceSpec::from_config(Some(&image.source));
+                    if let Err(e) = spec.check_local() {
+                        self.problem(&join_key(&from, f), format!("{e:#}"));
+                    }
                 }
             }
         }

@@ -7,6 +7,63 @@ use super::*;
 use crate::config::normalise::{normalise, Origin};
 use crate::config::parse;
 
+/// Real local images, opened by validate as bundle would: an OCI layout
+/// `images/hello` (one image, ref name 1.0), its oci-archive
+/// `images/app.tar` and a docker-archive `images/saved.tar`.
+pub(crate) fn local_images(d: &Path) {
+    use airlift_bundle::Digest;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"layer bytes".to_vec();
+    let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::sha256_of(b).to_string(), "size": b.len()});
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", &layer)],
+    }))
+    .unwrap();
+    let mut top = desc("application/vnd.oci.image.manifest.v1+json", &manifest);
+    top["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "1.0"});
+    let index =
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [top]})).unwrap();
+    let mut layout: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index),
+    ];
+    for b in [&config, &layer, &manifest] {
+        layout.push((Digest::sha256_of(b).blob_path(), b.clone()));
+    }
+    for (name, bytes) in &layout {
+        let p = d.join("images/hello").join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+    let tar_of = |path: &Path, members: &[(String, Vec<u8>)]| {
+        let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+        for (name, bytes) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, bytes.as_slice()).unwrap();
+        }
+        b.finish().unwrap();
+    };
+    tar_of(&d.join("images/app.tar"), &layout);
+    let docker_manifest =
+        br#"[{"Config":"config.json","RepoTags":["example/saved:3"],"Layers":["layer.tar"]}]"#;
+    tar_of(
+        &d.join("images/saved.tar"),
+        &[
+            ("manifest.json".into(), docker_manifest.to_vec()),
+            ("config.json".into(), config.clone()),
+            ("layer.tar".into(), layer.clone()),
+        ],
+    );
+}
+
 /// A temp folder holding every file the `GOOD` config points at.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -24,16 +81,7 @@ fn fixture() -> tempfile::TempDir {
     }
     mk("base/efi/systemd-bootx64.efi", b"MZ");
     mk("base/ipxe/ipxe.efi", b"MZ");
-    mk(
-        "images/hello/oci-layout",
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    );
-    mk(
-        "images/hello/index.json",
-        br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:00","annotations":{"org.opencontainers.image.ref.name":"1.0"}}]}"#,
-    );
-    mk("images/app.tar", b"tar");
-    mk("images/saved.tar", b"tar");
+    local_images(d);
     mk("auth.json", br#"{"auths":{}}"#);
     mk("tls/cert.pem", b"cert");
     mk("tls/key.pem", b"key");
@@ -498,4 +546,54 @@ fn http_mirror_needs_insecure() {
         "        credentials: auth.json\n        insecure: true\n",
     );
     assert_eq!(problems(&ok, Purpose::Build), Vec::<String>::new());
+}
+
+/// validate opens local archives and layouts with bundle's readers: a
+/// hostile tar member, a non-tar file and a layout whose manifest was
+/// changed are problems naming the field, as bundle would refuse them.
+#[test]
+fn local_sources_are_opened_as_bundle_would() {
+    let dir = fixture();
+    let d = dir.path();
+    // An oci-archive with a member that climbs out.
+    let mut b = tar::Builder::new(fs::File::create(d.join("images/app.tar")).unwrap());
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..8].copy_from_slice(b"../evil\0");
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    // A docker-archive that is not a tar at all.
+    fs::write(d.join("images/saved.tar"), "x".repeat(2048)).unwrap();
+    // A layout whose manifest no longer matches its digest.
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.join("images/hello/index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let path = d.join("images/hello/blobs/sha256").join(&m[7..]);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] = b' ';
+    fs::write(&path, bytes).unwrap();
+
+    let app = load(d, GOOD);
+    let ps: Vec<String> = validate(&app, Purpose::Bundle)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let has = |field: &str, needle: &str| {
+        ps.iter()
+            .any(|p| p.contains(&format!("field {field}: ")) && p.contains(needle))
+    };
+    assert!(
+        has("images[0].from.ociLayout.path", "failed verification"),
+        "{ps:#?}"
+    );
+    assert!(has("images[1].from.ociArchive.path", "`..`"), "{ps:#?}");
+    assert!(
+        has("images[2].from.dockerArchive.path", "not a readable tar"),
+        "{ps:#?}"
+    );
+    assert_eq!(ps.len(), 3, "{ps:#?}");
 }

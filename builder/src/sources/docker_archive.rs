@@ -66,6 +66,7 @@ pub fn ingest(
         &format!("manifest.json in {label} is malformed"),
     )?;
     let entry = pick(&entries, reference, &label)?;
+    check_entry(&tar, entry, &label)?;
 
     let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;
     let config_digest = Digest::sha256_of(&config);
@@ -122,6 +123,32 @@ pub fn ingest(
         root,
         platforms: p.map(|p| vec![p.spec()]).unwrap_or_default(),
     })
+}
+
+/// What `airlift validate` checks without copying: the archive indexes
+/// safely, `manifest.json` parses, `reference` picks an entry, and the
+/// config and every layer it names are members.
+pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
+    let tar = TarIndex::open(path)?;
+    let label = format!("docker-archive {}", path.display());
+    let bytes = tar
+        .read_member("manifest.json", MAX_DOCUMENT)
+        .with_context(|| format!("{label} is not a docker save archive"))?;
+    let entries: Vec<Entry> = airlift_bundle::quiet_json::parse(
+        &bytes,
+        &format!("manifest.json in {label} is malformed"),
+    )?;
+    check_entry(&tar, pick(&entries, reference, &label)?, &label)
+}
+
+/// The config and layers `entry` names are members of `tar`.
+fn check_entry(tar: &TarIndex, entry: &Entry, label: &str) -> Result<()> {
+    for name in std::iter::once(&entry.config).chain(&entry.layers) {
+        if !tar.contains(name) {
+            bail!("{label}: manifest.json names {name:?}, which the archive does not hold");
+        }
+    }
+    Ok(())
 }
 
 fn pick<'a>(entries: &'a [Entry], wanted: Option<&str>, label: &str) -> Result<&'a Entry> {

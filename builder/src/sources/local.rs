@@ -111,6 +111,88 @@ pub fn copy_image(
     })
 }
 
+/// What `airlift validate` checks of a local image without copying it:
+/// every manifest and index reachable from `root` is read (bounded),
+/// verified against its digest and parsed, nesting is bounded as in
+/// [`copy_image`], and every other blob can be opened. Blob contents are
+/// verified by `airlift bundle` as it copies them.
+pub fn check_image(src: &dyn BlobSource, root: &Descriptor) -> Result<()> {
+    let source = src.label();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = vec![(root.clone(), 0usize, true)];
+    while let Some((desc, above, top)) = stack.pop() {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let is_doc = media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type);
+        if !is_doc {
+            if top {
+                bail!(
+                    "{} in {source} has media type {:?}, not an image manifest or index",
+                    desc.digest,
+                    desc.media_type
+                );
+            }
+            src.open(&desc.digest)?;
+            continue;
+        }
+        let bytes = read_verified(src, &desc, &source)?;
+        let doc = Document::parse(&bytes, Some(&desc.media_type))
+            .with_context(|| format!("manifest {} from {source}", desc.digest))?;
+        let children: Vec<Descriptor> = match &doc {
+            Document::Index(index) => {
+                let depth = above + 1;
+                if depth > MAX_INDEX_DEPTH {
+                    bail!(
+                        "index {} from {source} is at depth {depth} of nested indexes below {} \
+                         (more than {MAX_INDEX_DEPTH} are refused; real images nest one or two): \
+                         the source is broken or hostile",
+                        desc.digest,
+                        root.digest
+                    );
+                }
+                index.manifests.clone()
+            }
+            Document::Manifest(m) => {
+                read_verified(src, &m.config, &source)?;
+                m.layers.clone()
+            }
+        };
+        let depth = above + usize::from(matches!(doc, Document::Index(_)));
+        for child in children.into_iter().rev() {
+            stack.push((child, depth, false));
+        }
+    }
+    Ok(())
+}
+
+/// A document's bytes, bounded and checked against its descriptor.
+fn read_verified(src: &dyn BlobSource, desc: &Descriptor, source: &str) -> Result<Vec<u8>> {
+    if desc.size > MAX_DOCUMENT {
+        bail!(
+            "{} {} from {source} claims {} bytes; documents over {MAX_DOCUMENT} bytes are refused",
+            desc.media_type,
+            desc.digest,
+            desc.size
+        );
+    }
+    let mut bytes = Vec::new();
+    src.open(&desc.digest)?
+        .take(desc.size + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {} from {source}", desc.digest))?;
+    let sha256 = desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256;
+    if (sha256 && Digest::sha256_of(&bytes) != desc.digest) || bytes.len() as u64 != desc.size {
+        bail!(
+            "blob {} from {source} failed verification: digest mismatch: its content does not \
+             match the descriptor ({} bytes); the source is corrupt or was changed",
+            desc.digest,
+            desc.size
+        );
+    }
+    Ok(bytes)
+}
+
 /// Copy one node. Returns an index's children still to copy (none for a
 /// manifest or blob); the root's platform specs go to `kept`.
 fn copy_node(

@@ -92,6 +92,25 @@ pub struct Ingested {
 impl SourceSpec {
     /// From the config's source (paths already absolute); `None` means a
     /// pull from the reference's own registry.
+    /// What `airlift validate` checks without a network: a local source
+    /// is opened and indexed with the readers `airlift bundle` uses, its
+    /// `ref` resolved and its manifests read and verified (see each
+    /// module's `check`); a registry source is not contacted.
+    pub fn check_local(&self) -> anyhow::Result<()> {
+        match self {
+            SourceSpec::Registry { .. } => Ok(()),
+            SourceSpec::OciLayout { path, reference } => {
+                oci_layout::check(path, reference.as_deref())
+            }
+            SourceSpec::OciArchive { path, reference } => {
+                oci_archive::check(path, reference.as_deref())
+            }
+            SourceSpec::DockerArchive { path, reference } => {
+                docker_archive::check(path, reference.as_deref())
+            }
+        }
+    }
+
     pub fn from_config(source: Option<&crate::config::ImageSource>) -> SourceSpec {
         use crate::config::ImageSource as S;
         match source {

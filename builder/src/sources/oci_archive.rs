@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use airlift_bundle::{Digest, Index};
+use airlift_bundle::{Descriptor, Digest, Index};
 use anyhow::{bail, Context, Result};
 
 use super::local::{self, BlobSource, MAX_DOCUMENT};
@@ -38,6 +38,19 @@ pub fn ingest(
     platforms: &[String],
     store: &Store,
 ) -> Result<Ingested> {
+    let (src, root) = open(path, reference)?;
+    local::copy_image(&src, &root, platforms, store)
+}
+
+/// What `airlift validate` checks without copying (see
+/// [`local::check_image`]).
+pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
+    let (src, root) = open(path, reference)?;
+    local::check_image(&src, &root)
+}
+
+/// Indexes the archive and resolves `reference` in its index.json.
+fn open(path: &Path, reference: Option<&str>) -> Result<(ArchiveSource, Descriptor)> {
     let tar = TarIndex::open(path)?;
     let src = ArchiveSource { tar };
     if !src.tar.contains("oci-layout") {
@@ -52,5 +65,5 @@ pub fn ingest(
         &format!("index.json in {} is malformed", src.label()),
     )?;
     let root = local::resolve_entry(&index, reference, &src.label())?;
-    local::copy_image(&src, &root, platforms, store)
+    Ok((src, root))
 }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::{Digest, Layout};
+use airlift_bundle::{Descriptor, Digest, Layout};
 use anyhow::{Context, Result};
 
 use super::local::{self, BlobSource};
@@ -38,11 +38,24 @@ pub fn ingest(
     platforms: &[String],
     store: &Store,
 ) -> Result<Ingested> {
+    let (src, root) = open(path, reference)?;
+    local::copy_image(&src, &root, platforms, store)
+}
+
+/// What `airlift validate` checks without copying (see
+/// [`local::check_image`]).
+pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
+    let (src, root) = open(path, reference)?;
+    local::check_image(&src, &root)
+}
+
+/// Opens the layout and resolves `reference` in its index.json.
+fn open(path: &Path, reference: Option<&str>) -> Result<(LayoutDir, Descriptor)> {
     let layout = Layout::open(path)?;
     let index = layout.read_index()?;
     let src = LayoutDir {
         root: path.to_path_buf(),
     };
     let root = local::resolve_entry(&index, reference, &src.label())?;
-    local::copy_image(&src, &root, platforms, store)
+    Ok((src, root))
 }
