@@ -41,16 +41,30 @@ fn synthetic_base(root: &Path) -> PathBuf {
     file("ipxe/ipxe.efi", b"MZ");
     file("ipxe/undionly.kpxe", b"x");
     file("images/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    let entry = |name: &str, hex: char| {
+    // Two real one-layer images (validate reads and verifies manifests).
+    let blob = |bytes: &[u8]| {
+        let d = airlift_bundle::Digest::sha256_of(bytes);
+        file(&format!("images/{}", d.blob_path()), bytes);
+        d
+    };
+    let entry = |name: &str| {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","{name}":1}}"#);
+        let (c, l) = (blob(config.as_bytes()), blob(name.as_bytes()));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":{}}}]}}"#,
+            config.len(),
+            name.len()
+        );
+        let m = blob(manifest.as_bytes());
         format!(
-            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}"#,
-            hex.to_string().repeat(64)
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}"#,
+            manifest.len()
         )
     };
     let index = format!(
         r#"{{"schemaVersion":2,"manifests":[{},{}]}}"#,
-        entry("busybox", 'a'),
-        entry("hello", 'b')
+        entry("busybox"),
+        entry("hello")
     );
     file("images/index.json", index.as_bytes());
     base
