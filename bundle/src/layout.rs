@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::atomic;
+
+/// Largest `index.json` read (one entry is a few hundred bytes).
+pub const MAX_INDEX_JSON: u64 = 16 << 20;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::oci::{Descriptor, Document, Index};
 
@@ -126,10 +129,20 @@ impl Layout {
         w.commit(expected, None)
     }
 
-    /// Read `index.json`.
+    /// Read `index.json` (at most [`MAX_INDEX_JSON`] bytes).
     pub fn read_index(&self) -> Result<Index> {
         let p = self.root.join("index.json");
-        let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        let mut bytes = Vec::new();
+        File::open(&p)
+            .and_then(|f| f.take(MAX_INDEX_JSON + 1).read_to_end(&mut bytes))
+            .with_context(|| format!("reading {}", p.display()))?;
+        if bytes.len() as u64 > MAX_INDEX_JSON {
+            bail!(
+                "{} is larger than {MAX_INDEX_JSON} bytes; an image layout's index is far \
+                 smaller (is this an OCI layout?)",
+                p.display()
+            );
+        }
         crate::quiet_json::parse(&bytes, &format!("{} is malformed", p.display()))
     }
 
@@ -246,6 +259,19 @@ impl BlobWriter {
 mod tests {
     use super::*;
     use crate::oci::media;
+
+    /// An index.json that never ends (or is huge) is refused at the bound,
+    /// naming the file, without reading it all.
+    #[test]
+    fn read_index_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let p = dir.path().join("index.json");
+        let f = File::create(&p).unwrap();
+        f.set_len(MAX_INDEX_JSON + 10).unwrap(); // sparse
+        let e = format!("{:#}", layout.read_index().unwrap_err());
+        assert!(e.contains("index.json") && e.contains("larger than"), "{e}");
+    }
 
     #[test]
     fn writes_verifies_and_walks() {

@@ -623,6 +623,13 @@ impl Validator<'_> {
 /// when `reference` is `None`.
 fn index_has(layout: &Path, reference: Option<&str>) -> Result<(), String> {
     let index_path = layout.join("index.json");
+    let len = fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
+    if len > airlift_bundle::layout::MAX_INDEX_JSON {
+        return Err(format!(
+            "{} is {len} bytes, larger than an image layout's index can be (is this an OCI layout?)",
+            index_path.display()
+        ));
+    }
     let index: serde_json::Value = fs::read(&index_path)
         .map_err(|e| e.to_string())
         .and_then(|b| {
