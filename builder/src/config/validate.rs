@@ -209,10 +209,12 @@ impl Validator<'_> {
             let f = join_key(from, "registry.credentials");
             let what = "a containers auth.json / docker config.json file";
             if self.expect(&f, c, Kind::File, what) {
-                let parsed = fs::read(c).map_err(|e| e.to_string()).and_then(|b| {
-                    serde_json::from_slice::<serde_json::Value>(&b)
-                        .map_err(|e| airlift_bundle::quiet_json::describe(&e))
-                });
+                let parsed = crate::sources::registry::auth::read_credentials_file(c)
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|b| {
+                        serde_json::from_slice::<serde_json::Value>(&b)
+                            .map_err(|e| airlift_bundle::quiet_json::describe(&e))
+                    });
                 match parsed {
                     Ok(v) if v.is_object() => {}
                     Ok(_) => self.problem(

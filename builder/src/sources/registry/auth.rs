@@ -120,13 +120,40 @@ pub fn parse_token_response(body: &[u8]) -> Result<String> {
 /// Read the credentials for the first of `hosts` found in the auth file
 /// at `path`. `Ok(None)` when the file has no entry for them.
 pub fn load_credentials(path: &Path, hosts: &[&str]) -> Result<Option<Credentials>> {
-    let text = std::fs::read(path)
-        .with_context(|| format!("reading credentials file {}", path.display()))?;
+    let text = read_credentials_file(path)?;
     let parsed = parse_auth_file(&text)
         .with_context(|| format!("credentials file {} is malformed", path.display()))?;
     Ok(hosts
         .iter()
         .find_map(|h| parsed.get(&normalise_host(h)).cloned()))
+}
+
+/// Largest credentials file read (real ones are a few KiB).
+pub const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
+
+/// The bytes of a credentials file: a regular file of at most
+/// [`MAX_CREDENTIALS_FILE`] bytes, read with that bound.
+pub fn read_credentials_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("reading credentials file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "credentials file {} is not a regular file; give an auth.json path",
+            path.display()
+        );
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CREDENTIALS_FILE + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading credentials file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_CREDENTIALS_FILE {
+        bail!(
+            "credentials file {} is larger than {MAX_CREDENTIALS_FILE} bytes; is it the right file?",
+            path.display()
+        );
+    }
+    Ok(bytes)
 }
 
 /// Parse an auth file into host -> credentials.
@@ -187,6 +214,22 @@ pub fn normalise_host(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_files_are_regular_and_bounded() {
+        let e = format!(
+            "{:#}",
+            load_credentials(Path::new("/dev/zero"), &["x"]).unwrap_err()
+        );
+        assert!(
+            e.contains("/dev/zero") && e.contains("not a regular file"),
+            "{e}"
+        );
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(MAX_CREDENTIALS_FILE + 1).unwrap();
+        let e = format!("{:#}", load_credentials(f.path(), &["x"]).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
+    }
 
     #[test]
     fn parses_bearer_and_basic_challenges() {
