@@ -182,7 +182,7 @@ impl Validator<'_> {
                 };
                 if let Some(f) = field {
                     let spec = crate::sources::SourceSpec::from_config(Some(&image.source));
-                    if let Err(e) = spec.check_local() {
+                    if let Err(e) = spec.check_local(&image.platforms) {
                         self.problem(&join_key(&from, f), format!("{e:#}"));
                     }
                 }

@@ -597,3 +597,30 @@ fn local_sources_are_opened_as_bundle_would() {
     );
     assert_eq!(ps.len(), 3, "{ps:#?}");
 }
+
+/// A platform filter a local image cannot meet is a validate problem, as
+/// bundle would refuse it.
+#[test]
+fn local_images_must_have_the_platforms_asked_for() {
+    let text = GOOD
+        .replace(
+            "  - ref: quay.io/example/hello:1.0\n",
+            "  - ref: quay.io/example/hello:1.0\n    platforms: [linux/arm64]\n",
+        )
+        .replace(
+            "  - ref: example/saved:3\n",
+            "  - ref: example/saved:3\n    platforms: [linux/s390x]\n",
+        );
+    let p = problems(&text, Purpose::Bundle);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("images[0].from.ociLayout.path") && m.contains("arm64")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("images[2].from.dockerArchive.path") && m.contains("s390x")),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 2, "{p:#?}");
+}

@@ -127,8 +127,9 @@ pub fn ingest(
 
 /// What `airlift validate` checks without copying: the archive indexes
 /// safely, `manifest.json` parses, `reference` picks an entry, and the
-/// config and every layer it names are members.
-pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
+/// config and every layer it names are members, and the config's platform
+/// passes the `platforms` filter.
+pub fn check(path: &Path, reference: Option<&str>, platforms: &[String]) -> Result<()> {
     let tar = TarIndex::open(path)?;
     let label = format!("docker-archive {}", path.display());
     let bytes = tar
@@ -138,7 +139,14 @@ pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
         &bytes,
         &format!("manifest.json in {label} is malformed"),
     )?;
-    check_entry(&tar, pick(&entries, reference, &label)?, &label)
+    let entry = pick(&entries, reference, &label)?;
+    check_entry(&tar, entry, &label)?;
+    let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;
+    platform::check_single(
+        platform::of_config(&config).as_ref(),
+        &platform::parse_filters(platforms)?,
+    )
+    .with_context(|| format!("image from {label}"))
 }
 
 /// The config and layers `entry` names are members of `tar`.

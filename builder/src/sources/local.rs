@@ -116,7 +116,8 @@ pub fn copy_image(
 /// verified against its digest and parsed, nesting is bounded as in
 /// [`copy_image`], and every other blob can be opened. Blob contents are
 /// verified by `airlift bundle` as it copies them.
-pub fn check_image(src: &dyn BlobSource, root: &Descriptor) -> Result<()> {
+pub fn check_image(src: &dyn BlobSource, root: &Descriptor, platforms: &[String]) -> Result<()> {
+    let filters = platform::parse_filters(platforms)?;
     let source = src.label();
     let mut seen = std::collections::BTreeSet::new();
     let mut stack = vec![(root.clone(), 0usize, true)];
@@ -151,10 +152,19 @@ pub fn check_image(src: &dyn BlobSource, root: &Descriptor) -> Result<()> {
                         root.digest
                     );
                 }
-                index.manifests.clone()
+                if top {
+                    platform::select_children(index, &filters)
+                        .with_context(|| format!("index {} from {source}", desc.digest))?
+                } else {
+                    index.manifests.clone()
+                }
             }
             Document::Manifest(m) => {
-                read_verified(src, &m.config, &source)?;
+                let config = read_verified(src, &m.config, &source)?;
+                if top {
+                    platform::check_single(platform::of_config(&config).as_ref(), &filters)
+                        .with_context(|| format!("image from {source}"))?;
+                }
                 m.layers.clone()
             }
         };

@@ -95,18 +95,19 @@ impl SourceSpec {
     /// What `airlift validate` checks without a network: a local source
     /// is opened and indexed with the readers `airlift bundle` uses, its
     /// `ref` resolved and its manifests read and verified (see each
-    /// module's `check`); a registry source is not contacted.
-    pub fn check_local(&self) -> anyhow::Result<()> {
+    /// module's `check`), with the `platforms` filter applied to OCI
+    /// sources; a registry source is not contacted.
+    pub fn check_local(&self, platforms: &[String]) -> anyhow::Result<()> {
         match self {
             SourceSpec::Registry { .. } => Ok(()),
             SourceSpec::OciLayout { path, reference } => {
-                oci_layout::check(path, reference.as_deref())
+                oci_layout::check(path, reference.as_deref(), platforms)
             }
             SourceSpec::OciArchive { path, reference } => {
-                oci_archive::check(path, reference.as_deref())
+                oci_archive::check(path, reference.as_deref(), platforms)
             }
             SourceSpec::DockerArchive { path, reference } => {
-                docker_archive::check(path, reference.as_deref())
+                docker_archive::check(path, reference.as_deref(), platforms)
             }
         }
     }

@@ -44,9 +44,9 @@ pub fn ingest(
 
 /// What `airlift validate` checks without copying (see
 /// [`local::check_image`]).
-pub fn check(path: &Path, reference: Option<&str>) -> Result<()> {
+pub fn check(path: &Path, reference: Option<&str>, platforms: &[String]) -> Result<()> {
     let (src, root) = open(path, reference)?;
-    local::check_image(&src, &root)
+    local::check_image(&src, &root, platforms)
 }
 
 /// Indexes the archive and resolves `reference` in its index.json.
