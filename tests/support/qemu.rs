@@ -363,7 +363,9 @@ pub fn check_base(base: &Path) -> std::result::Result<PathBuf, String> {
 }
 
 /// Runs `airlift build CONFIG -o OUT` with `AIRLIFT_BASE` set and a fixed
-/// `SOURCE_DATE_EPOCH`; panics with airlift's output on failure.
+/// `SOURCE_DATE_EPOCH`, then `airlift verify OUT`, so every ISO the tests
+/// boot also passes the check users run; panics with airlift's output on
+/// either failure. Returns the build's time alone.
 pub fn build_image(config: &Path, out: &Path) -> Duration {
     let airlift = crate::tools::binary("airlift");
     let start = Instant::now();
@@ -383,7 +385,21 @@ pub fn build_image(config: &Path, out: &Path) -> Duration {
         result.status,
         String::from_utf8_lossy(&result.stderr)
     );
-    start.elapsed()
+    let took = start.elapsed();
+    let verify = Command::new(&airlift)
+        .arg("verify")
+        .arg(out)
+        .output()
+        .expect("running airlift verify");
+    assert!(
+        verify.status.success(),
+        "airlift verify {} failed ({}):\n{}{}",
+        out.display(),
+        verify.status,
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    took
 }
 
 #[cfg(test)]
