@@ -9,4 +9,5 @@ pub mod initramfs;
 pub mod iso;
 pub mod logging;
 pub mod progress;
+pub mod small_file;
 pub mod sources;

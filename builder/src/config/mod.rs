@@ -20,7 +20,7 @@ pub mod validate;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 pub use normalise::{normalise, process_env, Appliance, ImageEntry, Origin};
 pub use parse::parse;
@@ -44,33 +44,12 @@ pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 /// The text of the config at `path`: a regular file (after links) of at
 /// most [`MAX_CONFIG_BYTES`], read with that bound however it grows.
 pub fn read_config_text(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("reading image config {}", path.display()))?;
-    if !meta.is_file() {
-        anyhow::bail!(
-            "image config {} is not a regular file; give the path of a YAML file",
-            path.display()
-        );
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        anyhow::bail!(
-            "image config {} is {} bytes, larger than the 4 MiB a config may have; is it the \
-             right file?",
-            path.display(),
-            meta.len()
-        );
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("reading image config {}", path.display()))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        anyhow::bail!(
-            "image config {} grew past 4 MiB while it was read; is it the right file?",
-            path.display()
-        );
-    }
+    let bytes = crate::small_file::read(
+        path,
+        MAX_CONFIG_BYTES,
+        "image config",
+        "give the path of a YAML file",
+    )?;
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "image config {} is not UTF-8 text (invalid byte at offset {}); give the path of a \

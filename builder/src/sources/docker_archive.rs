@@ -55,20 +55,13 @@ pub fn ingest(
     platforms: &[String],
     store: &Store,
 ) -> Result<Ingested> {
-    let tar = TarIndex::open(path)?;
-    let label = format!("docker-archive {}", path.display());
+    let Picked {
+        tar,
+        label,
+        entry,
+        config,
+    } = open_entry(path, reference)?;
     let source = label.clone();
-    let bytes = tar
-        .read_member("manifest.json", MAX_DOCUMENT)
-        .with_context(|| format!("{label} is not a docker save archive"))?;
-    let entries: Vec<Entry> = airlift_bundle::quiet_json::parse(
-        &bytes,
-        &format!("manifest.json in {label} is malformed"),
-    )?;
-    let entry = pick(&entries, reference, &label)?;
-    check_entry(&tar, entry, &label)?;
-
-    let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;
     let config_digest = Digest::sha256_of(&config);
     if let Some(named) = digest_in_name(&entry.config) {
         if named != config_digest {
@@ -130,6 +123,25 @@ pub fn ingest(
 /// config and every layer it names are members, and the config's platform
 /// passes the `platforms` filter.
 pub fn check(path: &Path, reference: Option<&str>, platforms: &[String]) -> Result<()> {
+    let Picked { label, config, .. } = open_entry(path, reference)?;
+    platform::check_single(
+        platform::of_config(&config).as_ref(),
+        &platform::parse_filters(platforms)?,
+    )
+    .with_context(|| format!("image from {label}"))
+}
+
+/// An archive indexed, its `manifest.json` read, the entry `reference`
+/// picks checked against the members, and that entry's config read: what
+/// [`ingest`] and [`check`] both start with.
+struct Picked {
+    tar: TarIndex,
+    label: String,
+    entry: Entry,
+    config: Vec<u8>,
+}
+
+fn open_entry(path: &Path, reference: Option<&str>) -> Result<Picked> {
     let tar = TarIndex::open(path)?;
     let label = format!("docker-archive {}", path.display());
     let bytes = tar
@@ -139,14 +151,15 @@ pub fn check(path: &Path, reference: Option<&str>, platforms: &[String]) -> Resu
         &bytes,
         &format!("manifest.json in {label} is malformed"),
     )?;
-    let entry = pick(&entries, reference, &label)?;
-    check_entry(&tar, entry, &label)?;
+    let entry = pick(&entries, reference, &label)?.clone();
+    check_entry(&tar, &entry, &label)?;
     let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;
-    platform::check_single(
-        platform::of_config(&config).as_ref(),
-        &platform::parse_filters(platforms)?,
-    )
-    .with_context(|| format!("image from {label}"))
+    Ok(Picked {
+        tar,
+        label,
+        entry,
+        config,
+    })
 }
 
 /// The config and layers `entry` names are members of `tar`.

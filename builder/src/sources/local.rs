@@ -32,33 +32,8 @@ pub fn read_document(
     store: &Store,
     source: &str,
 ) -> Result<Vec<u8>> {
-    if desc.size > MAX_DOCUMENT {
-        bail!(
-            "{} {} from {source} claims {} bytes; documents over {MAX_DOCUMENT} bytes are refused",
-            desc.media_type,
-            desc.digest,
-            desc.size
-        );
-    }
-    let mut bytes = Vec::new();
-    src.open(&desc.digest)?
-        .take(desc.size + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {} from {source}", desc.digest))?;
     // Verify before anything parses it; stored only if it matches.
-    let actual = Digest::sha256_of(&bytes);
-    if desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256
-        && (actual != desc.digest || bytes.len() as u64 != desc.size)
-    {
-        bail!(
-            "blob {} from {source} failed verification: digest mismatch: expected {} ({} bytes), \
-             got {actual} ({} bytes); the source is corrupt or was changed",
-            desc.digest,
-            desc.digest,
-            desc.size,
-            bytes.len()
-        );
-    }
+    let bytes = read_verified(src, desc, source)?;
     store.put_bytes(desc, &bytes, source)?;
     Ok(bytes)
 }
@@ -191,13 +166,17 @@ fn read_verified(src: &dyn BlobSource, desc: &Descriptor, source: &str) -> Resul
         .take(desc.size + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("reading {} from {source}", desc.digest))?;
-    let sha256 = desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256;
-    if (sha256 && Digest::sha256_of(&bytes) != desc.digest) || bytes.len() as u64 != desc.size {
+    let actual = (desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256)
+        .then(|| Digest::sha256_of(&bytes));
+    if actual.as_ref().is_some_and(|a| *a != desc.digest) || bytes.len() as u64 != desc.size {
+        let got = actual.map_or_else(String::new, |a| format!("{a} "));
         bail!(
-            "blob {} from {source} failed verification: digest mismatch: its content does not \
-             match the descriptor ({} bytes); the source is corrupt or was changed",
+            "blob {} from {source} failed verification: digest mismatch: expected {} ({} bytes), \
+             got {got}({} bytes); the source is corrupt or was changed",
             desc.digest,
-            desc.size
+            desc.digest,
+            desc.size,
+            bytes.len()
         );
     }
     Ok(bytes)

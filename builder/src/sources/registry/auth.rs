@@ -134,26 +134,12 @@ pub const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
 /// The bytes of a credentials file: a regular file of at most
 /// [`MAX_CREDENTIALS_FILE`] bytes, read with that bound.
 pub fn read_credentials_file(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("reading credentials file {}", path.display()))?;
-    if !meta.is_file() {
-        bail!(
-            "credentials file {} is not a regular file; give an auth.json path",
-            path.display()
-        );
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CREDENTIALS_FILE + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("reading credentials file {}", path.display()))?;
-    if bytes.len() as u64 > MAX_CREDENTIALS_FILE {
-        bail!(
-            "credentials file {} is larger than {MAX_CREDENTIALS_FILE} bytes; is it the right file?",
-            path.display()
-        );
-    }
-    Ok(bytes)
+    crate::small_file::read(
+        path,
+        MAX_CREDENTIALS_FILE,
+        "credentials file",
+        "give an auth.json path",
+    )
 }
 
 /// Parse an auth file into host -> credentials.
