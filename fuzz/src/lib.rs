@@ -268,7 +268,9 @@ pub fn htpasswd(data: &[u8]) {
             let msg = format!("{e:#}");
             for line in text.lines() {
                 if let Some((_, hash)) = line.trim().split_once(':') {
-                    if hash.len() >= 8 {
+                    // Hash-like: no message has a `$`, `{` or control character.
+                    let marked = |c: char| c == '$' || c == '{' || c.is_control();
+                    if hash.len() >= 8 && hash.chars().any(marked) {
                         assert!(!msg.contains(hash), "an error shows a hash: {msg:?}");
                     }
                 }
