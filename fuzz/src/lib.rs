@@ -265,11 +265,15 @@ pub fn htpasswd(data: &[u8]) {
             }
         }
         Err(e) => {
-            let msg = format!("{e:#}");
+            // Users are named on purpose (any line's); hashes never are.
+            let mut msg = format!("{e:#}");
             for line in text.lines() {
-                if let Some((user, hash)) = line.trim().split_once(':') {
-                    // The user is named on purpose; the hash never is.
-                    let msg = msg.replace(&format!("{user:?}"), "");
+                if let Some((user, _)) = line.trim().split_once(':') {
+                    msg = msg.replace(&format!("{user:?}"), "");
+                }
+            }
+            for line in text.lines() {
+                if let Some((_, hash)) = line.trim().split_once(':') {
                     // Hash-like: no message has a `$`, `{` or control character.
                     let marked = |c: char| c == '$' || c == '{' || c.is_control();
                     if hash.len() >= 8 && hash.chars().any(marked) {
