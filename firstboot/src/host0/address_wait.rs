@@ -137,9 +137,10 @@ fn named_addresses() -> Vec<(String, IpAddr)> {
         .collect()
 }
 
-/// Wait (blocking) until [`verdict`] is settled or `limit` passes; then
-/// the usable interface addresses. Logs what it waited for and how long.
-pub fn wait(limit: Duration) -> Vec<IpAddr> {
+/// Wait (blocking) until [`verdict`] is settled or `limit` passes. Logs
+/// what it waited for and how long. The caller reads the addresses after
+/// this returns, not from here: host0 adds its netboot address meanwhile.
+pub fn wait(limit: Duration) {
     let start = Instant::now();
     let mut waiting_for = None;
     loop {
@@ -169,7 +170,6 @@ pub fn wait(limit: Duration) -> Vec<IpAddr> {
             }
         }
     }
-    addresses::interface_addresses()
 }
 
 #[cfg(test)]

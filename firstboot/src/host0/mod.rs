@@ -169,10 +169,13 @@ pub async fn run(opts: Options) -> Result<()> {
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], file.registry.port)));
-    let ips = match nic_wait {
-        Some(w) => w.await?,
-        None => addresses::interface_addresses(),
-    };
+    // Read after netboot::prepare has put the netboot address on its
+    // interface: the wait may settle earlier (another NIC's DHCP), and the
+    // certificate must name every address nodes are told to use.
+    if let Some(w) = nic_wait {
+        w.await?;
+    }
+    let ips = addresses::interface_addresses();
     let tls = tls_material(&file, &opts, listen, &ips)?;
 
     // 3. The registry: media layer (unless an earlier run loaded this bundle).
