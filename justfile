@@ -101,20 +101,22 @@ bench: deps base
     cargo build --release -p airlift-builder -p airlift-firstboot -p airlift-bench
     target/release/airlift-bench
 
-# cargo-fuzz and the nightly toolchain it builds with, for `just fuzz` (each installed only when missing).
+# cargo-fuzz, for `just fuzz` (installed only when missing; it builds with nightly when installed, else stable with RUSTC_BOOTSTRAP=1).
 fuzz-tools:
     @command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-    @rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 
-# Fuzz the parsers (fuzz/): `just fuzz` runs every target for `seconds` each, `just fuzz config 600` one; finds go to fuzz/target/new-corpus (fold them in with `cargo +nightly fuzz cmin`), crashes to fuzz/artifacts. `just test` replays fuzz/corpus (tests/fuzz_corpus.rs).
+# Fuzz the parsers (fuzz/): `just fuzz` runs every target for `seconds` each, `just fuzz config 600` one; finds go to fuzz/target/new-corpus (fold them in with `cargo fuzz cmin`), crashes to fuzz/artifacts. `just test` replays fuzz/corpus (tests/fuzz_corpus.rs).
 fuzz target="all" seconds="180": fuzz-tools
     #!/usr/bin/env bash
     set -euo pipefail
     cd fuzz
-    if [ "{{target}}" = all ]; then targets=$(cargo +nightly fuzz list); else targets="{{target}}"; fi
+    # Nightly when installed; else the stable toolchain with RUSTC_BOOTSTRAP
+    # (cargo-fuzz's flags are nightly-only; -s none needs no sanitizer runtime).
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; else tc=+stable; export RUSTC_BOOTSTRAP=1; fi
+    if [ "{{target}}" = all ]; then targets=$(cargo $tc fuzz list); else targets="{{target}}"; fi
     for t in $targets; do
         mkdir -p "target/new-corpus/$t" "corpus/$t"
         echo "fuzz: $t for {{seconds}} s"
-        nice cargo +nightly fuzz run -s none "$t" "target/new-corpus/$t" "corpus/$t" -- \
+        nice cargo $tc fuzz run -s none "$t" "target/new-corpus/$t" "corpus/$t" -- \
             -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
     done
