@@ -56,6 +56,9 @@ struct Entry {
 pub struct UploadTable {
     entries: Mutex<HashMap<String, Entry>>,
     policy: Mutex<UploadPolicy>,
+    /// Wakes the sweeper when the policy changes, so a shorter idle time
+    /// set after start-up takes effect at once, not after the old period.
+    policy_changed: tokio::sync::Notify,
 }
 
 fn poisoned<T>(_: T) -> RegistryError {
@@ -77,6 +80,7 @@ impl UploadTable {
         if let Ok(mut p) = self.policy.lock() {
             *p = policy;
         }
+        self.policy_changed.notify_one();
     }
 
     /// Add a new upload unless a cap is reached (then 429
@@ -197,18 +201,16 @@ impl UploadTable {
         let table: Weak<UploadTable> = Arc::downgrade(self);
         rt.spawn(async move {
             loop {
-                let every = match table.upgrade() {
-                    Some(t) => {
-                        (t.policy().idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
-                    }
-                    None => return,
+                let Some(t) = table.upgrade() else { return };
+                let every =
+                    (t.policy().idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                // A policy change restarts the wait with the new period.
+                let changed = tokio::select! {
+                    _ = tokio::time::sleep(every) => false,
+                    _ = t.policy_changed.notified() => true,
                 };
-                tokio::time::sleep(every).await;
-                match table.upgrade() {
-                    Some(t) => {
-                        t.expire().await;
-                    }
-                    None => return,
+                if !changed {
+                    t.expire().await;
                 }
             }
         });
