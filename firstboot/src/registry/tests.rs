@@ -41,8 +41,30 @@ struct Resp {
 }
 
 impl Resp {
+    /// Status, headers and the whole body of `resp`.
+    async fn read(resp: axum::response::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The first error's message ("" when there is none).
+    fn message(&self) -> String {
+        self.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
     fn code(&self) -> String {
         self.json()["errors"][0]["code"]
@@ -119,16 +141,7 @@ impl Env {
             .oneshot(b.body(Body::from(body)).unwrap())
             .await
             .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
-            .await
-            .unwrap();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp::read(resp).await
     }
 
     /// A pushing request (with the token).

@@ -16,13 +16,6 @@ fn index_of(children: &[(&str, &Digest, usize)]) -> Vec<u8> {
     .unwrap()
 }
 
-fn message(r: &Resp) -> String {
-    r.json()["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[tokio::test]
 async fn an_image_manifest_sent_as_an_index_is_refused() {
     let env = Env::new();
@@ -40,7 +33,7 @@ async fn an_image_manifest_sent_as_an_index_is_refused() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "MANIFEST_INVALID");
-    assert!(message(&r).contains("Content-Type"), "{}", message(&r));
+    assert!(r.message().contains("Content-Type"), "{}", r.message());
     assert_eq!(
         env.get("/v2/quay.io/a/manifests/v1").await.status,
         StatusCode::NOT_FOUND
@@ -51,9 +44,9 @@ async fn an_image_manifest_sent_as_an_index_is_refused() {
         .await;
     assert_eq!(r.code(), "MANIFEST_BLOB_UNKNOWN");
     assert!(
-        message(&r).contains(&missing.to_string()),
+        r.message().contains(&missing.to_string()),
         "{}",
-        message(&r)
+        r.message()
     );
 }
 
@@ -69,8 +62,8 @@ async fn index_children_must_be_manifests() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "MANIFEST_INVALID");
-    assert!(message(&r).contains(&ld.to_string()), "{}", message(&r));
-    assert!(message(&r).contains("not a manifest"), "{}", message(&r));
+    assert!(r.message().contains(&ld.to_string()), "{}", r.message());
+    assert!(r.message().contains("not a manifest"), "{}", r.message());
     // The layer is not served as a manifest.
     let r = env.get(&format!("/v2/quay.io/a/manifests/{ld}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -85,7 +78,7 @@ async fn index_children_must_be_manifests() {
     let r = env
         .push_manifest("quay.io/a", "all", media::OCI_INDEX, &good)
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", message(&r));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.message());
 }
 
 #[tokio::test]
@@ -100,7 +93,7 @@ async fn descriptor_sizes_must_match_the_stored_blobs() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "MANIFEST_INVALID");
-    let msg = message(&r);
+    let msg = r.message();
     assert!(
         msg.contains(&ld.to_string()) && msg.contains("13") && msg.contains("12"),
         "{msg}"

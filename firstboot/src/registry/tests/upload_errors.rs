@@ -13,13 +13,6 @@ async fn started(env: &Env) -> (String, PathBuf) {
     (loc, env.data().join("uploads").join(id))
 }
 
-fn message(r: &Resp) -> String {
-    r.json()["errors"][0]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_full_disk_names_the_upload_and_its_file() {
     let env = Env::new();
@@ -31,7 +24,7 @@ async fn a_full_disk_names_the_upload_and_its_file() {
         .push(Method::PATCH, &loc, &[], b"secret-body-bytes".to_vec())
         .await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = message(&r);
+    let msg = r.message();
     assert!(msg.contains(&id), "{msg}");
     assert!(msg.contains(&file.display().to_string()), "{msg}");
     assert!(msg.contains("No space left on device"), "{msg}");
@@ -55,7 +48,7 @@ async fn an_unwritable_upload_file_is_named() {
     std::fs::create_dir(&file).unwrap();
     let r = env.push(Method::PATCH, &loc, &[], b"abc".to_vec()).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = message(&r);
+    let msg = r.message();
     assert!(msg.contains(&file.display().to_string()), "{msg}");
     assert!(msg.starts_with("upload "), "{msg}");
 }

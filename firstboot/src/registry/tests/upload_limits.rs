@@ -28,16 +28,7 @@ async fn from(env: &Env, client: &str, method: Method, uri: &str, body: &[u8]) -
         .extension(ClientAddr(ip))
         .body(Body::from(body.to_vec()))
         .unwrap();
-    let resp = env.app.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    Resp::read(env.app.clone().oneshot(req).await.unwrap()).await
 }
 
 async fn start(env: &Env, client: &str) -> Resp {
