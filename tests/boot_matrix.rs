@@ -247,7 +247,7 @@ fn large_file_over_4gib_mounts_in_linux() {
                 .unwrap()
                 .read_exact_at(&mut buf, from)
                 .unwrap();
-            airlift_bundle::Digest::sha256_of(&buf).hex().to_string()
+            airlift_oci::Digest::sha256_of(&buf).hex().to_string()
         })
         .collect();
     let blocks = ranges

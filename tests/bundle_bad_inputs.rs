@@ -9,9 +9,9 @@ use std::process::Command;
 
 use airlift_builder::bundler::{write_bundle, BundleOptions};
 use airlift_builder::sources::{ImageRequest, SourceSpec};
-use airlift_bundle::{Digest, Layout};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
 use airlift_integration::tools::{binary, run_ok};
+use airlift_oci::{Digest, Layout};
 
 fn opts() -> BundleOptions {
     BundleOptions {
@@ -374,7 +374,7 @@ fn cli_bundles_a_config_and_rejects_a_bad_reference() {
 /// Puts a chain of `depth` indexes, each listing the next, above the
 /// fixture's manifest and makes index.json point at the top one.
 fn nest_in_indexes(f: &Fixture, depth: usize) -> Vec<Digest> {
-    use airlift_bundle::oci::{media, Descriptor, REF_NAME};
+    use airlift_oci::documents::{media, Descriptor, REF_NAME};
     let layout = Layout::open(&f.src).unwrap();
     let mut index = layout.read_index().unwrap();
     let mut child = index.manifests[0].clone();

@@ -9,13 +9,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use airlift_appliance::bundle_manifest::BUNDLE_MANIFEST_FILE;
+use airlift_appliance::BundleManifest;
 use airlift_builder::bundler::{write_bundle, BundleOptions, BundleReport};
 use airlift_builder::sources::{ImageRequest, SourceSpec};
-use airlift_bundle::manifest::BUNDLE_MANIFEST_FILE;
-use airlift_bundle::{BundleManifest, Digest, Layout, Reference};
 use airlift_integration::images::{write_layout, write_multiarch, Layer, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::tools::{require, run_ok};
+use airlift_oci::{Digest, Layout, Reference};
 
 const SHARED: Layer = Layer::Random {
     seed: 42,

@@ -53,7 +53,7 @@ fn host0_get(port: u16, path: &str) -> serde_json::Value {
 
 /// Hex sha256, as `sha256sum` prints it.
 fn sha256_hex(data: &[u8]) -> String {
-    airlift_bundle::Digest::sha256_of(data)
+    airlift_oci::Digest::sha256_of(data)
         .to_string()
         .trim_start_matches("sha256:")
         .to_string()

@@ -110,10 +110,10 @@ fn assert_blobs_whole_or_temp(data: &std::path::Path) -> usize {
         if name.starts_with('.') {
             continue;
         }
-        let digest: airlift_bundle::Digest = rel.replacen('/', ":", 1).parse().unwrap();
+        let digest: airlift_oci::Digest = rel.replacen('/', ":", 1).parse().unwrap();
         let bytes = std::fs::read(data.join("blobs").join(&rel)).unwrap();
         assert_eq!(
-            airlift_bundle::Digest::sha256_of(&bytes),
+            airlift_oci::Digest::sha256_of(&bytes),
             digest,
             "{rel} is not whole"
         );

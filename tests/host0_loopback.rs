@@ -9,11 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use airlift_bundle::Digest;
 use airlift_integration::firstboot::{assert_blobs_whole, files_under};
 use airlift_integration::host0::{self, curl, Containerd, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
 use airlift_integration::tools::{require, run_ok};
+use airlift_oci::Digest;
 
 fn image(ref_name: &str, layers: Vec<Layer>) -> TestImage {
     TestImage {

@@ -88,7 +88,7 @@ fn skopeo_push_inspect_and_copy_back() {
         ]));
         for blob in &made[0].blobs {
             let copied = std::fs::read(out.join(blob.hex())).unwrap();
-            assert_eq!(&airlift_bundle::Digest::sha256_of(&copied), blob);
+            assert_eq!(&airlift_oci::Digest::sha256_of(&copied), blob);
         }
     }
     // Local names are stored as given; upstream names under their host.

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use airlift_bundle::Digest;
 use airlift_integration::firstboot::{
     assert_blobs_whole, creds, files_under, ServeConfig, Server, TOKEN,
 };
 use airlift_integration::images::{random_bytes, write_layout, TestImage};
 use airlift_integration::tools::{require, run_ok};
+use airlift_oci::Digest;
 
 fn inspect_digest(host: &str, image: &str) -> String {
     let out = run_ok(Command::new(require("skopeo", "skopeo")).args([

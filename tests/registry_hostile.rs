@@ -6,10 +6,10 @@
 use std::io::{Read, Write};
 use std::net::Shutdown;
 
-use airlift_bundle::Digest;
 use airlift_integration::firstboot::{
     assert_blobs_whole, files_under, read_response, ServeConfig, Server, TOKEN,
 };
+use airlift_oci::Digest;
 
 fn start(tmp: &std::path::Path, extra: &[&str]) -> Server {
     Server::start(&ServeConfig {

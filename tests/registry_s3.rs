@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use airlift_bundle::Digest;
 use airlift_firstboot::registry::s3::{self, Client};
 use airlift_integration::firstboot::{creds, ServeConfig, Server, TOKEN};
 use airlift_integration::garage::Garage;
 use airlift_integration::images::{random_bytes, write_layout, MadeImage, TestImage};
 use airlift_integration::tools::{require, run_ok};
+use airlift_oci::Digest;
 
 const PREFIX: &str = "airlift/";
 const MIB: usize = 1 << 20;

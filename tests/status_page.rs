@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlift_bundle::manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
-use airlift_bundle::Layout;
+use airlift_appliance::bundle_manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
 use airlift_integration::host0::{self, curl, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, write_multiarch, Layer, MadeImage, TestImage};
 use airlift_integration::tools::{binary, require, workspace_root};
+use airlift_oci::Layout;
 
 const MAC: &str = "52:54:00:5a:7e:01";
 

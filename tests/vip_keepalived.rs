@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use airlift_bundle::appliance::IpCidr;
+use airlift_appliance::IpCidr;
 use airlift_firstboot::vip::{keepalived, Role, VipSettings};
 use airlift_integration::firstboot::{ServeConfig, Server};
 use airlift_integration::tools::{binary, require};
@@ -230,7 +230,7 @@ fn health_counts_401_as_up_and_503_as_down() {
 
 #[test]
 fn host0_puts_the_vip_in_its_certificate_and_writes_keepalived_config() {
-    use airlift_bundle::appliance::{Ha, VirtualIp};
+    use airlift_appliance::{Ha, VirtualIp};
     use airlift_integration::host0::{self, Host0, Host0Dirs};
     use airlift_integration::images::{write_layout, Layer, TestImage};
     use std::time::{Duration, Instant};

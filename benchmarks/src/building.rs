@@ -200,7 +200,7 @@ fn hash_all(files: &[(PathBuf, u64)]) -> Result<f64> {
     let start = std::time::Instant::now();
     for (p, _) in files {
         let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-        airlift_bundle::digest::hash_reader(airlift_bundle::Algorithm::Sha256, f)
+        airlift_oci::digest::hash_reader(airlift_oci::Algorithm::Sha256, f)
             .with_context(|| format!("hashing {}", p.display()))?;
     }
     Ok(start.elapsed().as_secs_f64())

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use airlift_bundle::appliance::TlsMode;
+use airlift_appliance::TlsMode;
 use airlift_integration::images::{Layer, TestImage};
 use anyhow::{bail, Context, Result};
 

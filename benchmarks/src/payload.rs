@@ -72,8 +72,8 @@ fn encode_made(made: &[MadeImage]) -> String {
 }
 
 fn decode_made(text: &str) -> Option<Vec<MadeImage>> {
-    use airlift_bundle::oci::media;
-    use airlift_bundle::{Descriptor, Digest};
+    use airlift_oci::documents::media;
+    use airlift_oci::{Descriptor, Digest};
     text.lines()
         .map(|l| {
             let mut f = l.split(' ');

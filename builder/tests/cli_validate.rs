@@ -27,7 +27,7 @@ images:
 
 /// A one-image oci-archive at `path` (validate opens it as bundle would).
 fn oci_archive(path: &Path) {
-    use airlift_bundle::Digest;
+    use airlift_oci::Digest;
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let layer = b"layer".to_vec();
     let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::sha256_of(b).to_string(), "size": b.len()});

@@ -43,7 +43,7 @@ fn synthetic_base(root: &Path) -> PathBuf {
     file("images/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     // Two real one-layer images (validate reads and verifies manifests).
     let blob = |bytes: &[u8]| {
-        let d = airlift_bundle::Digest::sha256_of(bytes);
+        let d = airlift_oci::Digest::sha256_of(bytes);
         file(&format!("images/{}", d.blob_path()), bytes);
         d
     };

@@ -1,11 +1,11 @@
 //! Reading `/etc/airlift/appliance.json`. The type is shared with the
-//! builder, which writes the file: [`airlift_bundle::appliance`].
+//! builder, which writes the file: [`airlift_appliance`].
 
 use std::path::Path;
 
 use anyhow::Result;
 
-pub use airlift_bundle::appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
+pub use airlift_appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
 
 /// The file's path on the appliance.
 pub const DEFAULT_PATH: &str = "/etc/airlift/appliance.json";

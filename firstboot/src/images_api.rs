@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use airlift_bundle::manifest::{BundleManifest, BUNDLE_MANIFEST_FILE};
-use airlift_bundle::oci::{media, Document};
-use airlift_bundle::Digest;
+use airlift_appliance::bundle_manifest::{BundleManifest, BUNDLE_MANIFEST_FILE};
+use airlift_oci::documents::{media, Document};
+use airlift_oci::Digest;
 use anyhow::{Context, Result};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -297,7 +297,7 @@ async fn stored_details(store: &Store, top: &Digest) -> Result<Details> {
 /// an unreadable config).
 async fn config_platform(
     store: &Store,
-    config: &airlift_bundle::oci::Descriptor,
+    config: &airlift_oci::documents::Descriptor,
 ) -> Option<String> {
     if !(config.media_type == media::OCI_CONFIG || config.media_type == media::DOCKER_CONFIG)
         || config.size > MAX_CONFIG_BYTES
@@ -341,7 +341,7 @@ pub fn router(images: Images) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlift_bundle::manifest::{BundleImage, Totals, BUNDLE_SCHEMA};
+    use airlift_appliance::bundle_manifest::{BundleImage, Totals, BUNDLE_SCHEMA};
 
     fn manifest() -> BundleManifest {
         BundleManifest {

@@ -2,7 +2,7 @@
 //! the background, while the registry already serves from the media.
 //!
 //! - Every blob is hashed as it is copied and renamed into place only
-//!   when digest and size match ([`airlift_bundle::BlobWriter`]), so a
+//!   when digest and size match ([`airlift_oci::BlobWriter`]), so a
 //!   blob in the data store is always whole and verified.
 //! - Resumable: what is done is read back from disk (a blob present with
 //!   its size is done: it got there only by a verified rename). A small
@@ -22,8 +22,8 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use airlift_bundle::oci::media;
-use airlift_bundle::{atomic, Descriptor, Digest, Layout, Reference};
+use airlift_oci::documents::media;
+use airlift_oci::{atomic, Descriptor, Digest, Layout, Reference};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -394,7 +394,7 @@ mod tests {
         let (md, ms) = l.put_blob(&bytes, None).unwrap();
         let mut desc = Descriptor::new(media::OCI_MANIFEST, md, ms);
         desc.annotations.insert(
-            airlift_bundle::oci::REF_NAME.to_string(),
+            airlift_oci::documents::REF_NAME.to_string(),
             "quay.io/t/app:1.0".to_string(),
         );
         let mut index = l.read_index().unwrap();
@@ -467,7 +467,7 @@ mod tests {
         );
         assert!(!data.has_blob(&victim.digest));
         assert_eq!(
-            airlift_bundle::atomic::remove_stale_temps(data.root()).unwrap(),
+            airlift_oci::atomic::remove_stale_temps(data.root()).unwrap(),
             0
         );
     }

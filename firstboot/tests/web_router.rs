@@ -8,16 +8,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use airlift_bundle::appliance::{ApplianceFile, RegistryFile, Role, Storage, TlsMode};
-use airlift_bundle::manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
-use airlift_bundle::oci::{media, Descriptor, Index, Platform, REF_NAME};
-use airlift_bundle::{Digest, Layout};
+use airlift_appliance::bundle_manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
+use airlift_appliance::{ApplianceFile, RegistryFile, Role, Storage, TlsMode};
 use airlift_firstboot::host0::server::{self, Current};
 use airlift_firstboot::join_api::{Join, Peer};
 use airlift_firstboot::mirrors::{Runtime, Scheme};
 use airlift_firstboot::registry::store::NewManifest;
 use airlift_firstboot::registry::{Registry, ServeOptions};
 use airlift_firstboot::status::{ApplianceName, Identity, LoadState, Progress, Status};
+use airlift_oci::documents::{media, Descriptor, Index, Platform, REF_NAME};
+use airlift_oci::{Digest, Layout};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -123,7 +123,7 @@ fn bundle(dir: &Path) -> Bundle {
 
 fn appliance(netboot: serde_json::Value) -> ApplianceFile {
     ApplianceFile {
-        schema: airlift_bundle::appliance::SCHEMA,
+        schema: airlift_appliance::SCHEMA,
         name: "web-test".into(),
         version: "9.9.9".into(),
         volume_label: "AIRLIFT_WEB".into(),
@@ -140,7 +140,7 @@ fn appliance(netboot: serde_json::Value) -> ApplianceFile {
             allow_delete: false,
         },
         mirrors: vec!["quay.io".into(), "docker.io".into()],
-        runtimes: vec![airlift_bundle::appliance::Runtime::Containerd],
+        runtimes: vec![airlift_appliance::Runtime::Containerd],
         netboot,
         storage: Storage::default(),
         ha: None,

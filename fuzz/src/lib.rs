@@ -91,7 +91,7 @@ pub fn config(data: &[u8]) {
 /// Image references and digests: what parses renders to text that
 /// parses back to the same value.
 pub fn reference(data: &[u8]) {
-    use airlift_bundle::{reference, Digest, Reference};
+    use airlift_oci::{reference, Digest, Reference};
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -162,9 +162,9 @@ pub fn manifest(data: &[u8]) {
             assert!(!i.media_type.is_empty());
         }
         // The same bytes as the builder reads them from a registry or layout.
-        let _ = airlift_bundle::Document::parse(data, ct);
+        let _ = airlift_oci::Document::parse(data, ct);
     }
-    let _ = serde_json::from_slice::<airlift_bundle::BundleManifest>(data);
+    let _ = serde_json::from_slice::<airlift_appliance::BundleManifest>(data);
 }
 
 /// `Range` for blobs: a satisfiable range lies inside the blob.

@@ -305,11 +305,11 @@ pub fn assert_blobs_whole(data: &Path) -> usize {
     let mut n = 0;
     for rel in files_under(&data.join("blobs")) {
         let (alg, hex) = rel.split_once('/').expect("blobs/<alg>/<hex>");
-        let digest: airlift_bundle::Digest = format!("{alg}:{hex}")
+        let digest: airlift_oci::Digest = format!("{alg}:{hex}")
             .parse()
             .unwrap_or_else(|e| panic!("stray file blobs/{rel} in the data folder: {e}"));
         let f = std::fs::File::open(data.join("blobs").join(&rel)).unwrap();
-        let (actual, _) = airlift_bundle::digest::hash_reader(digest.algorithm(), f).unwrap();
+        let (actual, _) = airlift_oci::digest::hash_reader(digest.algorithm(), f).unwrap();
         assert_eq!(actual, digest, "blob {rel} is not whole");
         n += 1;
     }

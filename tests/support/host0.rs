@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use airlift_bundle::appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
+use airlift_appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
 
 use crate::tools::{binary, free_port, require};
 
@@ -19,7 +19,7 @@ pub const JOIN_TOKEN: &str = "host0-test-join-token-0123456789abcdef";
 /// An appliance file for tests: TLS generated, podman and containerd.
 pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
     ApplianceFile {
-        schema: airlift_bundle::appliance::SCHEMA,
+        schema: airlift_appliance::SCHEMA,
         name: "host0-test".into(),
         version: "0.0.1".into(),
         volume_label: "AIRLIFT_TEST".into(),

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use airlift_bundle::oci::{media, Descriptor, Index, Platform, REF_NAME};
-use airlift_bundle::{Digest, Layout};
+use airlift_oci::documents::{media, Descriptor, Index, Platform, REF_NAME};
+use airlift_oci::{Digest, Layout};
 use anyhow::{Context, Result};
 
 /// One layer of a test image.

@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::config::Appliance;
 
-pub use airlift_bundle::appliance::{
+pub use airlift_appliance::{
     ApplianceFile, RegistryFile, HTPASSWD_PATH, PATH, PUSH_TOKEN_PATH, SCHEMA, TLS_CERT_PATH,
     TLS_KEY_PATH,
 };
@@ -75,7 +75,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         name: app.metadata.name.clone(),
         version: app.metadata.version.clone(),
         volume_label: app.output.volume_label.clone(),
-        role: airlift_bundle::appliance::Role::Host0,
+        role: airlift_appliance::Role::Host0,
         join_token: join_token.to_string(),
         kernel_release: kernel_release.to_string(),
         registry: RegistryFile {

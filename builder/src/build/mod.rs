@@ -309,7 +309,7 @@ pub fn initramfs_spec(
 /// (`unverified`: digest -> source) against its digest as it writes it.
 pub fn expect_digests(
     tree: &mut iso::Tree,
-    unverified: &std::collections::BTreeMap<airlift_bundle::Digest, String>,
+    unverified: &std::collections::BTreeMap<airlift_oci::Digest, String>,
 ) -> Result<()> {
     for (digest, source) in unverified {
         tree.expect_digest(
@@ -366,7 +366,7 @@ pub fn iso_image(
     tree.add_tree_from_dir(BUNDLE_ISO_DIR, bundle_dir)
         .context("adding the bundle to the ISO")?;
     tree.set_modes(BUNDLE_ISO_DIR, 0o644, 0o755)?;
-    let manifest = bundle_dir.join(airlift_bundle::manifest::BUNDLE_MANIFEST_FILE);
+    let manifest = bundle_dir.join(airlift_appliance::bundle_manifest::BUNDLE_MANIFEST_FILE);
     if manifest.is_file() {
         tree.add_file("airlift/bundle.json", file(&manifest), 0o644)?;
     }

@@ -195,9 +195,9 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
 
 /// A source OCI layout holding one image (`app`) with one layer; returns
 /// the layer's digest.
-fn source_layout(dir: &Path, layer: &[u8]) -> airlift_bundle::Digest {
-    use airlift_bundle::oci::{media, Descriptor, REF_NAME};
-    let l = airlift_bundle::Layout::create(dir).unwrap();
+fn source_layout(dir: &Path, layer: &[u8]) -> airlift_oci::Digest {
+    use airlift_oci::documents::{media, Descriptor, REF_NAME};
+    let l = airlift_oci::Layout::create(dir).unwrap();
     let (ld, ln) = l.put_blob(layer, None).unwrap();
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
@@ -212,7 +212,7 @@ fn source_layout(dir: &Path, layer: &[u8]) -> airlift_bundle::Digest {
     let (md, mn) = l.put_blob(&bytes, None).unwrap();
     let mut entry = Descriptor::new(media::OCI_MANIFEST, md, mn);
     entry.annotations.insert(REF_NAME.into(), "app".into());
-    let mut index = airlift_bundle::Index::empty();
+    let mut index = airlift_oci::Index::empty();
     index.manifests.push(entry);
     l.write_index(&index).unwrap();
     ld

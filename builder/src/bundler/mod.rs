@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use airlift_bundle::manifest::{BUNDLE_MANIFEST_FILE, BUNDLE_SCHEMA};
-use airlift_bundle::oci::{media, Descriptor, Document, REF_NAME};
-use airlift_bundle::{atomic, BundleImage, BundleManifest, Digest, Index, Layout, Totals};
+use airlift_appliance::bundle_manifest::{BUNDLE_MANIFEST_FILE, BUNDLE_SCHEMA};
+use airlift_appliance::{BundleImage, BundleManifest, Totals};
+use airlift_oci::documents::{media, Descriptor, Document, REF_NAME};
+use airlift_oci::{atomic, Digest, Index, Layout};
 use anyhow::{bail, Context, Result};
 
 use crate::progress::Progress;

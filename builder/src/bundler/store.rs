@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use airlift_bundle::oci::Descriptor;
-use airlift_bundle::{BlobWriter, Digest, Layout};
+use airlift_oci::documents::Descriptor;
+use airlift_oci::{BlobWriter, Digest, Layout};
 use anyhow::{Context, Result};
 
 use crate::progress::Progress;
@@ -175,7 +175,7 @@ impl Store {
     fn holds_intact(&self, desc: &Descriptor) -> Result<bool> {
         let path = self.layout.blob_path(&desc.digest);
         let f = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let (actual, size) = airlift_bundle::digest::hash_reader(desc.digest.algorithm(), f)
+        let (actual, size) = airlift_oci::digest::hash_reader(desc.digest.algorithm(), f)
             .with_context(|| format!("reading {}", path.display()))?;
         Ok(actual == desc.digest && size == desc.size)
     }
@@ -266,7 +266,7 @@ impl Store {
     /// Store a blob whose digest is not known beforehand (a layer of a
     /// legacy docker archive): hashed while written. Returns digest and size.
     pub fn put_unknown(&self, reader: impl Read, source: &str) -> Result<(Digest, u64)> {
-        let mut w = self.layout.blob_writer(airlift_bundle::Algorithm::Sha256)?;
+        let mut w = self.layout.blob_writer(airlift_oci::Algorithm::Sha256)?;
         let mut reader = reader;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -291,7 +291,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlift_bundle::oci::media;
+    use airlift_oci::documents::media;
 
     #[test]
     fn reuses_previous_blobs_by_hard_link_and_verifies_new_ones() {

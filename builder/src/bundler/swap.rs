@@ -34,7 +34,7 @@ pub fn check_output(out: &Path) -> Result<()> {
                 .with_context(|| format!("reading {}", out.display()))?
                 .next()
                 .is_none();
-            if empty || out.join(airlift_bundle::layout::OCI_LAYOUT_FILE).is_file() {
+            if empty || out.join(airlift_oci::layout::OCI_LAYOUT_FILE).is_file() {
                 Ok(())
             } else {
                 bail!(
@@ -76,7 +76,7 @@ pub fn install(staged: tempfile::TempDir, out: &Path) -> Result<()> {
             out.display()
         )
     })?;
-    airlift_bundle::atomic::sync_dir(&parent_of(out))?;
+    airlift_oci::atomic::sync_dir(&parent_of(out))?;
     if exists {
         // `staged` now holds the old bundle; dropping it removes it.
         staged.close().with_context(|| {

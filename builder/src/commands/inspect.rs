@@ -44,7 +44,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
     let mut images = Vec::new();
     if let Some(bytes) = iso.read_file("airlift/bundle.json")? {
         let v: serde_json::Value =
-            airlift_bundle::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
+            airlift_oci::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
         for i in v["images"].as_array().into_iter().flatten() {
             images.push(ImageInfo {
                 reference: i["reference"].as_str().unwrap_or_default().to_string(),

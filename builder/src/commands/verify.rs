@@ -134,8 +134,7 @@ pub fn verify(path: &Path) -> Result<Report> {
             .failures
             .push("airlift/bundle/index.json: missing".into()),
         Some(bytes) => {
-            let index: Value =
-                airlift_bundle::quiet_json::parse(&bytes, "airlift/bundle/index.json")?;
+            let index: Value = airlift_oci::quiet_json::parse(&bytes, "airlift/bundle/index.json")?;
             let mut queue: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
             let mut seen = std::collections::HashSet::new();
             while let Some(d) = queue.pop() {

@@ -123,7 +123,7 @@ pub fn mirror_url(s: &str) -> Result<(), String> {
                         .is_some_and(|p| p.parse::<u16>().is_ok()))
         }),
         None => {
-            airlift_bundle::reference::validate_registry(host).is_ok()
+            airlift_oci::reference::validate_registry(host).is_ok()
                 && host
                     .rsplit_once(':')
                     .is_none_or(|(_, port)| port.parse::<u16>().is_ok())

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::Reference;
+use airlift_oci::Reference;
 
 use super::locate::{join_index, join_key, Locator};
 use super::problem::{ConfigError, Problem};
@@ -67,7 +67,7 @@ pub struct Appliance {
     pub runtimes: Vec<Runtime>,
     pub storage: Storage,
     /// `ha` with its address parsed, as `appliance.json` carries it.
-    pub ha: Option<airlift_bundle::appliance::Ha>,
+    pub ha: Option<airlift_appliance::Ha>,
     /// `extraFiles` values absolute.
     pub output: Output,
 }
@@ -254,8 +254,8 @@ impl Normaliser<'_> {
     }
 
     /// `ha.virtualIp` typed: the address parsed, the router id in range.
-    fn ha(&mut self, ha: &Ha) -> Option<airlift_bundle::appliance::Ha> {
-        use airlift_bundle::appliance::{Ha as FileHa, IpCidr, VirtualIp};
+    fn ha(&mut self, ha: &Ha) -> Option<airlift_appliance::Ha> {
+        use airlift_appliance::{Ha as FileHa, IpCidr, VirtualIp};
         let v = ha.virtual_ip.as_ref()?;
         let address = v
             .address

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 
 use super::checks;
 use super::locate::{join_index, join_key};
@@ -213,7 +213,7 @@ impl Validator<'_> {
                     .map_err(|e| format!("{e:#}"))
                     .and_then(|b| {
                         serde_json::from_slice::<serde_json::Value>(&b)
-                            .map_err(|e| airlift_bundle::quiet_json::describe(&e))
+                            .map_err(|e| airlift_oci::quiet_json::describe(&e))
                     });
                 match parsed {
                     Ok(v) if v.is_object() => {}
@@ -420,7 +420,7 @@ impl Validator<'_> {
             let f = join_index("registry.mirrors", i);
             self.check(
                 &f,
-                airlift_bundle::reference::validate_registry(m)
+                airlift_oci::reference::validate_registry(m)
                     .map_err(|e| format!("{e}; name an upstream registry like quay.io")),
             );
         }
@@ -586,7 +586,7 @@ impl Validator<'_> {
             .flat_map(|b| &b.kernel_args)
             .filter_map(|a| a.strip_prefix("airlift.address="))
             .flat_map(|v| v.split(','))
-            .filter_map(|c| c.parse::<airlift_bundle::appliance::IpCidr>().ok());
+            .filter_map(|c| c.parse::<airlift_appliance::IpCidr>().ok());
         for own in host0 {
             if own.addr == vip.addr {
                 self.problem(
@@ -626,7 +626,7 @@ impl Validator<'_> {
 fn index_has(layout: &Path, reference: Option<&str>) -> Result<(), String> {
     let index_path = layout.join("index.json");
     let len = fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
-    if len > airlift_bundle::layout::MAX_INDEX_JSON {
+    if len > airlift_oci::layout::MAX_INDEX_JSON {
         return Err(format!(
             "{} is {len} bytes, larger than an image layout's index can be (is this an OCI layout?)",
             index_path.display()
@@ -634,9 +634,7 @@ fn index_has(layout: &Path, reference: Option<&str>) -> Result<(), String> {
     }
     let index: serde_json::Value = fs::read(&index_path)
         .map_err(|e| e.to_string())
-        .and_then(|b| {
-            serde_json::from_slice(&b).map_err(|e| airlift_bundle::quiet_json::describe(&e))
-        })
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| airlift_oci::quiet_json::describe(&e)))
         .map_err(|e| format!("{} is not readable JSON ({e})", index_path.display()))?;
     pick_in_index(&index, reference).map_err(|e| format!("{} {e}", index_path.display()))
 }

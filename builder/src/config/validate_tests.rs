@@ -11,7 +11,7 @@ use crate::config::parse;
 /// `images/hello` (one image, ref name 1.0), its oci-archive
 /// `images/app.tar` and a docker-archive `images/saved.tar`.
 pub(crate) fn local_images(d: &Path) {
-    use airlift_bundle::Digest;
+    use airlift_oci::Digest;
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let layer = b"layer bytes".to_vec();
     let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::sha256_of(b).to_string(), "size": b.len()});
@@ -494,7 +494,7 @@ fn virtual_ip_conflicts_with_addresses_given_out() {
 }
 
 /// References and mirrors follow the grammar the appliance's registry
-/// enforces (the shared one in airlift_bundle::reference): an upper-case
+/// enforces (the shared one in airlift_oci::reference): an upper-case
 /// host or a port past 65535 fails at validate time, naming the field.
 #[test]
 fn references_and_mirrors_use_the_registrys_grammar() {

@@ -78,13 +78,8 @@ impl Output {
 
     /// Hashes the `len` bytes written at `offset` and checks them against
     /// `digest`; the error gives the digest they have.
-    pub fn check_digest(
-        &self,
-        offset: u64,
-        len: u64,
-        digest: &airlift_bundle::Digest,
-    ) -> Result<()> {
-        let mut h = airlift_bundle::digest::Hasher::new(digest.algorithm());
+    pub fn check_digest(&self, offset: u64, len: u64, digest: &airlift_oci::Digest) -> Result<()> {
+        let mut h = airlift_oci::digest::Hasher::new(digest.algorithm());
         let mut buf = vec![0u8; 1 << 20];
         let mut done = 0u64;
         while done < len {

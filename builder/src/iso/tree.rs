@@ -47,7 +47,7 @@ impl FileSource {
 /// (named in the error when they do not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    pub digest: airlift_bundle::Digest,
+    pub digest: airlift_oci::Digest,
     /// Such as `oci-layout /srv/images`.
     pub source: String,
 }
@@ -210,7 +210,7 @@ impl Tree {
     pub fn expect_digest(
         &mut self,
         iso_path: &str,
-        digest: airlift_bundle::Digest,
+        digest: airlift_oci::Digest,
         source: &str,
     ) -> Result<()> {
         let Node::File { expect, .. } = self.node_mut(iso_path)? else {

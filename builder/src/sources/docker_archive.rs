@@ -17,8 +17,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use airlift_bundle::oci::{media, Descriptor};
-use airlift_bundle::{Digest, Reference};
+use airlift_oci::documents::{media, Descriptor};
+use airlift_oci::{Digest, Reference};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -147,10 +147,8 @@ fn open_entry(path: &Path, reference: Option<&str>) -> Result<Picked> {
     let bytes = tar
         .read_member("manifest.json", MAX_DOCUMENT)
         .with_context(|| format!("{label} is not a docker save archive"))?;
-    let entries: Vec<Entry> = airlift_bundle::quiet_json::parse(
-        &bytes,
-        &format!("manifest.json in {label} is malformed"),
-    )?;
+    let entries: Vec<Entry> =
+        airlift_oci::quiet_json::parse(&bytes, &format!("manifest.json in {label} is malformed"))?;
     let entry = pick(&entries, reference, &label)?.clone();
     check_entry(&tar, &entry, &label)?;
     let config = tar.read_member(&entry.config, MAX_DOCUMENT)?;

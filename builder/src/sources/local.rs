@@ -5,8 +5,8 @@
 
 use std::io::Read;
 
-use airlift_bundle::oci::{media, Descriptor, Document};
-use airlift_bundle::Digest;
+use airlift_oci::documents::{media, Descriptor, Document};
+use airlift_oci::Digest;
 use anyhow::{bail, Context, Result};
 
 use super::platform::{self, PlatformFilter};
@@ -166,7 +166,7 @@ fn read_verified(src: &dyn BlobSource, desc: &Descriptor, source: &str) -> Resul
         .take(desc.size + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("reading {} from {source}", desc.digest))?;
-    let actual = (desc.digest.algorithm() == airlift_bundle::Algorithm::Sha256)
+    let actual = (desc.digest.algorithm() == airlift_oci::Algorithm::Sha256)
         .then(|| Digest::sha256_of(&bytes));
     if actual.as_ref().is_some_and(|a| *a != desc.digest) || bytes.len() as u64 != desc.size {
         let got = actual.map_or_else(String::new, |a| format!("{a} "));
@@ -245,7 +245,7 @@ fn copy_node(
 /// `org.opencontainers.image.ref.name` value (`1.0` or a full reference),
 /// or a digest. Without `wanted`, the only entry. Errors list what exists.
 pub fn resolve_entry(
-    index: &airlift_bundle::Index,
+    index: &airlift_oci::Index,
     wanted: Option<&str>,
     label: &str,
 ) -> Result<Descriptor> {
@@ -274,7 +274,7 @@ pub fn resolve_entry(
             ),
         };
     };
-    let normal = |s: &str| s.parse::<airlift_bundle::Reference>().ok();
+    let normal = |s: &str| s.parse::<airlift_oci::Reference>().ok();
     let found = index.manifests.iter().find(|d| {
         d.digest.to_string() == wanted
             || d.ref_name() == Some(wanted)
@@ -290,8 +290,8 @@ pub fn resolve_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlift_bundle::oci::REF_NAME;
-    use airlift_bundle::Index;
+    use airlift_oci::documents::REF_NAME;
+    use airlift_oci::Index;
 
     fn entry(name: Option<&str>, seed: &[u8]) -> Descriptor {
         let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::sha256_of(seed), 1);

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use airlift_bundle::Reference;
+use airlift_oci::Reference;
 
 pub mod docker_archive;
 pub mod local;
@@ -84,7 +84,7 @@ impl SourceSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ingested {
     /// The top manifest or index, exactly as upstream (digest and bytes).
-    pub root: airlift_bundle::Descriptor,
+    pub root: airlift_oci::Descriptor,
     /// `os/arch[/variant]` of every platform kept.
     pub platforms: Vec<String>,
 }

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use airlift_bundle::{Descriptor, Digest, Index};
+use airlift_oci::{Descriptor, Digest, Index};
 use anyhow::{bail, Context, Result};
 
 use super::local::{self, BlobSource, MAX_DOCUMENT};
@@ -60,7 +60,7 @@ fn open(path: &Path, reference: Option<&str>) -> Result<(ArchiveSource, Descript
         );
     }
     let bytes = src.tar.read_member("index.json", MAX_DOCUMENT)?;
-    let index: Index = airlift_bundle::quiet_json::parse(
+    let index: Index = airlift_oci::quiet_json::parse(
         &bytes,
         &format!("index.json in {} is malformed", src.label()),
     )?;

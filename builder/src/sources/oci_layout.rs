@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::{Descriptor, Digest, Layout};
+use airlift_oci::{Descriptor, Digest, Layout};
 use anyhow::{Context, Result};
 
 use super::local::{self, BlobSource};

@@ -1,7 +1,7 @@
 //! Platform filters (`linux/amd64`, `linux/arm64/v8`) and which children
 //! of a multi-arch index they keep. Pure logic, shared by every source.
 
-use airlift_bundle::oci::{Descriptor, Index, Platform};
+use airlift_oci::documents::{Descriptor, Index, Platform};
 use anyhow::{bail, Result};
 
 /// A requested platform, parsed from `os/arch[/variant]`.
@@ -134,8 +134,8 @@ fn available(index: &Index) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlift_bundle::oci::media;
-    use airlift_bundle::Digest;
+    use airlift_oci::documents::media;
+    use airlift_oci::Digest;
 
     fn child(arch: &str, variant: Option<&str>) -> Descriptor {
         let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::sha256_of(arch.as_bytes()), 1);

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use airlift_bundle::appliance::{ApplianceFile, TlsMode};
-use airlift_bundle::Layout;
+use airlift_appliance::{ApplianceFile, TlsMode};
+use airlift_oci::Layout;
 use anyhow::{Context, Result};
 use tokio_rustls::TlsAcceptor;
 
@@ -101,7 +101,7 @@ pub async fn run(opts: Options) -> Result<()> {
 
     // A killed run may have left temp files of its atomic writes (the
     // progress file, registry metadata, blobs): they are never data.
-    let stale = airlift_bundle::atomic::remove_stale_temps(&opts.data)?;
+    let stale = airlift_oci::atomic::remove_stale_temps(&opts.data)?;
     if stale > 0 {
         tracing::info!(
             "removed {stale} temp files a previous run left in {}",

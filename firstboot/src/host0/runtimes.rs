@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlift_bundle::appliance;
-use airlift_bundle::{atomic, Digest};
+use airlift_appliance as appliance;
+use airlift_oci::{atomic, Digest};
 use anyhow::{Context, Result};
 
 use crate::mirrors::{self, MirrorSpec, Runtime};

@@ -190,7 +190,7 @@ pub async fn configure(cfg: &NodeConfig, opts: &Options, marker: &str) -> Result
         ..cfg.clone()
     };
     let json = serde_json::to_vec_pretty(&saved).context("rendering the node config")?;
-    airlift_bundle::atomic::write(&opts.data.join(NODE_CONFIG), &json)?;
+    airlift_oci::atomic::write(&opts.data.join(NODE_CONFIG), &json)?;
     let files = crate::mirrors::apply::plan_files(&cfg.mirror, &runtimes)?;
     milestone(&format!(
         "{marker} appliance={} {} registries={} runtimes={} files={} ({})",

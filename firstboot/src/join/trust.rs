@@ -70,7 +70,7 @@ pub fn remembered(state: &Path) -> Option<String> {
 /// Remember `fingerprint` under `state`.
 pub fn remember(state: &Path, fingerprint: &str) -> Result<()> {
     std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
-    airlift_bundle::atomic::write(
+    airlift_oci::atomic::write(
         &state.join(REMEMBERED),
         format!("{fingerprint}\n").as_bytes(),
     )

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use airlift_bundle::reference::validate_registry;
+use airlift_oci::reference::validate_registry;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 

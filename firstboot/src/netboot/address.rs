@@ -110,7 +110,7 @@ pub fn configure(root: &Path, iface: &str, addrs: &[Cidr], wait: Duration) -> Re
     }
     let dir = root.join("run/systemd/network");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    airlift_bundle::atomic::write(
+    airlift_oci::atomic::write(
         &dir.join(NETWORK_FILE),
         network_file(iface, addrs).as_bytes(),
     )?;

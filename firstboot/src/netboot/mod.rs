@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlift_bundle::appliance::ApplianceFile;
+use airlift_appliance::ApplianceFile;
 use anyhow::{Context, Result};
 use axum::{Extension, Router};
 
@@ -189,7 +189,7 @@ fn fill_tftp(media_root: &Path, tftp: &Path) -> Result<()> {
         })?;
         for n in names {
             let to = tftp.join(n);
-            airlift_bundle::atomic::write(&to, &bytes)?;
+            airlift_oci::atomic::write(&to, &bytes)?;
             // dnsmasq's TFTP serves world-readable files only.
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
                 .with_context(|| format!("making {} readable", to.display()))?;
@@ -279,7 +279,7 @@ pub async fn start(s: Settings) -> Result<NetbootHandle> {
         };
         let text = dnsmasq::render(&params).context("rendering the dnsmasq config")?;
         let conf = s.state_dir.join("dnsmasq.conf");
-        airlift_bundle::atomic::write(&conf, text.as_bytes())?;
+        airlift_oci::atomic::write(&conf, text.as_bytes())?;
         tokio::spawn(supervise::supervise(
             s.dnsmasq.clone(),
             conf.clone(),

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use airlift_bundle::oci::{media, Descriptor, Document};
-use airlift_bundle::Digest;
+use airlift_oci::documents::{media, Descriptor, Document};
+use airlift_oci::Digest;
 
 use super::error::{Code, RegistryError, Result};
 

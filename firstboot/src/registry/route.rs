@@ -14,10 +14,10 @@
 //! It cannot collide with an upstream's content: a stored upstream name
 //! always starts with a host component, and a local one never does.
 
-use airlift_bundle::reference::{
+use airlift_oci::reference::{
     looks_like_host, validate_registry, validate_repository, validate_tag, DOCKER_HUB,
 };
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 
 use super::error::{Code, RegistryError, Result};
 
@@ -77,7 +77,7 @@ pub fn parse_path(path: &str) -> Option<Target> {
 }
 
 /// Map a registry host to its canonical spelling (`docker.io` for Hub),
-/// checked with the grammar the builder uses (airlift_bundle::reference).
+/// checked with the grammar the builder uses (airlift_oci::reference).
 fn canonical_host(host: &str) -> Result<String> {
     validate_registry(host).map_err(|m| RegistryError::new(Code::NameInvalid, m))?;
     Ok(match host {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlift_bundle::oci::{media, Descriptor, Index, REF_NAME};
-use airlift_bundle::{Algorithm, Digest, Layout};
+use airlift_oci::documents::{media, Descriptor, Index, REF_NAME};
+use airlift_oci::{Algorithm, Digest, Layout};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -568,7 +568,7 @@ async fn blob_size_limit() {
 async fn sha512_blobs_and_manifests() {
     let env = Env::new();
     let data = b"sha512 content".to_vec();
-    let (d, _) = airlift_bundle::digest::hash_reader(Algorithm::Sha512, &data[..]).unwrap();
+    let (d, _) = airlift_oci::digest::hash_reader(Algorithm::Sha512, &data[..]).unwrap();
     let r = env
         .push(
             Method::POST,
@@ -587,7 +587,7 @@ async fn sha512_blobs_and_manifests() {
     );
     let cfg = env.push_blob("quay.io/a", b"{}").await;
     let m = image_manifest(&cfg, 2, &d, data.len());
-    let (md, _) = airlift_bundle::digest::hash_reader(Algorithm::Sha512, &m[..]).unwrap();
+    let (md, _) = airlift_oci::digest::hash_reader(Algorithm::Sha512, &m[..]).unwrap();
     let r = env
         .push_manifest("quay.io/a", &md.to_string(), media::OCI_MANIFEST, &m)
         .await;
@@ -1171,7 +1171,7 @@ fn make_bundle(dir: &Path) -> (Digest, Digest, Digest) {
     let m = image_manifest(&cd, cs as usize, &ld, ls as usize);
     let (md, ms) = layout.put_blob(&m, None).unwrap();
     let mut child = Descriptor::new(media::OCI_MANIFEST, md.clone(), ms);
-    child.platform = Some(airlift_bundle::Platform {
+    child.platform = Some(airlift_oci::Platform {
         architecture: "amd64".into(),
         os: "linux".into(),
         os_version: None,

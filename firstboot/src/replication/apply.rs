@@ -4,7 +4,7 @@
 //! verified, then renamed into place), and only then the manifest, its
 //! tags and removals are recorded.
 
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 use anyhow::{anyhow, bail, Context, Result};
 use axum::body::Body;
 

@@ -1,8 +1,8 @@
 //! What a replica must do to match the source: pure, from the two
 //! catalogues alone.
 
-use airlift_bundle::oci::media;
-use airlift_bundle::Digest;
+use airlift_oci::documents::media;
+use airlift_oci::Digest;
 
 use crate::registry::store::snapshot::StoreState;
 

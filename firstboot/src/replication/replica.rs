@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use airlift_bundle::appliance::ApplianceFile;
+use airlift_appliance::ApplianceFile;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio_rustls::TlsAcceptor;

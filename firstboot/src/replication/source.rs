@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use airlift_bundle::digest::Hasher;
-use airlift_bundle::Digest;
+use airlift_oci::digest::Hasher;
+use airlift_oci::Digest;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 

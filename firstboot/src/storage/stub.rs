@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::atomic;
+use airlift_oci::atomic;
 use anyhow::{Context, Result};
 
 /// The folder under host0's state folder.
@@ -83,7 +83,7 @@ mod tests {
             "{\"b\":1}"
         );
         assert!(stub.join("blobs/sha256").is_dir());
-        airlift_bundle::Layout::open(&stub).unwrap();
+        airlift_oci::Layout::open(&stub).unwrap();
         // Without the registry's blobs it is not usable.
         std::fs::remove_dir_all(data.join("registry")).unwrap();
         assert_eq!(find(&data), None);

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use airlift_bundle::appliance::IpCidr;
+use airlift_appliance::IpCidr;
 use anyhow::{bail, Result};
 
 /// Every interface address of this machine, as (interface, address).

@@ -17,10 +17,10 @@ pub mod service;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::appliance::{ApplianceFile, IpCidr, TlsMode};
+use airlift_appliance::{ApplianceFile, IpCidr, TlsMode};
 use anyhow::{Context, Result};
 
-pub use airlift_bundle::appliance::Role;
+pub use airlift_appliance::Role;
 pub use service::Service;
 
 /// keepalived's config file, relative to the root.
@@ -206,7 +206,7 @@ fn write_config(path: &Path, content: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlift_bundle::appliance::{Ha, VirtualIp};
+    use airlift_appliance::{Ha, VirtualIp};
 
     fn file(interface: Option<&str>) -> ApplianceFile {
         let mut f: ApplianceFile = serde_json::from_value(serde_json::json!({

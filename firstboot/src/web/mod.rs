@@ -19,7 +19,7 @@ pub mod mirror_config;
 use std::path::Path;
 use std::sync::Arc;
 
-use airlift_bundle::appliance::ApplianceFile;
+use airlift_appliance::ApplianceFile;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;

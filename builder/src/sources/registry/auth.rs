@@ -110,7 +110,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<String> {
         token: Option<String>,
         access_token: Option<String>,
     }
-    let r: Resp = airlift_bundle::quiet_json::parse(body, "token response")?;
+    let r: Resp = airlift_oci::quiet_json::parse(body, "token response")?;
     match r.token.or(r.access_token) {
         Some(t) if !t.is_empty() => Ok(t),
         _ => bail!("token response has neither `token` nor `access_token`"),
@@ -155,7 +155,7 @@ pub fn parse_auth_file(bytes: &[u8]) -> Result<BTreeMap<String, Credentials>> {
         username: Option<String>,
         password: Option<String>,
     }
-    let f: File = airlift_bundle::quiet_json::parse(bytes, "auth file")?;
+    let f: File = airlift_oci::quiet_json::parse(bytes, "auth file")?;
     let mut out = BTreeMap::new();
     for (host, e) in f.auths {
         let creds = match (e.auth, e.username, e.password) {

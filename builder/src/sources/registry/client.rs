@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use airlift_bundle::oci::media;
-use airlift_bundle::{Digest, Reference};
+use airlift_oci::documents::media;
+use airlift_oci::{Digest, Reference};
 use anyhow::{bail, Context, Result};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
@@ -27,7 +27,7 @@ const MANIFEST_TRIES: u32 = 3;
 /// The registry base URL for a reference: `docker.io` means
 /// `https://registry-1.docker.io`.
 pub fn default_base_url(r: &Reference) -> String {
-    if r.registry() == airlift_bundle::reference::DOCKER_HUB {
+    if r.registry() == airlift_oci::reference::DOCKER_HUB {
         "https://registry-1.docker.io".to_string()
     } else {
         format!("https://{}", r.registry())

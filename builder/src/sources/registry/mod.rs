@@ -41,8 +41,8 @@ pub mod retry;
 
 use std::path::Path;
 
-use airlift_bundle::oci::{media, Descriptor, Document};
-use airlift_bundle::{Digest, Reference};
+use airlift_oci::documents::{media, Descriptor, Document};
+use airlift_oci::{Digest, Reference};
 use anyhow::{bail, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 

@@ -1,6 +1,6 @@
 //! `/v2/`, `_catalog`, `tags/list` and the referrers API.
 
-use airlift_bundle::oci::media;
+use airlift_oci::documents::media;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;

@@ -4,7 +4,7 @@
 //! descriptor declares), not a layer blob. Foreign layers (with `urls`)
 //! are not checked.
 
-use airlift_bundle::oci::{media, Descriptor};
+use airlift_oci::documents::{media, Descriptor};
 
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::manifest::{inspect, Inspected, MAX_MANIFEST_BYTES};

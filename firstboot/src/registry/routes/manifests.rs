@@ -1,9 +1,9 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
-use airlift_bundle::digest::Hasher;
-use airlift_bundle::oci::media;
-use airlift_bundle::reference::validate_tag;
-use airlift_bundle::Algorithm;
+use airlift_oci::digest::Hasher;
+use airlift_oci::documents::media;
+use airlift_oci::reference::validate_tag;
+use airlift_oci::Algorithm;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};

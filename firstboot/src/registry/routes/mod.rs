@@ -21,7 +21,7 @@ use axum::Router;
 use super::error::{Code, RegistryError, Result};
 use super::route::{parse_path, query_params, resolve_name, Target};
 use super::Registry;
-use airlift_bundle::reference::DOCKER_HUB;
+use airlift_oci::reference::DOCKER_HUB;
 
 pub use manifests::MAX_TAG_PARAMS;
 pub use range::parse_range;

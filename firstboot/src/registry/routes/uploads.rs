@@ -113,12 +113,7 @@ fn gone(id: &str) -> RegistryError {
     )
 }
 
-async fn finish(
-    reg: &Registry,
-    repo: &str,
-    upload: Upload,
-    d: &airlift_bundle::Digest,
-) -> Result<()> {
+async fn finish(reg: &Registry, repo: &str, upload: Upload, d: &airlift_oci::Digest) -> Result<()> {
     let (file, size) = upload.finish(d).await?;
     reg.store.commit_blob(file, d).await?;
     reg.store.link_blob(repo, d);

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use airlift_bundle::oci::Descriptor;
-use airlift_bundle::Digest;
+use airlift_oci::documents::Descriptor;
+use airlift_oci::Digest;
 
 /// A manifest's media type and size, enough to answer HEAD.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use airlift_bundle::oci::media;
-use airlift_bundle::{Layout, Reference};
+use airlift_oci::documents::media;
+use airlift_oci::{Layout, Reference};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 
 use super::index::{ManifestInfo, Repos};
 use crate::registry::manifest::inspect;
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 
 /// Index one layout into `repos`; manifest bytes go to `manifests`.
 pub fn index_layout(

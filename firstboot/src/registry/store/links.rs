@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 
 /// Repository → blobs pushed or mounted into it.
 #[derive(Default)]

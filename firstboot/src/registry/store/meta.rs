@@ -16,8 +16,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::oci::Descriptor;
-use airlift_bundle::{atomic, Digest};
+use airlift_oci::documents::Descriptor;
+use airlift_oci::{atomic, Digest};
 use anyhow::{Context, Result};
 
 use super::index::{ManifestInfo, RepoIndex, Repos};

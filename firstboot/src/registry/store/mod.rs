@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use airlift_bundle::oci::Descriptor;
-use airlift_bundle::{atomic, Digest, Layout};
+use airlift_oci::documents::Descriptor;
+use airlift_oci::{atomic, Digest, Layout};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
@@ -87,7 +87,7 @@ pub enum BlobRemoved {
 
 /// Does the manifest document `bytes` reference `d`?
 fn references(bytes: &[u8], d: &Digest) -> bool {
-    let Ok(doc) = airlift_bundle::oci::Document::parse(bytes, None) else {
+    let Ok(doc) = airlift_oci::documents::Document::parse(bytes, None) else {
         return false;
     };
     if doc.children().iter().any(|c| &c.digest == d) {
@@ -388,7 +388,7 @@ impl Store {
         })?;
         let bytes = self.read_blob(&blob).await?;
         if let BlobAt::S3(key) = &blob.at {
-            let (actual, _) = airlift_bundle::digest::hash_reader(d.algorithm(), &bytes[..])?;
+            let (actual, _) = airlift_oci::digest::hash_reader(d.algorithm(), &bytes[..])?;
             if &actual != d {
                 return Err(RegistryError::internal(anyhow::anyhow!(
                     "manifest {d} read from S3 object {key} has digest {actual}; the bucket's copy is damaged"

@@ -30,8 +30,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use airlift_bundle::oci::Descriptor;
-use airlift_bundle::{Algorithm, Digest};
+use airlift_oci::documents::Descriptor;
+use airlift_oci::{Algorithm, Digest};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;

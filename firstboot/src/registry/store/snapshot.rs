@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use airlift_bundle::Digest;
+use airlift_oci::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::index::RepoIndex;

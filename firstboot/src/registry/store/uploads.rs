@@ -10,8 +10,8 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use airlift_bundle::digest::Hasher;
-use airlift_bundle::{Algorithm, Digest};
+use airlift_oci::digest::Hasher;
+use airlift_oci::{Algorithm, Digest};
 use axum::body::Body;
 use axum::http::StatusCode;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -196,7 +196,7 @@ impl Upload {
                 let path = self.path.clone();
                 tokio::task::spawn_blocking(move || {
                     std::fs::File::open(&path)
-                        .and_then(|f| airlift_bundle::digest::hash_reader(alg, f))
+                        .and_then(|f| airlift_oci::digest::hash_reader(alg, f))
                         .map(|(d, _)| d)
                 })
                 .await

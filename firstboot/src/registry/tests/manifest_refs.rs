@@ -88,7 +88,7 @@ async fn tag_parameters_tag_a_push_by_digest() {
 async fn tag_parameters_keep_a_sha512_digest() {
     let env = Env::new();
     let m = stored_manifest(&env, "quay.io/a").await;
-    let (d, _) = airlift_bundle::digest::hash_reader(Algorithm::Sha512, &m[..]).unwrap();
+    let (d, _) = airlift_oci::digest::hash_reader(Algorithm::Sha512, &m[..]).unwrap();
     let r = put(&env, "quay.io/a", &d.to_string(), "?tag=v1", &m).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(oci_tags(&r), ["v1"]);

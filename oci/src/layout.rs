@@ -14,7 +14,7 @@ use crate::atomic;
 /// Largest `index.json` read (one entry is a few hundred bytes).
 pub const MAX_INDEX_JSON: u64 = 16 << 20;
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::oci::{Descriptor, Document, Index};
+use crate::documents::{Descriptor, Document, Index};
 
 /// The `oci-layout` file's content.
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
@@ -173,8 +173,8 @@ impl Layout {
                     self.root.display()
                 );
             }
-            if crate::oci::media::is_index(&desc.media_type)
-                || crate::oci::media::is_manifest(&desc.media_type)
+            if crate::documents::media::is_index(&desc.media_type)
+                || crate::documents::media::is_manifest(&desc.media_type)
             {
                 let bytes = self.read_blob(&desc.digest)?;
                 let doc = Document::parse(&bytes, Some(&desc.media_type))
@@ -258,7 +258,7 @@ impl BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::media;
+    use crate::documents::media;
 
     /// An index.json that never ends (or is huge) is refused at the bound,
     /// naming the file, without reading it all.

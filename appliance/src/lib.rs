@@ -1,6 +1,7 @@
-//! `/etc/airlift/appliance.json`: what the appliance knows about itself
-//! at boot. The builder writes it into the initramfs (from the image
-//! config); `airlift-firstboot` reads it. One type for both sides, so the
+//! The contract between the builder and the appliance: the bundle manifest
+//! ([`bundle_manifest`]) and `/etc/airlift/appliance.json`, what the
+//! appliance knows about itself at boot. The builder writes it into the
+//! initramfs (from the image config); `airlift-firstboot` reads it. One type for both sides, so the
 //! two can never disagree on a field's name or meaning.
 //!
 //! ```json
@@ -14,6 +15,10 @@
 //!   "netboot": { ... as in the config ... }, "storage": { "dataDisk": null, ... },
 //!   "ha": { "virtualIp": { "address": "10.77.0.50/24", "virtualRouterId": 51 } } }
 //! ```
+
+pub mod bundle_manifest;
+
+pub use bundle_manifest::{BundleImage, BundleManifest, Totals};
 
 use std::fmt;
 use std::net::IpAddr;

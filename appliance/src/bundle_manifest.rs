@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
+use airlift_oci::Digest;
 
 /// File name of the bundle manifest beside (or inside) a bundle.
 pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
