@@ -23,8 +23,8 @@ use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use airlift_firstboot::join_api::NodeConfig;
-use airlift_firstboot::mirrors::{apply::plan_files, FileKind};
+use airlift_firstboot::services::join::NodeConfig;
+use airlift_firstboot::services::mirrors::{apply::plan_files, FileKind};
 use airlift_integration::qemu::{self, OVMF_CODE, OVMF_VARS};
 use airlift_integration::tools::{free_port, require, workspace_root};
 use airlift_integration::vm::{self, Running, Serial};
@@ -104,7 +104,7 @@ fn check_node(node: &Serial, ca_fingerprint: &str) {
     }
     let ca = cfg.ca_pem.as_deref().expect("a CA in the node config");
     assert_eq!(
-        airlift_firstboot::tls::fingerprint(ca).unwrap(),
+        airlift_firstboot::services::tls::fingerprint(ca).unwrap(),
         ca_fingerprint,
         "{}: the CA the node got is not host0's",
         node.name

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlift_firstboot::mirrors::{self, apply, Endpoint, MirrorSpec, Runtime};
-use airlift_firstboot::tls::ensure_tls;
+use airlift_firstboot::services::mirrors::{self, apply, Endpoint, MirrorSpec, Runtime};
+use airlift_firstboot::services::tls::ensure_tls;
 use airlift_integration::containerd::Containerd;
 use airlift_integration::firstboot::{ServeConfig, Server};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use airlift_firstboot::registry::s3::{self, Client};
+use airlift_firstboot::services::registry::s3::{self, Client};
 use airlift_integration::firstboot::{creds, ServeConfig, Server, TOKEN};
 use airlift_integration::garage::Garage;
 use airlift_integration::images::{random_bytes, write_layout, MadeImage, TestImage};

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use airlift_appliance::IpCidr;
-use airlift_firstboot::vip::{keepalived, Role, VipSettings};
+use airlift_firstboot::services::ha::vip::{keepalived, Role, VipSettings};
 use airlift_integration::firstboot::{ServeConfig, Server};
 use airlift_integration::tools::{binary, require};
 
 /// A real interface of this machine (keepalived refuses unknown ones and
 /// loopback).
 fn real_interface() -> String {
-    let mut names: Vec<String> = airlift_firstboot::vip::interface::system_addresses()
+    let mut names: Vec<String> = airlift_firstboot::sys::net::named_addresses()
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| n != "lo")
@@ -33,7 +33,7 @@ fn real_interface() -> String {
 
 /// The check as host0 would run it, with this build's binary.
 fn health_cmd() -> String {
-    airlift_firstboot::vip::check_command(
+    airlift_firstboot::services::ha::vip::check_command(
         &binary("airlift-firstboot").display().to_string(),
         "https",
         5000,
@@ -137,7 +137,7 @@ fn health(args: &[&str]) -> (i32, String) {
 /// A CA and a server certificate for 127.0.0.1, made by the appliance's
 /// own TLS code, under `dir`.
 fn tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let t = airlift_firstboot::tls::ensure_tls(dir, &[], &[]).unwrap();
+    let t = airlift_firstboot::services::tls::ensure_tls(dir, &[], &[]).unwrap();
     (t.ca_path(), t.cert_path(), t.key_path())
 }
 
@@ -267,7 +267,7 @@ fn host0_puts_the_vip_in_its_certificate_and_writes_keepalived_config() {
     assert!(sans.lines().any(|l| l == "ip:10.77.0.50"), "{sans}");
 
     // keepalived's config, written under host0's root in the background.
-    let conf = dirs.root.join(airlift_firstboot::vip::CONFIG_PATH);
+    let conf = dirs.root.join(airlift_firstboot::services::ha::vip::CONFIG_PATH);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !conf.is_file() {
         assert!(
@@ -286,7 +286,7 @@ fn host0_puts_the_vip_in_its_certificate_and_writes_keepalived_config() {
     let expected = keepalived::render(
         &settings,
         Role::Host0,
-        &airlift_firstboot::vip::health_command(&file),
+        &airlift_firstboot::services::ha::vip::health_command(&file),
     );
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), expected);
     assert!(expected.contains("priority 150"));

@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA: u32 = 1;
 /// Where the file goes, relative to the appliance's root.
 pub const PATH: &str = "etc/airlift/appliance.json";
+/// Where the appliance reads it.
+pub const DEFAULT_PATH: &str = "/etc/airlift/appliance.json";
 /// Where the builder puts a supplied TLS certificate chain (`tls: provided`).
 pub const TLS_CERT_PATH: &str = "etc/airlift/tls/server.crt";
 /// Where the builder puts a supplied TLS private key (mode 0600).

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::registry::ServeOptions;
+use crate::services::registry::ServeOptions;
 
 /// The appliance's registry, first-boot and join service.
 #[derive(Debug, Parser)]
@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?
-                .block_on(crate::registry::serve(*opts))
+                .block_on(crate::services::registry::serve(*opts))
         }
         Command::Render(args) => crate::commands::render::run(args),
         Command::Host0(args) => crate::commands::host0::run(args),

@@ -1,21 +1,19 @@
 //! airlift-firstboot: the appliance's registry, first-boot and join service.
+//!
+//! In floors that only point down (`scripts/check-layers.sh` keeps it so):
+//! - [`commands`] and [`cli`]: the command line, one file per subcommand;
+//! - [`roles`]: what a machine is (`host0`, `node`, `replica`), each a short
+//!   sequence of steps over the floors below; roles never import each other;
+//! - [`api`]: every endpoint host0 serves on its registry port;
+//! - [`services`]: the registry, mirror config, netboot, joining, HA (virtual
+//!   IP, replication), TLS, the boot media and the bundle loader;
+//! - [`datadisk`] (host0's data disk) and [`sys`] (systemd notify, network
+//!   interfaces, atomic writes, time, logging).
 
-pub mod appliance;
+pub mod api;
 pub mod cli;
 pub mod commands;
-pub mod host0;
-pub mod images_api;
-pub mod join;
-pub mod join_api;
-pub mod loader;
-pub mod logging;
-pub mod media;
-pub mod mirrors;
-pub mod netboot;
-pub mod registry;
-pub mod replication;
-pub mod status;
-pub mod storage;
-pub mod tls;
-pub mod vip;
-pub mod web;
+pub mod datadisk;
+pub mod roles;
+pub mod services;
+pub mod sys;

@@ -7,8 +7,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use airlift_firstboot::mirrors::apply::{plan_files, ORIG_SUFFIX, PREV_SUFFIX};
-use airlift_firstboot::mirrors::{apply, Endpoint, MirrorSpec, Runtime};
+use airlift_firstboot::services::mirrors::apply::{plan_files, ORIG_SUFFIX, PREV_SUFFIX};
+use airlift_firstboot::services::mirrors::{apply, Endpoint, MirrorSpec, Runtime};
 
 const CA: &str = "-----BEGIN CERTIFICATE-----\nTUlJQmZha2VDQQ==\n-----END CERTIFICATE-----\n";
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlift_firstboot::mirrors::{
+use airlift_firstboot::services::mirrors::{
     self, docker, files_for, rancher, Endpoint, FileKind, MirrorSpec, Runtime,
 };
 

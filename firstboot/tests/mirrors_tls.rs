@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use airlift_firstboot::registry::server::tls_config;
-use airlift_firstboot::tls::{ensure_tls, fingerprint, use_supplied, TlsMaterial};
+use airlift_firstboot::services::registry::server::tls_config;
+use airlift_firstboot::services::tls::{ensure_tls, fingerprint, use_supplied, TlsMaterial};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, ServerConnection};

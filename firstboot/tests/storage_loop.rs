@@ -1,4 +1,4 @@
-//! `storage::prepare` on real block devices: sparse files attached as
+//! `datadisk::prepare` on real block devices: sparse files attached as
 //! loop devices with partition scanning (`losetup --partscan`), real
 //! sgdisk, mkfs.ext4 and mount. Needs root and loop devices; fails (does
 //! not skip) without them, saying so.
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use airlift_firstboot::storage::{self, Config, DataDisk, Env, Filesystem, Mode, Outcome};
+use airlift_firstboot::datadisk::{self, Config, DataDisk, Env, Filesystem, Mode, Outcome};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -101,7 +101,7 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
     let cfg = by_device(&l.dev, false);
 
     // First boot: GPT, ext4, mounted.
-    let out = storage::prepare(&cfg, &env(&target, &[&l]));
+    let out = datadisk::prepare(&cfg, &env(&target, &[&l]));
     l.mounts.push(target.clone());
     let part = match &out {
         Outcome::Mounted {
@@ -130,7 +130,7 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
     std::fs::write(target.join("pushed"), "kept").unwrap();
 
     // host0 restarts in the same boot: already mounted, nothing done.
-    let again = storage::prepare(&cfg, &env(&target, &[&l]));
+    let again = datadisk::prepare(&cfg, &env(&target, &[&l]));
     assert!(
         matches!(
             again,
@@ -144,7 +144,7 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
 
     // Next boot: mounted again, not formatted, data still there.
     umount(&mut l, &target);
-    let out = storage::prepare(&cfg, &env(&target, &[&l]));
+    let out = datadisk::prepare(&cfg, &env(&target, &[&l]));
     l.mounts.push(target.clone());
     assert!(
         matches!(
@@ -162,7 +162,7 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
     );
     umount(&mut l, &target);
     // wipe: true never re-formats airlift's own disk.
-    let out = storage::prepare(&by_device(&l.dev, true), &env(&target, &[&l]));
+    let out = datadisk::prepare(&by_device(&l.dev, true), &env(&target, &[&l]));
     l.mounts.push(target.clone());
     assert!(
         matches!(
@@ -188,8 +188,8 @@ fn a_boot_cut_off_before_mkfs_finished_is_completed() {
     let target = dir.path().join("data");
     // What format::partition leaves, then a cut: a pending partition with
     // the start of a filesystem (mkfs interrupted) and no rename.
-    storage::format::partition(&l.dev).unwrap();
-    let part = storage::format::wait_partition(
+    datadisk::format::partition(&l.dev).unwrap();
+    let part = datadisk::format::wait_partition(
         Path::new("/sys"),
         Path::new("/dev"),
         &l.name(),
@@ -201,7 +201,7 @@ fn a_boot_cut_off_before_mkfs_finished_is_completed() {
         std::os::unix::fs::FileExt::write_at(&f, &[0x53, 0xef], 1080).unwrap();
         f.sync_all().unwrap();
     }
-    let out = storage::prepare(&by_device(&l.dev, false), &env(&target, &[&l]));
+    let out = datadisk::prepare(&by_device(&l.dev, false), &env(&target, &[&l]));
     l.mounts.push(target.clone());
     assert!(
         matches!(
@@ -224,7 +224,7 @@ fn a_boot_cut_off_before_mkfs_finished_is_completed() {
         f.sync_all().unwrap();
     }
     let hash = l.sha256();
-    match storage::prepare(&by_device(&l.dev, false), &env(&target, &[&l])) {
+    match datadisk::prepare(&by_device(&l.dev, false), &env(&target, &[&l])) {
         Outcome::Stopped { message, .. } => {
             assert!(
                 message.starts_with(&format!(
@@ -251,7 +251,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
     let target = dir.path().join("data");
     let before = l.sha256();
     let cfg = by_device(&l.dev, false);
-    let out = storage::prepare(&cfg, &env(&target, &[&l]));
+    let out = datadisk::prepare(&cfg, &env(&target, &[&l]));
     let Outcome::Stopped { disk, message } = &out else {
         panic!("{out:?}")
     };
@@ -266,11 +266,11 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
         "{message}"
     );
     assert_eq!(l.sha256(), before, "the refused disk was written to");
-    let st = storage::StorageStatus::from_outcome(&out, false);
+    let st = datadisk::StorageStatus::from_outcome(&out, false);
     assert_eq!(st.mode, Mode::MediaOnly);
     assert_eq!(
         st.push_disabled_reason().as_deref(),
-        Some(storage::NO_DISK_PUSH)
+        Some(datadisk::NO_DISK_PUSH)
     );
     assert!(
         st.marker().contains("holds an ext4 filesystem"),
@@ -278,7 +278,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
         st.marker()
     );
     assert_eq!(
-        storage::StorageStatus::from_outcome(&out, true).mode,
+        datadisk::StorageStatus::from_outcome(&out, true).mode,
         Mode::Ram
     );
 
@@ -292,7 +292,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
         }),
         allow_ram_push: false,
     };
-    match storage::prepare(&sel, &env(&target, &[&l])) {
+    match datadisk::prepare(&sel, &env(&target, &[&l])) {
         Outcome::Stopped { message, .. } => {
             assert!(message.contains("no empty disk"), "{message}");
             assert!(message.contains("holds an ext4 filesystem"), "{message}");
@@ -302,7 +302,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
     assert_eq!(l.sha256(), before);
 
     // wipe: true for this exact disk: used.
-    let out = storage::prepare(&by_device(&l.dev, true), &env(&target, &[&l]));
+    let out = datadisk::prepare(&by_device(&l.dev, true), &env(&target, &[&l]));
     l.mounts.push(target.clone());
     assert!(
         matches!(
@@ -335,7 +335,7 @@ fn selector_takes_the_first_empty_disk_then_finds_its_own() {
         allow_ram_push: false,
     };
     // Too small for 1 GiB: none taken, each named with its reason.
-    match storage::prepare(&sel(1), &env(&target, &[&a, &b, &ro])) {
+    match datadisk::prepare(&sel(1), &env(&target, &[&a, &b, &ro])) {
         Outcome::Stopped {
             disk: None,
             message,
@@ -347,7 +347,7 @@ fn selector_takes_the_first_empty_disk_then_finds_its_own() {
         }
         o => panic!("{o:?}"),
     }
-    let out = storage::prepare(&sel(0), &env(&target, &[&a, &b, &ro]));
+    let out = datadisk::prepare(&sel(0), &env(&target, &[&a, &b, &ro]));
     b.mounts.push(target.clone());
     assert!(
         matches!(&out, Outcome::Mounted { disk, formatted: true, .. } if disk == &b.dev),
@@ -355,7 +355,7 @@ fn selector_takes_the_first_empty_disk_then_finds_its_own() {
     );
     umount(&mut b, &target);
     // Next boot: b is no longer empty, but it is ours.
-    let out = storage::prepare(&sel(0), &env(&target, &[&a, &b, &ro]));
+    let out = datadisk::prepare(&sel(0), &env(&target, &[&a, &b, &ro]));
     b.mounts.push(target.clone());
     assert!(
         matches!(&out, Outcome::Mounted { disk, formatted: false, .. } if disk == &b.dev),
@@ -369,14 +369,14 @@ fn read_only_and_missing_disks_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let ro = Loop::new(dir.path(), "ro.img", 64 * MIB, true);
     let target = dir.path().join("data");
-    match storage::prepare(&by_device(&ro.dev, true), &env(&target, &[&ro])) {
+    match datadisk::prepare(&by_device(&ro.dev, true), &env(&target, &[&ro])) {
         Outcome::Stopped { message, .. } => {
             assert!(message.contains("is read-only"), "{message}")
         }
         o => panic!("{o:?}"),
     }
     let missing = Path::new("/dev/disk/by-id/virtio-airlift-no-such-disk");
-    match storage::prepare(&by_device(missing, false), &env(&target, &[])) {
+    match datadisk::prepare(&by_device(missing, false), &env(&target, &[])) {
         Outcome::Stopped { message, .. } => assert!(
             message.contains("virtio-airlift-no-such-disk does not exist"),
             "{message}"
@@ -384,15 +384,15 @@ fn read_only_and_missing_disks_are_refused_by_name() {
         o => panic!("{o:?}"),
     }
     assert_eq!(
-        storage::prepare(&Config::default(), &env(&target, &[])),
+        datadisk::prepare(&Config::default(), &env(&target, &[])),
         Outcome::NotConfigured
     );
 }
 
-fn probe_file(p: &Path) -> Vec<storage::probe::Finding> {
+fn probe_file(p: &Path) -> Vec<datadisk::probe::Finding> {
     let f = std::fs::File::open(p).unwrap();
     let size = f.metadata().unwrap().len();
-    storage::probe::probe(&storage::probe::Device { file: &f, size }).unwrap()
+    datadisk::probe::probe(&datadisk::probe::Device { file: &f, size }).unwrap()
 }
 
 /// An LVM signature made by pvcreate (it needs a block device), probed
@@ -411,7 +411,7 @@ fn lvm_member_made_by_pvcreate() {
         .args(["-q", "-ff", "-y"])
         .arg(&pv.dev)
         .status();
-    assert_eq!(storage::probe::describe(&found), "an LVM physical volume");
+    assert_eq!(datadisk::probe::describe(&found), "an LVM physical volume");
 }
 
 /// MD superblocks of every metadata version made by mdadm, probed on the
@@ -449,7 +449,7 @@ fn md_members_made_by_mdadm() {
             .arg(&m.dev)
             .status();
         assert_eq!(
-            storage::probe::describe(&found),
+            datadisk::probe::describe(&found),
             format!("an MD RAID member (metadata {meta})"),
             "{found:?}"
         );

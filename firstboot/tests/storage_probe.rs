@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlift_firstboot::storage::plan::{self, Action, DiskState, PART_PENDING, PART_READY};
-use airlift_firstboot::storage::probe::{self, describe, Finding};
+use airlift_firstboot::datadisk::plan::{self, Action, DiskState, PART_PENDING, PART_READY};
+use airlift_firstboot::datadisk::probe::{self, describe, Finding};
 
 const MIB: u64 = 1 << 20;
 

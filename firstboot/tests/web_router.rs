@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use airlift_appliance::bundle_manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
 use airlift_appliance::{ApplianceFile, RegistryFile, Role, Storage, TlsMode};
-use airlift_firstboot::host0::server::{self, Current};
-use airlift_firstboot::join_api::{Join, Peer};
-use airlift_firstboot::mirrors::{Runtime, Scheme};
-use airlift_firstboot::registry::store::NewManifest;
-use airlift_firstboot::registry::{Registry, ServeOptions};
-use airlift_firstboot::status::{ApplianceName, Identity, LoadState, Progress, Status};
+use airlift_firstboot::api::join::{Join, Peer};
+use airlift_firstboot::api::server::{self, Current};
+use airlift_firstboot::services::mirrors::{Runtime, Scheme};
+use airlift_firstboot::services::registry::store::NewManifest;
+use airlift_firstboot::services::registry::{Registry, ServeOptions};
+use airlift_firstboot::services::status::{ApplianceName, Identity, LoadState, Progress, Status};
 use airlift_oci::documents::{media, Descriptor, Index, Platform, REF_NAME};
 use airlift_oci::{Digest, Layout};
 use axum::body::Body;
@@ -199,7 +199,7 @@ fn fixture() -> Fixture {
     let current = Current::new(registry.clone());
     let app = server::app(current.clone(), status, join.clone());
     let c = current.clone();
-    let app = airlift_firstboot::web::attach(
+    let app = airlift_firstboot::api::web::attach(
         app,
         &appliance(serde_json::Value::Null),
         &bdir,
@@ -441,7 +441,7 @@ async fn mirror_config_is_what_a_joining_node_gets() {
     )
     .await
     .json();
-    let spec: airlift_firstboot::mirrors::MirrorSpec =
+    let spec: airlift_firstboot::services::mirrors::MirrorSpec =
         serde_json::from_value(join["mirror"].clone()).unwrap();
     let containerd = v["runtimes"]
         .as_array()
@@ -451,7 +451,7 @@ async fn mirror_config_is_what_a_joining_node_gets() {
         .unwrap();
     assert_eq!(
         containerd["text"],
-        airlift_firstboot::mirrors::render_text(&spec, Runtime::Containerd)
+        airlift_firstboot::services::mirrors::render_text(&spec, Runtime::Containerd)
     );
 
     let text = get(&f.app, "/airlift/v1/mirror-config?runtime=containerd").await;

@@ -118,7 +118,7 @@ pub fn reference(data: &[u8]) {
 /// The registry's request path router and the name, reference and
 /// query parsers behind it.
 pub fn registry_path(data: &[u8]) {
-    use airlift_firstboot::registry::route::{self, Target};
+    use airlift_firstboot::services::registry::route::{self, Target};
     let (path, query) = two_strings(data);
     if let Some(target) = route::parse_path(&path) {
         let name = match &target {
@@ -151,7 +151,7 @@ pub fn registry_path(data: &[u8]) {
 
 /// The manifest/index classifier, with and without a Content-Type.
 pub fn manifest(data: &[u8]) {
-    use airlift_firstboot::registry::manifest::inspect;
+    use airlift_firstboot::services::registry::manifest::inspect;
     for ct in [
         None,
         Some("application/vnd.oci.image.manifest.v1+json"),
@@ -169,7 +169,7 @@ pub fn manifest(data: &[u8]) {
 
 /// `Range` for blobs: a satisfiable range lies inside the blob.
 pub fn range(data: &[u8]) {
-    use airlift_firstboot::registry::routes::parse_range;
+    use airlift_firstboot::services::registry::routes::parse_range;
     let (header, size) = two_strings(data);
     let size = match size.trim().parse::<u64>() {
         Ok(s) => s,
@@ -254,7 +254,7 @@ pub fn iso(data: &[u8]) {
 
 /// The registry's htpasswd file: a refused line never shows its hash.
 pub fn htpasswd(data: &[u8]) {
-    use airlift_firstboot::registry::auth::parse_htpasswd;
+    use airlift_firstboot::services::registry::auth::parse_htpasswd;
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -286,7 +286,7 @@ pub fn htpasswd(data: &[u8]) {
 /// The netboot section of appliance.json, the kernel command line's
 /// addresses, MACs, DHCP ranges and dnsmasq's log lines.
 pub fn netboot(data: &[u8]) {
-    use airlift_firstboot::netboot::{address, config, dnsmasq, NetbootConfig};
+    use airlift_firstboot::services::netboot::{address, config, dnsmasq, NetbootConfig};
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         if let Ok(cfg) = NetbootConfig::from_value(&value) {
             for mac in ["52:54:00:12:34:56", "00:00:00:00:00:00"] {
@@ -313,7 +313,8 @@ pub fn netboot(data: &[u8]) {
 /// Join requests (the body of POST /join) and the joining node's
 /// parameters from the kernel command line and its config file.
 pub fn join(data: &[u8]) {
-    use airlift_firstboot::{join::params, join_api, netboot};
+    use airlift_firstboot::api::join as join_api;
+    use airlift_firstboot::services::{join::params, netboot};
     let _ = join_api::requested_role(data);
     let nodes = netboot::Nodes::new();
     netboot::nodes::record_join(&nodes, data, std::net::Ipv4Addr::LOCALHOST.into());

@@ -1,5 +1,5 @@
 //! `airlift-firstboot health`: the registry check keepalived runs for the
-//! virtual IP ([`crate::vip::health`]). Exit 0 when the registry answers
+//! virtual IP ([`crate::services::ha::vip::health`]). Exit 0 when the registry answers
 //! `GET /v2/` with 200 or 401; exit 1 with one line on stderr otherwise.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::vip::health::{self, DEFAULT_CA, DEFAULT_URL};
+use crate::services::ha::vip::health::{self, DEFAULT_CA, DEFAULT_URL};
 
 /// Check that a registry answers `GET /v2/` (200 or 401): exit 0 if so, 1
 /// otherwise. keepalived runs it to decide who holds the virtual IP.

@@ -1,5 +1,5 @@
 //! `airlift-firstboot host0`: the arguments of the first machine's boot
-//! service (run by `airlift-host0.service`); the work is in [`crate::host0`].
+//! service (run by `airlift-host0.service`); the work is in [`crate::roles::host0`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Host0Args {
     /// The appliance file.
-    #[arg(long, default_value = crate::appliance::DEFAULT_PATH)]
+    #[arg(long, default_value = airlift_appliance::DEFAULT_PATH)]
     pub config: PathBuf,
     /// Use this mounted media (or bundle folder) instead of finding the media by label.
     #[arg(long)]
@@ -47,8 +47,8 @@ pub struct Host0Args {
 
 /// Run host0 until stopped.
 pub fn run(args: Host0Args) -> Result<()> {
-    crate::logging::init();
-    let opts = crate::host0::Options {
+    crate::sys::logging::init();
+    let opts = crate::roles::host0::Options {
         config: args.config,
         media: args.media,
         root: args.root,
@@ -64,5 +64,5 @@ pub fn run(args: Host0Args) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(crate::host0::run(opts))
+        .block_on(crate::roles::host0::run(opts))
 }

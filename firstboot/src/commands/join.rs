@@ -1,5 +1,5 @@
 //! `airlift-firstboot join`: the arguments of a joining node's service
-//! (run by `airlift-join.service`); the work is in [`crate::join`].
+//! (run by `airlift-join.service`); the work is in [`crate::services::join`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub struct JoinArgs {
     #[arg(long, default_value = "/proc/cmdline")]
     pub cmdline: PathBuf,
     /// The join settings file (same keys; the command line wins).
-    #[arg(long, default_value = crate::join::params::CONF_PATH)]
+    #[arg(long, default_value = crate::services::join::params::CONF_PATH)]
     pub conf: PathBuf,
     /// The root filesystem whose runtimes are configured.
     #[arg(long, default_value = "/")]
@@ -38,8 +38,8 @@ pub struct JoinArgs {
 
 impl JoinArgs {
     /// The join's options.
-    pub fn options(&self) -> crate::join::Options {
-        crate::join::Options {
+    pub fn options(&self) -> crate::services::join::Options {
+        crate::services::join::Options {
             cmdline: self.cmdline.clone(),
             conf: self.conf.clone(),
             root: self.root.clone(),
@@ -53,15 +53,15 @@ impl JoinArgs {
 
 /// Run the join.
 pub fn run(args: JoinArgs) -> Result<()> {
-    crate::logging::init();
+    crate::sys::logging::init();
     let opts = args.options();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     if args.refresh {
-        rt.block_on(crate::join::refresh(opts))
+        rt.block_on(crate::roles::node::refresh(opts))
     } else {
-        rt.block_on(crate::join::run(opts))
+        rt.block_on(crate::roles::node::run(opts))
     }
 }

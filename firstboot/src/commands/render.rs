@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::mirrors::{self, Endpoint, MirrorSpec, Runtime, DEFAULT_UPSTREAMS};
+use crate::services::mirrors::{self, Endpoint, MirrorSpec, Runtime, DEFAULT_UPSTREAMS};
 
 /// Print a container runtime's mirror config for the given airlift
 /// registries: each file's path as a comment header, then its content.

@@ -1,6 +1,6 @@
 //! `airlift-firstboot replica`: the arguments of a registry replica's
 //! service (run by `airlift-replica.service`); the work is in
-//! [`crate::replication::replica`].
+//! [`crate::roles::replica`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ pub struct ReplicaArgs {
     #[command(flatten)]
     pub join: JoinArgs,
     /// The appliance file (registry port, name).
-    #[arg(long, default_value = crate::appliance::DEFAULT_PATH)]
+    #[arg(long, default_value = airlift_appliance::DEFAULT_PATH)]
     pub config: PathBuf,
     /// The registry's address [default: all addresses, the appliance's port].
     #[arg(long)]
@@ -24,8 +24,8 @@ pub struct ReplicaArgs {
 
 /// Run the replica.
 pub fn run(args: ReplicaArgs) -> Result<()> {
-    crate::logging::init();
-    let opts = crate::replication::replica::Options {
+    crate::sys::logging::init();
+    let opts = crate::roles::replica::Options {
         join: args.join.options(),
         config: args.config,
         listen: args.listen,
@@ -34,5 +34,5 @@ pub fn run(args: ReplicaArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(crate::replication::replica::run(opts))
+        .block_on(crate::roles::replica::run(opts))
 }

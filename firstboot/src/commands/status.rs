@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::images_api::{ImageSource, ImagesReport};
-use crate::netboot::nodes::NodeRecord;
-use crate::status::{LoadState, Snapshot};
+use crate::api::images::{ImageSource, ImagesReport};
+use crate::services::netboot::nodes::NodeRecord;
+use crate::services::status::{LoadState, Snapshot};
 
 /// Show host0's state: the bundle load, the images and the nodes.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,9 +142,14 @@ async fn fetch(base: &str, args: &StatusArgs) -> Result<Report> {
         .await?
         .with_context(|| format!("{base} has no /airlift/v1/status: is it host0's registry?"))?;
     let (images, nodes, replicas) = tokio::join!(
-        get(&c, base, crate::images_api::PATH, ""),
+        get(&c, base, crate::api::images::PATH, ""),
         get(&c, base, "/airlift/v1/nodes", ""),
-        get(&c, base, crate::replication::REPLICAS_PATH, "")
+        get(
+            &c,
+            base,
+            crate::services::ha::replication::REPLICAS_PATH,
+            ""
+        )
     );
     Ok(Report {
         status,
@@ -461,7 +466,10 @@ mod tests {
     fn rfc3339_round_trips_with_the_status_writer() {
         for secs in [0u64, 951_782_400, 1_795_264_538, 4_102_444_800] {
             let t = UNIX_EPOCH + Duration::from_secs(secs);
-            assert_eq!(parse_rfc3339(&crate::status::rfc3339(t)), Some(secs));
+            assert_eq!(
+                parse_rfc3339(&crate::services::status::rfc3339(t)),
+                Some(secs)
+            );
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);

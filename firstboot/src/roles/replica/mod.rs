@@ -1,0 +1,304 @@
+//! `airlift-firstboot replica`: a node that keeps a full copy of host0's
+//! registry and serves it.
+//!
+//! 1. Join as a replica: the node config plus a server certificate for
+//!    this node's address, signed by host0's CA ([`crate::api::join`]);
+//!    the CA is checked as a joining node checks it.
+//! 2. Serve the registry (pulls only: pushes go to host0) and
+//!    `/airlift/v1/status` on the appliance's registry port, from a data
+//!    folder of its own.
+//! 3. Point this node's runtimes at the registries, as `join` does.
+//! 4. Sync for ever: poll host0's state, fetch what is missing, report
+//!    what was applied. The first full sync is `AIRLIFT-REPLICA-SYNCED`
+//!    and systemd's `READY=1`; host0 offers the replica to nodes from
+//!    then on. While host0 is unreachable the replica keeps serving what
+//!    it has and retries with a capped backoff.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use airlift_appliance::ApplianceFile;
+use anyhow::{Context, Result};
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::server::{self, Current};
+use crate::services::ha::replication::apply::apply;
+use crate::services::ha::replication::plan::plan;
+use crate::services::ha::replication::source::{Source, POLL_WAIT};
+use crate::services::ha::replication::Report;
+use crate::services::join::{self, backoff};
+use crate::services::mirrors::Scheme;
+use crate::services::registry::Registry;
+use crate::services::status::{self, Identity, LoadState, ReplicationStatus, Status};
+use crate::sys::console::milestone;
+
+/// What `replica` runs with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The join settings (`join`'s options: command line, file, root, state folder).
+    pub join: join::Options,
+    /// The appliance file.
+    pub config: PathBuf,
+    /// The registry's address; None: all addresses, the file's port.
+    pub listen: Option<SocketAddr>,
+}
+
+fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    crate::services::mirrors::apply::write_atomic(path, data, mode)
+}
+
+/// Run the replica until the process is stopped.
+pub async fn run(opts: Options) -> Result<()> {
+    let started_at = status::rfc3339(SystemTime::now());
+    let file = ApplianceFile::load(&opts.config)?;
+    let p = join::load_params(&opts.join.cmdline, &opts.join.conf)?;
+    milestone(&format!(
+        "AIRLIFT-REPLICA-START server={} mac={}",
+        p.server.url(),
+        p.mac.as_deref().unwrap_or("-")
+    ));
+    let cfg = join::fetch_with_retry(&p, &opts.join, Some("replica")).await?;
+    join::accept_ca(&p, &cfg, &opts.join.data)?;
+    let grant = cfg.replica.clone().with_context(|| {
+        format!(
+            "host0 at {} sent no replica certificate; is it older than this node?",
+            p.server.url()
+        )
+    })?;
+
+    // TLS files of our own, signed by host0's CA.
+    let tls_dir = opts.join.data.join(crate::services::tls::TLS_DIR);
+    std::fs::create_dir_all(&tls_dir).with_context(|| format!("creating {}", tls_dir.display()))?;
+    let (cert, key) = (
+        tls_dir.join(crate::services::tls::SERVER_CERT),
+        tls_dir.join(crate::services::tls::SERVER_KEY),
+    );
+    write_private(&cert, grant.cert_pem.as_bytes(), 0o644)?;
+    write_private(&key, grant.key_pem.as_bytes(), 0o600)?;
+    if let Some(ca) = &cfg.ca_pem {
+        write_private(
+            &tls_dir.join(crate::services::tls::CA_CERT),
+            ca.as_bytes(),
+            0o644,
+        )?;
+    }
+
+    // The registry: its own data folder, pushes refused with a pointer to host0.
+    let listen = opts
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], file.registry.port)));
+    let reg_dir = crate::services::registry::registry_dir(&opts.join.data);
+    let serve_opts: crate::services::registry::ServeOptions =
+        serde_json::from_value(serde_json::json!({
+            "listen": listen.to_string(),
+            "data": reg_dir,
+            "tls-cert": cert,
+            "tls-key": key,
+        }))
+        .context("building the replica registry's options")?;
+    let reason = format!(
+        "this is a read-only replica of {}: push there",
+        p.server.url()
+    );
+    let registry = {
+        let o = serve_opts.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                Registry::open(&o).map(|mut r| {
+                    r.auth.push_disabled_reason = Some(reason);
+                    r
+                })
+            })
+            .await??,
+        )
+    };
+    let acceptor = TlsAcceptor::from(Arc::new(crate::services::registry::server::tls_config(
+        &cert, &key,
+    )?));
+    let listener = server::bind(listen).await?;
+    let own_url = format!(
+        "{}://{}",
+        Scheme::Https,
+        crate::api::join::host_port(SocketAddr::new(
+            grant
+                .address
+                .parse()
+                .context("the replica address host0 saw")?,
+            listener.local_addr()?.port()
+        ))
+    );
+    let status = Status::new(
+        Identity {
+            name: file.name.clone(),
+            version: file.version.clone(),
+            registry: own_url.clone(),
+            ca_fingerprint: cfg
+                .ca_pem
+                .as_deref()
+                .and_then(|c| crate::services::tls::fingerprint(c).ok()),
+            started_at,
+        },
+        LoadState::Loading,
+    );
+    let current = Current::new(registry.clone());
+    let app = axum::Router::new()
+        .route(
+            "/airlift/v1/status",
+            axum::routing::get(status::handler).with_state(status.clone()),
+        )
+        .fallback(server::to_registry)
+        .with_state(current);
+    tokio::spawn(server::serve(
+        listener,
+        Some(acceptor),
+        app,
+        Duration::from_secs(serve_opts.header_timeout_secs),
+        serve_opts.max_connections,
+    ));
+    milestone(&format!("AIRLIFT-REPLICA-SERVING {own_url}"));
+
+    // This node's own runtimes, like any joined node.
+    let no_verify = join::Options {
+        no_verify: true,
+        ..opts.join.clone()
+    };
+    join::configure(&cfg, &no_verify, "AIRLIFT-JOIN-CONFIGURED").await?;
+
+    // The virtual IP (ha.virtualIp): keepalived on every registry machine.
+    let (vip_file, vip_root) = (file.clone(), opts.join.root.clone());
+    tokio::task::spawn_blocking(move || {
+        match crate::services::ha::vip::apply(
+            &vip_file,
+            crate::services::ha::vip::Role::Replica,
+            &vip_root,
+        ) {
+            Ok(crate::services::ha::vip::Applied::Off) => {}
+            Ok(a) => tracing::info!("virtual IP: {a}"),
+            Err(e) => tracing::error!("virtual IP: {e:#}"),
+        }
+    });
+
+    let src = Source::new(&p.server, &p.token, cfg.ca_pem.as_deref())?;
+    let name = p
+        .mac
+        .clone()
+        .or_else(crate::sys::net::hostname)
+        .unwrap_or_else(|| grant.address.clone());
+    sync_forever(
+        src,
+        registry,
+        status,
+        Report {
+            name,
+            url: own_url,
+            ..Report::default()
+        },
+        opts.join.max_backoff,
+    )
+    .await
+}
+
+/// Poll, plan, apply, report; never returns unless the process stops.
+async fn sync_forever(
+    src: Source,
+    registry: Arc<Registry>,
+    status: Status,
+    mut report: Report,
+    max_backoff: Duration,
+) -> Result<()> {
+    let mut rs = ReplicationStatus {
+        source: src.url().to_string(),
+        state: "syncing".into(),
+        ..ReplicationStatus::default()
+    };
+    status.set_replication(rs.clone());
+    let mut failures = 0u32;
+    let mut behind_since: Option<Instant> = None;
+    loop {
+        let wait = if report.synced {
+            POLL_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let feed = match src.poll(&report, wait).await {
+            Ok(f) => f,
+            Err(e) => {
+                if failures == 0 {
+                    milestone(&format!(
+                        "AIRLIFT-REPLICA-SOURCE-LOST {}: {e:#}; serving what is here",
+                        src.url()
+                    ));
+                }
+                let since = *behind_since.get_or_insert_with(Instant::now);
+                rs.state = "source-unreachable".into();
+                rs.error = Some(format!("{e:#}"));
+                rs.lag_seconds = since.elapsed().as_secs_f64();
+                status.set_replication(rs.clone());
+                tokio::time::sleep(backoff(failures, max_backoff)).await;
+                failures += 1;
+                continue;
+            }
+        };
+        if failures > 0 {
+            milestone(&format!("AIRLIFT-REPLICA-SOURCE-BACK {}", src.url()));
+            failures = 0;
+        }
+        let seen = Instant::now();
+        rs.last_contact = Some(status::rfc3339(SystemTime::now()));
+        let todo = plan(&registry.store.snapshot(), &feed.repositories);
+        if !todo.is_empty() {
+            let since = *behind_since.get_or_insert(seen);
+            rs.lag_seconds = since.elapsed().as_secs_f64();
+            status.set_replication(rs.clone());
+            match apply(&todo, &registry, &src).await {
+                Ok(done) => {
+                    rs.manifests_copied += done.manifests as u64;
+                    rs.blobs_copied += done.blobs as u64;
+                    rs.bytes_copied += done.bytes;
+                    rs.last_apply_seconds = seen.elapsed().as_secs_f64();
+                    milestone(&format!(
+                        "AIRLIFT-REPLICA-APPLIED generation={} manifests={} blobs={} bytes={} \
+                         tags={} removed={} in {:.3}s",
+                        feed.generation,
+                        done.manifests,
+                        done.blobs,
+                        done.bytes,
+                        done.tags,
+                        done.removed,
+                        rs.last_apply_seconds
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!("replicating generation {}: {e:#}", feed.generation);
+                    rs.error = Some(format!("{e:#}"));
+                    status.set_replication(rs.clone());
+                    tokio::time::sleep(backoff(failures, max_backoff)).await;
+                    failures += 1;
+                    continue;
+                }
+            }
+        }
+        behind_since = None;
+        report.applied = feed.generation;
+        report.source = Some(feed.source_id.clone());
+        rs.applied_generation = feed.generation;
+        rs.lag_seconds = 0.0;
+        rs.error = None;
+        rs.state = "in-sync".into();
+        status.set_replication(rs.clone());
+        if !report.synced {
+            report.synced = true;
+            status.set_state(LoadState::Ready, None);
+            let repos = feed.repositories.len();
+            let manifests: usize = feed.repositories.values().map(|r| r.manifests.len()).sum();
+            milestone(&format!(
+                "AIRLIFT-REPLICA-SYNCED generation={} repositories={repos} manifests={manifests} \
+                 blobs={} bytes={}",
+                feed.generation, rs.blobs_copied, rs.bytes_copied
+            ));
+            crate::sys::notify::notify("READY=1\nSTATUS=in sync with host0")?;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Carry out a [`Plan`] against the replica's own store: manifests are
+//! fetched and checked against their digests, their blobs streamed
+//! through the registry's own upload path (hashed while written,
+//! verified, then renamed into place), and only then the manifest, its
+//! tags and removals are recorded.
+
+use airlift_oci::Digest;
+use anyhow::{anyhow, bail, Context, Result};
+use axum::body::Body;
+
+use super::plan::{Fetch, Plan};
+use super::source::{self, Source};
+use crate::services::registry::manifest::inspect;
+use crate::services::registry::store::NewManifest;
+use crate::services::registry::Registry;
+
+/// What applying did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub manifests: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    pub tags: usize,
+    pub removed: usize,
+}
+
+fn reg_err(e: crate::services::registry::error::RegistryError) -> anyhow::Error {
+    anyhow!("{}", e.message)
+}
+
+/// Apply `plan`, fetching from `src`.
+pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied> {
+    let mut done = Applied::default();
+    for f in &plan.manifests {
+        manifest(f, reg, src, &mut done)
+            .await
+            .with_context(|| format!("replicating {}@{}", f.repo, f.digest))?;
+    }
+    for (repo, tag, d) in &plan.tags {
+        let bytes = reg.store.manifest_bytes(d).await.map_err(reg_err)?;
+        let media_type = reg
+            .store
+            .resolve(
+                repo,
+                &crate::services::registry::route::ManifestRef::Digest(d.clone()),
+            )
+            .map(|(_, i)| i.media_type)
+            .with_context(|| format!("tag {repo}:{tag} points at {d}, which did not arrive"))?;
+        reg.store
+            .put_manifest(NewManifest {
+                repo,
+                tags: &[tag],
+                digest: d,
+                bytes,
+                media_type: &media_type,
+                referrer: None,
+            })
+            .await
+            .map_err(reg_err)
+            .with_context(|| format!("tagging {repo}:{tag}"))?;
+        done.tags += 1;
+    }
+    for (repo, tag) in &plan.untag {
+        reg.store.delete_tag(repo, tag).await.map_err(reg_err)?;
+        done.removed += 1;
+    }
+    for (repo, d) in &plan.remove {
+        reg.store.delete_manifest(repo, d).await.map_err(reg_err)?;
+        done.removed += 1;
+    }
+    Ok(done)
+}
+
+async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -> Result<()> {
+    let bytes = match reg.store.blob(&f.digest).await {
+        Some(_) => {
+            let b = reg.store.manifest_bytes(&f.digest).await.map_err(reg_err)?;
+            source::check(&f.digest, &b)?;
+            b
+        }
+        None => src.manifest(&f.repo, &f.digest, &f.media_type).await?,
+    };
+    let inspected = inspect(&bytes, Some(&f.media_type)).map_err(reg_err)?;
+    if !inspected.is_index {
+        for child in &inspected.children {
+            if reg.store.blob(&child.digest).await.is_none() {
+                let n = blob(&f.repo, &child.digest, reg, src).await?;
+                if n != child.size {
+                    bail!(
+                        "blob {} is {n} bytes, but the manifest says {}",
+                        child.digest,
+                        child.size
+                    );
+                }
+                done.blobs += 1;
+                done.bytes += n;
+            }
+        }
+    }
+    let referrer = inspected.subject.as_ref().map(|s| {
+        (
+            s.digest.clone(),
+            inspected.referrer_descriptor(&f.digest, bytes.len() as u64),
+        )
+    });
+    reg.store
+        .put_manifest(NewManifest {
+            repo: &f.repo,
+            tags: &[],
+            digest: &f.digest,
+            bytes,
+            media_type: &inspected.media_type,
+            referrer,
+        })
+        .await
+        .map_err(reg_err)?;
+    done.manifests += 1;
+    Ok(())
+}
+
+/// Stream one blob from the source into the store; returns its size.
+async fn blob(repo: &str, d: &Digest, reg: &Registry, src: &Source) -> Result<u64> {
+    let res = src.blob(repo, d).await?;
+    let id = reg.store.start_upload(repo, None).await.map_err(reg_err)?;
+    let result = async {
+        let slot = reg.store.upload(repo, &id).map_err(reg_err)?;
+        let mut upload = slot
+            .lock()
+            .await
+            .take()
+            .context("the replica's upload slot vanished")?;
+        let body = Body::from_stream(res.bytes_stream());
+        if let Err(e) = upload.append(body, &reg.limits, None).await {
+            upload.discard().await;
+            return Err(reg_err(e)).with_context(|| format!("receiving blob {d}"));
+        }
+        let (file, size) = upload
+            .finish(d)
+            .await
+            .map_err(reg_err)
+            .with_context(|| format!("checking blob {d}"))?;
+        reg.store.commit_blob(file, d).await.map_err(reg_err)?;
+        Ok(size)
+    }
+    .await;
+    reg.store.forget_upload(&id);
+    result
+}

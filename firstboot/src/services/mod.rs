@@ -1,0 +1,15 @@
+//! The services roles are made of: the OCI [`registry`], [`mirrors`]
+//! config for each container runtime, [`netboot`], joining host0
+//! ([`join`]), high availability ([`ha`]: virtual IP and replication),
+//! [`tls`] material, the boot [`media`], the bundle [`loader`] and the
+//! machine's reported [`status`].
+
+pub mod ha;
+pub mod join;
+pub mod loader;
+pub mod media;
+pub mod mirrors;
+pub mod netboot;
+pub mod registry;
+pub mod status;
+pub mod tls;

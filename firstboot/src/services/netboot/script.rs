@@ -1,0 +1,109 @@
+//! The iPXE script a netbooting machine gets (pure): its kernel and
+//! initrd from host0 over plain HTTP, and on the kernel command line
+//! everything `airlift-firstboot join` needs: the role, host0's join
+//! endpoint, the token and the CA's fingerprint (so the node can check
+//! the CA it is sent).
+
+use std::fmt::Write as _;
+
+use super::config::Profile;
+
+/// What the script is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptParams<'a> {
+    /// The booting machine's MAC (normalised).
+    pub mac: &'a str,
+    /// Its profile.
+    pub profile: &'a Profile,
+    /// `http://HOST:PORT` of the boot files, as the client reached them.
+    pub http_base: &'a str,
+    /// `https://HOST:PORT` of host0's registry and join endpoint.
+    pub server: &'a str,
+    /// The appliance's join token.
+    pub token: &'a str,
+    /// `sha256:<hex>` of host0's CA.
+    pub ca_fingerprint: Option<&'a str>,
+}
+
+/// The kernel command line (without `initrd=`).
+pub fn kernel_args(p: &ScriptParams) -> String {
+    let mut args = vec![
+        "console=tty0".to_string(),
+        "console=ttyS0,115200".to_string(),
+        format!("airlift.role={}", p.profile.role.as_str()),
+        format!("airlift.server={}", p.server),
+        format!("airlift.token={}", p.token),
+        format!("airlift.mac={}", p.mac),
+    ];
+    if let Some(fp) = p.ca_fingerprint {
+        args.push(format!("airlift.ca={fp}"));
+    }
+    if let Some(h) = &p.profile.hostname {
+        args.push(format!("airlift.hostname={h}"));
+        args.push(format!("systemd.hostname={h}"));
+    }
+    args.extend(p.profile.kernel_args.iter().cloned());
+    args.join(" ")
+}
+
+/// The script. `initrd=initrd.img` is on the kernel line because the
+/// kernel's EFI stub (UEFI boots) finds the initrd by that name.
+pub fn render(p: &ScriptParams) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "#!ipxe");
+    let _ = writeln!(
+        s,
+        "echo airlift: {} boots as {} ({})",
+        p.mac,
+        p.profile.name,
+        p.profile.role.as_str()
+    );
+    let _ = writeln!(
+        s,
+        "kernel {base}/boot/vmlinuz initrd=initrd.img {args}",
+        base = p.http_base,
+        args = kernel_args(p)
+    );
+    let _ = writeln!(
+        s,
+        "initrd --name initrd.img {}/boot/initrd.img",
+        p.http_base
+    );
+    let _ = writeln!(s, "boot");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::netboot::config::NodeRole;
+
+    #[test]
+    fn script_for_a_known_node() {
+        let profile = Profile {
+            name: "node:node-1".into(),
+            hostname: Some("node-1".into()),
+            role: NodeRole::Join,
+            kernel_args: vec!["quiet".into()],
+        };
+        let text = render(&ScriptParams {
+            mac: "52:54:00:a1:00:01",
+            profile: &profile,
+            http_base: "http://10.77.0.1:8080",
+            server: "https://10.77.0.1:5000",
+            token: "t0k",
+            ca_fingerprint: Some("sha256:ab"),
+        });
+        assert_eq!(
+            text,
+            "#!ipxe\n\
+             echo airlift: 52:54:00:a1:00:01 boots as node:node-1 (join)\n\
+             kernel http://10.77.0.1:8080/boot/vmlinuz initrd=initrd.img console=tty0 \
+             console=ttyS0,115200 airlift.role=join airlift.server=https://10.77.0.1:5000 \
+             airlift.token=t0k airlift.mac=52:54:00:a1:00:01 airlift.ca=sha256:ab \
+             airlift.hostname=node-1 systemd.hostname=node-1 quiet\n\
+             initrd --name initrd.img http://10.77.0.1:8080/boot/initrd.img\n\
+             boot\n"
+        );
+    }
+}

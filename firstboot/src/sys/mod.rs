@@ -1,0 +1,8 @@
+//! The operating system at the edges: systemd's readiness protocol
+//! ([`notify`]), console milestones ([`console`]), logging to the journal ([`logging`]), network interfaces
+//! and the host name ([`net`]).
+
+pub mod console;
+pub mod logging;
+pub mod net;
+pub mod notify;
