@@ -1,0 +1,13 @@
+//! Integration tests that need the boot base (`just base`), and mostly
+//! QEMU: ISOs built with the real `airlift build` and booted under TCG,
+//! alone or as a netboot cluster. Out of `just check`; in `just test`, and
+//! one module at a time from the justfile (`just boot-matrix`, `just e2e-ha`...).
+
+mod boot_demo;
+mod boot_matrix;
+mod boot_modules;
+mod demo_tour;
+mod e2e_ha;
+mod e2e_netboot;
+mod e2e_storage;
+mod host0_qemu;
