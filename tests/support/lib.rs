@@ -10,7 +10,6 @@ pub mod host0;
 pub mod images;
 pub mod netns;
 pub mod oci_suite;
-pub mod qemu;
 pub mod registry;
 pub mod tools;
 pub mod vm;
