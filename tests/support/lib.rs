@@ -10,6 +10,7 @@ pub mod host0;
 pub mod images;
 pub mod netns;
 pub mod oci_suite;
+pub mod own_process;
 pub mod registry;
 pub mod tools;
 pub mod vm;
