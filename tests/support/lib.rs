@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod firstboot;
 pub mod garage;
 pub mod host0;
+pub mod http;
 pub mod images;
 pub mod netns;
 pub mod oci_suite;
