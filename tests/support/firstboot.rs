@@ -4,18 +4,16 @@
 //! control.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 pub use crate::http::{read_response, RawResponse};
 use crate::registry::write_htpasswd;
-use crate::tools::binary;
+use crate::tools::{binary, stdout_lines};
 
 /// The push token the helpers configure.
 pub const TOKEN: &str = "airlift-test-token-0123456789";
@@ -84,17 +82,16 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("starting {} serve", program.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-        let Ok(url) = rx.recv_timeout(Duration::from_secs(120)) else {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let listening = std::iter::from_fn(|| {
+            lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .find_map(|(l, _)| l.strip_prefix("listening on ").map(str::to_string));
+        let Some(url) = listening else {
             let _ = child.kill();
             let _ = child.wait();
             bail!(

@@ -3,7 +3,6 @@
 //! `--media`, a temp root and state folder, the registry on 127.0.0.1.
 //! Plus containerd under a temp root and the status endpoint read with curl.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use airlift_bundle::appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
 use anyhow::{Context, Result};
 
-use crate::tools::{binary, free_port, require};
+use crate::tools::{binary, free_port, require, stdout_lines};
 
 /// The join token the test appliance files carry.
 pub const JOIN_TOKEN: &str = "host0-test-join-token-0123456789abcdef";
@@ -159,19 +158,11 @@ impl Host0 {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("starting {} host0", program.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((line, Instant::now())).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         Ok(Host0 {
             child,
             log,
-            lines: rx,
+            lines,
             dirs: dirs.clone(),
             ready_after: Duration::ZERO,
         })
