@@ -41,7 +41,7 @@ garage:
     #!/usr/bin/env bash
     set -euo pipefail
     if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
-        echo "garage: building Garage (the S3 server tests/registry_s3.rs runs against) with cargo install, once: about 10 minutes on 2 cores"
+        echo "garage: building Garage (the S3 server tests/s3/registry_s3.rs runs against) with cargo install, once: about 10 minutes on 2 cores"
         trap 'echo "garage: cargo install garage failed (see above); crates.io must be reachable, and a C compiler installed (build-essential)" >&2' ERR
         CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
             cargo install garage --locked --no-default-features --features bundled-libs,lmdb
@@ -65,19 +65,19 @@ test: deps base build garage oci-suite
 
 # The OCI conformance suite (current and v1.1.1, optional checks on) against airlift-firstboot serve; reports in target/test-output/oci-conformance.
 conformance: build oci-suite
-    cargo test -p airlift-integration --test oci_conformance -- --nocapture
+    cargo test -p airlift-integration --test conformance -- --nocapture
 
 # Build the smoke ISO and boot it every way (BIOS/UEFI x CD/disk/USB).
 boot-matrix: base build
-    cargo test -p airlift-integration --test boot_matrix -- --nocapture
+    cargo test -p airlift-integration --test vm -- boot_matrix:: --nocapture
 
 # Boot the demo ISO as host0 under QEMU and pull a bundle image through its forwarded registry port.
 e2e-host0: base build
-    cargo test -p airlift-integration --test host0_qemu -- --nocapture
+    cargo test -p airlift-integration --test vm -- host0_qemu:: --nocapture
 
 # host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
 e2e-storage: base build
-    cargo test -p airlift-integration --test e2e_storage -- --nocapture --test-threads 1
+    cargo test -p airlift-integration --test vm -- e2e_storage:: --nocapture --test-threads 1
 
 # Build image-configs/demo.yaml into out/demo.iso and boot it as host0: registry and status page forwarded to 127.0.0.1, a tour printed once it is ready, the serial console (a root shell, demo only) here; Ctrl-a x quits (`just firmware=bios demo`; settings in scripts/demo.sh).
 demo: deps base build
@@ -85,15 +85,15 @@ demo: deps base build
 
 # `just demo` with no terminal (AIRLIFT_DEMO_BATCH=1): the tour printed, its skopeo command, the status page and the root shell checked, QEMU gone after.
 demo-tour: base build
-    cargo test -p airlift-integration --test demo_tour -- --nocapture
+    cargo test -p airlift-integration --test vm -- demo_tour:: --nocapture
 
 # Netboot end to end: host0 from the ISO serves DHCP/iPXE/HTTP to a BIOS and a UEFI node on a private link; both join and pull through its mirror offline (~15 min cap).
 e2e: deps base build
-    cargo test -p airlift-integration --test e2e_netboot -- --nocapture
+    cargo test -p airlift-integration --test vm -- e2e_netboot:: --nocapture
 
 # Registry HA in QEMU: host0 netboots a replica and a node; a push reaches the replica; host0 is killed and the node still pulls through the replica (failover time printed).
 e2e-ha: deps base build
-    cargo test -p airlift-integration --test e2e_ha -- --nocapture
+    cargo test -p airlift-integration --test vm -- e2e_ha:: --nocapture
 
 # Figures beside cat, xorriso and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
 bench: deps base
@@ -105,7 +105,7 @@ bench: deps base
 fuzz-tools:
     @command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
-# Fuzz the parsers (fuzz/): `just fuzz` runs every target for `seconds` each, `just fuzz config 600` one; finds go to fuzz/target/new-corpus (fold them in with `cargo fuzz cmin`), crashes to fuzz/artifacts. `just test` replays fuzz/corpus (tests/fuzz_corpus.rs).
+# Fuzz the parsers (fuzz/): `just fuzz` runs every target for `seconds` each, `just fuzz config 600` one; finds go to fuzz/target/new-corpus (fold them in with `cargo fuzz cmin`), crashes to fuzz/artifacts. `just test` replays fuzz/corpus (tests/loopback/fuzz_corpus.rs).
 fuzz target="all" seconds="180": fuzz-tools
     #!/usr/bin/env bash
     set -euo pipefail

@@ -17,7 +17,7 @@ use crate::report::Table;
 use crate::settings::Settings;
 use crate::stats::num;
 
-/// Where `tests/e2e_netboot.rs` writes its timeline, under the workspace.
+/// Where `tests/vm/e2e_netboot.rs` writes its timeline, under the workspace.
 pub const TIMELINE: &str = "target/test-output/e2e-netboot/timeline.json";
 
 /// The events of the timeline, in the order a boot reaches them.
@@ -153,7 +153,7 @@ pub fn run(s: &Settings, root: &Path) -> Result<Table> {
     }
     let load_before = crate::load_average();
     eprintln!(
-        "[e2e] running `just e2e` (cargo test -p airlift-integration --test e2e_netboot -- --nocapture; \
+        "[e2e] running `just e2e` (cargo test -p airlift-integration --test vm -- e2e_netboot:: --nocapture; \
          ~10 min under TCG); log: {}",
         log_path.display()
     );
@@ -188,7 +188,7 @@ pub fn run(s: &Settings, root: &Path) -> Result<Table> {
          netboot-ready and the UEFI node after it, as the test runs them.",
     );
     t.note(format!(
-        "Command: `just e2e` (= `cargo test -p airlift-integration --test e2e_netboot -- --nocapture` after \
+        "Command: `just e2e` (= `cargo test -p airlift-integration --test vm -- e2e_netboot:: --nocapture` after \
          `just deps base build`), {wall:.0} s wall in all including the build; load average (1/5/15 min) \
          before: {load_before}, after: {load_after}. Rows: {TIMELINE}; log: {}.",
         log_path.display()

@@ -3,18 +3,17 @@
 //! through its registry answering 200), and to the background load
 //! complete (its `AIRLIFT-HOST0-LOADED` line, then `state: ready`).
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use airlift_appliance::TlsMode;
+use airlift_integration::host0::{self, Host0, Host0Dirs};
+use airlift_integration::http;
 use airlift_integration::images::{Layer, TestImage};
 use anyhow::{bail, Context, Result};
 
-use crate::http;
 use crate::payload;
 use crate::report::Table;
 use crate::settings::Settings;
@@ -133,72 +132,27 @@ pub fn host0_available(bins: &Binaries) -> bool {
         .unwrap_or(false)
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// One host0 run: `airlift-firstboot host0` started by the integration
+/// tests' harness with plain HTTP, no runtimes and `RUST_LOG=warn`.
 fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
     if run.exists() {
         std::fs::remove_dir_all(run).with_context(|| format!("clearing {}", run.display()))?;
     }
-    let (root, data) = (run.join("root"), run.join("data"));
-    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut file = airlift_integration::host0::appliance_file(port, &[]);
+    let mut file = host0::appliance_file(port, &[]);
     file.registry.tls = TlsMode::Off;
     file.runtimes.clear();
-    let config = run.join("appliance.json");
-    std::fs::write(&config, file.render()?)?;
-    let log = run.join("host0.log");
+    let dirs = Host0Dirs::try_new(run, media, &file)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     let start = Instant::now();
-    let mut child = Command::new(binary)
-        .arg("host0")
-        .arg("--config")
-        .arg(&config)
-        .arg("--media")
-        .arg(media)
-        .arg("--root")
-        .arg(&root)
-        .arg("--data")
-        .arg(&data)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--force-load")
-        .env("AIRLIFT_LOG", "stderr")
-        .env("RUST_LOG", "warn")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("starting {} host0", binary.display()))?;
-    let stdout = child.stdout.take().context("piped stdout")?;
-    let child = Killed(child);
-    let (tx, rx) = mpsc::channel::<(String, Instant)>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send((line, Instant::now())).is_err() {
-                break;
-            }
-        }
-    });
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let h0 = Host0::spawn(binary, &dirs, &["--force-load"], "warn")?;
     let deadline = start + Duration::from_secs(600);
 
     let first_pull = loop {
-        if let Ok(r) = http::request(
-            addr,
-            "GET",
-            PULL_PATH,
-            &[("Accept", crate::serving::ACCEPT_VALUE)],
-        ) {
+        let accept = [("Accept", crate::serving::ACCEPT_VALUE)];
+        if let Ok(r) = http::request(addr, "GET", PULL_PATH, &accept, b"") {
             if r.status == 200 {
                 break start.elapsed().as_secs_f64();
             }
@@ -206,7 +160,7 @@ fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
         if Instant::now() > deadline {
             bail!(
                 "host0 never answered 200 to GET {PULL_PATH}; its log:\n{}",
-                log_text()
+                h0.log_text()
             );
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -214,7 +168,7 @@ fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
     let mut ready_line = None;
     let loaded = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match h0.lines.recv_timeout(left) {
             Ok((l, at)) if l.starts_with("AIRLIFT-HOST0-READY") => {
                 ready_line = Some((at - start).as_secs_f64())
             }
@@ -224,11 +178,11 @@ fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
             Ok(_) => {}
             Err(_) => bail!(
                 "host0 printed no AIRLIFT-HOST0-LOADED line; its log:\n{}",
-                log_text()
+                h0.log_text()
             ),
         }
     };
-    let status = http::request(addr, "GET", "/airlift/v1/status", &[])?;
+    let status = http::request(addr, "GET", "/airlift/v1/status", &[], b"")?;
     let body = String::from_utf8_lossy(&status.body);
     if status.status != 200 || !body.contains("\"ready\"") {
         bail!(
@@ -236,7 +190,7 @@ fn start_once(binary: &Path, media: &Path, run: &Path) -> Result<Times> {
             status.status
         );
     }
-    drop(child);
+    drop(h0);
     Ok(Times {
         ready_line: ready_line.context("no AIRLIFT-HOST0-READY line before the load completed")?,
         first_pull,

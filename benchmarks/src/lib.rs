@@ -11,7 +11,6 @@
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
-pub mod http;
 pub mod machine;
 pub mod measure;
 pub mod payload;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use airlift_integration::http;
 use anyhow::{bail, Context, Result};
 
 use crate::measure;
@@ -136,7 +137,7 @@ pub fn run(s: &Settings, bins: &Binaries) -> Result<Table> {
                     eprintln!(
                         "[serve] round {round}: {:?} c={c} {}: {} ({} errors), {} per server CPU-second",
                         endpoint,
-                        server.name,
+                        server.name(),
                         num(Some(sample.figure)),
                         sample.errors,
                         num(sample.per_cpu_second),
@@ -156,7 +157,7 @@ pub fn run(s: &Settings, bins: &Binaries) -> Result<Table> {
 
 fn push(skopeo: &Path, layout: &Path, server: &Server, creds: Option<&str>) -> Result<()> {
     let src = format!("oci:{}:serve", layout.display());
-    let dst = format!("docker://{}/{REPO}:{TAG}", server.addr);
+    let dst = format!("docker://{}/{REPO}:{TAG}", server.addr());
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "copy".as_ref(),
         "--quiet".as_ref(),
@@ -169,7 +170,7 @@ fn push(skopeo: &Path, layout: &Path, server: &Server, creds: Option<&str>) -> R
     args.push(src.as_ref());
     args.push(dst.as_ref());
     measure::output(skopeo, &args)
-        .with_context(|| format!("pushing the bench image into {} with skopeo", server.name))?;
+        .with_context(|| format!("pushing the bench image into {} with skopeo", server.name()))?;
     Ok(())
 }
 
@@ -181,16 +182,22 @@ fn check_same_content(
     blob: &str,
     blob_size: u64,
 ) -> Result<String> {
-    let m = crate::http::request(server.addr, "GET", manifest, &[("Accept", ACCEPT_VALUE)])?;
+    let m = http::request(
+        server.addr(),
+        "GET",
+        manifest,
+        &[("Accept", ACCEPT_VALUE)],
+        b"",
+    )?;
     if m.status != 200 {
-        bail!("{} answered {} to GET {manifest}", server.name, m.status);
+        bail!("{} answered {} to GET {manifest}", server.name(), m.status);
     }
-    let b = crate::http::request(server.addr, "HEAD", blob, &[])?;
+    let b = http::request(server.addr(), "HEAD", blob, &[], b"")?;
     let len: Option<u64> = b.header("content-length").and_then(|v| v.parse().ok());
     if b.status != 200 || len != Some(blob_size) {
         bail!(
             "{} answered {} (Content-Length {len:?}, want {blob_size}) to HEAD {blob}",
-            server.name,
+            server.name(),
             b.status
         );
     }
@@ -216,7 +223,7 @@ fn measure_once(
         Endpoint::Manifest => (manifest, Some(ACCEPT), 10),
         Endpoint::Blob => (blob, None, 120),
     };
-    let url = format!("http://{}{path}", server.addr);
+    let url = format!("http://{}{path}", server.addr());
     let cpu_before = measure::cpu_ticks(server.pid())?;
     let r = wrk::run(wrk_bin, &url, connections, s.wrk_seconds, header, timeout)?;
     let cpu_seconds = (measure::cpu_ticks(server.pid())? - cpu_before) as f64 / ticks as f64;

@@ -1,7 +1,7 @@
 //! The bodies of airlift's fuzz targets, one `pub fn(&[u8])` per parser.
 //!
 //! Each `fuzz_targets/<target>.rs` calls the function of the same name,
-//! and `tests/fuzz_corpus.rs` (in the workspace) includes this file and
+//! and `tests/loopback/fuzz_corpus.rs` (in the workspace) includes this file and
 //! replays every file of `fuzz/corpus/<target>/` through the same
 //! functions, so `just test` checks the corpus without a fuzz build.
 //! A body panics only when an invariant breaks.

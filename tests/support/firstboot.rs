@@ -1,17 +1,19 @@
-//! Running `airlift-firstboot serve` for tests: start it on a free port,
-//! wait until it answers, kill it (gently or with SIGKILL), and speak raw
-//! HTTP/1.1 to it when a test needs byte-level control.
+//! Running `airlift-firstboot serve` for tests and benchmarks: start it
+//! on a free port, wait until it answers, kill it (gently or with
+//! SIGKILL), and speak raw HTTP/1.1 to it when a test needs byte-level
+//! control.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context, Result};
+
+pub use crate::http::{read_response, RawResponse};
 use crate::registry::write_htpasswd;
-use crate::tools::binary;
+use crate::tools::{binary, stdout_lines};
 
 /// The push token the helpers configure.
 pub const TOKEN: &str = "airlift-test-token-0123456789";
@@ -31,8 +33,11 @@ pub struct ServeConfig {
     pub allow_delete: bool,
     /// Extra arguments (e.g. timeouts).
     pub extra: Vec<String>,
-    /// Extra environment variables.
+    /// Extra environment variables (`RUST_LOG` here replaces the default).
     pub env: Vec<(String, String)>,
+    /// The `airlift-firstboot` to run: the workspace's build beside the
+    /// running test when `None`.
+    pub binary: Option<PathBuf>,
 }
 
 /// A running `airlift-firstboot serve`.
@@ -53,87 +58,70 @@ impl Server {
 
     /// Start on a given address (to restart on the same port).
     pub fn start_on(config: &ServeConfig, listen: &str) -> Server {
-        let mut args: Vec<OsString> = vec![
-            "serve".into(),
-            "--listen".into(),
-            listen.into(),
-            "--data".into(),
-            config.data.clone().into(),
-        ];
-        for l in &config.layers {
-            args.push("--layer".into());
-            args.push(l.into());
-        }
-        if let Some((c, k)) = &config.tls {
-            args.extend(["--tls-cert".into(), c.into(), "--tls-key".into(), k.into()]);
-        }
-        if config.push_token {
-            let p = token_path(&config.data);
-            std::fs::write(&p, TOKEN).expect("writing the push token");
-            args.extend(["--push-token-file".into(), p.into()]);
-        }
-        if let Some((user, password)) = &config.htpasswd {
-            let p = config.data.with_extension("htpasswd");
-            write_htpasswd(&p, user, password);
-            args.extend(["--htpasswd".into(), p.into()]);
-        }
-        if config.allow_delete {
-            args.push("--allow-delete".into());
-        }
-        args.extend(config.extra.iter().map(OsString::from));
+        Server::try_start_on(config, listen).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// [`Server::start_on`], failing with an error instead of a panic.
+    pub fn try_start_on(config: &ServeConfig, listen: &str) -> Result<Server> {
+        let program = match &config.binary {
+            Some(b) => b.clone(),
+            None => binary("airlift-firstboot"),
+        };
         let log = config.data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .expect("opening the server log");
-        let mut child = Command::new(binary("airlift-firstboot"))
-            .args(&args)
+            .with_context(|| format!("opening the server log {}", log.display()))?;
+        let mut child = Command::new(&program)
+            .args(serve_args(config, listen)?)
             .env("RUST_LOG", "airlift_firstboot=debug,info")
             .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .expect("starting airlift-firstboot serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "airlift-firstboot serve did not report listening; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
+            .with_context(|| format!("starting {} serve", program.display()))?;
+        let lines = stdout_lines(&mut child);
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let listening = std::iter::from_fn(|| {
+            lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .find_map(|(l, _)| l.strip_prefix("listening on ").map(str::to_string));
+        let Some(url) = listening else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "airlift-firstboot serve did not report listening; its log:\n{}",
+                log_text()
+            );
         };
-        let addr: SocketAddr = url
-            .rsplit("//")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unparsable listen line {url:?}"));
+        let Some(addr) = url.rsplit("//").next().and_then(|a| a.parse().ok()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("unparsable listen line {url:?}");
+        };
         let server = Server {
             child,
             addr,
-            log,
+            log: log.clone(),
             config: config.clone(),
         };
         if config.tls.is_none() {
-            let r = server.request("GET", "/v2/", &[], b"");
-            assert!(
-                r.status == 200 || r.status == 401,
-                "/v2/ answered {}",
-                r.status
-            );
+            let r = crate::http::request(addr, "GET", "/v2/", &[], b"")?;
+            if r.status != 200 && r.status != 401 {
+                bail!("/v2/ answered {}; the log:\n{}", r.status, log_text());
+            }
         }
-        server
+        Ok(server)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `127.0.0.1:PORT`.
@@ -160,27 +148,13 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> RawResponse {
-        let mut s = self.connect();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).expect("sending request");
-        // The server may answer (and close) before the whole body is sent.
-        let _ = s.write_all(body);
-        read_response(&mut s)
+        crate::http::request(self.addr, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// A connected socket with a generous read timeout.
     pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connecting to the registry");
-        s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        s
+        crate::http::connect(self.addr).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
@@ -188,6 +162,41 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The `serve` command line for `config`, writing the token and
+/// htpasswd files it names.
+fn serve_args(config: &ServeConfig, listen: &str) -> Result<Vec<OsString>> {
+    let mut args: Vec<OsString> = vec![
+        "serve".into(),
+        "--listen".into(),
+        listen.into(),
+        "--data".into(),
+        config.data.clone().into(),
+    ];
+    for l in &config.layers {
+        args.push("--layer".into());
+        args.push(l.into());
+    }
+    if let Some((c, k)) = &config.tls {
+        args.extend(["--tls-cert".into(), c.into(), "--tls-key".into(), k.into()]);
+    }
+    if config.push_token {
+        let p = token_path(&config.data);
+        std::fs::write(&p, TOKEN)
+            .with_context(|| format!("writing the push token {}", p.display()))?;
+        args.extend(["--push-token-file".into(), p.into()]);
+    }
+    if let Some((user, password)) = &config.htpasswd {
+        let p = config.data.with_extension("htpasswd");
+        write_htpasswd(&p, user, password);
+        args.extend(["--htpasswd".into(), p.into()]);
+    }
+    if config.allow_delete {
+        args.push("--allow-delete".into());
+    }
+    args.extend(config.extra.iter().map(OsString::from));
+    Ok(args)
 }
 
 /// Where [`ServeConfig::push_token`] writes the token.
@@ -198,84 +207,6 @@ pub fn token_path(data: &Path) -> PathBuf {
 /// `--dest-creds`/`--creds` value for skopeo, podman and buildah.
 pub fn creds() -> String {
     format!("airlift:{TOKEN}")
-}
-
-/// A parsed HTTP response.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    /// A header value (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The spec error code of an error body.
-    pub fn error_code(&self) -> String {
-        serde_json::from_slice::<serde_json::Value>(&self.body)
-            .ok()
-            .and_then(|v| v["errors"][0]["code"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-}
-
-/// Read a whole `Connection: close` response.
-pub fn read_response(s: &mut TcpStream) -> RawResponse {
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| {
-            panic!(
-                "no HTTP response head in {:?}",
-                String::from_utf8_lossy(&raw)
-            )
-        });
-    let head = String::from_utf8_lossy(&raw[..text_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect::<Vec<_>>();
-    let mut body = raw[text_end + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[pos + 2..pos + 2 + size]);
-        b = &b[pos + 2 + size + 2..];
-    }
-    out
 }
 
 /// Every file under `dir`, recursively (paths relative to `dir`).

@@ -1,17 +1,17 @@
-//! Running `airlift-firstboot host0` for tests without a VM: an
-//! appliance file in a temp folder, the bundle folder as `--media`, a
-//! temp root and state folder, the registry on 127.0.0.1. Plus
-//! containerd under a temp root and the status endpoint read with curl.
+//! Running `airlift-firstboot host0` for tests and benchmarks without a
+//! VM: an appliance file in a temp folder, the bundle folder as
+//! `--media`, a temp root and state folder, the registry on 127.0.0.1.
+//! Plus containerd under a temp root and the status endpoint read with curl.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use airlift_appliance::{ApplianceFile, RegistryFile, Role, Runtime, Storage, TlsMode};
+use anyhow::{Context, Result};
 
-use crate::tools::{binary, free_port, require};
+use crate::tools::{binary, free_port, require, stdout_lines};
 
 /// The join token the test appliance files carry.
 pub const JOIN_TOKEN: &str = "host0-test-join-token-0123456789abcdef";
@@ -56,17 +56,23 @@ pub struct Host0Dirs {
 impl Host0Dirs {
     /// Lay out `tmp`: appliance.json, root/, data/ (the media is the caller's).
     pub fn new(tmp: &Path, media: &Path, file: &ApplianceFile) -> Host0Dirs {
+        Host0Dirs::try_new(tmp, media, file).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// [`Host0Dirs::new`], failing with an error instead of a panic.
+    pub fn try_new(tmp: &Path, media: &Path, file: &ApplianceFile) -> Result<Host0Dirs> {
         let config = tmp.join("appliance.json");
-        std::fs::write(&config, file.render().unwrap()).unwrap();
+        std::fs::write(&config, file.render()?)
+            .with_context(|| format!("writing {}", config.display()))?;
         let (root, data) = (tmp.join("root"), tmp.join("data"));
-        std::fs::create_dir_all(&root).unwrap();
-        Host0Dirs {
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        Ok(Host0Dirs {
             config,
             media: media.to_path_buf(),
             root,
             data,
             port: file.registry.port,
-        }
+        })
     }
 
     /// The registry's data folder.
@@ -90,8 +96,8 @@ pub struct Host0 {
     child: Child,
     /// stderr (the log) of the process.
     pub log: PathBuf,
-    /// Its milestone lines (stdout), as they come.
-    pub lines: mpsc::Receiver<String>,
+    /// Its milestone lines (stdout), as they come, each with when it came.
+    pub lines: mpsc::Receiver<(String, Instant)>,
     pub dirs: Host0Dirs,
     /// From spawning the process to its `AIRLIFT-HOST0-READY` line.
     pub ready_after: Duration,
@@ -105,17 +111,33 @@ impl Drop for Host0 {
 }
 
 impl Host0 {
-    /// Start host0 with `--force-load` (copy even onto RAM) and `extra`
-    /// arguments; returns once it printed `AIRLIFT-HOST0-READY`.
+    /// Start host0 with `extra` arguments (`--force-load`: copy even onto
+    /// RAM); returns once it printed `AIRLIFT-HOST0-READY`.
     pub fn start(dirs: &Host0Dirs, extra: &[&str]) -> Host0 {
+        let spawned = Instant::now();
+        let program = binary("airlift-firstboot");
+        let mut h = Host0::spawn(&program, dirs, extra, "airlift_firstboot=debug,info")
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        h.wait_line("AIRLIFT-HOST0-READY", Duration::from_secs(120));
+        h.ready_after = spawned.elapsed();
+        h
+    }
+
+    /// Start `program host0` with `extra` arguments and `RUST_LOG` set to
+    /// `rust_log`, without waiting for it (`ready_after` stays zero).
+    pub fn spawn(
+        program: &Path,
+        dirs: &Host0Dirs,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Result<Host0> {
         let log = dirs.data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .unwrap();
-        let spawned = Instant::now();
-        let mut child = Command::new(binary("airlift-firstboot"))
+            .with_context(|| format!("opening host0's log {}", log.display()))?;
+        let mut child = Command::new(program)
             .arg("host0")
             .arg("--config")
             .arg(&dirs.config)
@@ -129,31 +151,21 @@ impl Host0 {
             .arg(dirs.host())
             .args(extra)
             .env("AIRLIFT_LOG", "stderr")
-            .env("RUST_LOG", "airlift_firstboot=debug,info")
+            .env("RUST_LOG", rust_log)
             .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .expect("starting airlift-firstboot host0");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut h = Host0 {
+            .with_context(|| format!("starting {} host0", program.display()))?;
+        let lines = stdout_lines(&mut child);
+        Ok(Host0 {
             child,
             log,
-            lines: rx,
+            lines,
             dirs: dirs.clone(),
             ready_after: Duration::ZERO,
-        };
-        h.wait_line("AIRLIFT-HOST0-READY", Duration::from_secs(120));
-        h.ready_after = spawned.elapsed();
-        h
+        })
     }
 
     /// Wait for a stdout line starting with `prefix`; returns it.
@@ -162,7 +174,7 @@ impl Host0 {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
+                Ok((l, _)) if l.starts_with(prefix) => return l,
                 Ok(_) => {}
                 Err(_) => panic!(
                     "host0 printed no {prefix} line (exit: {:?}); its log:\n{}",

@@ -1,16 +1,19 @@
-//! Shared helpers for airlift's integration tests: locating the built
-//! binaries, checking for the real tools the tests drive, and making
-//! small container images locally (nothing is pulled from the internet).
+//! The harness of airlift's integration tests (and of `airlift-bench`):
+//! locating the built binaries and the real tools the tests drive, making
+//! small container images locally (nothing is pulled from the internet),
+//! starting the servers they talk to (`airlift-firstboot serve` and
+//! `host0`, `docker-registry`, containerd, Garage) and the VMs they boot.
 
 pub mod containerd;
 pub mod fault_proxy;
 pub mod firstboot;
 pub mod garage;
 pub mod host0;
+pub mod http;
 pub mod images;
 pub mod netns;
 pub mod oci_suite;
-pub mod qemu;
+pub mod own_process;
 pub mod registry;
 pub mod tools;
 pub mod vm;

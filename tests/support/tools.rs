@@ -1,8 +1,12 @@
-//! Finding the real tools and binaries the integration tests drive.
+//! Finding the real tools and binaries the integration tests drive, and
+//! reading what the processes they start print.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::Instant;
 
 /// The workspace root (the folder holding the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {
@@ -70,4 +74,18 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lines `child` prints on its (piped) stdout, each with when it came.
+/// A thread reads them until the pipe closes, and keeps reading after the
+/// receiver is dropped, so the child never writes into a closed pipe.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<(String, Instant)> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((line, Instant::now()));
+        }
+    });
+    rx
 }

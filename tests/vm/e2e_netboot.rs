@@ -25,9 +25,8 @@ use std::time::{Duration, Instant};
 
 use airlift_firstboot::services::join::NodeConfig;
 use airlift_firstboot::services::mirrors::{apply::plan_files, FileKind};
-use airlift_integration::qemu::{self, OVMF_CODE, OVMF_VARS};
 use airlift_integration::tools::{free_port, require, workspace_root};
-use airlift_integration::vm::{self, Running, Serial};
+use airlift_integration::vm::{self, Cluster, Running, Serial, OVMF_CODE, OVMF_VARS};
 
 const TOTAL: Duration = Duration::from_secs(15 * 60);
 const HOST0_MAC: &str = "52:54:00:77:00:01";
@@ -68,7 +67,7 @@ fn check_node(node: &Serial, ca_fingerprint: &str) {
             "{}: no successful pull of {r}: {:?}\n{}",
             node.name,
             node.all("AIRLIFT-E2E-PULL"),
-            qemu::tail(&node.text(), 60)
+            vm::tail(&node.text(), 60)
         );
     }
     assert!(node.find("AIRLIFT-JOIN-VERIFIED").is_some());
@@ -158,78 +157,36 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
-    require("qemu-system-x86_64", "qemu-system-x86");
     require("curl", "curl");
-    let tmp = tempfile::Builder::new()
-        .prefix("airlift-e2e-netboot-")
-        .tempdir()
-        .unwrap();
-    let iso = tmp.path().join("e2e.iso");
-    let took = qemu::build_image(
-        &workspace_root().join("image-configs/e2e-netboot.yaml"),
-        &iso,
-    );
-    eprintln!("built {} in {took:.1?}", iso.display());
-
+    let iso = vm::built("image-configs/e2e-netboot.yaml");
+    let c = Cluster::new("airlift-e2e-netboot-");
     let fwd = free_port();
-    // The private link: a multicast hub on loopback, a port of our own.
-    let hub = format!(
-        "socket,id=priv,mcast=230.0.0.1:{},localaddr=127.0.0.1",
-        free_port()
-    );
-    let t0 = Instant::now();
-
-    let host0_serial = tmp.path().join("host0.log");
-    let mut host0 = vm::spawn(
-        &[
-            "-m".into(),
-            "2048".into(),
-            "-drive".into(),
-            format!(
-                "file={},media=cdrom,readonly=on,if=ide,index=2",
-                iso.display()
-            ),
-            "-boot".into(),
-            "d".into(),
-            "-netdev".into(),
-            hub.clone(),
-            "-device".into(),
-            format!("virtio-net-pci,netdev=priv,mac={HOST0_MAC},addr=0x4,romfile="),
-            "-netdev".into(),
-            format!("user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:{fwd}-:5000"),
-            "-device".into(),
-            "virtio-net-pci,netdev=up,addr=0x5,romfile=".into(),
-        ],
-        &host0_serial,
-    );
-    let h0 = Serial::follow("host0", host0_serial, t0);
-    wait_for(&h0, "AIRLIFT-NETBOOT-READY", t0, &mut [(&h0, &mut host0)]);
+    let t0 = c.t0;
+    let (mut host0, h0) = c.host0(iso, HOST0_MAC, fwd, TOTAL);
     let status = host0_get(fwd, "/airlift/v1/status");
     let ca_fp = status["ca-fingerprint"]
         .as_str()
         .expect("host0 reports its CA fingerprint")
         .to_string();
 
-    let bios_serial = tmp.path().join("node-bios.log");
-    let mut bios = vm::spawn(
+    let (mut bios, nb) = c.spawn(
+        "node-bios",
         &[
             "-m".into(),
             "1536".into(),
             "-boot".into(),
             "n".into(),
             "-netdev".into(),
-            hub.clone(),
+            c.hub.clone(),
             "-device".into(),
             format!("virtio-net-pci,netdev=priv,mac={BIOS_MAC},bootindex=0"),
         ],
-        &bios_serial,
     );
-    let nb = Serial::follow("node-bios", bios_serial, t0);
 
-    let vars = tmp.path().join("OVMF_VARS.fd");
+    let vars = c.dir.path().join("OVMF_VARS.fd");
     std::fs::copy(OVMF_VARS, &vars).expect("copying the OVMF variables (apt-get install ovmf)");
-    let uefi_serial = tmp.path().join("node-uefi.log");
-    let mut uefi = vm::spawn(
+    let (mut uefi, nu) = c.spawn(
+        "node-uefi",
         &[
             "-m".into(),
             "1536".into(),
@@ -238,13 +195,11 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
             "-drive".into(),
             format!("if=pflash,format=raw,file={}", vars.display()),
             "-netdev".into(),
-            hub,
+            c.hub.clone(),
             "-device".into(),
             format!("virtio-net-pci,netdev=priv,mac={UEFI_MAC},bootindex=0"),
         ],
-        &uefi_serial,
     );
-    let nu = Serial::follow("node-uefi", uefi_serial, t0);
 
     // The BIOS node first (checked as soon as it is done), then UEFI.
     for node in [&nb, &nu] {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use airlift_builder::initramfs::modules;
-use airlift_integration::qemu::airlift_base;
+use airlift_integration::vm::airlift_base;
 
 fn closure_of(names: &[&str]) -> BTreeSet<String> {
     let dir = airlift_base().join("modules");

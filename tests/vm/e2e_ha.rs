@@ -22,9 +22,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use airlift_integration::images::{write_layout, TestImage};
-use airlift_integration::qemu;
 use airlift_integration::tools::{free_port, require, workspace_root};
-use airlift_integration::vm::{self, Running, Serial};
+use airlift_integration::vm::{self, Cluster, Running, Serial};
 
 const TOTAL: Duration = Duration::from_secs(15 * 60);
 const HOST0_MAC: &str = "52:54:00:78:00:01";
@@ -33,16 +32,16 @@ const NODE_MAC: &str = "52:54:00:78:00:22";
 const TOKEN_FILE: &str = "image-configs/files/e2e-ha/push-token";
 const PUSHED: &str = "quay.io/test/pushed:1.0";
 
-/// A netbooted BIOS machine on the hub, with an optional second,
-/// host-reachable NIC whose port 5000 is forwarded to `fwd`.
-fn netboot_node(hub: &str, mac: &str, fwd: Option<u16>, serial: &std::path::Path) -> Running {
+/// A netbooted BIOS machine on the cluster's link, with an optional
+/// second, host-reachable NIC whose port 5000 is forwarded to `fwd`.
+fn netboot_node(c: &Cluster, name: &'static str, mac: &str, fwd: Option<u16>) -> (Running, Serial) {
     let mut args: Vec<String> = vec![
         "-m".into(),
         "1536".into(),
         "-boot".into(),
         "n".into(),
         "-netdev".into(),
-        hub.to_string(),
+        c.hub.clone(),
         "-device".into(),
         format!("virtio-net-pci,netdev=priv,mac={mac},bootindex=0,addr=0x4"),
     ];
@@ -54,7 +53,7 @@ fn netboot_node(hub: &str, mac: &str, fwd: Option<u16>, serial: &std::path::Path
             "virtio-net-pci,netdev=up,addr=0x5,romfile=".into(),
         ]);
     }
-    vm::spawn(&args, serial)
+    c.spawn(name, &args)
 }
 
 /// Push a small random image to host0 through its forwarded port;
@@ -113,62 +112,15 @@ fn manifest_digest(port: u16, reference: &str) -> Option<String> {
 
 #[test]
 fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
-    require("qemu-system-x86_64", "qemu-system-x86");
     require("curl", "curl");
     require("skopeo", "skopeo");
-    let tmp = tempfile::Builder::new()
-        .prefix("airlift-e2e-ha-")
-        .tempdir()
-        .unwrap();
-    let iso = tmp.path().join("e2e-ha.iso");
-    let took = qemu::build_image(&workspace_root().join("image-configs/e2e-ha.yaml"), &iso);
-    eprintln!("built {} in {took:.1?}", iso.display());
-
+    let iso = vm::built("image-configs/e2e-ha.yaml");
+    let c = Cluster::new("airlift-e2e-ha-");
     let (fwd, rfwd) = (free_port(), free_port());
-    let hub = format!(
-        "socket,id=priv,mcast=230.0.0.1:{},localaddr=127.0.0.1",
-        free_port()
-    );
-    let t0 = Instant::now();
-
-    let host0_serial = tmp.path().join("host0.log");
-    let mut host0 = vm::spawn(
-        &[
-            "-m".into(),
-            "2048".into(),
-            "-drive".into(),
-            format!(
-                "file={},media=cdrom,readonly=on,if=ide,index=2",
-                iso.display()
-            ),
-            "-boot".into(),
-            "d".into(),
-            "-netdev".into(),
-            hub.clone(),
-            "-device".into(),
-            format!("virtio-net-pci,netdev=priv,mac={HOST0_MAC},addr=0x4,romfile="),
-            "-netdev".into(),
-            format!("user,id=up,restrict=on,hostfwd=tcp:127.0.0.1:{fwd}-:5000"),
-            "-device".into(),
-            "virtio-net-pci,netdev=up,addr=0x5,romfile=".into(),
-        ],
-        &host0_serial,
-    );
-    let h0 = Serial::follow("host0", host0_serial, t0);
-    vm::wait_for(
-        &h0,
-        &["AIRLIFT-NETBOOT-READY"],
-        t0,
-        TOTAL,
-        &mut [(&h0, &mut host0)],
-    );
-
-    let rs_path = tmp.path().join("replica.log");
-    let mut replica = netboot_node(&hub, REPLICA_MAC, Some(rfwd), &rs_path);
-    let rs = Serial::follow("replica-1", rs_path, t0);
-    let ns_path = tmp.path().join("node.log");
-    let mut node = netboot_node(&hub, NODE_MAC, None, &ns_path);
-    let ns = Serial::follow("node-1", ns_path, t0);
+    let t0 = c.t0;
+    let (mut host0, h0) = c.host0(iso, HOST0_MAC, fwd, TOTAL);
+    let (mut replica, rs) = netboot_node(&c, "replica-1", REPLICA_MAC, Some(rfwd));
+    let (mut node, ns) = netboot_node(&c, "node-1", NODE_MAC, None);
 
     // The replica's first full sync.
     let (t_synced, synced) = vm::wait_for(
@@ -198,7 +150,7 @@ fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
     );
 
     // A push to host0 reaches the replica; the lag is printed.
-    let digest = push(fwd, tmp.path());
+    let digest = push(fwd, c.dir.path());
     let pushed_at = Instant::now();
     let deadline = pushed_at + Duration::from_secs(120);
     loop {
@@ -208,7 +160,7 @@ fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
         assert!(
             Instant::now() < deadline,
             "{PUSHED} ({digest}) did not reach the replica in 120 s\n{}",
-            qemu::tail(&rs.text(), 40)
+            vm::tail(&rs.text(), 40)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -278,7 +230,7 @@ fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
             ns.find(&format!("AIRLIFT-E2E-HA-PULL-OK {r}")).is_some(),
             "node-1 could not pull {r} with host0 down: {:?}\n{}",
             ns.all("AIRLIFT-E2E-HA-PULL"),
-            qemu::tail(&rs.text(), 40)
+            vm::tail(&rs.text(), 40)
         );
     }
     // The replica still answers for the pushed image itself.

@@ -8,7 +8,6 @@
 //! source is lost; a restarted host0 (a new source) is followed again.
 //! Replication lag is printed, never asserted.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
-use airlift_integration::tools::{binary, free_port, require};
+use airlift_integration::tools::{binary, free_port, require, stdout_lines};
 
 const PUSH_TOKEN: &str = "replication-test-push-token-0123456789";
 
 /// A running `airlift-firstboot replica`, killed on drop.
 struct Replica {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    lines: mpsc::Receiver<(String, Instant)>,
     seen: Vec<String>,
     log: PathBuf,
     port: u16,
@@ -75,18 +74,10 @@ impl Replica {
             .spawn()
             .expect("starting airlift-firstboot replica");
         let mut child = child;
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         Replica {
             child,
-            lines: rx,
+            lines,
             seen: vec![],
             log,
             port,
@@ -102,7 +93,7 @@ impl Replica {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) => {
+                Ok((l, _)) => {
                     self.seen.push(l.clone());
                     if l.contains(marker) {
                         return l;

@@ -4,7 +4,7 @@
 //! ones are refused, and `airlift-firstboot health`, the check keepalived
 //! runs, tells a serving registry from a dead one. keepalived itself is
 //! never started here: it would put addresses on this machine's links
-//! (tests/vip_vrrp.rs runs it, VRRP and all, inside network namespaces).
+//! (tests/netns/vip_vrrp.rs runs it, VRRP and all, inside network namespaces).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

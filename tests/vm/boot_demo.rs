@@ -5,39 +5,19 @@
 //! `airlift-media.service` unit must mount the media by label and print
 //! the marker. Needs `just base`; timings are printed, never asserted.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use airlift_integration::qemu::{self, Firmware, Media, Vm};
 use airlift_integration::tools;
+use airlift_integration::vm::{self, Firmware, Media, Vm};
 
-struct Image {
-    _dir: tempfile::TempDir,
-    iso: PathBuf,
-}
-
-fn image() -> &'static Image {
-    static IMAGE: OnceLock<Image> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("airlift-boot-demo-")
-            .tempdir()
-            .unwrap();
-        let iso = dir.path().join("demo.iso");
-        let config = tools::workspace_root().join("image-configs/demo.yaml");
-        let took = qemu::build_image(&config, &iso);
-        eprintln!("built {} in {took:.1?}", iso.display());
-        Image { _dir: dir, iso }
-    })
-}
+/// The demo ISO, built once per test process (host0_qemu boots it too).
+const CONFIG: &str = "image-configs/demo.yaml";
 
 fn boot(firmware: Firmware) {
     tools::require("qemu-system-x86_64", "qemu-system-x86");
-    let mut vm = Vm::new(firmware, Media::Cd, &image().iso);
+    let mut vm = Vm::new(firmware, Media::Cd, vm::built(CONFIG));
     vm.memory_mib = 1536;
     vm.cpus = 1;
     vm.timeout = std::time::Duration::from_secs(300);
-    let boot = qemu::boot_until(&vm, "AIRLIFT-MEDIA-MOUNTED label=AIRLIFT_DEMO dev=/dev/sr")
+    let boot = vm::boot_until(&vm, "AIRLIFT-MEDIA-MOUNTED label=AIRLIFT_DEMO dev=/dev/sr")
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "demo {firmware}+cd: {} after {:.1?}",

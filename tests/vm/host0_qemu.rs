@@ -5,51 +5,11 @@
 //! the serial console, then skopeo on the host reads a bundle image
 //! through the forwarded port. Needs `just base`; `just e2e-host0`.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use airlift_integration::qemu::{self, Firmware, Media, Vm};
-use airlift_integration::tools::{free_port, require, workspace_root};
-
-/// Kills and reaps QEMU on every path.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn read_lossy(p: &Path) -> String {
-    std::fs::read(p)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-/// Wait for a serial line containing `marker`; QEMU must keep running.
-fn wait_serial(qemu: &mut Running, serial: &Path, marker: &str, timeout: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let log = read_lossy(serial);
-        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
-            return line.to_string();
-        }
-        if let Some(status) = qemu.0.try_wait().unwrap() {
-            panic!(
-                "QEMU exited ({status}) before {marker:?}\n{}",
-                qemu::tail(&log, 80)
-            );
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "no {marker:?} on the serial console within {timeout:?}\n{}",
-            qemu::tail(&log, 80)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use airlift_integration::tools::{free_port, require};
+use airlift_integration::vm::{self, Firmware, Media, Vm};
 
 #[test]
 fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
@@ -59,12 +19,11 @@ fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
         .prefix("airlift-host0-qemu-")
         .tempdir()
         .unwrap();
-    let iso = tmp.path().join("demo.iso");
-    let took = qemu::build_image(&workspace_root().join("image-configs/demo.yaml"), &iso);
-    eprintln!("built {} in {took:.1?}", iso.display());
+    // The demo ISO, shared with boot_demo (built once per test process).
+    let iso = vm::built("image-configs/demo.yaml");
 
     let port = free_port();
-    let mut vm = Vm::new(Firmware::Bios, Media::Cd, &iso);
+    let mut vm = Vm::new(Firmware::Bios, Media::Cd, iso);
     vm.memory_mib = 2048;
     vm.cpus = 2;
     vm.extra_args = vec![
@@ -74,20 +33,10 @@ fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
         "virtio-net-pci,netdev=n0".into(),
     ];
     let serial = tmp.path().join("serial.log");
-    let mut args = qemu::qemu_args(&vm, None);
-    args.extend(["-serial".into(), format!("file:{}", serial.display())]);
+    let mut running = vm::start(vm.cpus, &vm::qemu_args(&vm, None), &serial);
     let start = Instant::now();
-    let mut running = Running(
-        Command::new("qemu-system-x86_64")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting QEMU"),
-    );
 
-    let ready = wait_serial(
+    let ready = vm::wait_serial(
         &mut running,
         &serial,
         "AIRLIFT-HOST0-READY",
@@ -114,7 +63,7 @@ fn demo_boots_as_host0_and_serves_the_bundle_through_a_forwarded_port() {
             Instant::now() < deadline,
             "skopeo inspect {reference} kept failing: {}\n{}",
             String::from_utf8_lossy(&out.stderr),
-            qemu::tail(&read_lossy(&serial), 60)
+            vm::tail(&vm::read_lossy(&serial), 60)
         );
         std::thread::sleep(Duration::from_secs(2));
     };

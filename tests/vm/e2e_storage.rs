@@ -16,13 +16,13 @@
 //! Needs `just base`; `just e2e-storage`. One VM at a time (2 cores).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use airlift_integration::images::{write_layout, TestImage};
-use airlift_integration::qemu;
 use airlift_integration::tools::{free_port, require, run_ok, workspace_root};
+use airlift_integration::vm::{self, Running};
 
 const TOKEN_FILE: &str = "image-configs/files/e2e-storage/etc/airlift/push-token";
 const BOOT: Duration = Duration::from_secs(600);
@@ -34,7 +34,7 @@ static ONE_VM: Mutex<()> = Mutex::new(());
 /// The ISO, and its kernel, initramfs and kernel command line.
 struct Image {
     _dir: tempfile::TempDir,
-    iso: PathBuf,
+    iso: &'static Path,
     kernel: PathBuf,
     initrd: PathBuf,
     append: String,
@@ -48,12 +48,7 @@ fn image() -> &'static Image {
             .prefix("airlift-e2e-storage-")
             .tempdir()
             .unwrap();
-        let iso = dir.path().join("e2e-storage.iso");
-        let took = qemu::build_image(
-            &workspace_root().join("image-configs/e2e-storage.yaml"),
-            &iso,
-        );
-        eprintln!("built {} in {took:.1?}", iso.display());
+        let iso = vm::built("image-configs/e2e-storage.yaml");
         let (kernel, initrd, cfg) = (
             dir.path().join("vmlinuz"),
             dir.path().join("initrd.img"),
@@ -99,16 +94,9 @@ enum Boot<'a> {
 
 /// A running VM; killed (power cut) when dropped.
 struct Vm {
-    child: Child,
+    qemu: Running,
     serial: PathBuf,
     port: u16,
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Vm {
@@ -116,27 +104,7 @@ impl Vm {
         require("qemu-system-x86_64", "qemu-system-x86");
         let port = free_port();
         let serial = dir.join(format!("{name}.serial.log"));
-        let mut a: Vec<String> = [
-            "-accel",
-            &qemu::accel(),
-            "-cpu",
-            "qemu64,+rdrand",
-            "-m",
-            "2048",
-            "-smp",
-            "2",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-nodefaults",
-            "-net",
-            "none",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a: Vec<String> = vec!["-m".into(), "2048".into(), "-net".into(), "none".into()];
         match boot {
             Boot::Iso => a.extend([
                 "-drive".into(),
@@ -165,50 +133,21 @@ impl Vm {
             format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:5000"),
             "-device".into(),
             "virtio-net-pci,netdev=n0".into(),
-            "-serial".into(),
-            format!("file:{}", serial.display()),
         ]);
-        let child = Command::new("qemu-system-x86_64")
-            .args(&a)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting QEMU");
         Vm {
-            child,
+            qemu: vm::start(2, &a, &serial),
             serial,
             port,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read(&self.serial)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        vm::read_lossy(&self.serial)
     }
 
     /// The first serial line holding `marker`, waiting up to `timeout`.
     fn wait(&mut self, marker: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let log = self.log();
-            if let Some(l) = log.lines().find(|l| l.contains(marker)) {
-                return l.trim_end().to_string();
-            }
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!(
-                    "QEMU exited ({st}) before {marker:?}\n{}",
-                    qemu::tail(&log, 80)
-                );
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "no {marker:?} on the serial console within {timeout:?}\n{}",
-                qemu::tail(&log, 80)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        vm::wait_serial(&mut self.qemu, &self.serial, marker, timeout)
     }
 
     fn reference(&self, repo: &str) -> String {
@@ -237,7 +176,7 @@ impl Vm {
                 Instant::now() < deadline,
                 "skopeo inspect {repo} kept failing: {}\n{}",
                 String::from_utf8_lossy(&out.stderr),
-                qemu::tail(&self.log(), 60)
+                vm::tail(&self.log(), 60)
             );
             std::thread::sleep(Duration::from_secs(2));
         }

@@ -4,7 +4,7 @@
 //! `just fuzz` runs the targets themselves.
 
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod bodies;
 
 use std::path::Path;

@@ -15,37 +15,28 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use airlift_integration::qemu::{self, Firmware, Media, Vm};
 use airlift_integration::tools;
+use airlift_integration::vm::{self, Firmware, Media, Vm};
 
 const LABEL: &str = "AIRLIFT_SMOKE";
 
-struct Images {
-    _dir: tempfile::TempDir,
-    iso: PathBuf,
-    no_el_torito: PathBuf,
-}
+/// The smoke ISO's config: built once per test process (`vm::built`).
+const SMOKE: &str = "image-configs/smoke.yaml";
 
-/// The smoke ISO, built once per test process.
-fn images() -> &'static Images {
-    static IMAGES: OnceLock<Images> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("airlift-boot-matrix-")
-            .tempdir()
-            .unwrap();
-        let iso = dir.path().join("smoke.iso");
-        let config = tools::workspace_root().join("image-configs/smoke.yaml");
-        let took = qemu::build_image(&config, &iso);
-        eprintln!("built {} in {took:.1?}", iso.display());
-        let no_el_torito = dir.path().join("smoke-no-eltorito.iso");
-        qemu::without_el_torito(&iso, &no_el_torito).unwrap();
-        Images {
-            _dir: dir,
-            iso,
-            no_el_torito,
-        }
-    })
+/// The smoke ISO with its El Torito record zeroed, made once per process.
+fn no_el_torito() -> &'static Path {
+    static COPY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &COPY
+        .get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("airlift-boot-matrix-")
+                .tempdir()
+                .unwrap();
+            let copy = dir.path().join("smoke-no-eltorito.iso");
+            vm::without_el_torito(vm::built(SMOKE), &copy).unwrap();
+            (dir, copy)
+        })
+        .1
 }
 
 /// Boots and checks the marker, the device and which boot path ran.
@@ -53,7 +44,7 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
     tools::require("qemu-system-x86_64", "qemu-system-x86");
     let vm = Vm::new(firmware, media, image);
     let marker = format!("AIRLIFT-MEDIA-MOUNTED label={LABEL} dev=");
-    let boot = match qemu::boot_until(&vm, &marker) {
+    let boot = match vm::boot_until(&vm, &marker) {
         Ok(b) => b,
         Err(e) => panic!("{e:#}"),
     };
@@ -66,7 +57,7 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
     assert!(
         dev.starts_with(dev_prefix),
         "{firmware}+{media}: mounted {dev:?}, expected a {dev_prefix}* device\n{}",
-        qemu::tail(&boot.serial, 40)
+        vm::tail(&boot.serial, 40)
     );
     // isolinux passes BOOT_IMAGE=; systemd-boot (UEFI) does not.
     let via_isolinux = boot.serial.contains("BOOT_IMAGE=/boot/vmlinuz");
@@ -77,7 +68,7 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
             assert!(
                 boot.serial.contains("efi: EFI v"),
                 "the kernel did not start under UEFI\n{}",
-                qemu::tail(&boot.serial, 40)
+                vm::tail(&boot.serial, 40)
             );
         }
     }
@@ -85,44 +76,39 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
     assert!(
         boot.serial.contains("index.json") && boot.serial.contains("oci-layout"),
         "the bundle listing is missing from the serial log\n{}",
-        qemu::tail(&boot.serial, 40)
+        vm::tail(&boot.serial, 40)
     );
 }
 
 #[test]
 fn bios_cd() {
-    boot(Firmware::Bios, Media::Cd, &images().iso, "/dev/sr");
+    boot(Firmware::Bios, Media::Cd, vm::built(SMOKE), "/dev/sr");
 }
 
 #[test]
 fn uefi_cd() {
-    boot(Firmware::Uefi, Media::Cd, &images().iso, "/dev/sr");
+    boot(Firmware::Uefi, Media::Cd, vm::built(SMOKE), "/dev/sr");
 }
 
 #[test]
 fn bios_disk() {
-    boot(Firmware::Bios, Media::Disk, &images().iso, "/dev/vd");
+    boot(Firmware::Bios, Media::Disk, vm::built(SMOKE), "/dev/vd");
 }
 
 #[test]
 fn uefi_disk() {
-    boot(Firmware::Uefi, Media::Disk, &images().iso, "/dev/vd");
+    boot(Firmware::Uefi, Media::Disk, vm::built(SMOKE), "/dev/vd");
 }
 
 #[test]
 fn uefi_usb() {
-    boot(Firmware::Uefi, Media::Usb, &images().iso, "/dev/sd");
+    boot(Firmware::Uefi, Media::Usb, vm::built(SMOKE), "/dev/sd");
 }
 
 /// The GPT path alone: El Torito zeroed, booted as a UEFI disk.
 #[test]
 fn uefi_disk_without_el_torito() {
-    boot(
-        Firmware::Uefi,
-        Media::Disk,
-        &images().no_el_torito,
-        "/dev/vd",
-    );
+    boot(Firmware::Uefi, Media::Disk, no_el_torito(), "/dev/vd");
 }
 
 /// Same config, same `SOURCE_DATE_EPOCH`: the same ISO, byte for byte
@@ -131,9 +117,9 @@ fn uefi_disk_without_el_torito() {
 fn smoke_iso_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let again = dir.path().join("again.iso");
-    let config = tools::workspace_root().join("image-configs/smoke.yaml");
-    qemu::build_image(&config, &again);
-    let a = std::fs::read(&images().iso).unwrap();
+    let config = tools::workspace_root().join(SMOKE);
+    vm::build_image(&config, &again);
+    let a = std::fs::read(vm::built(SMOKE)).unwrap();
     let b = std::fs::read(&again).unwrap();
     assert_eq!(a.len(), b.len(), "the two builds differ in size");
     assert!(a == b, "two builds of the same config differ");
@@ -268,7 +254,7 @@ fn large_file_over_4gib_mounts_in_linux() {
         },
     );
     let iso = dir.path().join("big.iso");
-    let took = qemu::build_image(&config, &iso);
+    let took = vm::build_image(&config, &iso);
     let iso_size = std::fs::metadata(&iso).unwrap().len();
     eprintln!("built {} ({iso_size} bytes) in {took:.1?}", iso.display());
     assert!(
@@ -278,13 +264,13 @@ fn large_file_over_4gib_mounts_in_linux() {
 
     let mut vm = Vm::new(Firmware::Bios, Media::Cd, &iso);
     vm.timeout = std::time::Duration::from_secs(420);
-    let boot = qemu::boot_until(&vm, "AIRLIFT-CHECK-DONE").unwrap_or_else(|e| panic!("{e:#}"));
+    let boot = vm::boot_until(&vm, "AIRLIFT-CHECK-DONE").unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("bios+cd (big file): checked after {:.1?}", boot.elapsed);
     let log = &boot.serial;
     for line in log.lines().filter(|l| l.starts_with("AIRLIFT-CHECK")) {
         eprintln!("  {}", line.trim_end());
     }
-    let context = || qemu::tail(log, 40);
+    let context = || vm::tail(log, 40);
     assert!(
         log.contains(&format!("AIRLIFT-MEDIA-MOUNTED label={LABEL} dev=/dev/sr")),
         "the media was not mounted from the CD\n{}",
@@ -356,7 +342,7 @@ fn uefi_boots_an_initramfs_over_100_mb() {
         },
     );
     let iso = dir.path().join("big-initramfs.iso");
-    let took = qemu::build_image(&config, &iso);
+    let took = vm::build_image(&config, &iso);
     let (esp, inspection) = esp_bytes(&iso);
     let uefi_entry = inspection["el_torito"]
         .as_array()
@@ -377,7 +363,7 @@ fn uefi_boots_an_initramfs_over_100_mb() {
     let mut vm = Vm::new(Firmware::Uefi, Media::Cd, &iso);
     vm.timeout = std::time::Duration::from_secs(600);
     let marker = format!("AIRLIFT-MEDIA-MOUNTED label={LABEL} dev=/dev/sr");
-    let boot = qemu::boot_until(&vm, &marker).unwrap_or_else(|e| panic!("{e:#}"));
+    let boot = vm::boot_until(&vm, &marker).unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
         "uefi+cd (big initramfs): {} after {:.1?}",
         boot.marker_line, boot.elapsed
@@ -386,11 +372,11 @@ fn uefi_boots_an_initramfs_over_100_mb() {
     assert!(
         log.contains("efi: EFI v"),
         "the kernel did not start under UEFI\n{}",
-        qemu::tail(log, 40)
+        vm::tail(log, 40)
     );
     assert!(
         !log.contains("Initramfs unpacking failed"),
         "the kernel could not unpack the whole initramfs\n{}",
-        qemu::tail(log, 40)
+        vm::tail(log, 40)
     );
 }

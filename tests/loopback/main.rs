@@ -1,0 +1,20 @@
+//! Integration tests that need nothing but this machine: real clients
+//! (skopeo, podman, buildah, containerd, keepalived's config check) against
+//! real registries and `airlift-firstboot` processes on 127.0.0.1, and the
+//! fuzz corpus replayed. All of them are in `just check` (nextest's
+//! `check` profile). One binary, one module per subject: a test keeps the
+//! name it had as its own binary, now `module::test` (`registry_hostile::...`).
+
+mod bundle_bad_inputs;
+mod bundle_registry_faults;
+mod bundle_sources;
+mod fuzz_corpus;
+mod host0_crash;
+mod host0_loopback;
+mod mirrors_clients;
+mod registry_clients;
+mod registry_crash;
+mod registry_hostile;
+mod replication_loopback;
+mod status_page;
+mod vip_keepalived;
