@@ -222,7 +222,7 @@ impl Default for Registry {
 }
 
 /// TLS for the registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tls {
     /// `generate` (a CA and server certificate made on first boot),
@@ -236,17 +236,6 @@ pub struct Tls {
     /// Extra subject alternative names for the generated certificate.
     #[serde(default)]
     pub extra_names: Vec<String>,
-}
-
-impl Default for Tls {
-    fn default() -> Self {
-        Tls {
-            mode: TlsMode::Generate,
-            cert: None,
-            key: None,
-            extra_names: Vec::new(),
-        }
-    }
 }
 
 /// Who may push.
