@@ -195,3 +195,35 @@ fn config_examples_only_the_demo_gets_the_root_shell() {
         assert_eq!(lays_it, is_demo, "{}: overlays/demo", f.display());
     }
 }
+
+/// `appliance.json` as the builder renders it for every image config,
+/// byte for byte (fixed join token and kernel release): the contract the
+/// appliance reads must not drift when the types behind it move.
+/// `AIRLIFT_BLESS=1` rewrites the files under `tests/golden/appliance/`.
+#[test]
+fn config_examples_render_the_golden_appliance_json() {
+    use airlift_builder::build::appliance_file::{appliance_file, render};
+    let root = tempfile::tempdir().unwrap();
+    synthetic_base(root.path());
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/appliance");
+    let bless = std::env::var_os("AIRLIFT_BLESS").is_some();
+    for f in yaml_files() {
+        let app = load(&f, root.path()).unwrap();
+        let bytes = render(&appliance_file(&app, &"ab".repeat(32), "6.1.0-golden")).unwrap();
+        let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let path = golden.join(format!("{stem}.json"));
+        if bless {
+            fs::create_dir_all(&golden).unwrap();
+            fs::write(&path, &bytes).unwrap();
+        }
+        let want = fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (AIRLIFT_BLESS=1 writes it)", path.display()));
+        assert!(
+            bytes == want,
+            "{} differs from what {} renders (AIRLIFT_BLESS=1 rewrites it):\n{}",
+            path.display(),
+            f.display(),
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use airlift_firstboot::datadisk::{self, Config, DataDisk, Env, Filesystem, Mode, Outcome};
+use airlift_firstboot::datadisk::{self, DataDisk, Env, Filesystem, Mode, Outcome, Storage};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
@@ -76,8 +76,8 @@ fn env(target: &Path, candidates: &[&Loop]) -> Env {
     }
 }
 
-fn by_device(dev: &Path, wipe: bool) -> Config {
-    Config {
+fn by_device(dev: &Path, wipe: bool) -> Storage {
+    Storage {
         data_disk: Some(DataDisk {
             device: Some(dev.to_path_buf()),
             min_size_gib: None,
@@ -283,7 +283,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
     );
 
     // The selector skips it too, and says why.
-    let sel = Config {
+    let sel = Storage {
         data_disk: Some(DataDisk {
             device: None,
             min_size_gib: Some(0),
@@ -325,7 +325,7 @@ fn selector_takes_the_first_empty_disk_then_finds_its_own() {
     let ro = Loop::new(dir.path(), "ro.img", 64 * MIB, true);
     sh("mkswap", &["-L", "oldswap", a.dev.to_str().unwrap()]);
     let target = dir.path().join("data");
-    let sel = |gib| Config {
+    let sel = |gib| Storage {
         data_disk: Some(DataDisk {
             device: None,
             min_size_gib: Some(gib),
@@ -384,7 +384,7 @@ fn read_only_and_missing_disks_are_refused_by_name() {
         o => panic!("{o:?}"),
     }
     assert_eq!(
-        datadisk::prepare(&Config::default(), &env(&target, &[])),
+        datadisk::prepare(&Storage::default(), &env(&target, &[])),
         Outcome::NotConfigured
     );
 }

@@ -121,7 +121,7 @@ fn bundle(dir: &Path) -> Bundle {
     }
 }
 
-fn appliance(netboot: serde_json::Value) -> ApplianceFile {
+fn appliance(netboot: airlift_appliance::Netboot) -> ApplianceFile {
     ApplianceFile {
         schema: airlift_appliance::SCHEMA,
         name: "web-test".into(),
@@ -201,7 +201,7 @@ fn fixture() -> Fixture {
     let c = current.clone();
     let app = airlift_firstboot::api::web::attach(
         app,
-        &appliance(serde_json::Value::Null),
+        &appliance(airlift_appliance::Netboot::default()),
         &bdir,
         Arc::new(move || c.registry()),
         join,

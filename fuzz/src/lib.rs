@@ -286,11 +286,11 @@ pub fn htpasswd(data: &[u8]) {
 /// The netboot section of appliance.json, the kernel command line's
 /// addresses, MACs, DHCP ranges and dnsmasq's log lines.
 pub fn netboot(data: &[u8]) {
-    use airlift_firstboot::services::netboot::{address, config, dnsmasq, NetbootConfig};
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Ok(cfg) = NetbootConfig::from_value(&value) {
+    use airlift_firstboot::services::netboot::{address, config, dnsmasq, Netboot};
+    if let Ok(cfg) = serde_json::from_slice::<Option<Netboot>>(data) {
+        if let Ok(cfg) = config::checked(&cfg.unwrap_or_default()) {
             for mac in ["52:54:00:12:34:56", "00:00:00:00:00:00"] {
-                let _ = cfg.profile_for(mac);
+                let _ = config::profile_for(cfg, mac);
             }
         }
     }

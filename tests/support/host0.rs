@@ -37,7 +37,7 @@ pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
         },
         mirrors: mirrors.iter().map(|s| s.to_string()).collect(),
         runtimes: vec![Runtime::Podman, Runtime::Containerd],
-        netboot: serde_json::Value::Null,
+        netboot: airlift_appliance::Netboot::default(),
         storage: Storage::default(),
         ha: None,
     }

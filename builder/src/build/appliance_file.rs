@@ -12,13 +12,14 @@
 //! ```
 //!
 //! `mirrors` is `registry.mirrors` when set, else every registry host an
-//! image of the bundle names, sorted.
+//! image of the bundle names, sorted. `netboot`, `storage`, `runtimes` and
+//! the TLS mode are the contract's own types in the config too
+//! (`airlift_appliance`), so they are carried over as they are.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::{de::DeserializeOwned, Serialize};
 
 use crate::config::Appliance;
 
@@ -49,14 +50,6 @@ pub fn secret_files(app: &Appliance) -> Vec<(&'static str, PathBuf, u32)> {
     out
 }
 
-/// A config value as the file's type of the same JSON shape (the enums
-/// and `storage`/`netboot` share their spelling with the config).
-fn convert<T: Serialize, U: DeserializeOwned>(value: &T) -> U {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .expect("the appliance file mirrors the config's JSON shape")
-}
-
 /// Builds the file's content from the config.
 pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -> ApplianceFile {
     let mirrors: Vec<String> = if app.registry.mirrors.is_empty() {
@@ -80,7 +73,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         kernel_release: kernel_release.to_string(),
         registry: RegistryFile {
             port: app.registry.port,
-            tls: convert(&app.registry.tls.mode),
+            tls: app.registry.tls.mode,
             tls_cert: provided.then(|| PathBuf::from("/").join(TLS_CERT_PATH)),
             tls_key: provided.then(|| PathBuf::from("/").join(TLS_KEY_PATH)),
             extra_names: app.registry.tls.extra_names.clone(),
@@ -88,9 +81,9 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
             allow_delete: app.registry.allow_delete,
         },
         mirrors,
-        runtimes: convert(&app.runtimes),
-        netboot: convert(&app.netboot),
-        storage: convert(&app.storage),
+        runtimes: app.runtimes.clone(),
+        netboot: app.netboot.clone(),
+        storage: app.storage.clone(),
         ha: app.ha.clone(),
     }
 }

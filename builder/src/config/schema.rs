@@ -14,6 +14,9 @@
 //! base: { kernel: base/vmlinuz, rootfs: base/rootfs, ... }
 //! ```
 //!
+//! `netboot`, `runtimes`, `storage` and the TLS mode are the appliance
+//! contract's own types (`airlift_appliance`), re-exported here.
+//!
 //! Parsing only checks the shape; `normalize` resolves paths and
 //! references, and `validate` checks what the fields point at.
 
@@ -21,6 +24,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+/// The sections `appliance.json` carries over as they are: one type each
+/// for the config and the appliance (`airlift-appliance`), so the YAML
+/// the builder accepts is the JSON host0 reads.
+pub use airlift_appliance::{
+    DataDisk, DhcpMode, Filesystem, Netboot, Node, NodeProfile, Role, Runtime, Storage, TlsMode,
+};
 
 /// The only `apiVersion` this airlift reads.
 pub const API_VERSION: &str = "airlift/v1alpha1";
@@ -212,7 +222,7 @@ impl Default for Registry {
 }
 
 /// TLS for the registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tls {
     /// `generate` (a CA and server certificate made on first boot),
@@ -226,26 +236,6 @@ pub struct Tls {
     /// Extra subject alternative names for the generated certificate.
     #[serde(default)]
     pub extra_names: Vec<String>,
-}
-
-impl Default for Tls {
-    fn default() -> Self {
-        Tls {
-            mode: TlsMode::Generate,
-            cert: None,
-            key: None,
-            extra_names: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum TlsMode {
-    #[default]
-    Generate,
-    Provided,
-    Off,
 }
 
 /// Who may push.
@@ -262,130 +252,12 @@ pub struct Push {
     pub token_file: Option<PathBuf>,
 }
 
-/// Network boot served by host0.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Netboot {
-    #[serde(default)]
-    pub enabled: bool,
-    /// `proxy` beside an existing DHCP server, `full` on an isolated
-    /// network, or `off` (HTTP boot files only).
-    #[serde(default)]
-    pub dhcp: DhcpMode,
-    /// Network interface to serve on (default: the one with the default route, else the first up).
-    #[serde(default)]
-    pub interface: Option<String>,
-    /// For `full`: the address range handed out, `FIRST-LAST`.
-    #[serde(default)]
-    pub range: Option<String>,
-    /// What unknown MACs get: a profile, or none (they are ignored).
-    #[serde(default)]
-    pub default_profile: Option<NodeProfile>,
-    /// How many machines of the default profile become registry replicas
-    /// (the first ones to netboot), besides those `nodes` names.
-    #[serde(default)]
-    pub replicas: u32,
-    /// Per-MAC profiles.
-    #[serde(default)]
-    pub nodes: Vec<Node>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DhcpMode {
-    #[default]
-    Proxy,
-    Full,
-    Off,
-}
-
-/// A known machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Node {
-    /// `aa:bb:cc:dd:ee:ff`.
-    pub mac: String,
-    #[serde(default)]
-    pub hostname: Option<String>,
-    #[serde(default)]
-    pub role: Role,
-    #[serde(default)]
-    pub kernel_args: Vec<String>,
-}
-
-/// What a netbooted node becomes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeProfile {
-    #[serde(default)]
-    pub role: Role,
-    #[serde(default)]
-    pub kernel_args: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Role {
-    Host0,
-    #[default]
-    Join,
-    Replica,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Runtime {
-    Crio,
-    Podman,
-    Containerd,
-    K3s,
-    Rke2,
-    Docker,
-}
-
 fn default_runtimes() -> Vec<Runtime> {
-    vec![Runtime::Crio, Runtime::Podman, Runtime::Containerd]
+    Runtime::DEFAULT.to_vec()
 }
 
 fn default_port() -> u16 {
     5000
-}
-
-/// host0's persistent storage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Storage {
-    /// The data disk; none means serve from the media only.
-    #[serde(default)]
-    pub data_disk: Option<DataDisk>,
-    /// Without a data disk: accept pushes into RAM (lost at reboot).
-    #[serde(default)]
-    pub allow_ram_push: bool,
-}
-
-/// Which disk holds `/var/lib/airlift`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DataDisk {
-    /// A device path or `/dev/disk/by-id/…` link. Exclusive with `minSizeGiB`.
-    #[serde(default)]
-    pub device: Option<PathBuf>,
-    /// Select the first empty disk of at least this size.
-    #[serde(default, rename = "minSizeGiB")]
-    pub min_size_gib: Option<u64>,
-    #[serde(default)]
-    pub filesystem: Filesystem,
-    /// Wipe this exact disk even if it holds data.
-    #[serde(default)]
-    pub wipe: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Filesystem {
-    #[default]
-    Ext4,
-    Xfs,
 }
 
 /// High availability of the registry served by host0 and its replicas.

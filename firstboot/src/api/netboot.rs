@@ -86,7 +86,7 @@ async fn ipxe_script(
             "give the machine's MAC: /boot/ipxe?mac=${net0/mac}\n".into(),
         );
     };
-    let Some(profile) = files.config.profile_for(&mac) else {
+    let Some(profile) = netboot::config::profile_for(&files.config, &mac) else {
         milestone(&format!(
             "AIRLIFT-NETBOOT-UNKNOWN mac={mac} ip={ip_text}: not in netboot.nodes and no \
              netboot.defaultProfile; not booted"
@@ -215,7 +215,6 @@ pub async fn attach(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::netboot::NetbootConfig;
     use axum::http::Request;
     use std::os::unix::fs::PermissionsExt;
     use tower::ServiceExt;
@@ -224,7 +223,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("boot")).unwrap();
         std::fs::write(dir.join("boot/vmlinuz"), b"KERNEL").unwrap();
         Arc::new(BootFiles {
-            config: NetbootConfig::from_value(&serde_json::json!({
+            config: netboot::config::from_json(serde_json::json!({
                 "enabled": true, "dhcp": "off",
                 "nodes": [{"mac": "52:54:00:a1:00:01", "hostname": "node-1"}]
             }))
@@ -310,7 +309,7 @@ mod tests {
         std::fs::write(media.join("ipxe/undionly.kpxe"), b"BIOS").unwrap();
         std::fs::write(media.join("ipxe/ipxe.efi"), b"EFI").unwrap();
         std::fs::write(media.join("boot/initrd.img"), b"INITRD").unwrap();
-        let config = netboot::NetbootConfig::from_value(&serde_json::json!({
+        let config = netboot::config::from_json(serde_json::json!({
             "enabled": true, "dhcp": "full", "interface": "lo",
             "range": "127.0.0.100-127.0.0.120", "defaultProfile": {"role": "join"}
         }))

@@ -21,7 +21,6 @@ pub mod plan;
 pub mod probe;
 pub mod stub;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,67 +30,17 @@ use serde::{Deserialize, Serialize};
 use plan::{Action, DiskState};
 use probe::Finding;
 
-/// The filesystem made on a new data disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Filesystem {
-    #[default]
-    Ext4,
-    Xfs,
-}
+pub use airlift_appliance::{DataDisk, Filesystem, Storage};
 
-impl fmt::Display for Filesystem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Filesystem::Ext4 => "ext4",
-            Filesystem::Xfs => "xfs",
-        })
+/// What the step relies on in the appliance file's `storage`: a data
+/// disk names exactly one of `device` and `minSizeGiB`.
+pub fn check(s: &Storage) -> Result<()> {
+    if let Some(d) = &s.data_disk {
+        if d.device.is_some() == d.min_size_gib.is_some() {
+            bail!("storage.dataDisk needs exactly one of device and minSizeGiB");
+        }
     }
-}
-
-/// `storage.dataDisk` of the appliance file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DataDisk {
-    /// A device path or `/dev/disk/by-id/…` link.
-    #[serde(default)]
-    pub device: Option<PathBuf>,
-    /// Otherwise: the first empty disk of at least this size.
-    #[serde(default, rename = "minSizeGiB")]
-    pub min_size_gib: Option<u64>,
-    #[serde(default)]
-    pub filesystem: Filesystem,
-    /// Use `device` even if it holds data (never applies to the selector).
-    #[serde(default)]
-    pub wipe: bool,
-}
-
-/// host0's storage settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Config {
-    pub data_disk: Option<DataDisk>,
-    pub allow_ram_push: bool,
-}
-
-impl Config {
-    /// From the appliance file's `storage`.
-    pub fn from_appliance(s: &airlift_appliance::Storage) -> Result<Config> {
-        let data_disk = match &s.data_disk {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => {
-                let d: DataDisk = serde_json::from_value(v.clone())
-                    .context("storage.dataDisk in the appliance file")?;
-                if d.device.is_some() == d.min_size_gib.is_some() {
-                    bail!("storage.dataDisk needs exactly one of device and minSizeGiB");
-                }
-                Some(d)
-            }
-        };
-        Ok(Config {
-            data_disk,
-            allow_ram_push: s.allow_ram_push,
-        })
-    }
+    Ok(())
 }
 
 /// Where the step looks and what it may touch.
@@ -231,7 +180,7 @@ impl StorageStatus {
 }
 
 /// Prepare and mount the data disk, print the marker, and return the status.
-pub fn run(cfg: &Config, env: &Env) -> StorageStatus {
+pub fn run(cfg: &Storage, env: &Env) -> StorageStatus {
     let outcome = prepare(cfg, env);
     let status = StorageStatus::from_outcome(&outcome, cfg.allow_ram_push);
     let line = status.marker();
@@ -245,9 +194,9 @@ pub fn run(cfg: &Config, env: &Env) -> StorageStatus {
 
 /// [`run`] for the appliance file's `storage` on the running system,
 /// mounting at `target`; a bad `storage` section stops the step too.
-pub fn run_appliance(storage: &airlift_appliance::Storage, target: &Path) -> StorageStatus {
-    match Config::from_appliance(storage) {
-        Ok(cfg) => run(&cfg, &Env::system(target)),
+pub fn run_appliance(storage: &Storage, target: &Path) -> StorageStatus {
+    match check(storage) {
+        Ok(()) => run(storage, &Env::system(target)),
         Err(e) => {
             let outcome = Outcome::Stopped {
                 disk: None,
@@ -262,7 +211,7 @@ pub fn run_appliance(storage: &airlift_appliance::Storage, target: &Path) -> Sto
 }
 
 /// Prepare and mount the configured data disk (see the module doc).
-pub fn prepare(cfg: &Config, env: &Env) -> Outcome {
+pub fn prepare(cfg: &Storage, env: &Env) -> Outcome {
     let Some(dd) = &cfg.data_disk else {
         return Outcome::NotConfigured;
     };
@@ -553,4 +502,35 @@ fn mount(part: &Path, target: &Path, fstype: &str) -> Result<()> {
             target.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_disk_names_exactly_one_of_device_and_size() {
+        let disk = |device: Option<&str>, min_size_gib| Storage {
+            data_disk: Some(DataDisk {
+                device: device.map(PathBuf::from),
+                filesystem: Filesystem::Ext4,
+                min_size_gib,
+                wipe: false,
+            }),
+            allow_ram_push: false,
+        };
+        assert!(check(&Storage::default()).is_ok());
+        assert!(check(&disk(Some("/dev/vdb"), None)).is_ok());
+        assert!(check(&disk(None, Some(8))).is_ok());
+        for bad in [disk(None, None), disk(Some("/dev/vdb"), Some(8))] {
+            let e = format!("{:#}", check(&bad).unwrap_err());
+            assert!(
+                e.contains("storage.dataDisk") && e.contains("minSizeGiB"),
+                "{e}"
+            );
+            let status = run_appliance(&bad, Path::new("/nonexistent/airlift-test"));
+            assert_eq!(status.mode, Mode::MediaOnly);
+            assert!(status.message.unwrap_or_default().contains("exactly one"));
+        }
+    }
 }

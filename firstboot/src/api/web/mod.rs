@@ -85,7 +85,7 @@ pub fn attach(
         .merge(crate::api::images::router(Images::new(manifest, registry)))
         .merge(mirror_config::router(join));
     let netboot_on =
-        crate::services::netboot::NetbootConfig::from_value(&file.netboot).is_ok_and(|c| c.enabled);
+        crate::services::netboot::config::checked(&file.netboot).is_ok_and(|c| c.enabled);
     if !netboot_on {
         let nodes = crate::services::netboot::Nodes::new();
         app = app

@@ -237,11 +237,7 @@ pub async fn run(opts: Options) -> Result<()> {
         upstreams.clone(),
         ca_pem.clone(),
     );
-    let rts: Vec<_> = file
-        .runtimes
-        .iter()
-        .map(|r| runtimes::runtime(*r))
-        .collect();
+    let rts = file.runtimes.clone();
     let outcome = runtimes::write_files(&opts.root, &opts.data, &local_spec, &rts)?;
     match &outcome {
         runtimes::Written::AlreadyDone => {

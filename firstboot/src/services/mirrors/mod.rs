@@ -28,8 +28,8 @@ pub mod trust;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
+/// The runtimes (their names are the builder config's `runtimes:` values).
+pub use airlift_appliance::Runtime;
 pub use apply::{apply, ApplyReport};
 pub use spec::{Endpoint, MirrorSpec, Scheme, DEFAULT_UPSTREAMS};
 
@@ -41,49 +41,6 @@ pub const HEADER: &str = "# Written by airlift-firstboot; a re-run replaces this
 /// existed: from then on it is the user's.
 pub const BASE_HEADER: &str =
     "# Written by airlift-firstboot because none existed; airlift never changes it again.";
-
-/// A container runtime whose mirror config airlift writes. The names are
-/// the builder config's `runtimes:` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Runtime {
-    /// CRI-O: reads registries.conf (and its drop-ins) like podman.
-    Crio,
-    /// podman, and with it skopeo and buildah.
-    Podman,
-    /// containerd's CRI plugin (and `ctr --hosts-dir`).
-    Containerd,
-    /// k3s's embedded containerd, via /etc/rancher/k3s/registries.yaml.
-    K3s,
-    /// RKE2's embedded containerd, via /etc/rancher/rke2/registries.yaml.
-    Rke2,
-    /// The Docker daemon (mirrors docker.io only).
-    Docker,
-}
-
-impl Runtime {
-    /// Every runtime, in a stable order.
-    pub const ALL: [Runtime; 6] = [
-        Runtime::Crio,
-        Runtime::Podman,
-        Runtime::Containerd,
-        Runtime::K3s,
-        Runtime::Rke2,
-        Runtime::Docker,
-    ];
-
-    /// The lowercase name (`crio`, `k3s`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Crio => "crio",
-            Runtime::Podman => "podman",
-            Runtime::Containerd => "containerd",
-            Runtime::K3s => "k3s",
-            Runtime::Rke2 => "rke2",
-            Runtime::Docker => "docker",
-        }
-    }
-}
 
 /// How [`apply`] treats an existing file at a rendered path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

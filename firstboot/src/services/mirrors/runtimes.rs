@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlift_appliance as appliance;
 use airlift_oci::{atomic, Digest};
 use anyhow::{Context, Result};
 
@@ -16,18 +15,6 @@ use crate::services::mirrors::{self, MirrorSpec, Runtime};
 
 /// The marker's name in the state folder.
 pub const MARKER: &str = "runtimes-configured";
-
-/// The mirrors module's runtime for the appliance file's.
-pub fn runtime(r: appliance::Runtime) -> Runtime {
-    match r {
-        appliance::Runtime::Crio => Runtime::Crio,
-        appliance::Runtime::Podman => Runtime::Podman,
-        appliance::Runtime::Containerd => Runtime::Containerd,
-        appliance::Runtime::K3s => Runtime::K3s,
-        appliance::Runtime::Rke2 => Runtime::Rke2,
-        appliance::Runtime::Docker => Runtime::Docker,
-    }
-}
 
 /// The upstreams host0 mirrors: the appliance file's list, else the
 /// default set.
@@ -219,22 +206,5 @@ mod tests {
             configure(&root, &state, &other, &rts).unwrap(),
             Outcome::AlreadyDone
         );
-    }
-
-    #[test]
-    fn runtime_names_agree() {
-        for r in [
-            appliance::Runtime::Crio,
-            appliance::Runtime::Podman,
-            appliance::Runtime::Containerd,
-            appliance::Runtime::K3s,
-            appliance::Runtime::Rke2,
-            appliance::Runtime::Docker,
-        ] {
-            assert_eq!(
-                serde_json::to_value(r).unwrap(),
-                serde_json::to_value(runtime(r)).unwrap()
-            );
-        }
     }
 }

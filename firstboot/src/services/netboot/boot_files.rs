@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use crate::services::netboot::config::NetbootConfig;
+use crate::services::netboot::config::Netboot;
 use crate::services::netboot::nodes::Nodes;
 
 /// What the handlers serve from, fixed at start.
 #[derive(Debug)]
 pub struct BootFiles {
-    pub config: NetbootConfig,
+    pub config: Netboot,
     /// The media's root (holds `boot/` and `ipxe/`).
     pub media_root: PathBuf,
     /// host0's registry port and scheme (for `airlift.server=`).

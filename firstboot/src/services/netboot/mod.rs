@@ -30,7 +30,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 
 pub use boot_files::BootFiles;
-pub use config::{DhcpMode, NetbootConfig};
+pub use config::{DhcpMode, Netboot};
 pub use nodes::Nodes;
 
 use crate::services::mirrors::Scheme;
@@ -46,7 +46,7 @@ pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 /// Everything netboot runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub config: NetbootConfig,
+    pub config: Netboot,
     /// The media's root (with `boot/` and `ipxe/`).
     pub media_root: PathBuf,
     pub registry_port: u16,
@@ -84,7 +84,7 @@ fn proc_cmdline() -> String {
 /// Failures are logged: the registry serves anyway.
 pub fn prepare(file: &ApplianceFile) {
     let run = || -> Result<()> {
-        let cfg = NetbootConfig::from_value(&file.netboot)?;
+        let cfg = config::checked(&file.netboot)?;
         let addrs = address::from_cmdline(&proc_cmdline())?;
         if !cfg.enabled || addrs.is_empty() {
             return Ok(());
@@ -116,8 +116,8 @@ pub fn settings_for(
     registry_scheme: Scheme,
     ca_fingerprint: Option<String>,
 ) -> Option<Settings> {
-    let config = match NetbootConfig::from_value(&file.netboot) {
-        Ok(c) if c.enabled => c,
+    let config = match config::checked(&file.netboot) {
+        Ok(c) if c.enabled => c.clone(),
         Ok(_) => return None,
         Err(e) => {
             milestone(&format!("AIRLIFT-NETBOOT-FAILED {e:#}"));

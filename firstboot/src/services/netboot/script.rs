@@ -76,14 +76,14 @@ pub fn render(p: &ScriptParams) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::netboot::config::NodeRole;
+    use crate::services::netboot::config::Role;
 
     #[test]
     fn script_for_a_known_node() {
         let profile = Profile {
             name: "node:node-1".into(),
             hostname: Some("node-1".into()),
-            role: NodeRole::Join,
+            role: Role::Join,
             kernel_args: vec!["quiet".into()],
         };
         let text = render(&ScriptParams {
