@@ -1,6 +1,6 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
-pub mod build;
+pub mod pipeline;
 pub mod bundler;
 pub mod cli;
 pub mod commands;

@@ -410,7 +410,7 @@ fn virtual_ip_is_carried_with_defaults() {
     assert_eq!(v.interface, None);
     assert_eq!(u32::from(v.virtual_router_id), DEFAULT_VIRTUAL_ROUTER_ID);
     // ... and written into appliance.json as it is.
-    let file = crate::build::appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1");
+    let file = crate::pipeline::appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1");
     assert_eq!(file.virtual_ip(), Some(&v));
     let json: serde_json::Value = serde_json::from_slice(&file.render().unwrap()).unwrap();
     assert_eq!(

@@ -1,4 +1,5 @@
-//! `airlift build`: from an image config to one bootable hybrid ISO.
+//! The build pipeline behind `airlift build`: from an image config to one
+//! bootable hybrid ISO.
 //!
 //! Steps, each a small call into its own module:
 //! 1. load and check the config;
