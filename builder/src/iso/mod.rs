@@ -57,12 +57,17 @@
 //! inputs, bit-identical image. The image is written to a temp file next
 //! to the destination, fsynced and renamed; on error nothing is left.
 
+mod dirs;
 mod eltorito;
+mod emit;
 mod encode;
-mod fat;
+mod esp;
 mod hybrid;
+mod layout;
 mod names;
 mod output;
+mod payload;
+mod plan;
 pub mod read;
 mod records;
 mod sums;
