@@ -3,9 +3,11 @@
 use std::fs;
 use std::path::Path;
 
+use super::images::pick_in_index;
 use super::*;
 use crate::config::normalise::{normalise, Origin};
 use crate::config::parse;
+use crate::config::schema::*;
 
 /// Real local images, opened by validate as bundle would: an OCI layout
 /// `images/hello` (one image, ref name 1.0), its oci-archive
