@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod small_file;
 pub mod sources;
+pub mod store;

@@ -30,7 +30,6 @@ use crate::bundler::{self, BundleOptions};
 use crate::config::{self, Appliance, Base};
 use crate::initramfs::{self, ModulesSpec, Node};
 use crate::iso::{self, BiosBoot, FileSource, IsoImage, UefiBoot};
-use crate::sources::{ImageRequest, SourceSpec};
 
 /// Where the first-boot binary goes in the initramfs.
 pub const FIRSTBOOT_PATH: &str = "usr/bin/airlift-firstboot";
@@ -130,7 +129,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // 2. The bundle.
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let requests = image_requests(&app);
+    let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
     let bundle = bundler::write_bundle_linked(
         &requests,
         &bundle_dir,
@@ -241,18 +240,6 @@ fn strip_debug(binary: &Path, work: &Path) -> Result<PathBuf> {
             Ok(binary.to_path_buf())
         }
     }
-}
-
-/// The config's images as bundle requests.
-pub fn image_requests(app: &Appliance) -> Vec<ImageRequest> {
-    app.images
-        .iter()
-        .map(|i| ImageRequest {
-            reference: i.reference.clone(),
-            source: SourceSpec::from_config(Some(&i.source)),
-            platforms: i.platforms.clone(),
-        })
-        .collect()
 }
 
 /// What goes into the initramfs, in layer order.

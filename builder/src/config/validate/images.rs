@@ -83,7 +83,7 @@ impl Validator<'_> {
                     ImageSource::DockerArchive(_) => Some("dockerArchive.path"),
                 };
                 if let Some(f) = field {
-                    let spec = crate::sources::SourceSpec::from_config(Some(&image.source));
+                    let spec = crate::config::requests::source_spec(&image.source);
                     if let Err(e) = spec.check_local(&image.platforms) {
                         self.problem(&join_key(&from, f), format!("{e:#}"));
                     }
