@@ -4,6 +4,7 @@
 
 pub mod appliance;
 pub mod atomic;
+pub mod civil_time;
 pub mod digest;
 pub mod layout;
 pub mod manifest;

@@ -2,7 +2,7 @@
 //! VFAT long-name entries and their checksum, and the 32-byte entry with
 //! the epoch as every timestamp.
 
-use crate::iso::encode::civil;
+use airlift_bundle::civil_time::civil;
 
 pub fn fat_date_time(epoch: i64) -> (u16, u16) {
     let c = civil(epoch);
