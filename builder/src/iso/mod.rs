@@ -63,6 +63,7 @@ mod emit;
 mod encode;
 mod esp;
 mod hybrid;
+pub mod inspect;
 mod layout;
 mod names;
 mod output;
@@ -73,6 +74,7 @@ mod records;
 mod sums;
 mod susp;
 mod tree;
+pub mod verify;
 mod walk_guard;
 mod writer;
 
