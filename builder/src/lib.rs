@@ -1,6 +1,5 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
-pub mod build;
 pub mod bundler;
 pub mod cli;
 pub mod commands;
@@ -8,6 +7,8 @@ pub mod config;
 pub mod initramfs;
 pub mod iso;
 pub mod logging;
+pub mod pipeline;
 pub mod progress;
 pub mod small_file;
 pub mod sources;
+pub mod store;

@@ -202,7 +202,7 @@ fn config_examples_only_the_demo_gets_the_root_shell() {
 /// `AIRLIFT_BLESS=1` rewrites the files under `tests/golden/appliance/`.
 #[test]
 fn config_examples_render_the_golden_appliance_json() {
-    use airlift_builder::build::appliance_file::{appliance_file, render};
+    use airlift_builder::pipeline::appliance_file::{appliance_file, render};
     let root = tempfile::tempdir().unwrap();
     synthetic_base(root.path());
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/appliance");

@@ -235,7 +235,7 @@ pub fn safe_tar(data: &[u8]) {
 /// (system area, MBR and GPT included); even: the rest follows an empty
 /// 32 KiB system area, so mutations land on the volume descriptors.
 pub fn iso(data: &[u8]) {
-    use airlift_builder::commands::{inspect, verify};
+    use airlift_builder::iso::{inspect, verify};
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

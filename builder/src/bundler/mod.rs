@@ -6,10 +6,9 @@
 //! The output folder is never left half-written: the bundle is built in
 //! a temp folder beside it and swapped in atomically ([`swap`]). Blobs of
 //! the bundle already there are hard-linked instead of fetched again
-//! ([`store`]). Images are processed one after another; within an image
+//! ([`crate::store`]). Images are processed one after another; within an image
 //! up to [`BundleOptions::concurrency`] blobs download at once.
 
-pub mod store;
 pub mod swap;
 
 use std::collections::BTreeMap;
@@ -24,7 +23,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::progress::Progress;
 use crate::sources::{self, ImageRequest, Ingested, SourceSpec};
-pub use store::TransferStats;
+use crate::store::Store;
+pub use crate::store::TransferStats;
 
 /// Options for [`write_bundle`].
 #[derive(Debug, Clone)]
@@ -157,8 +157,6 @@ async fn write(
     })
 }
 
-use store::Store;
-
 fn check_unique(requests: &[ImageRequest]) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for r in requests {
@@ -239,20 +237,9 @@ async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> R
             let local = local.clone();
             let platforms = req.platforms.clone();
             let store = Arc::clone(store);
-            tokio::task::spawn_blocking(move || match &local {
-                SourceSpec::OciLayout { path, reference } => {
-                    sources::oci_layout::ingest(path, reference.as_deref(), &platforms, &store)
-                }
-                SourceSpec::OciArchive { path, reference } => {
-                    sources::oci_archive::ingest(path, reference.as_deref(), &platforms, &store)
-                }
-                SourceSpec::DockerArchive { path, reference } => {
-                    sources::docker_archive::ingest(path, reference.as_deref(), &platforms, &store)
-                }
-                SourceSpec::Registry { .. } => unreachable!("handled above"),
-            })
-            .await
-            .context("a bundling task panicked")?
+            tokio::task::spawn_blocking(move || local.ingest_local(&platforms, &store))
+                .await
+                .context("a bundling task panicked")?
         }
     }
 }

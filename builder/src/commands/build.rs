@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::build::{self, BuildOptions};
+use crate::pipeline::{self, BuildOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,7 +31,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.firstboot = args.firstboot;
     opts.zstd_level = args.zstd_level;
     opts.concurrency = args.concurrency;
-    let r = build::build(&opts)?;
+    let r = pipeline::build(&opts)?;
     eprintln!(
         "wrote {}: {} bytes; {} images; initramfs {} bytes ({} modules, kernel {}); \
          bundle {:.1}s, initramfs {:.1}s, iso {:.1}s",

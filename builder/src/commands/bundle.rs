@@ -39,6 +39,6 @@ pub fn run(args: Args) -> Result<()> {
 /// Read and validate the config: appliance name, version and the images.
 fn load(path: &Path) -> Result<(String, String, Vec<ImageRequest>)> {
     let app = config::load_and_validate(path, config::Purpose::Bundle)?;
-    let requests = app.images.iter().map(ImageRequest::from).collect();
+    let requests = app.images.iter().map(config::ImageEntry::request).collect();
     Ok((app.metadata.name, app.metadata.version, requests))
 }

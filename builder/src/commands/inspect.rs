@@ -1,12 +1,12 @@
-//! `airlift inspect`: print an ISO's volume, boot entries, partitions and
-//! bundled images, read directly from the image file.
+//! `airlift inspect`: print what [`crate::iso::inspect`] reads of an ISO
+//! (volume, boot entries, partitions, bundled images), as JSON or as its
+//! text rendering.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use serde::Serialize;
 
-use crate::iso::read::{BootEntryInfo, GptPartInfo, Iso, MbrPart};
+use crate::iso::inspect::{inspect, render};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,128 +15,6 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One image of `/airlift/bundle.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageInfo {
-    pub reference: String,
-    pub digest: String,
-    pub size: Option<u64>,
-}
-
-/// Everything `inspect` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Inspection {
-    pub volume_id: String,
-    pub joliet_volume_id: Option<String>,
-    pub image_bytes: u64,
-    pub volume_bytes: u64,
-    pub el_torito: Vec<BootEntryInfo>,
-    pub mbr: Vec<MbrPart>,
-    pub gpt: Option<Vec<GptPartInfo>>,
-    pub images: Vec<ImageInfo>,
-}
-
-/// Reads the facts `inspect` prints.
-pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
-    let iso = Iso::open(path)?;
-    let mut images = Vec::new();
-    if let Some(bytes) = iso.read_file("airlift/bundle.json")? {
-        let v: serde_json::Value =
-            airlift_oci::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
-        for i in v["images"].as_array().into_iter().flatten() {
-            images.push(ImageInfo {
-                reference: i["reference"].as_str().unwrap_or_default().to_string(),
-                digest: i["digest"].as_str().unwrap_or_default().to_string(),
-                size: i["size"].as_u64(),
-            });
-        }
-    }
-    Ok(Inspection {
-        volume_id: iso.volume_id.clone(),
-        joliet_volume_id: iso.joliet_volume_id.clone(),
-        image_bytes: iso.image_bytes,
-        volume_bytes: u64::from(iso.volume_sectors) * 2048,
-        el_torito: iso.el_torito()?,
-        mbr: iso.mbr()?,
-        gpt: iso.gpt()?,
-        images,
-    })
-}
-
-fn platform(p: u8) -> String {
-    match p {
-        0x00 => "BIOS".into(),
-        0xEF => "UEFI".into(),
-        other => format!("0x{other:02x}"),
-    }
-}
-
-/// Renders the text form.
-pub fn render(i: &Inspection) -> String {
-    let mut s = String::new();
-    s.push_str(&format!("Volume id:   {}\n", i.volume_id));
-    s.push_str(&format!(
-        "Image size:  {} bytes (ISO volume {} bytes)\n",
-        i.image_bytes, i.volume_bytes
-    ));
-    s.push_str("El Torito:\n");
-    if i.el_torito.is_empty() {
-        s.push_str("  (not bootable from CD)\n");
-    }
-    for (n, e) in i.el_torito.iter().enumerate() {
-        let media = if e.media_type == 0 {
-            "no-emulation".to_string()
-        } else {
-            format!("media 0x{:02x}", e.media_type)
-        };
-        s.push_str(&format!(
-            "  {}: {} {} load LBA {} sectors {}{}\n",
-            n + 1,
-            platform(e.platform),
-            media,
-            e.lba,
-            e.sector_count,
-            if e.bootable { "" } else { " (not bootable)" }
-        ));
-    }
-    s.push_str("MBR partitions:\n");
-    for p in &i.mbr {
-        s.push_str(&format!(
-            "  {}: type 0x{:02x}{} start {} sectors {}\n",
-            p.index,
-            p.type_id,
-            if p.bootable { " active" } else { "" },
-            p.start,
-            p.sectors
-        ));
-    }
-    match &i.gpt {
-        None => s.push_str("GPT: none\n"),
-        Some(parts) => {
-            s.push_str("GPT partitions:\n");
-            for p in parts {
-                s.push_str(&format!(
-                    "  {}: {} start {} size {} sectors name {:?}\n",
-                    p.index,
-                    p.type_name,
-                    p.first,
-                    p.last + 1 - p.first,
-                    p.name
-                ));
-            }
-        }
-    }
-    s.push_str(&format!("Images ({}):\n", i.images.len()));
-    for im in &i.images {
-        let size = im.size.map_or("?".into(), |v| v.to_string());
-        s.push_str(&format!(
-            "  {} {} {} bytes\n",
-            im.reference, im.digest, size
-        ));
-    }
-    s
 }
 
 pub fn run(args: Args) -> Result<()> {

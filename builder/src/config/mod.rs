@@ -15,6 +15,7 @@ pub mod normalise;
 pub mod parse;
 pub mod problem;
 pub mod redact;
+pub mod requests;
 pub mod schema;
 pub mod validate;
 

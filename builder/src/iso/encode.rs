@@ -1,5 +1,9 @@
 //! Pure byte encoders shared by the ISO 9660, El Torito, FAT and GPT
 //! writers: both-endian numbers, ISO dates, padded strings and CRC-32.
+//! Civil dates come from `airlift_oci::civil_time`, the one calendar
+//! of the workspace.
+
+use airlift_oci::civil_time::civil;
 
 /// 2048-byte logical sector of ISO 9660.
 pub const SECTOR: u64 = 2048;
@@ -17,41 +21,6 @@ pub fn both32(v: u32) -> [u8; 8] {
     out[..4].copy_from_slice(&v.to_le_bytes());
     out[4..].copy_from_slice(&v.to_be_bytes());
     out
-}
-
-/// Civil date and time (UTC) of a Unix timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-}
-
-/// Splits a Unix timestamp into a proleptic Gregorian UTC date and time.
-pub fn civil(epoch: i64) -> Civil {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Shift to an era starting on 0000-03-01 so leap days fall at the end.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (secs / 3600) as u8,
-        minute: (secs / 60 % 60) as u8,
-        second: (secs % 60) as u8,
-    }
 }
 
 /// The 7-byte directory-record date (ISO 9660 9.1.5), UTC. Years outside
@@ -116,7 +85,9 @@ pub fn blocks(bytes: u64, unit: u64) -> u64 {
     bytes.div_ceil(unit)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as used by GPT).
+/// CRC-32 (IEEE 802.3, reflected, as used by GPT): the tests' own check
+/// of the CRCs the `gpt` crate writes.
+#[cfg(test)]
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
@@ -140,36 +111,6 @@ mod tests {
             both32(0x0102_0304),
             [0x04, 0x03, 0x02, 0x01, 0x01, 0x02, 0x03, 0x04]
         );
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(
-            civil(0),
-            Civil {
-                year: 1970,
-                month: 1,
-                day: 1,
-                hour: 0,
-                minute: 0,
-                second: 0
-            }
-        );
-        // 2000-02-29 12:34:56 UTC (leap day).
-        assert_eq!(
-            civil(951_827_696),
-            Civil {
-                year: 2000,
-                month: 2,
-                day: 29,
-                hour: 12,
-                minute: 34,
-                second: 56
-            }
-        );
-        // 1969-12-31 23:59:59.
-        assert_eq!(civil(-1).year, 1969);
-        assert_eq!(civil(-1).day, 31);
     }
 
     #[test]

@@ -1,8 +1,18 @@
 //! The hybrid system area: an isohybrid MBR (boot code, isolinux LBA,
 //! protective 0xEE entry, active dummy entry) and a GPT with a basic-data
 //! partition over the ISO 9660 data and an EFI System Partition.
+//!
+//! The MBR is ours: isohybrid puts boot code and the isolinux LBA in it
+//! beside a protective entry, which no GPT library writes. The GPT (both
+//! headers, both entry arrays, the CRCs) comes from the `gpt` crate, whose
+//! standard layout (entries from LBA 2, backup array before the last
+//! sector) is exactly the hybrid one; the partitions' GUIDs and LBAs are
+//! given to it, so the bytes stay deterministic.
 
-use super::encode::{crc32, put_padded};
+use std::collections::BTreeMap;
+use std::io;
+
+use anyhow::{bail, Context, Result};
 
 /// GPT type of an EFI System Partition (C12A7328-F81F-11D2-BA4B-00A0C93EC93B).
 pub const ESP_TYPE: [u8; 16] = guid_bytes(
@@ -18,9 +28,6 @@ pub const BASIC_DATA_TYPE: [u8; 16] = guid_bytes(
     0x4433,
     [0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7],
 );
-/// Number of GPT entries (128 bytes each: 32 sectors).
-pub const GPT_ENTRIES: u32 = 128;
-
 /// A GUID in its on-disk (mixed-endian) byte order.
 pub const fn guid_bytes(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
     let a = a.to_le_bytes();
@@ -60,7 +67,7 @@ pub fn guid_from_hash(h: &[u8]) -> [u8; 16] {
 /// One GPT partition (LBAs in 512-byte sectors, inclusive end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GptPart {
-    pub type_guid: [u8; 16],
+    pub type_guid: gpt::partition_types::Type,
     pub guid: [u8; 16],
     pub first: u64,
     pub last: u64,
@@ -102,61 +109,134 @@ pub fn mbr(
     s
 }
 
-/// The GPT partition entry array (128 entries of 128 bytes).
-pub fn gpt_entries(parts: &[GptPart]) -> Vec<u8> {
-    let mut a = vec![0u8; (GPT_ENTRIES * 128) as usize];
-    for (i, p) in parts.iter().enumerate() {
-        let e = &mut a[i * 128..(i + 1) * 128];
-        e[0..16].copy_from_slice(&p.type_guid);
-        e[16..32].copy_from_slice(&p.guid);
-        e[32..40].copy_from_slice(&p.first.to_le_bytes());
-        e[40..48].copy_from_slice(&p.last.to_le_bytes());
-        let name: Vec<u8> = p
-            .name
-            .encode_utf16()
-            .take(36)
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        put_padded(&mut e[56..128], &name, 0);
-    }
-    a
+/// The GPT as written: header and entry array from LBA 1 (write at byte
+/// 512), and the backup entry array and header (the disk's last 33
+/// sectors).
+pub struct Gpt {
+    pub primary: Vec<u8>,
+    pub backup: Vec<u8>,
 }
 
-/// A GPT header sector. `primary` selects the LBA fields for LBA 1 or the
-/// backup at the last sector.
-pub fn gpt_header(
-    primary: bool,
-    total_sectors: u64,
-    disk_guid: &[u8; 16],
-    entries: &[u8],
-) -> [u8; 512] {
-    let last = total_sectors - 1;
-    let entry_sectors = u64::from(GPT_ENTRIES) * 128 / 512;
-    let (my, alt, entries_lba) = if primary {
-        (1, last, 2)
-    } else {
-        (last, 1, last - entry_sectors)
-    };
-    let mut s = [0u8; 512];
-    s[0..8].copy_from_slice(b"EFI PART");
-    s[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-    s[12..16].copy_from_slice(&92u32.to_le_bytes());
-    s[24..32].copy_from_slice(&my.to_le_bytes());
-    s[32..40].copy_from_slice(&alt.to_le_bytes());
-    s[40..48].copy_from_slice(&(2 + entry_sectors).to_le_bytes());
-    s[48..56].copy_from_slice(&(last - entry_sectors - 1).to_le_bytes());
-    s[56..72].copy_from_slice(disk_guid);
-    s[72..80].copy_from_slice(&entries_lba.to_le_bytes());
-    s[80..84].copy_from_slice(&GPT_ENTRIES.to_le_bytes());
-    s[84..88].copy_from_slice(&128u32.to_le_bytes());
-    s[88..92].copy_from_slice(&crc32(entries).to_le_bytes());
-    let crc = crc32(&s[..92]);
-    s[16..20].copy_from_slice(&crc.to_le_bytes());
-    s
+/// Sectors of the GPT at each end: (protective MBR,) header, 32 of entries.
+const HEAD_SECTORS: u64 = 34;
+const TAIL_SECTORS: u64 = 33;
+
+/// The GPT of a disk of `total_sectors` (512 bytes) with `parts`, made
+/// by the `gpt` crate (headers, entry arrays, backup, CRCs). The crate
+/// works on a device; it gets [`GptEnds`], so the gigabytes between the
+/// two tables never exist in memory.
+pub fn gpt(total_sectors: u64, disk_guid: &[u8; 16], parts: &[GptPart]) -> Result<Gpt> {
+    let device = GptEnds::new(total_sectors)?;
+    let guid = uuid::Uuid::from_bytes_le(*disk_guid);
+    let mut disk = gpt::GptConfig::new()
+        .writable(true)
+        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+        .create_from_device(device, Some(guid))
+        .context("setting up the GPT")?;
+    let entries: BTreeMap<u32, gpt::partition::Partition> = parts
+        .iter()
+        .zip(1u32..)
+        .map(|(p, id)| {
+            let part = gpt::partition::Partition {
+                part_type_guid: p.type_guid.clone(),
+                part_guid: uuid::Uuid::from_bytes_le(p.guid),
+                first_lba: p.first,
+                last_lba: p.last,
+                flags: 0,
+                name: p.name.clone(),
+            };
+            (id, part)
+        })
+        .collect();
+    disk.update_partitions(entries)
+        .context("adding the GPT partitions")?;
+    let ends = disk.write().context("writing the GPT")?;
+    Ok(Gpt {
+        primary: ends.head[512..].to_vec(),
+        backup: ends.tail,
+    })
+}
+
+/// A disk device holding only the sectors a GPT occupies: the first 34
+/// and the last 33 of a disk `len` bytes long. Reads and writes outside
+/// them fail, so the crate cannot touch the ISO between them unnoticed.
+#[derive(Debug)]
+struct GptEnds {
+    len: u64,
+    pos: u64,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl GptEnds {
+    fn new(total_sectors: u64) -> Result<GptEnds> {
+        if total_sectors < HEAD_SECTORS + TAIL_SECTORS {
+            bail!("a disk of {total_sectors} sectors is too small for a GPT");
+        }
+        Ok(GptEnds {
+            len: total_sectors * 512,
+            pos: 0,
+            head: vec![0; (HEAD_SECTORS * 512) as usize],
+            tail: vec![0; (TAIL_SECTORS * 512) as usize],
+        })
+    }
+
+    /// The buffer and offset holding `n` bytes at the current position.
+    fn at(&mut self, n: usize) -> io::Result<(&mut Vec<u8>, usize)> {
+        let tail_start = self.len - self.tail.len() as u64;
+        let end = self.pos + n as u64;
+        if end <= self.head.len() as u64 {
+            Ok((&mut self.head, self.pos as usize))
+        } else if self.pos >= tail_start && end <= self.len {
+            Ok((&mut self.tail, (self.pos - tail_start) as usize))
+        } else {
+            Err(io::Error::other(format!(
+                "the GPT writer reached byte {} outside the GPT areas",
+                self.pos
+            )))
+        }
+    }
+}
+
+impl io::Read for GptEnds {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len();
+        let (b, off) = self.at(n)?;
+        buf.copy_from_slice(&b[off..off + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Write for GptEnds {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len();
+        let (b, off) = self.at(n)?;
+        b[off..off + n].copy_from_slice(buf);
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Seek for GptEnds {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::other("seek before the start of the disk"))?;
+        Ok(self.pos)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::encode::crc32;
     use super::*;
 
     #[test]
@@ -188,27 +268,60 @@ mod tests {
     #[test]
     fn gpt_header_crcs_check() {
         let parts = [GptPart {
-            type_guid: ESP_TYPE,
+            type_guid: gpt::partition_types::EFI,
             guid: [1; 16],
             first: 100,
             last: 199,
             name: "ESP".into(),
         }];
-        let entries = gpt_entries(&parts);
+        let g = gpt(1000, &[7; 16], &parts).unwrap();
+        let (h, entries) = g.primary.split_at(512);
+        assert_eq!(entries.len(), 128 * 128);
+        assert_eq!(&entries[..16], &ESP_TYPE);
+        assert_eq!(&entries[16..32], &[1; 16]);
         assert_eq!(&entries[32..40], &100u64.to_le_bytes());
+        assert_eq!(&entries[40..48], &199u64.to_le_bytes());
         assert_eq!(&entries[56..62], &[b'E', 0, b'S', 0, b'P', 0]);
-        let h = gpt_header(true, 1000, &[7; 16], &entries);
-        let mut z = h;
+        assert!(entries[128..].iter().all(|&b| b == 0));
+        assert_eq!(&h[..8], b"EFI PART");
+        assert_eq!(&h[56..72], &[7; 16]);
+        let mut z = h[..92].to_vec();
         z[16..20].fill(0);
         assert_eq!(
             u32::from_le_bytes([h[16], h[17], h[18], h[19]]),
             crc32(&z[..92])
         );
+        assert_eq!(&h[88..92], &crc32(entries).to_le_bytes());
+        assert_eq!(u64::from_le_bytes(h[24..32].try_into().unwrap()), 1);
         assert_eq!(u64::from_le_bytes(h[32..40].try_into().unwrap()), 999);
         assert_eq!(u64::from_le_bytes(h[40..48].try_into().unwrap()), 34);
         assert_eq!(u64::from_le_bytes(h[48..56].try_into().unwrap()), 966);
-        let b = gpt_header(false, 1000, &[7; 16], &entries);
+        assert_eq!(u64::from_le_bytes(h[72..80].try_into().unwrap()), 2);
+        assert!(h[92..].iter().all(|&b| b == 0));
+        // The backup: the same entries, then its header in the last sector.
+        let (backup_entries, b) = g.backup.split_at(32 * 512);
+        assert_eq!(backup_entries, entries);
         assert_eq!(u64::from_le_bytes(b[24..32].try_into().unwrap()), 999);
+        assert_eq!(u64::from_le_bytes(b[32..40].try_into().unwrap()), 1);
         assert_eq!(u64::from_le_bytes(b[72..80].try_into().unwrap()), 967);
+        let mut z = b[..92].to_vec();
+        z[16..20].fill(0);
+        assert_eq!(&b[16..20], &crc32(&z).to_le_bytes());
+    }
+
+    #[test]
+    fn gpt_type_constants_match_the_crate() {
+        assert_eq!(gpt::partition_types::EFI.guid.to_bytes_le(), ESP_TYPE);
+        assert_eq!(
+            gpt::partition_types::BASIC.guid.to_bytes_le(),
+            BASIC_DATA_TYPE
+        );
+    }
+
+    #[test]
+    fn gpt_refuses_a_disk_too_small_for_both_tables() {
+        assert!(gpt(66, &[0; 16], &[]).is_err());
+        assert!(gpt(67, &[0; 16], &[]).is_err());
+        assert!(gpt(68, &[0; 16], &[]).is_ok());
     }
 }

@@ -56,18 +56,34 @@
 //! the FAT serial derive from the volume id, epoch and file list: same
 //! inputs, bit-identical image. The image is written to a temp file next
 //! to the destination, fsynced and renamed; on error nothing is left.
+//!
+//! # Where things are
+//!
+//! Writing runs `plan` (the tree walked once) -> `layout` (every
+//! LBA) -> `emit` (the metadata bytes), with the I/O in `writer` and the
+//! payload streaming in `payload`; `dirs` encodes directories and path
+//! tables, `records`, `susp`, `names`, `eltorito` and `hybrid` (MBR, and
+//! the GPT through the `gpt` crate) the on-disk structures, `esp` the FAT
+//! image. Reading is `read`; `verify` and `inspect` build on it.
 
+mod dirs;
 mod eltorito;
+mod emit;
 mod encode;
-mod fat;
+mod esp;
 mod hybrid;
+pub mod inspect;
+mod layout;
 mod names;
 mod output;
+mod payload;
+mod plan;
 pub mod read;
 mod records;
 mod sums;
 mod susp;
 mod tree;
+pub mod verify;
 mod walk_guard;
 mod writer;
 

@@ -26,7 +26,7 @@ use super::local::MAX_DOCUMENT;
 use super::platform;
 use super::safe_tar::TarIndex;
 use super::Ingested;
-use crate::bundler::store::Store;
+use crate::store::Store;
 
 /// One entry of `manifest.json`.
 #[derive(Debug, Clone, Deserialize)]

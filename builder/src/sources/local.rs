@@ -1,7 +1,8 @@
 //! Copying one image out of a local source (a layout folder, an
 //! oci-archive) into the store: walk from the chosen manifest or index,
 //! keep the requested platforms, and stream every blob through
-//! verification.
+//! verification. What the two OCI sources share: [`BlobSource`] and
+//! [`LocalImage`].
 
 use std::io::Read;
 
@@ -11,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use super::platform::{self, PlatformFilter};
 use super::Ingested;
-use crate::bundler::store::Store;
+use crate::store::Store;
 
 /// Largest manifest, index or config read whole into memory.
 pub const MAX_DOCUMENT: u64 = 16 << 20;
@@ -20,8 +21,34 @@ pub const MAX_DOCUMENT: u64 = 16 << 20;
 pub trait BlobSource {
     /// Names the source in errors (`oci-layout /path`).
     fn label(&self) -> String;
-    /// The blob's bytes, unverified (the store verifies them).
-    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+    /// The blob stored under `digest`'s blob path, unverified.
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+    /// The blob's bytes, unverified (the store verifies them); a missing
+    /// blob is named with its digest and the source.
+    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        self.open_blob(digest)
+            .with_context(|| format!("blob {digest} is missing from {}", self.label()))
+    }
+}
+
+/// A local image opened: where its blobs are and the manifest or index
+/// the request's `ref` picked. The layout folder and the oci-archive
+/// differ only in how they open; copying and checking are shared here.
+pub struct LocalImage<S> {
+    pub src: S,
+    pub root: Descriptor,
+}
+
+impl<S: BlobSource> LocalImage<S> {
+    /// Copy the image into `store` (see [`copy_image`]).
+    pub fn ingest(&self, platforms: &[String], store: &Store) -> Result<Ingested> {
+        copy_image(&self.src, &self.root, platforms, store)
+    }
+
+    /// What `airlift validate` checks without copying (see [`check_image`]).
+    pub fn check(&self, platforms: &[String]) -> Result<()> {
+        check_image(&self.src, &self.root, platforms)
+    }
 }
 
 /// Read a small document (manifest, index, config), store it verified,

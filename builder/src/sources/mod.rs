@@ -1,17 +1,23 @@
 //! Where image bytes come from: one module per source kind. Each source
 //! copies one image (its manifest or index and every blob it reaches)
-//! into the bundle's [`Store`](crate::bundler::store::Store), verifying
-//! every blob against its digest as it streams.
+//! into the bundle's [`Store`], verifying every blob against its digest
+//! as it streams. The sources take an [`ImageRequest`] (made from the
+//! config in `config::requests`) and know nothing of the config or the
+//! bundler.
 //!
 //! - [`registry`]: Docker registry v2 / OCI distribution pulls.
 //! - [`oci_layout`]: an OCI image layout folder.
 //! - [`oci_archive`]: a tar of an OCI image layout, read in place.
 //! - [`docker_archive`]: a `docker save` tar, converted to an OCI manifest.
+//! - [`local`]: what the layout and archive sources share: the walk from
+//!   the chosen manifest or index, and [`local::LocalImage`].
 //! - [`safe_tar`]: the tar member index both archive readers share.
 
 use std::path::PathBuf;
 
 use airlift_oci::Reference;
+
+use crate::store::Store;
 
 pub mod docker_archive;
 pub mod local;
@@ -90,8 +96,6 @@ pub struct Ingested {
 }
 
 impl SourceSpec {
-    /// From the config's source (paths already absolute); `None` means a
-    /// pull from the reference's own registry.
     /// What `airlift validate` checks without a network: a local source
     /// is opened and indexed with the readers `airlift bundle` uses, its
     /// `ref` resolved and its manifests read and verified (see each
@@ -101,10 +105,10 @@ impl SourceSpec {
         match self {
             SourceSpec::Registry { .. } => Ok(()),
             SourceSpec::OciLayout { path, reference } => {
-                oci_layout::check(path, reference.as_deref(), platforms)
+                oci_layout::open(path, reference.as_deref())?.check(platforms)
             }
             SourceSpec::OciArchive { path, reference } => {
-                oci_archive::check(path, reference.as_deref(), platforms)
+                oci_archive::open(path, reference.as_deref())?.check(platforms)
             }
             SourceSpec::DockerArchive { path, reference } => {
                 docker_archive::check(path, reference.as_deref(), platforms)
@@ -112,42 +116,22 @@ impl SourceSpec {
         }
     }
 
-    pub fn from_config(source: Option<&crate::config::ImageSource>) -> SourceSpec {
-        use crate::config::ImageSource as S;
-        match source {
-            None => SourceSpec::Registry {
-                mirror: None,
-                credentials: None,
-                insecure: false,
-            },
-            Some(S::Registry(r)) => SourceSpec::Registry {
-                mirror: r.mirror.clone(),
-                credentials: r.credentials.clone(),
-                insecure: r.insecure,
-            },
-            Some(S::OciLayout(l)) => SourceSpec::OciLayout {
-                path: l.path.clone(),
-                reference: l.reference.clone(),
-            },
-            Some(S::OciArchive(l)) => SourceSpec::OciArchive {
-                path: l.path.clone(),
-                reference: l.reference.clone(),
-            },
-            Some(S::DockerArchive(d)) => SourceSpec::DockerArchive {
-                path: d.path.clone(),
-                reference: d.reference.clone(),
-            },
-        }
-    }
-}
-
-impl From<&crate::config::ImageEntry> for ImageRequest {
-    /// A normalised config entry (reference parsed, paths absolute).
-    fn from(e: &crate::config::ImageEntry) -> Self {
-        ImageRequest {
-            reference: e.reference.clone(),
-            source: SourceSpec::from_config(Some(&e.source)),
-            platforms: e.platforms.clone(),
+    /// Copies the image out of a local source into `store` (blocking
+    /// I/O); a registry source is pulled by [`registry::ingest`] instead.
+    pub fn ingest_local(&self, platforms: &[String], store: &Store) -> anyhow::Result<Ingested> {
+        match self {
+            SourceSpec::Registry { .. } => {
+                anyhow::bail!("a registry source is pulled with registry::ingest, not read locally")
+            }
+            SourceSpec::OciLayout { path, reference } => {
+                oci_layout::open(path, reference.as_deref())?.ingest(platforms, store)
+            }
+            SourceSpec::OciArchive { path, reference } => {
+                oci_archive::open(path, reference.as_deref())?.ingest(platforms, store)
+            }
+            SourceSpec::DockerArchive { path, reference } => {
+                docker_archive::ingest(path, reference.as_deref(), platforms, store)
+            }
         }
     }
 }

@@ -5,15 +5,14 @@
 use std::io::Read;
 use std::path::Path;
 
-use airlift_oci::{Descriptor, Digest, Index};
-use anyhow::{bail, Context, Result};
+use airlift_oci::{Digest, Index};
+use anyhow::{bail, Result};
 
-use super::local::{self, BlobSource, MAX_DOCUMENT};
+use super::local::{self, BlobSource, LocalImage, MAX_DOCUMENT};
 use super::safe_tar::TarIndex;
-use super::Ingested;
-use crate::bundler::store::Store;
 
-struct ArchiveSource {
+/// An oci-archive read as a blob source.
+pub struct ArchiveSource {
     tar: TarIndex,
 }
 
@@ -22,35 +21,13 @@ impl BlobSource for ArchiveSource {
         format!("oci-archive {}", self.tar.path().display())
     }
 
-    fn open(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
-        let r = self
-            .tar
-            .open_member(&digest.blob_path())
-            .with_context(|| format!("blob {digest} is missing from {}", self.label()))?;
-        Ok(Box::new(r))
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.tar.open_member(&digest.blob_path())?))
     }
 }
 
-/// Copy the image `reference` picks out of the oci-archive at `path`.
-pub fn ingest(
-    path: &Path,
-    reference: Option<&str>,
-    platforms: &[String],
-    store: &Store,
-) -> Result<Ingested> {
-    let (src, root) = open(path, reference)?;
-    local::copy_image(&src, &root, platforms, store)
-}
-
-/// What `airlift validate` checks without copying (see
-/// [`local::check_image`]).
-pub fn check(path: &Path, reference: Option<&str>, platforms: &[String]) -> Result<()> {
-    let (src, root) = open(path, reference)?;
-    local::check_image(&src, &root, platforms)
-}
-
-/// Indexes the archive and resolves `reference` in its index.json.
-fn open(path: &Path, reference: Option<&str>) -> Result<(ArchiveSource, Descriptor)> {
+/// Indexes the archive at `path` and resolves `reference` in its index.json.
+pub fn open(path: &Path, reference: Option<&str>) -> Result<LocalImage<ArchiveSource>> {
     let tar = TarIndex::open(path)?;
     let src = ArchiveSource { tar };
     if !src.tar.contains("oci-layout") {
@@ -65,5 +42,5 @@ fn open(path: &Path, reference: Option<&str>) -> Result<(ArchiveSource, Descript
         &format!("index.json in {} is malformed", src.label()),
     )?;
     let root = local::resolve_entry(&index, reference, &src.label())?;
-    Ok((src, root))
+    Ok(LocalImage { src, root })
 }

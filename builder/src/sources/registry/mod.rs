@@ -48,7 +48,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::platform;
 use super::Ingested;
-use crate::bundler::store::Store;
+use crate::store::Store;
 use client::Client;
 
 /// How many times a blob whose body broke off mid-stream is fetched.

@@ -3,9 +3,11 @@
 use std::fs;
 use std::path::Path;
 
+use super::images::pick_in_index;
 use super::*;
 use crate::config::normalise::{normalise, Origin};
 use crate::config::parse;
+use crate::config::schema::*;
 
 /// Real local images, opened by validate as bundle would: an OCI layout
 /// `images/hello` (one image, ref name 1.0), its oci-archive
@@ -410,7 +412,7 @@ fn virtual_ip_is_carried_with_defaults() {
     assert_eq!(v.interface, None);
     assert_eq!(u32::from(v.virtual_router_id), DEFAULT_VIRTUAL_ROUTER_ID);
     // ... and written into appliance.json as it is.
-    let file = crate::build::appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1");
+    let file = crate::pipeline::appliance_file::appliance_file(&app, &"ab".repeat(32), "6.1");
     assert_eq!(file.virtual_ip(), Some(&v));
     let json: serde_json::Value = serde_json::from_slice(&file.render().unwrap()).unwrap();
     assert_eq!(

@@ -1,5 +1,5 @@
-//! The bundle being built: a staging OCI layout that every source writes
-//! blobs into, and the previous bundle (if any) whose blobs are reused by
+//! The blob store of the bundle being built: a staging OCI layout that
+//! every source writes blobs into, and the previous bundle (if any) whose blobs are reused by
 //! hard link instead of being fetched again. Counts what was fetched,
 //! reused and shared.
 //!
@@ -8,6 +8,10 @@
 //! nothing is read then, and the blob is listed in
 //! [`Store::unverified`] so the caller verifies it later (the ISO writer
 //! hashes every such blob as it writes it and fails on a mismatch).
+//!
+//! It sits below both the sources (which copy into it) and the bundler
+//! (which drives the sources and finishes the layout), so the dependency
+//! points one way: bundler -> sources -> store.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use super::*;
+use crate::sources::{ImageRequest, SourceSpec};
 
 fn put(p: &Path, body: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -1,4 +1,5 @@
-//! `airlift build`: from an image config to one bootable hybrid ISO.
+//! The build pipeline behind `airlift build`: from an image config to one
+//! bootable hybrid ISO.
 //!
 //! Steps, each a small call into its own module:
 //! 1. load and check the config;
@@ -29,7 +30,6 @@ use crate::bundler::{self, BundleOptions};
 use crate::config::{self, Appliance, Base};
 use crate::initramfs::{self, ModulesSpec, Node};
 use crate::iso::{self, BiosBoot, FileSource, IsoImage, UefiBoot};
-use crate::sources::{ImageRequest, SourceSpec};
 
 /// Where the first-boot binary goes in the initramfs.
 pub const FIRSTBOOT_PATH: &str = "usr/bin/airlift-firstboot";
@@ -87,35 +87,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             opts.config.display()
         )
     })?;
-    let label = app.output.volume_label.clone();
-
-    let mtime = std::fs::metadata(&opts.config)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
-    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = epoch::epoch(sde.as_deref(), mtime)?;
-    let (token, token_source) = epoch::join_token(
-        std::env::var("AIRLIFT_JOIN_TOKEN").ok().as_deref(),
-        sde.as_ref().map(|_| epoch),
-        &app.metadata.name,
-        &app.metadata.version,
-    )?;
-    tracing::info!("epoch {epoch}, join token {token_source:?}");
-
-    let firstboot = match &opts.firstboot {
-        Some(p) => p.clone(),
-        None => default_firstboot()?,
-    };
-    if !firstboot.is_file() {
-        bail!(
-            "the first-boot binary {} does not exist: build it (`cargo build -p airlift-firstboot`) \
-             or pass --firstboot PATH",
-            firstboot.display()
-        );
-    }
-
+    let (epoch, token) = stamp(&opts.config, &app)?;
+    let firstboot = firstboot_binary(opts)?;
     let out_dir = parent_dir(&opts.output);
     let work = tempfile::Builder::new()
         .prefix(".airlift-build-")
@@ -129,18 +102,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // 2. The bundle.
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let requests = image_requests(&app);
-    let bundle = bundler::write_bundle_linked(
-        &requests,
-        &bundle_dir,
-        &BundleOptions {
-            name: app.metadata.name.clone(),
-            version: app.metadata.version.clone(),
-            concurrency: opts.concurrency.max(1),
-            progress: opts.progress,
-        },
-    )
-    .context("writing the bundle")?;
+    let bundle = write_bundle(&app, &bundle_dir, opts)?;
     let seconds_bundle = t.elapsed().as_secs_f64();
     tracing::info!(
         "bundle: {} images, {} bytes in {seconds_bundle:.1}s",
@@ -151,6 +113,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // 3. The initramfs.
     let t = Instant::now();
     let kernel_release = initramfs::kernel::release_of(&base.kernel)?;
+    let initrd = work.path().join("initrd.img");
     let file = appliance_file::appliance_file(&app, &token, &kernel_release);
     let spec = initramfs_spec(
         &base,
@@ -161,31 +124,20 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         epoch,
         opts.zstd_level,
     )?;
-    let initrd = work.path().join("initrd.img");
-    let initramfs = initramfs::write(&spec, &initrd).context("writing the initramfs")?;
+    let initramfs = write_initramfs(&spec, &initrd)?;
     let seconds_initramfs = t.elapsed().as_secs_f64();
-    tracing::info!(
-        "initramfs: {} members, {} modules, {} bytes cpio -> {} bytes zstd-{} in {seconds_initramfs:.1}s",
-        initramfs.members,
-        initramfs.modules.len(),
-        initramfs.cpio_bytes,
-        initramfs.compressed_bytes,
-        opts.zstd_level
-    );
 
     // 4-5. The ISO.
     let t = Instant::now();
-    let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
-    let cmdline = boot_config::kernel_cmdline(&label, &base.kernel_args);
-    let mut image = iso_image(&app, &base, &bundle_dir, &initrd, &title, &cmdline, epoch)?;
-    expect_digests(&mut image.tree, &bundle.unverified)?;
-    tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
-    let iso = iso::write(&image, &opts.output)
-        .with_context(|| format!("writing the ISO {}", opts.output.display()))?;
-    // The image is meant to be shared (CI artifact, USB writer): world-readable.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&opts.output, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("making {} readable", opts.output.display()))?;
+    let iso = write_iso(
+        &app,
+        &base,
+        &bundle_dir,
+        &bundle,
+        &initrd,
+        epoch,
+        &opts.output,
+    )?;
     let seconds_iso = t.elapsed().as_secs_f64();
     tracing::info!(
         "iso: {} ({} bytes, {} files) in {seconds_iso:.1}s",
@@ -203,6 +155,100 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         seconds_initramfs,
         seconds_iso,
     })
+}
+
+/// The epoch (`SOURCE_DATE_EPOCH`, else the config's mtime) and the join
+/// token; see [`epoch`].
+fn stamp(config_path: &Path, app: &Appliance) -> Result<(i64, String)> {
+    let mtime = std::fs::metadata(config_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let epoch = epoch::epoch(sde.as_deref(), mtime)?;
+    let (token, token_source) = epoch::join_token(
+        std::env::var("AIRLIFT_JOIN_TOKEN").ok().as_deref(),
+        sde.as_ref().map(|_| epoch),
+        &app.metadata.name,
+        &app.metadata.version,
+    )?;
+    tracing::info!("epoch {epoch}, join token {token_source:?}");
+    Ok((epoch, token))
+}
+
+/// The first-boot binary to put in the image; it must exist.
+fn firstboot_binary(opts: &BuildOptions) -> Result<PathBuf> {
+    let firstboot = match &opts.firstboot {
+        Some(p) => p.clone(),
+        None => default_firstboot()?,
+    };
+    if !firstboot.is_file() {
+        bail!(
+            "the first-boot binary {} does not exist: build it (`cargo build -p airlift-firstboot`) \
+             or pass --firstboot PATH",
+            firstboot.display()
+        );
+    }
+    Ok(firstboot)
+}
+
+/// Step 2: every image of the config into the bundle at `dir`, blobs of
+/// local layouts linked (checked later by the ISO writer).
+fn write_bundle(app: &Appliance, dir: &Path, opts: &BuildOptions) -> Result<bundler::BundleReport> {
+    let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
+    bundler::write_bundle_linked(
+        &requests,
+        dir,
+        &BundleOptions {
+            name: app.metadata.name.clone(),
+            version: app.metadata.version.clone(),
+            concurrency: opts.concurrency.max(1),
+            progress: opts.progress,
+        },
+    )
+    .context("writing the bundle")
+}
+
+/// Step 3: the initramfs `spec` describes, written to `out`.
+fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Report> {
+    let t = Instant::now();
+    let report = initramfs::write(spec, out).context("writing the initramfs")?;
+    tracing::info!(
+        "initramfs: {} members, {} modules, {} bytes cpio -> {} bytes zstd-{} in {:.1}s",
+        report.members,
+        report.modules.len(),
+        report.cpio_bytes,
+        report.compressed_bytes,
+        spec.level,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
+
+/// Steps 4-5: the ISO tree and ESP, written atomically to `output` and
+/// made world-readable (it is meant to be shared: CI artifact, USB writer).
+fn write_iso(
+    app: &Appliance,
+    base: &Base,
+    bundle_dir: &Path,
+    bundle: &bundler::BundleReport,
+    initrd: &Path,
+    epoch: i64,
+    output: &Path,
+) -> Result<iso::WriteReport> {
+    let t = Instant::now();
+    let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
+    let cmdline = boot_config::kernel_cmdline(&app.output.volume_label, &base.kernel_args);
+    let mut image = iso_image(app, base, bundle_dir, initrd, &title, &cmdline, epoch)?;
+    expect_digests(&mut image.tree, &bundle.unverified)?;
+    tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
+    let report = iso::write(&image, output)
+        .with_context(|| format!("writing the ISO {}", output.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("making {} readable", output.display()))?;
+    Ok(report)
 }
 
 fn parent_dir(p: &Path) -> &Path {
@@ -240,18 +286,6 @@ fn strip_debug(binary: &Path, work: &Path) -> Result<PathBuf> {
             Ok(binary.to_path_buf())
         }
     }
-}
-
-/// The config's images as bundle requests.
-pub fn image_requests(app: &Appliance) -> Vec<ImageRequest> {
-    app.images
-        .iter()
-        .map(|i| ImageRequest {
-            reference: i.reference.clone(),
-            source: SourceSpec::from_config(Some(&i.source)),
-            platforms: i.platforms.clone(),
-        })
-        .collect()
 }
 
 /// What goes into the initramfs, in layer order.

@@ -1,0 +1,112 @@
+//! The boot base (kernel, modules, rootfs, boot loaders) and overlays.
+
+use std::fs;
+use std::path::Path;
+
+use super::images::looks_like_tar;
+use super::Kind;
+use super::{Purpose, Validator, ISOLINUX_FILES};
+use crate::config::checks;
+use crate::config::locate::join_index;
+
+impl Validator<'_> {
+    pub(super) fn base(&mut self, purpose: Purpose) {
+        let Some(b) = &self.app.base else {
+            if purpose == Purpose::Build {
+                self.problem(
+                    "base",
+                    "is missing; airlift build needs base: with kernel, rootfs and bootloader",
+                );
+            }
+            return;
+        };
+        self.expect(
+            "base.kernel",
+            &b.kernel,
+            Kind::File,
+            "the kernel image (bzImage)",
+        );
+        self.rootfs(&b.rootfs);
+        if let Some(m) = &b.modules_dir {
+            self.expect(
+                "base.modulesDir",
+                m,
+                Kind::Dir,
+                "a lib/modules/VERSION folder",
+            );
+        } else if !b.modules.is_empty() {
+            self.problem(
+                "base.modules",
+                "names modules but base.modulesDir is not set; set it to the lib/modules/VERSION folder",
+            );
+        }
+        for (i, m) in b.modules.iter().enumerate() {
+            self.check(&join_index("base.modules", i), checks::module_name(m));
+        }
+        let bl = &b.bootloader;
+        let what = "a folder holding isolinux.bin, ldlinux.c32 and isohdpfx.bin (Debian: isolinux, syslinux-common)";
+        if self.expect("base.bootloader.isolinux", &bl.isolinux, Kind::Dir, what) {
+            for name in ISOLINUX_FILES {
+                if !bl.isolinux.join(name).is_file() {
+                    self.problem(
+                        "base.bootloader.isolinux",
+                        format!(
+                            "{} has no {name}; copy it there (Debian: /usr/lib/ISOLINUX/isolinux.bin, \
+                             /usr/lib/syslinux/modules/bios/ldlinux.c32, /usr/lib/ISOLINUX/isohdpfx.bin)",
+                            bl.isolinux.display()
+                        ),
+                    );
+                }
+            }
+        }
+        self.expect(
+            "base.bootloader.efi",
+            &bl.efi,
+            Kind::File,
+            "the UEFI boot loader (e.g. systemd-bootx64.efi)",
+        );
+        if let Some(ipxe) = &bl.ipxe {
+            self.expect(
+                "base.bootloader.ipxe",
+                ipxe,
+                Kind::Dir,
+                "a folder holding iPXE binaries (undionly.kpxe, ipxe.efi)",
+            );
+        }
+        for (i, a) in b.kernel_args.iter().enumerate() {
+            if a.trim().is_empty() {
+                self.problem(&join_index("base.kernelArgs", i), "is empty; remove it");
+            }
+        }
+    }
+
+    /// The root filesystem: a folder, or a tar file (plain, gzip, zstd or xz).
+    fn rootfs(&mut self, path: &Path) {
+        const WHAT: &str =
+            "a root filesystem folder or tar file (.tar, .tar.gz, .tar.zst, .tar.xz)";
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_file() => {
+                if !looks_like_tar(path) {
+                    self.problem(
+                        "base.rootfs",
+                        format!(
+                            "{} is neither a tar file nor a gzip, zstd or xz one; point it at {WHAT}",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+            _ => {
+                self.expect("base.rootfs", path, Kind::Dir, WHAT);
+            }
+        }
+    }
+
+    pub(super) fn overlays(&mut self) {
+        for (i, o) in self.app.overlays.iter().enumerate() {
+            let what = "a folder laid over the root filesystem";
+            self.expect(&join_index("overlays", i), o, Kind::Dir, what);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Verifying an ISO's content without mounting it: every blob under
+//! `/airlift/bundle/blobs/<alg>/<hex>` is streamed and hashed, every
+//! `SHA256SUMS` line is checked, and every descriptor reachable from the
+//! bundle's `index.json` must exist with its recorded size. Problems are
+//! collected, not the first one returned; `airlift verify` prints them.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+
+use super::read::{Entry, Iso, Kind};
+
+/// What verification found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub blobs_checked: usize,
+    pub sums_checked: usize,
+    pub descriptors_checked: usize,
+    /// One line per problem, naming the blob, file or digest.
+    pub failures: Vec<String>,
+}
+
+/// Where the bundle's blobs are in the ISO.
+const BLOBS: &str = "airlift/bundle/blobs";
+
+/// The hex digest (`alg` sha256 or sha512) of a file's bytes in the ISO.
+fn hash_entry(iso: &Iso, e: &Entry, alg: &str) -> Result<String> {
+    let mut r = iso.open_file(e)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut s256 = Sha256::new();
+    let mut s512 = Sha512::new();
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        match alg {
+            "sha256" => s256.update(&buf[..n]),
+            _ => s512.update(&buf[..n]),
+        }
+    }
+    Ok(match alg {
+        "sha256" => hex::encode(s256.finalize()),
+        _ => hex::encode(s512.finalize()),
+    })
+}
+
+/// Verifies the ISO at `path`.
+pub fn verify(path: &Path) -> Result<Report> {
+    let iso = Iso::open(path)?;
+    let mut report = Report::default();
+    check_blobs(&iso, &mut report)?;
+    check_sums(&iso, &mut report)?;
+    check_descriptors(&iso, &mut report)?;
+    Ok(report)
+}
+
+/// Every blob in the store hashes to its name.
+fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
+    for (p, e) in &iso.walk()? {
+        let Some(rest) = p.strip_prefix(&format!("{BLOBS}/")) else {
+            continue;
+        };
+        if e.kind == Kind::Dir {
+            continue;
+        }
+        let Some((alg, hexd)) = rest.split_once('/') else {
+            report
+                .failures
+                .push(format!("{p}: unexpected file in the blob store"));
+            continue;
+        };
+        if !matches!(alg, "sha256" | "sha512") {
+            report
+                .failures
+                .push(format!("{p}: unsupported digest algorithm {alg:?}"));
+            continue;
+        }
+        if e.kind != Kind::File {
+            report
+                .failures
+                .push(format!("blob {alg}:{hexd}: not a regular file"));
+            continue;
+        }
+        report.blobs_checked += 1;
+        let got = hash_entry(iso, e, alg).with_context(|| format!("reading blob {alg}:{hexd}"))?;
+        if got != hexd {
+            report
+                .failures
+                .push(format!("blob {alg}:{hexd}: content hashes to {alg}:{got}"));
+        }
+    }
+    Ok(())
+}
+
+/// Every `SHA256SUMS` line names a file with that sha256.
+fn check_sums(iso: &Iso, report: &mut Report) -> Result<()> {
+    let Some(sums) = iso.read_file("SHA256SUMS")? else {
+        report
+            .failures
+            .push("SHA256SUMS: missing at the ISO root".into());
+        return Ok(());
+    };
+    let text = String::from_utf8(sums).context("SHA256SUMS is not UTF-8")?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let Some((want, file)) = line.split_once("  ") else {
+            report
+                .failures
+                .push(format!("SHA256SUMS line {}: not '<hex>  <path>'", n + 1));
+            continue;
+        };
+        report.sums_checked += 1;
+        match iso.lookup(file)? {
+            Some(e) if e.kind == Kind::File => {
+                let got = hash_entry(iso, &e, "sha256")?;
+                if got != want {
+                    report
+                        .failures
+                        .push(format!("{file}: sha256 is {got}, SHA256SUMS says {want}"));
+                }
+            }
+            _ => report
+                .failures
+                .push(format!("{file}: listed in SHA256SUMS but missing")),
+        }
+    }
+    Ok(())
+}
+
+/// Every descriptor reachable from `index.json` has its blob, with the
+/// recorded size; manifests and indexes are read for their children.
+fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
+    let Some(bytes) = iso.read_file("airlift/bundle/index.json")? else {
+        report
+            .failures
+            .push("airlift/bundle/index.json: missing".into());
+        return Ok(());
+    };
+    let index: Value = airlift_oci::quiet_json::parse(&bytes, "airlift/bundle/index.json")?;
+    let mut queue: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(d) = queue.pop() {
+        let digest = d["digest"].as_str().unwrap_or_default().to_string();
+        if !seen.insert(digest.clone()) {
+            continue;
+        }
+        report.descriptors_checked += 1;
+        if let Some(children) = check_descriptor(iso, &d, &digest, report)? {
+            queue.extend(children);
+        }
+    }
+    Ok(())
+}
+
+/// One descriptor: its blob exists with the recorded size. Returns the
+/// descriptors a manifest or index (read when at most 16 MiB) lists.
+fn check_descriptor(
+    iso: &Iso,
+    d: &Value,
+    digest: &str,
+    report: &mut Report,
+) -> Result<Option<Vec<Value>>> {
+    let Some((alg, hexd)) = digest.split_once(':') else {
+        report
+            .failures
+            .push(format!("descriptor with invalid digest {digest:?}"));
+        return Ok(None);
+    };
+    let blob = format!("{BLOBS}/{alg}/{hexd}");
+    let Some(e) = iso.lookup(&blob)? else {
+        report
+            .failures
+            .push(format!("descriptor {digest}: blob {blob} is missing"));
+        return Ok(None);
+    };
+    if let Some(size) = d["size"].as_u64() {
+        if size != e.size {
+            report.failures.push(format!(
+                "descriptor {digest}: size {size}, blob has {}",
+                e.size
+            ));
+        }
+    }
+    let mt = d["mediaType"].as_str().unwrap_or_default();
+    let is_json = mt.contains("manifest") || mt.contains("index");
+    if !is_json || e.size > 16 << 20 {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    iso.open_file(&e)?.read_to_end(&mut body)?;
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        report
+            .failures
+            .push(format!("descriptor {digest}: {mt} is not valid JSON"));
+        return Ok(None);
+    };
+    let mut children: Vec<Value> = Vec::new();
+    children.extend(v["manifests"].as_array().into_iter().flatten().cloned());
+    if v["config"].is_object() {
+        children.push(v["config"].clone());
+    }
+    children.extend(v["layers"].as_array().into_iter().flatten().cloned());
+    Ok(Some(children))
+}
