@@ -36,7 +36,7 @@ use crate::services::loader::{self, CopyDecision, Reporting};
 use crate::services::mirrors::runtimes;
 use crate::services::mirrors::{Endpoint, MirrorSpec, Scheme};
 use crate::services::registry::{Registry, ServeOptions};
-use crate::services::status::{self, ApplianceName, Identity, LoadState, Status};
+use crate::services::status::{ApplianceName, Identity, LoadState, Status};
 use crate::services::tls::TlsMaterial;
 use crate::sys::console::milestone;
 use crate::sys::notify;
@@ -69,7 +69,7 @@ pub struct Options {
 
 /// Run host0 until the process is stopped.
 pub async fn run(opts: Options) -> Result<()> {
-    let started_at = status::rfc3339(SystemTime::now());
+    let started_at = crate::sys::time::rfc3339(SystemTime::now());
     let file = ApplianceFile::load(&opts.config)?;
     tracing::info!(
         "appliance {} {} (media label {})",

@@ -31,7 +31,7 @@ use crate::services::ha::replication::Report;
 use crate::services::join::{self, backoff};
 use crate::services::mirrors::Scheme;
 use crate::services::registry::Registry;
-use crate::services::status::{self, Identity, LoadState, ReplicationStatus, Status};
+use crate::services::status::{Identity, LoadState, ReplicationStatus, Status};
 use crate::sys::console::milestone;
 
 /// What `replica` runs with.
@@ -51,7 +51,7 @@ fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Run the replica until the process is stopped.
 pub async fn run(opts: Options) -> Result<()> {
-    let started_at = status::rfc3339(SystemTime::now());
+    let started_at = crate::sys::time::rfc3339(SystemTime::now());
     let file = ApplianceFile::load(&opts.config)?;
     let p = join::load_params(&opts.join.cmdline, &opts.join.conf)?;
     milestone(&format!(
@@ -146,7 +146,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let app = axum::Router::new()
         .route(
             "/airlift/v1/status",
-            axum::routing::get(status::handler).with_state(status.clone()),
+            axum::routing::get(crate::api::status::handler).with_state(status.clone()),
         )
         .fallback(server::to_registry)
         .with_state(current);
@@ -246,7 +246,7 @@ async fn sync_forever(
             failures = 0;
         }
         let seen = Instant::now();
-        rs.last_contact = Some(status::rfc3339(SystemTime::now()));
+        rs.last_contact = Some(crate::sys::time::rfc3339(SystemTime::now()));
         let todo = plan(&registry.store.snapshot(), &feed.repositories);
         if !todo.is_empty() {
             let since = *behind_since.get_or_insert(seen);
