@@ -60,6 +60,14 @@ pub async fn to_registry(State(current): State<Current>, req: Request) -> Respon
     }
 }
 
+/// A replica's app: its status, then everything else to its registry.
+pub fn replica_app(current: Current, status: Status) -> Router {
+    Router::new()
+        .route(status::PATH, get(status::handler).with_state(status))
+        .fallback(to_registry)
+        .with_state(current)
+}
+
 /// The whole app: status, join, then everything else to the registry.
 pub fn app(current: Current, status: Status, join: Arc<Join>) -> Router {
     Router::new()

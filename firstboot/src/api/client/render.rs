@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 
 use super::Report;
 use crate::api::images::{ImageSource, ImagesReport};
@@ -107,6 +108,17 @@ fn state_word(s: LoadState) -> &'static str {
 pub fn render(r: &Report, now: SystemTime) -> Result<String> {
     let s: Snapshot = serde_json::from_value(r.status.clone())
         .context("the server's /airlift/v1/status is not what this airlift-firstboot reads")?;
+    let mut out = load_section(&s);
+    out.push('\n');
+    out.push_str(&images_section(r.images.as_ref())?);
+    out.push('\n');
+    out.push_str(&nodes_section(r.nodes.as_ref(), now)?);
+    out.push_str(&replicas_section(r.replicas.as_ref()));
+    Ok(out)
+}
+
+/// The appliance, its registry and the bundle load.
+fn load_section(s: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", s.appliance.name, s.appliance.version);
     let facts = [
@@ -155,11 +167,16 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
         let _ = writeln!(out, "  {:<13}{m}", "note");
     }
 
-    out.push('\n');
-    match &r.images {
+    out
+}
+
+/// The images table, or why there is none.
+fn images_section(images: Option<&Value>) -> Result<String> {
+    let mut out = String::new();
+    match images {
         None => out.push_str("Images: this server has no /airlift/v1/images\n"),
         Some(v) => {
-            let rep: ImagesReport = serde_json::from_value(v.clone()).context(
+            let rep: ImagesReport = serde_json::from_value((*v).clone()).context(
                 "the server's /airlift/v1/images is not what this airlift-firstboot reads",
             )?;
             let _ = writeln!(out, "Images ({})", rep.images.len());
@@ -190,13 +207,18 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
         }
     }
 
-    out.push('\n');
-    match &r.nodes {
+    Ok(out)
+}
+
+/// The nodes table, or why there is none.
+fn nodes_section(nodes: Option<&Value>, now: SystemTime) -> Result<String> {
+    let mut out = String::new();
+    match nodes {
         None => out.push_str(
             "Nodes: no node table on this appliance (netboot did not start; see host0's log)\n",
         ),
         Some(v) => {
-            let nodes: Vec<NodeRecord> = serde_json::from_value(v.clone()).context(
+            let nodes: Vec<NodeRecord> = serde_json::from_value((*v).clone()).context(
                 "the server's /airlift/v1/nodes is not what this airlift-firstboot reads",
             )?;
             let _ = writeln!(out, "Nodes ({})", nodes.len());
@@ -227,9 +249,13 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
             }
         }
     }
-    let replicas = r
-        .replicas
-        .as_ref()
+    Ok(out)
+}
+
+/// The replicas table, or "none".
+fn replicas_section(replicas: Option<&Value>) -> String {
+    let mut out = String::new();
+    let replicas = replicas
         .and_then(|v| v.as_array())
         .filter(|a| !a.is_empty());
     match replicas {
@@ -259,7 +285,7 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
             ));
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

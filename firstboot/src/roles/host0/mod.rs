@@ -207,6 +207,8 @@ impl Host0 {
         Ok(Media { dir, bundle })
     }
 
+    /// Find and mount the media by label, waiting for it; without it, the
+    /// bundle a full load saved on the data disk.
     async fn find_media(&self) -> Result<PathBuf> {
         // A bundle fully loaded onto the data disk is served without the media.
         let saved = (self.storage.mode == Mode::Disk)

@@ -27,7 +27,7 @@ use crate::api::server::{self, Current};
 use crate::services::ha::replication::apply::apply;
 use crate::services::ha::replication::plan::plan;
 use crate::services::ha::replication::source::{Source, POLL_WAIT};
-use crate::services::ha::replication::Report;
+use crate::services::ha::replication::{Feed, Report};
 use airlift_oci::atomic::write_with_mode;
 
 use crate::services::join::node_config::{NodeConfig, ReplicaGrant};
@@ -229,13 +229,7 @@ async fn serve(
         LoadState::Loading,
     );
     let current = Current::new(registry.clone());
-    let app = axum::Router::new()
-        .route(
-            crate::api::status::PATH,
-            axum::routing::get(crate::api::status::handler).with_state(status.clone()),
-        )
-        .fallback(server::to_registry)
-        .with_state(current);
+    let app = server::replica_app(current, status.clone());
     tokio::spawn(server::serve(
         listener,
         Some(acceptor),
@@ -337,15 +331,20 @@ async fn sync_forever(
         status.set_replication(rs.clone());
         if !report.synced {
             report.synced = true;
-            status.set_state(LoadState::Ready, None);
-            let repos = feed.repositories.len();
-            let manifests: usize = feed.repositories.values().map(|r| r.manifests.len()).sum();
-            milestone(&format!(
-                "AIRLIFT-REPLICA-SYNCED generation={} repositories={repos} manifests={manifests} \
-                 blobs={} bytes={}",
-                feed.generation, rs.blobs_copied, rs.bytes_copied
-            ));
-            crate::sys::notify::notify("READY=1\nSTATUS=in sync with host0")?;
+            announce_synced(&feed, &rs, &status)?;
         }
     }
+}
+
+/// The first full sync: ready for nodes, and systemd is told so.
+fn announce_synced(feed: &Feed, rs: &ReplicationStatus, status: &Status) -> Result<()> {
+    status.set_state(LoadState::Ready, None);
+    let repos = feed.repositories.len();
+    let manifests: usize = feed.repositories.values().map(|r| r.manifests.len()).sum();
+    milestone(&format!(
+        "AIRLIFT-REPLICA-SYNCED generation={} repositories={repos} manifests={manifests} \
+         blobs={} bytes={}",
+        feed.generation, rs.blobs_copied, rs.bytes_copied
+    ));
+    crate::sys::notify::notify("READY=1\nSTATUS=in sync with host0")
 }

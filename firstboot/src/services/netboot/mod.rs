@@ -214,78 +214,84 @@ pub async fn start(
         }
     });
 
-    let mut dnsmasq_config = None;
-    if s.config.dhcp != DhcpMode::Off {
-        let iface = s
-            .config
-            .interface
-            .clone()
-            .context("netboot.interface is not set; name the interface to serve DHCP on")?;
-        let v4 = s
-            .addresses
-            .iter()
-            .copied()
-            .find(|a| a.ip.is_ipv4())
-            .or_else(|| iface_ipv4(&iface).into_iter().next())
-            .with_context(|| {
-                format!(
-                    "{iface} has no IPv4 address; give one with airlift.address=ADDR/LEN on \
-                     the kernel command line (base.kernelArgs)"
-                )
-            })?;
-        let IpAddr::V4(ip4) = v4.ip else {
-            unreachable!("filtered to IPv4")
-        };
-        let range = match (&s.config.range, s.config.dhcp) {
-            (Some(r), DhcpMode::Full) => Some(config::parse_range(r)?),
-            _ => None,
-        };
-        let tftp = s.state_dir.join("tftp");
-        fill_tftp(&s.media_root, &tftp)?;
-        let params = DnsmasqParams {
-            mode: s.config.dhcp,
-            interface: iface.clone(),
-            address: ip4,
-            prefix_len: v4.prefix_len,
-            range,
-            hosts: s
-                .config
-                .nodes
-                .iter()
-                .filter_map(|n| Some((config::normalise_mac(&n.mac).ok()?, n.hostname.clone())))
-                .collect(),
-            tftp_root: tftp,
-            lease_file: s.state_dir.join("dnsmasq.leases"),
-            http_base: format!("http://{ip4}:{}", http.port()),
-            router_advertisements: s.config.dhcp == DhcpMode::Full
-                && s.addresses.iter().any(|a| a.ip.is_ipv6()),
-        };
-        let text = dnsmasq::render(&params).context("rendering the dnsmasq config")?;
-        let conf = s.state_dir.join("dnsmasq.conf");
-        airlift_oci::atomic::write(&conf, text.as_bytes())?;
-        tokio::spawn(supervise::supervise(
-            s.dnsmasq.clone(),
-            conf.clone(),
-            nodes.clone(),
-        ));
-        dnsmasq_config = Some(conf);
-        milestone(&format!(
-            "AIRLIFT-NETBOOT-READY http=http://{ip4}:{} dhcp={} interface={iface}",
-            http.port(),
-            serde_json::to_value(s.config.dhcp)?
-                .as_str()
-                .unwrap_or_default()
-        ));
+    let dnsmasq_config = if s.config.dhcp != DhcpMode::Off {
+        Some(start_dnsmasq(&s, http, &nodes)?)
     } else {
         milestone(&format!(
             "AIRLIFT-NETBOOT-READY http={http} dhcp=off (boot files only)"
         ));
-    }
+        None
+    };
     Ok(NetbootHandle {
         nodes,
         http,
         dnsmasq_config,
     })
+}
+
+/// Render dnsmasq's config for `s`'s DHCP mode, fill the TFTP folder and
+/// start dnsmasq under supervision; returns the config's path.
+fn start_dnsmasq(s: &Settings, http: SocketAddr, nodes: &Nodes) -> Result<PathBuf> {
+    let iface = s
+        .config
+        .interface
+        .clone()
+        .context("netboot.interface is not set; name the interface to serve DHCP on")?;
+    let v4 = s
+        .addresses
+        .iter()
+        .copied()
+        .find(|a| a.ip.is_ipv4())
+        .or_else(|| iface_ipv4(&iface).into_iter().next())
+        .with_context(|| {
+            format!(
+                "{iface} has no IPv4 address; give one with airlift.address=ADDR/LEN on \
+                 the kernel command line (base.kernelArgs)"
+            )
+        })?;
+    let IpAddr::V4(ip4) = v4.ip else {
+        unreachable!("filtered to IPv4")
+    };
+    let range = match (&s.config.range, s.config.dhcp) {
+        (Some(r), DhcpMode::Full) => Some(config::parse_range(r)?),
+        _ => None,
+    };
+    let tftp = s.state_dir.join("tftp");
+    fill_tftp(&s.media_root, &tftp)?;
+    let params = DnsmasqParams {
+        mode: s.config.dhcp,
+        interface: iface.clone(),
+        address: ip4,
+        prefix_len: v4.prefix_len,
+        range,
+        hosts: s
+            .config
+            .nodes
+            .iter()
+            .filter_map(|n| Some((config::normalise_mac(&n.mac).ok()?, n.hostname.clone())))
+            .collect(),
+        tftp_root: tftp,
+        lease_file: s.state_dir.join("dnsmasq.leases"),
+        http_base: format!("http://{ip4}:{}", http.port()),
+        router_advertisements: s.config.dhcp == DhcpMode::Full
+            && s.addresses.iter().any(|a| a.ip.is_ipv6()),
+    };
+    let text = dnsmasq::render(&params).context("rendering the dnsmasq config")?;
+    let conf = s.state_dir.join("dnsmasq.conf");
+    airlift_oci::atomic::write(&conf, text.as_bytes())?;
+    tokio::spawn(supervise::supervise(
+        s.dnsmasq.clone(),
+        conf.clone(),
+        nodes.clone(),
+    ));
+    milestone(&format!(
+        "AIRLIFT-NETBOOT-READY http=http://{ip4}:{} dhcp={} interface={iface}",
+        http.port(),
+        serde_json::to_value(s.config.dhcp)?
+            .as_str()
+            .unwrap_or_default()
+    ));
+    Ok(conf)
 }
 
 #[cfg(test)]
