@@ -13,6 +13,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands. Those only systemd units and keepalived call
+/// (`host0`, `join`, `replica`, `health`) are hidden from `--help`, as
+/// bootc hides its internal ones: they still parse and run as before.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the version and exit.
@@ -22,15 +25,18 @@ pub enum Command {
     /// Print a container runtime's mirror config for airlift registries.
     Render(crate::commands::render::RenderArgs),
     /// First machine's boot service: serve the bundle, load it, configure runtimes, join endpoint.
-    #[command(name = "host0")]
+    #[command(name = "host0", hide = true)]
     Host0(crate::commands::host0::Host0Args),
     /// A netbooted node's service: fetch its config from host0, configure the runtimes.
+    #[command(hide = true)]
     Join(crate::commands::join::JoinArgs),
     /// A registry replica's service: join as a replica, serve a full copy of host0's registry, keep it in sync.
+    #[command(hide = true)]
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
+    #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
 }
 
@@ -107,5 +113,69 @@ mod tests {
             "c"
         ])
         .is_err());
+    }
+
+    /// The subcommands `--help` lists: the user-facing ones, in order.
+    fn listed_in_help() -> Vec<String> {
+        let help = Cli::command().render_help().to_string();
+        let commands = help
+            .split("Commands:")
+            .nth(1)
+            .and_then(|rest| rest.split("Options:").next())
+            .expect("a Commands section in --help");
+        commands
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn help_lists_only_the_user_facing_subcommands() {
+        assert_eq!(
+            listed_in_help(),
+            ["version", "serve", "render", "status", "help"]
+        );
+    }
+
+    #[test]
+    fn hidden_subcommands_still_parse() {
+        let parsed = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("airlift-firstboot").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+                .command
+        };
+        let Command::Host0(h) = parsed(&["host0", "--data", "/d", "--force-load"]) else {
+            panic!("host0 did not parse as Host0")
+        };
+        assert_eq!(h.data, std::path::Path::new("/d"));
+        assert!(h.force_load);
+        let Command::Join(j) = parsed(&["join", "--refresh", "--root", "/r"]) else {
+            panic!("join did not parse as Join")
+        };
+        assert!(j.refresh);
+        assert_eq!(j.root, std::path::Path::new("/r"));
+        let Command::Replica(r) = parsed(&["replica", "--listen", "127.0.0.1:5001"]) else {
+            panic!("replica did not parse as Replica")
+        };
+        assert_eq!(r.listen, Some("127.0.0.1:5001".parse().unwrap()));
+        let Command::Health(c) = parsed(&["health", "--timeout-secs", "5"]) else {
+            panic!("health did not parse as Health")
+        };
+        assert_eq!(c.timeout_secs, 5);
+    }
+
+    #[test]
+    fn hidden_subcommands_keep_their_own_help() {
+        for name in ["host0", "join", "replica", "health"] {
+            let err = Cli::try_parse_from(["airlift-firstboot", name, "--help"])
+                .expect_err("--help stops parsing");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("airlift-firstboot {name}")),
+                "{name} --help: {text}"
+            );
+        }
     }
 }

@@ -82,7 +82,9 @@ fn fresh_root_gets_every_file_and_a_rerun_changes_nothing() {
     );
     let before = tree(root.path());
     assert!(
-        before.iter().all(|f| !f.contains(".airlift-tmp-")),
+        before.iter().all(|f| !f
+            .split('/')
+            .any(|name| name.starts_with(airlift_oci::atomic::TEMP_PREFIX))),
         "{before:?}"
     );
     assert!(before.contains(&"etc/containers/certs.d/10.0.0.2:5000/ca.crt".to_string()));

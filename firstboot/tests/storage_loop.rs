@@ -389,6 +389,80 @@ fn read_only_and_missing_disks_are_refused_by_name() {
     );
 }
 
+/// Write `bytes` at `offset` of the loop device and flush them.
+fn write_at(l: &Loop, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&l.dev)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, bytes, offset).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// Refused by device and skipped by the selector, both naming `what`;
+/// the disk is not written to.
+fn refused_naming(l: &Loop, target: &Path, what: &str) {
+    let before = l.sha256();
+    match datadisk::prepare(&by_device(&l.dev, false), &env(target, &[l])) {
+        Outcome::Stopped { message, .. } => {
+            let name = l.dev.display().to_string();
+            assert!(
+                message.starts_with(&format!("storage: {name} holds {what} (reported by blkid)")),
+                "{message}"
+            );
+            assert!(message.contains("not touching it"), "{message}");
+        }
+        o => panic!("{o:?}"),
+    }
+    let sel = Storage {
+        data_disk: Some(DataDisk {
+            device: None,
+            min_size_gib: Some(0),
+            filesystem: Filesystem::Ext4,
+            wipe: false,
+        }),
+        allow_ram_push: false,
+    };
+    match datadisk::prepare(&sel, &env(target, &[l])) {
+        Outcome::Stopped { message, .. } => {
+            assert!(message.contains("no empty disk"), "{message}");
+            assert!(message.contains(what), "{message}");
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(l.sha256(), before, "the refused disk was written to");
+}
+
+/// Intel RAID (isw) metadata sits in the second-to-last sector, where
+/// airlift's byte probe never looks: the disk is blank to it, and only
+/// blkid's verdict keeps it from being formatted.
+#[test]
+fn raid_metadata_at_the_end_only_blkid_knows_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Loop::new(dir.path(), "isw.img", 64 * MIB, false);
+    write_at(&l, 64 * MIB - 1024, b"Intel Raid ISM Cfg Sig. 1.0.00");
+    assert_eq!(probe_file(&l.file), vec![], "the byte probe learnt isw");
+    refused_naming(
+        &l,
+        &dir.path().join("data"),
+        "TYPE=isw_raid_member USAGE=raid",
+    );
+}
+
+/// A minix filesystem (mkfs.minix, util-linux): the byte probe sees only
+/// unknown data; blkid names it, and the refusal says what it is.
+#[test]
+fn a_filesystem_only_blkid_names_is_refused_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Loop::new(dir.path(), "minix.img", 64 * MIB, false);
+    sh("mkfs.minix", &[l.dev.to_str().unwrap()]);
+    assert_eq!(
+        probe_file(&l.file),
+        vec![datadisk::probe::Finding::Unrecognised]
+    );
+    refused_naming(&l, &dir.path().join("data"), "TYPE=minix USAGE=filesystem");
+}
+
 fn probe_file(p: &Path) -> Vec<datadisk::probe::Finding> {
     let f = std::fs::File::open(p).unwrap();
     let size = f.metadata().unwrap().len();

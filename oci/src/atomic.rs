@@ -4,17 +4,35 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// The name prefix of [`write`]'s temp files.
+/// The name prefix of [`write`]'s and [`write_with_mode`]'s temp files.
 pub const TEMP_PREFIX: &str = ".tmp-";
 /// The name prefix of a blob being written ([`crate::layout::BlobWriter`]).
 pub const PARTIAL_PREFIX: &str = ".partial-";
 
-/// Write `data` to `path` atomically.
+/// Write `data` to `path` atomically; the file gets the temp file's mode
+/// (0600).
 pub fn write(path: &Path, data: &[u8]) -> Result<()> {
+    write_inner(path, data, None)
+}
+
+/// Write `data` to `path` atomically with permissions `mode` (creating
+/// the folder and its parents first): the temp file is written, given
+/// `mode`, fsynced, then renamed, so the file never exists at `path` with
+/// other permissions or partial content (a key is never readable by
+/// others, not even for a moment).
+pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    create_dir_all(parent(path))?;
+    write_inner(path, data, Some(mode))
+}
+
+/// The one atomic write: temp file in `path`'s folder, write, chmod (if
+/// asked), fsync, rename, fsync the folder.
+fn write_inner(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = parent(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
@@ -22,6 +40,11 @@ pub fn write(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     tmp.write_all(data)
         .with_context(|| format!("writing {}", tmp.path().display()))?;
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", tmp.path().display()))?;
@@ -117,5 +140,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec!["f"]);
+    }
+
+    #[test]
+    fn atomic_write_sets_mode_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/f");
+        write_with_mode(&p, b"one", 0o644).unwrap();
+        write_with_mode(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        write_with_mode(&p, b"three", 0o644).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     }
 }

@@ -26,10 +26,10 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
+use crate::api::json::json_response;
 use crate::services::registry::route::ManifestRef;
 use crate::services::registry::store::Store;
 use crate::services::registry::Registry;
-use crate::services::status::json_response;
 
 /// The path of the endpoint.
 pub const PATH: &str = "/airlift/v1/images";

@@ -18,9 +18,10 @@ use axum::Extension;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::api::json::json_response;
 use crate::services::join::node_config::{NodeConfig, ReplicaGrant, NODE_CONFIG_SCHEMA};
 use crate::services::mirrors::{Endpoint, MirrorSpec, Runtime, Scheme};
-use crate::services::status::{json_response, ApplianceName};
+use crate::services::status::ApplianceName;
 
 /// What the endpoint answers with, fixed at start.
 #[derive(Debug, Clone)]

@@ -40,7 +40,7 @@ pub fn nodes_router(nodes: Nodes) -> Router {
 }
 
 async fn list_nodes(State(nodes): State<Nodes>) -> Response {
-    crate::services::status::json_response(StatusCode::OK, &nodes.list())
+    crate::api::json::json_response(StatusCode::OK, &nodes.list())
 }
 
 /// The `mac=` of a query string.

@@ -149,8 +149,8 @@ impl Replicas {
                         applied_generation: applied,
                         source_generation: current,
                         lag_seconds: (lag.as_secs_f64() * 1000.0).round() / 1000.0,
-                        first_seen: crate::services::status::rfc3339(r.first_seen),
-                        last_seen: crate::services::status::rfc3339(r.last_seen_wall),
+                        first_seen: airlift_oci::civil_time::rfc3339_of(r.first_seen),
+                        last_seen: airlift_oci::civil_time::rfc3339_of(r.last_seen_wall),
                     }
                 })
                 .collect()

@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
 use crate::api::join::{presented_token, token_ok};
+use crate::api::json::json_response;
 use crate::api::replicas::Replicas;
 use crate::services::ha::replication::{Feed, Report};
 use crate::services::registry::{changes, route::query_params, Registry};
-use crate::services::status::json_response;
 
 /// The longest a poll is held open.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -19,9 +19,10 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::api::join::{self, Join, Peer};
+use crate::api::status;
 use crate::services::registry::server::accept_loop;
 use crate::services::registry::Registry;
-use crate::services::status::{self, Status};
+use crate::services::status::Status;
 
 /// The registry router currently serving (and its registry); replaced
 /// when the media layer is dropped.
@@ -59,13 +60,18 @@ pub async fn to_registry(State(current): State<Current>, req: Request) -> Respon
     }
 }
 
+/// A replica's app: its status, then everything else to its registry.
+pub fn replica_app(current: Current, status: Status) -> Router {
+    Router::new()
+        .route(status::PATH, get(status::handler).with_state(status))
+        .fallback(to_registry)
+        .with_state(current)
+}
+
 /// The whole app: status, join, then everything else to the registry.
 pub fn app(current: Current, status: Status, join: Arc<Join>) -> Router {
     Router::new()
-        .route(
-            "/airlift/v1/status",
-            get(status::handler).with_state(status),
-        )
+        .route(status::PATH, get(status::handler).with_state(status))
         .route(
             "/airlift/v1/join",
             get(join::handler).post(join::handler).with_state(join),

@@ -14,6 +14,7 @@
 //!
 //! [`prepare`] never fails: every problem becomes [`Outcome::Stopped`].
 
+pub mod blkid;
 pub mod disks;
 pub mod format;
 pub mod mounts;
@@ -60,7 +61,8 @@ pub struct Env {
     /// How long to wait for the named disk (or, with the selector, for a
     /// suitable one) to appear.
     pub device_wait: Duration,
-    /// Ask `blkid -p` too when the probe finds a disk blank.
+    /// Ask `blkid -p`, the authority on whether a disk is blank
+    /// ([`blkid`]); the byte probe alone only when false.
     pub blkid: bool,
 }
 
@@ -396,39 +398,23 @@ fn already_mounted(
     Ok(None)
 }
 
-/// Probe `path` (size `size`), asking `blkid -p` too if it looks blank.
+/// What `path` (size `size`) holds: the byte probe's findings, combined
+/// with blkid's verdict, the authority ([`blkid::combine`]).
 fn look(path: &Path, size: u64, env: &Env) -> Result<Vec<Finding>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut found = probe::probe(&probe::Device { file: &file, size })
+    let bytes = probe::probe(&probe::Device { file: &file, size })
         .with_context(|| format!("reading {}", path.display()))?;
-    if found.is_empty() && env.blkid {
-        if let Some(b) = blkid(path) {
-            tracing::warn!(
-                "{}: airlift's probe found nothing but blkid says {b}",
-                path.display()
-            );
-            found.push(Finding::Blkid(b));
-        }
+    if !env.blkid {
+        return Ok(bytes);
     }
-    Ok(found)
-}
-
-/// `blkid -p` output when it finds something (None: nothing, or no blkid).
-fn blkid(path: &Path) -> Option<String> {
-    let out = std::process::Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(path)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
+    let verdict = blkid::ask(path);
+    if bytes.is_empty() && verdict != blkid::Verdict::Blank {
+        tracing::warn!(
+            "{}: airlift's probe found nothing but blkid says {verdict:?}",
+            path.display()
+        );
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let keep: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("TYPE=") || l.starts_with("PTTYPE=") || l.starts_with("LABEL="))
-        .collect();
-    (!keep.is_empty()).then(|| keep.join(" "))
+    Ok(blkid::combine(bytes, verdict))
 }
 
 /// Carry out `action` on `disk` and mount it.

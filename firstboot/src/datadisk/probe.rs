@@ -1,5 +1,7 @@
 //! What a block device holds, decided from its bytes alone (pure logic
-//! over [`ReadAt`], unit-tested on byte buffers and sparse files).
+//! over [`ReadAt`], unit-tested on byte buffers and sparse files): the
+//! second opinion beside libblkid's ([`super::blkid`]), and the one that
+//! recognises airlift's own partition.
 //!
 //! A disk is blank when none of these is found: an MBR or GPT partition
 //! table, a filesystem (ext2/3/4, XFS, btrfs, ISO 9660, FAT, NTFS), swap,
@@ -105,8 +107,12 @@ pub enum Finding {
     Md { version: &'static str },
     /// Non-zero bytes in the first MiB and no known signature.
     Unrecognised,
-    /// What `blkid -p` reported when this probe found nothing.
+    /// What `blkid -p` reported when this probe found nothing it could
+    /// name ([`super::blkid`]).
     Blkid(String),
+    /// This probe found nothing, but blkid gave no verdict (missing,
+    /// failed): the disk is not known to be blank.
+    NoBlkidVerdict(String),
 }
 
 impl fmt::Display for Finding {
@@ -156,6 +162,11 @@ impl fmt::Display for Finding {
                 f.write_str("data in its first MiB that matches no known signature")
             }
             Finding::Blkid(s) => write!(f, "{s} (reported by blkid)"),
+            Finding::NoBlkidVerdict(why) => write!(
+                f,
+                "nothing airlift's byte probe knows, but blkid could not confirm it is blank \
+                 ({why})"
+            ),
         }
     }
 }

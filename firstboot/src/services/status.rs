@@ -3,14 +3,12 @@
 //! only, with the copy's progress.
 //!
 //! [`Status`] is shared between the loader (which updates it) and the
-//! HTTP handler (which renders a [`Snapshot`]); the rendering is pure.
+//! HTTP handler in `api::status` (which serves a [`Snapshot`]); building
+//! the snapshot is pure.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::extract::State as AxumState;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// Where host0 is with the bundle.
@@ -242,57 +240,6 @@ pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
         .map_or(0, |r| u64::try_from(r).unwrap_or(u64::MAX))
 }
 
-/// `time` as RFC 3339 UTC with seconds (`2026-11-22T12:35:38Z`).
-pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) of the proleptic
-/// Gregorian calendar (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `GET /airlift/v1/status`.
-pub async fn handler(AxumState(status): AxumState<Status>) -> Response {
-    json_response(StatusCode::OK, &status.snapshot())
-}
-
-/// A JSON response.
-pub fn json_response<T: Serialize>(code: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec_pretty(value) {
-        Ok(mut body) => {
-            body.push(b'\n');
-            (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding JSON: {e}"),
-        )
-            .into_response(),
-    }
-}
-
 /// A replica's view of its replication (in its `/airlift/v1/status`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -414,14 +361,5 @@ mod tests {
         p.bytes_done = 1;
         assert_eq!(p.percent(), 33);
         assert_eq!(rate(1_000_000, Duration::from_millis(500)), 2_000_000);
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_264_538);
-        assert_eq!(rfc3339(t), "2026-11-21T12:35:38Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
     }
 }

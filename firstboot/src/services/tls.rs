@@ -25,7 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest as _, Sha256};
 
-use crate::services::mirrors::apply::write_atomic;
+use airlift_oci::atomic::write_with_mode;
 
 /// The TLS folder's name under the state folder.
 pub const TLS_DIR: &str = "tls";
@@ -95,8 +95,8 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
         (None, None) => {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating the CA key")?;
             let cert = ca_params().self_signed(&key).context("self-signing the CA")?;
-            write_atomic(&dir.join(CA_KEY), key.serialize_pem().as_bytes(), 0o600)?;
-            write_atomic(&dir.join(CA_CERT), cert.pem().as_bytes(), 0o644)?;
+            write_with_mode(&dir.join(CA_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+            write_with_mode(&dir.join(CA_CERT), cert.pem().as_bytes(), 0o644)?;
             issued = true;
             (cert.pem(), key)
         }
@@ -123,9 +123,9 @@ pub fn ensure_tls(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<TlsMat
             let cert = server_params(&sans)?
                 .signed_by(&key, &ca, &ca_key)
                 .context("signing the server certificate")?;
-            write_atomic(&dir.join(SERVER_KEY), key.serialize_pem().as_bytes(), 0o600)?;
-            write_atomic(&dir.join(SERVER_CERT), cert.pem().as_bytes(), 0o644)?;
-            write_atomic(&dir.join(SERVER_SANS), sans_text.as_bytes(), 0o644)?;
+            write_with_mode(&dir.join(SERVER_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+            write_with_mode(&dir.join(SERVER_CERT), cert.pem().as_bytes(), 0o644)?;
+            write_with_mode(&dir.join(SERVER_SANS), sans_text.as_bytes(), 0o644)?;
             issued = true;
             (cert.pem(), key.serialize_pem())
         }
@@ -193,7 +193,7 @@ pub fn use_supplied(dir: &Path, cert: &Path, key: &Path, ca: Option<&Path>) -> R
     let mut put = |name: &str, content: &str, mode: u32| -> Result<()> {
         let path = dir.join(name);
         if read_opt(&path)?.as_deref() != Some(content) {
-            write_atomic(&path, content.as_bytes(), mode)?;
+            write_with_mode(&path, content.as_bytes(), mode)?;
             issued = true;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The operating system at the edges: systemd's readiness protocol
-//! ([`notify`]), console milestones ([`console`]), logging to the journal ([`logging`]), network interfaces
-//! and the host name ([`net`]).
+//! ([`notify`]), console milestones ([`console`]), logging to the journal
+//! ([`logging`]), network interfaces and the host name ([`net`]). Time as
+//! RFC 3339 text is `airlift_oci::civil_time`, shared with the builder.
 
 pub mod console;
 pub mod logging;

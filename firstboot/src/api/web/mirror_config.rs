@@ -21,9 +21,9 @@ use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::api::join::{Join, Peer};
+use crate::api::json::json_response;
 use crate::services::join::NodeConfig;
 use crate::services::mirrors::{self, FileKind, MirrorSpec, Runtime};
-use crate::services::status::json_response;
 
 /// The path of the endpoint.
 pub const PATH: &str = "/airlift/v1/mirror-config";

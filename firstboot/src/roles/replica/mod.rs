@@ -27,11 +27,15 @@ use crate::api::server::{self, Current};
 use crate::services::ha::replication::apply::apply;
 use crate::services::ha::replication::plan::plan;
 use crate::services::ha::replication::source::{Source, POLL_WAIT};
-use crate::services::ha::replication::Report;
+use crate::services::ha::replication::{Feed, Report};
+use airlift_oci::atomic::write_with_mode;
+
+use crate::services::join::node_config::{NodeConfig, ReplicaGrant};
+use crate::services::join::params::JoinParams;
 use crate::services::join::{self, backoff};
 use crate::services::mirrors::Scheme;
-use crate::services::registry::Registry;
-use crate::services::status::{self, Identity, LoadState, ReplicationStatus, Status};
+use crate::services::registry::{Registry, ServeOptions};
+use crate::services::status::{Identity, LoadState, ReplicationStatus, Status};
 use crate::sys::console::milestone;
 
 /// What `replica` runs with.
@@ -45,14 +49,57 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
 }
 
-fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    crate::services::mirrors::apply::write_atomic(path, data, mode)
+/// Run the replica until the process is stopped: the steps, in order.
+pub async fn run(opts: Options) -> Result<()> {
+    let started_at = airlift_oci::civil_time::rfc3339_of(SystemTime::now());
+    let file = ApplianceFile::load(&opts.config)?;
+    let joined = join_as_replica(&opts).await?;
+    let (cert, key) = write_tls(&opts, &joined)?;
+    let serve_opts = serve_options(&opts, &file, &cert, &key)?;
+    let registry = open_registry(&serve_opts, &joined).await?;
+    let (status, own_url) = serve(&file, &joined, &serve_opts, &registry, started_at).await?;
+    // This node's own runtimes, like any joined node.
+    let no_verify = join::Options {
+        no_verify: true,
+        ..opts.join.clone()
+    };
+    join::configure(&joined.cfg, &no_verify, "AIRLIFT-JOIN-CONFIGURED").await?;
+    // The virtual IP (ha.virtualIp): keepalived on every registry machine.
+    crate::services::ha::vip::apply_in_background(
+        &file,
+        crate::services::ha::vip::Role::Replica,
+        &opts.join.root,
+    );
+    let src = Source::new(
+        &joined.params.server,
+        &joined.params.token,
+        joined.cfg.ca_pem.as_deref(),
+    )?;
+    let name = joined
+        .params
+        .mac
+        .clone()
+        .or_else(crate::sys::net::hostname)
+        .unwrap_or_else(|| joined.grant.address.clone());
+    let report = Report {
+        name,
+        url: own_url,
+        ..Report::default()
+    };
+    sync_forever(src, registry, status, report, opts.join.max_backoff).await
 }
 
-/// Run the replica until the process is stopped.
-pub async fn run(opts: Options) -> Result<()> {
-    let started_at = status::rfc3339(SystemTime::now());
-    let file = ApplianceFile::load(&opts.config)?;
+/// What joining as a replica brought: the join parameters, host0's node
+/// config (its CA accepted), and this replica's certificate grant.
+struct Joined {
+    params: JoinParams,
+    cfg: NodeConfig,
+    grant: ReplicaGrant,
+}
+
+/// Join host0 as a replica: the node config plus a server certificate for
+/// this node's address; the CA is checked as a joining node checks it.
+async fn join_as_replica(opts: &Options) -> Result<Joined> {
     let p = join::load_params(&opts.join.cmdline, &opts.join.conf)?;
     milestone(&format!(
         "AIRLIFT-REPLICA-START server={} mac={}",
@@ -67,62 +114,100 @@ pub async fn run(opts: Options) -> Result<()> {
             p.server.url()
         )
     })?;
+    Ok(Joined {
+        params: p,
+        cfg,
+        grant,
+    })
+}
 
-    // TLS files of our own, signed by host0's CA.
+/// TLS files of our own, signed by host0's CA: (certificate, key).
+fn write_tls(opts: &Options, joined: &Joined) -> Result<(PathBuf, PathBuf)> {
     let tls_dir = opts.join.data.join(crate::services::tls::TLS_DIR);
     std::fs::create_dir_all(&tls_dir).with_context(|| format!("creating {}", tls_dir.display()))?;
     let (cert, key) = (
         tls_dir.join(crate::services::tls::SERVER_CERT),
         tls_dir.join(crate::services::tls::SERVER_KEY),
     );
-    write_private(&cert, grant.cert_pem.as_bytes(), 0o644)?;
-    write_private(&key, grant.key_pem.as_bytes(), 0o600)?;
-    if let Some(ca) = &cfg.ca_pem {
-        write_private(
+    write_with_mode(&cert, joined.grant.cert_pem.as_bytes(), 0o644)?;
+    write_with_mode(&key, joined.grant.key_pem.as_bytes(), 0o600)?;
+    if let Some(ca) = &joined.cfg.ca_pem {
+        write_with_mode(
             &tls_dir.join(crate::services::tls::CA_CERT),
             ca.as_bytes(),
             0o644,
         )?;
     }
+    Ok((cert, key))
+}
 
-    // The registry: its own data folder, pushes refused with a pointer to host0.
+/// The registry's options: its own data folder, this node's certificate.
+fn serve_options(
+    opts: &Options,
+    file: &ApplianceFile,
+    cert: &Path,
+    key: &Path,
+) -> Result<ServeOptions> {
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], file.registry.port)));
     let reg_dir = crate::services::registry::registry_dir(&opts.join.data);
-    let serve_opts: crate::services::registry::ServeOptions =
-        serde_json::from_value(serde_json::json!({
-            "listen": listen.to_string(),
-            "data": reg_dir,
-            "tls-cert": cert,
-            "tls-key": key,
-        }))
-        .context("building the replica registry's options")?;
+    serde_json::from_value(serde_json::json!({
+        "listen": listen.to_string(),
+        "data": reg_dir,
+        "tls-cert": cert,
+        "tls-key": key,
+    }))
+    .context("building the replica registry's options")
+}
+
+/// Open the registry, pushes refused with a pointer to host0.
+async fn open_registry(serve_opts: &ServeOptions, joined: &Joined) -> Result<Arc<Registry>> {
     let reason = format!(
         "this is a read-only replica of {}: push there",
-        p.server.url()
+        joined.params.server.url()
     );
-    let registry = {
-        let o = serve_opts.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || {
-                Registry::open(&o).map(|mut r| {
-                    r.auth.push_disabled_reason = Some(reason);
-                    r
-                })
+    let o = serve_opts.clone();
+    Ok(Arc::new(
+        tokio::task::spawn_blocking(move || {
+            Registry::open(&o).map(|mut r| {
+                r.auth.push_disabled_reason = Some(reason);
+                r
             })
-            .await??,
-        )
-    };
+        })
+        .await??,
+    ))
+}
+
+/// Bind and serve the registry and `/airlift/v1/status` in the
+/// background: the status and this replica's own URL.
+async fn serve(
+    file: &ApplianceFile,
+    joined: &Joined,
+    serve_opts: &ServeOptions,
+    registry: &Arc<Registry>,
+    started_at: String,
+) -> Result<(Status, String)> {
+    let (cert, key) = (
+        serve_opts
+            .tls_cert
+            .clone()
+            .context("the replica serves TLS")?,
+        serve_opts
+            .tls_key
+            .clone()
+            .context("the replica serves TLS")?,
+    );
     let acceptor = TlsAcceptor::from(Arc::new(crate::services::registry::server::tls_config(
         &cert, &key,
     )?));
-    let listener = server::bind(listen).await?;
+    let listener = server::bind(serve_opts.listen).await?;
     let own_url = format!(
         "{}://{}",
         Scheme::Https,
         crate::api::join::host_port(SocketAddr::new(
-            grant
+            joined
+                .grant
                 .address
                 .parse()
                 .context("the replica address host0 saw")?,
@@ -134,7 +219,8 @@ pub async fn run(opts: Options) -> Result<()> {
             name: file.name.clone(),
             version: file.version.clone(),
             registry: own_url.clone(),
-            ca_fingerprint: cfg
+            ca_fingerprint: joined
+                .cfg
                 .ca_pem
                 .as_deref()
                 .and_then(|c| crate::services::tls::fingerprint(c).ok()),
@@ -143,13 +229,7 @@ pub async fn run(opts: Options) -> Result<()> {
         LoadState::Loading,
     );
     let current = Current::new(registry.clone());
-    let app = axum::Router::new()
-        .route(
-            "/airlift/v1/status",
-            axum::routing::get(status::handler).with_state(status.clone()),
-        )
-        .fallback(server::to_registry)
-        .with_state(current);
+    let app = server::replica_app(current, status.clone());
     tokio::spawn(server::serve(
         listener,
         Some(acceptor),
@@ -158,46 +238,7 @@ pub async fn run(opts: Options) -> Result<()> {
         serve_opts.max_connections,
     ));
     milestone(&format!("AIRLIFT-REPLICA-SERVING {own_url}"));
-
-    // This node's own runtimes, like any joined node.
-    let no_verify = join::Options {
-        no_verify: true,
-        ..opts.join.clone()
-    };
-    join::configure(&cfg, &no_verify, "AIRLIFT-JOIN-CONFIGURED").await?;
-
-    // The virtual IP (ha.virtualIp): keepalived on every registry machine.
-    let (vip_file, vip_root) = (file.clone(), opts.join.root.clone());
-    tokio::task::spawn_blocking(move || {
-        match crate::services::ha::vip::apply(
-            &vip_file,
-            crate::services::ha::vip::Role::Replica,
-            &vip_root,
-        ) {
-            Ok(crate::services::ha::vip::Applied::Off) => {}
-            Ok(a) => tracing::info!("virtual IP: {a}"),
-            Err(e) => tracing::error!("virtual IP: {e:#}"),
-        }
-    });
-
-    let src = Source::new(&p.server, &p.token, cfg.ca_pem.as_deref())?;
-    let name = p
-        .mac
-        .clone()
-        .or_else(crate::sys::net::hostname)
-        .unwrap_or_else(|| grant.address.clone());
-    sync_forever(
-        src,
-        registry,
-        status,
-        Report {
-            name,
-            url: own_url,
-            ..Report::default()
-        },
-        opts.join.max_backoff,
-    )
-    .await
+    Ok((status, own_url))
 }
 
 /// Poll, plan, apply, report; never returns unless the process stops.
@@ -246,7 +287,7 @@ async fn sync_forever(
             failures = 0;
         }
         let seen = Instant::now();
-        rs.last_contact = Some(status::rfc3339(SystemTime::now()));
+        rs.last_contact = Some(airlift_oci::civil_time::rfc3339_of(SystemTime::now()));
         let todo = plan(&registry.store.snapshot(), &feed.repositories);
         if !todo.is_empty() {
             let since = *behind_since.get_or_insert(seen);
@@ -290,15 +331,20 @@ async fn sync_forever(
         status.set_replication(rs.clone());
         if !report.synced {
             report.synced = true;
-            status.set_state(LoadState::Ready, None);
-            let repos = feed.repositories.len();
-            let manifests: usize = feed.repositories.values().map(|r| r.manifests.len()).sum();
-            milestone(&format!(
-                "AIRLIFT-REPLICA-SYNCED generation={} repositories={repos} manifests={manifests} \
-                 blobs={} bytes={}",
-                feed.generation, rs.blobs_copied, rs.bytes_copied
-            ));
-            crate::sys::notify::notify("READY=1\nSTATUS=in sync with host0")?;
+            announce_synced(&feed, &rs, &status)?;
         }
     }
+}
+
+/// The first full sync: ready for nodes, and systemd is told so.
+fn announce_synced(feed: &Feed, rs: &ReplicationStatus, status: &Status) -> Result<()> {
+    status.set_state(LoadState::Ready, None);
+    let repos = feed.repositories.len();
+    let manifests: usize = feed.repositories.values().map(|r| r.manifests.len()).sum();
+    milestone(&format!(
+        "AIRLIFT-REPLICA-SYNCED generation={} repositories={repos} manifests={manifests} \
+         blobs={} bytes={}",
+        feed.generation, rs.blobs_copied, rs.bytes_copied
+    ));
+    crate::sys::notify::notify("READY=1\nSTATUS=in sync with host0")
 }

@@ -16,10 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use airlift_oci::atomic::write_with_mode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
@@ -166,7 +167,7 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
         if let Some(old) = &step.existing {
             report.backups.push(back_up(&step.target, old, mode)?);
         }
-        write_atomic(&step.target, new.as_bytes(), mode)?;
+        write_with_mode(&step.target, new.as_bytes(), mode)?;
         if path == Path::new(trust::CA) {
             report.run_after.push(trust::update_command());
         }
@@ -238,36 +239,8 @@ fn back_up(target: &Path, old: &[u8], mode: u32) -> Result<PathBuf> {
     } else {
         orig
     };
-    write_atomic(&backup, old, mode)?;
+    write_with_mode(&backup, old, mode)?;
     Ok(backup)
-}
-
-/// Write `data` to `path` atomically with permissions `mode`: a temp file
-/// in the same folder (created with its parents), written, fsynced,
-/// renamed over `path`; then the folder is fsynced.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".airlift-tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(data)
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing folder {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -282,19 +255,5 @@ mod tests {
             Path::new("/tmp/r/etc/x")
         );
         assert!(under_root(r, Path::new("/etc/../x")).is_err());
-    }
-
-    #[test]
-    fn atomic_write_sets_mode_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b/f");
-        write_atomic(&p, b"one", 0o644).unwrap();
-        write_atomic(&p, b"two", 0o600).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 }

@@ -46,7 +46,7 @@ impl Nodes {
     }
 
     fn upsert(&self, mac: &str, ip: Option<IpAddr>, f: impl FnOnce(&mut NodeRecord)) {
-        let now = crate::services::status::rfc3339(SystemTime::now());
+        let now = airlift_oci::civil_time::rfc3339_of(SystemTime::now());
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let rec = map.entry(mac.to_string()).or_insert_with(|| NodeRecord {
             mac: mac.to_string(),

@@ -178,6 +178,18 @@ pub fn apply(file: &ApplianceFile, role: Role, root: &Path) -> Result<Applied> {
     })
 }
 
+/// [`apply`] in the background, as host0 and a replica start: the
+/// registry does not wait for keepalived; the outcome or the error is
+/// logged.
+pub fn apply_in_background(file: &ApplianceFile, role: Role, root: &Path) {
+    let (file, root) = (file.clone(), root.to_path_buf());
+    tokio::task::spawn_blocking(move || match apply(&file, role, &root) {
+        Ok(Applied::Off) => {}
+        Ok(a) => tracing::info!("virtual IP: {a}"),
+        Err(e) => tracing::error!("virtual IP: {e:#}"),
+    });
+}
+
 /// Write `content` to `path` unless it is there already; keep a file
 /// airlift did not write as `<path>.airlift-orig` (once). Returns whether
 /// it wrote.
@@ -195,11 +207,11 @@ fn write_config(path: &Path, content: &str) -> Result<bool> {
         orig.push(ORIG_SUFFIX);
         let orig = PathBuf::from(orig);
         if !old.starts_with(keepalived::HEADER.as_bytes()) && !orig.exists() {
-            crate::services::mirrors::apply::write_atomic(&orig, old, 0o644)
+            airlift_oci::atomic::write_with_mode(&orig, old, 0o644)
                 .with_context(|| format!("keeping the original {}", path.display()))?;
         }
     }
-    crate::services::mirrors::apply::write_atomic(path, content.as_bytes(), 0o644)?;
+    airlift_oci::atomic::write_with_mode(path, content.as_bytes(), 0o644)?;
     Ok(true)
 }
 

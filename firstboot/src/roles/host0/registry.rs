@@ -1,0 +1,119 @@
+//! host0's step that opens the registry: its data folder on the data
+//! disk, with the media's bundle as a read-only layer until a load has
+//! completed ([`crate::services::registry`], [`crate::services::loader`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::load::all_blobs_present;
+use super::{Host0, Media};
+use crate::datadisk::Mode;
+use crate::services::loader::{self, CopyDecision};
+use crate::services::registry::{Registry, ServeOptions};
+use crate::services::status::LoadState;
+use crate::services::tls::TlsMaterial;
+
+/// The registry as opened, and what it serves from.
+pub struct Opened {
+    pub registry: Arc<Registry>,
+    pub serve_opts: ServeOptions,
+    /// The registry's data folder.
+    pub reg_dir: PathBuf,
+    /// The loader's progress file.
+    pub progress: PathBuf,
+    /// Whether the bundle is served from the media alone, loaded, or loading.
+    pub initial: LoadState,
+}
+
+impl Host0 {
+    /// Open the registry: its data folder, with the media as a layer
+    /// unless an earlier run loaded this bundle completely.
+    pub(super) async fn open_registry(
+        &self,
+        media: &Media,
+        listen: SocketAddr,
+        tls: Option<&TlsMaterial>,
+    ) -> Result<Opened> {
+        let reg_dir = crate::services::registry::registry_dir(&self.opts.data);
+        let progress = loader::progress_path(&self.opts.data);
+        std::fs::create_dir_all(&reg_dir)
+            .with_context(|| format!("creating {}", reg_dir.display()))?;
+        let decision = loader::should_copy(
+            &reg_dir,
+            self.storage.mode == Mode::Disk,
+            self.opts.force_load,
+        )?;
+        let loaded = match loader::already_complete(&progress, &media.bundle)? {
+            Some(_) if decision == CopyDecision::Copy => {
+                all_blobs_present(&media.bundle, &reg_dir)?
+            }
+            _ => false,
+        };
+        let layers = if loaded {
+            vec![]
+        } else {
+            vec![media.dir.clone()]
+        };
+        let mut serve_opts = serve_options(
+            listen,
+            &reg_dir,
+            layers,
+            tls,
+            self.file.registry.allow_delete,
+        )?;
+        if self.file.registry.push {
+            let dir = self.opts.config.parent().unwrap_or(Path::new("/"));
+            serve_opts.push_token_file = Some(dir.join("push-token")).filter(|p| p.is_file());
+            serve_opts.htpasswd = Some(dir.join("htpasswd")).filter(|p| p.is_file());
+        }
+        let registry = {
+            let (o, reason) = (serve_opts.clone(), self.storage.push_disabled_reason());
+            Arc::new(
+                tokio::task::spawn_blocking(move || {
+                    Registry::open(&o).map(|mut r| {
+                        r.auth.push_disabled_reason = reason;
+                        r
+                    })
+                })
+                .await??,
+            )
+        };
+        let initial = match (decision, loaded) {
+            (CopyDecision::MediaOnly, _) => LoadState::MediaOnly,
+            (CopyDecision::Copy, true) => LoadState::Ready,
+            (CopyDecision::Copy, false) => LoadState::Loading,
+        };
+        Ok(Opened {
+            registry,
+            serve_opts,
+            reg_dir,
+            progress,
+            initial,
+        })
+    }
+}
+
+/// The registry's options: built through its config-file form, so every
+/// setting not named here keeps the registry's own default.
+fn serve_options(
+    listen: SocketAddr,
+    data: &Path,
+    layers: Vec<PathBuf>,
+    tls: Option<&TlsMaterial>,
+    allow_delete: bool,
+) -> Result<ServeOptions> {
+    let mut v = serde_json::json!({
+        "listen": listen.to_string(),
+        "data": data,
+        "layers": layers,
+        "allow-delete": allow_delete,
+    });
+    if let Some(t) = tls {
+        v["tls-cert"] = serde_json::json!(t.cert_path());
+        v["tls-key"] = serde_json::json!(t.key_path());
+    }
+    serde_json::from_value(v).context("building the registry's options")
+}
