@@ -113,26 +113,14 @@ fn sample_image(dir: &Path) -> IsoImage {
         volume_id: "AIRLIFT_TEST_LABEL_LONGER_THAN16".into(),
         epoch: EPOCH,
         tree,
-        bios: Some(BiosBoot {
-            boot_file: "/isolinux/isolinux.bin".into(),
-            mbr_code: ISOHDPFX.into(),
-        }),
+        bios: isolinux_boot(),
         uefi: Some(UefiBoot {
-            esp_files: vec![
-                (
-                    "EFI/BOOT/BOOTX64.EFI".into(),
-                    FileSource::Path(SDBOOT.into()),
-                ),
-                (
-                    "loader/loader.conf".into(),
-                    FileSource::Bytes(b"default x.conf\ntimeout 0\n".to_vec()),
-                ),
-                (
-                    "loader/entries/x.conf".into(),
-                    FileSource::Bytes(b"title x\nlinux /vmlinuz\n".to_vec()),
-                ),
-                ("vmlinuz".into(), FileSource::Bytes(vec![0xAB; 5000])),
-            ],
+            esp_files: {
+                let mut files =
+                    systemd_boot_files(FileSource::Bytes(b"title x\nlinux /vmlinuz\n".to_vec()));
+                files.push(("vmlinuz".into(), FileSource::Bytes(vec![0xAB; 5000])));
+                files
+            },
         }),
         sha256sums: true,
     }
@@ -145,6 +133,30 @@ fn need_boot_files() {
             "{p} is missing: run `just deps` (isolinux, syslinux-common, systemd-boot-efi)"
         );
     }
+}
+
+/// BIOS boot through isolinux, as every sample image here has it.
+fn isolinux_boot() -> Option<BiosBoot> {
+    Some(BiosBoot {
+        boot_file: "/isolinux/isolinux.bin".into(),
+        mbr_code: ISOHDPFX.into(),
+    })
+}
+
+/// The ESP's systemd-boot files: the loader, its config and `entry` as
+/// the one boot entry.
+fn systemd_boot_files(entry: FileSource) -> Vec<(String, FileSource)> {
+    vec![
+        (
+            "EFI/BOOT/BOOTX64.EFI".into(),
+            FileSource::Path(SDBOOT.into()),
+        ),
+        (
+            "loader/loader.conf".into(),
+            FileSource::Bytes(b"default x.conf\ntimeout 0\n".to_vec()),
+        ),
+        ("loader/entries/x.conf".into(), entry),
+    ]
 }
 
 #[test]
@@ -525,27 +537,14 @@ fn smoke_boot_image() {
         volume_id: "AIRLIFT_SMOKE".into(),
         epoch: EPOCH,
         tree,
-        bios: Some(BiosBoot {
-            boot_file: "/isolinux/isolinux.bin".into(),
-            mbr_code: ISOHDPFX.into(),
-        }),
+        bios: isolinux_boot(),
         uefi: Some(UefiBoot {
-            esp_files: vec![
-                (
-                    "EFI/BOOT/BOOTX64.EFI".into(),
-                    FileSource::Path(SDBOOT.into()),
-                ),
-                (
-                    "loader/loader.conf".into(),
-                    FileSource::Bytes(b"default x.conf\ntimeout 0\n".to_vec()),
-                ),
-                (
-                    "loader/entries/x.conf".into(),
-                    FileSource::Bytes(entry.into_bytes()),
-                ),
-                ("vmlinuz".into(), FileSource::Path(kernel)),
-                ("initrd.img".into(), FileSource::Path(initrd)),
-            ],
+            esp_files: {
+                let mut files = systemd_boot_files(FileSource::Bytes(entry.into_bytes()));
+                files.push(("vmlinuz".into(), FileSource::Path(kernel)));
+                files.push(("initrd.img".into(), FileSource::Path(initrd)));
+                files
+            },
         }),
         sha256sums: false,
     };

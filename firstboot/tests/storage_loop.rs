@@ -146,24 +146,18 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
     umount(&mut l, &target);
     let out = datadisk::prepare(&cfg, &env(&target, &[&l]));
     l.mounts.push(target.clone());
-    assert!(
-        matches!(
-            out,
-            Outcome::Mounted {
-                formatted: false,
-                ..
-            }
-        ),
-        "{out:?}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(target.join("pushed")).unwrap(),
-        "kept"
-    );
+    assert_mounted_with_data_kept(&out, &target);
     umount(&mut l, &target);
     // wipe: true never re-formats airlift's own disk.
     let out = datadisk::prepare(&by_device(&l.dev, true), &env(&target, &[&l]));
     l.mounts.push(target.clone());
+    assert_mounted_with_data_kept(&out, &target);
+    umount(&mut l, &target);
+}
+
+/// `out` mounted the disk without formatting it, and the file the first
+/// boot wrote is still on it.
+fn assert_mounted_with_data_kept(out: &Outcome, target: &Path) {
     assert!(
         matches!(
             out,
@@ -178,7 +172,6 @@ fn blank_disk_is_formatted_then_mounted_on_later_boots() {
         std::fs::read_to_string(target.join("pushed")).unwrap(),
         "kept"
     );
-    umount(&mut l, &target);
 }
 
 #[test]
