@@ -267,7 +267,9 @@ fn host0_puts_the_vip_in_its_certificate_and_writes_keepalived_config() {
     assert!(sans.lines().any(|l| l == "ip:10.77.0.50"), "{sans}");
 
     // keepalived's config, written under host0's root in the background.
-    let conf = dirs.root.join(airlift_firstboot::services::ha::vip::CONFIG_PATH);
+    let conf = dirs
+        .root
+        .join(airlift_firstboot::services::ha::vip::CONFIG_PATH);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !conf.is_file() {
         assert!(

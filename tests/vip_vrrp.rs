@@ -17,7 +17,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use airlift_appliance::IpCidr;
-use airlift_firstboot::services::ha::vip::{check_command, keepalived, Role, VipSettings, CHECK_REQUEST_SECS};
+use airlift_firstboot::services::ha::vip::{
+    check_command, keepalived, Role, VipSettings, CHECK_REQUEST_SECS,
+};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::netns::{ethernet, Netns, NsProcess};
 use airlift_integration::tools::{binary, require};
