@@ -11,8 +11,9 @@
 //!
 //! A blob is verified locally (hashed into its upload file) before it
 //! is sent: one PUT below the multipart threshold, else a multipart
-//! upload whose parts stream from the file, each signed with its
-//! SHA-256, aborted on any error. S3 makes an object visible only once
+//! upload whose parts are read from the file one at a time (so memory
+//! holds one part per upload: the threshold, at least 5 MiB), aborted
+//! on any error. S3 makes an object visible only once
 //! its PUT or CompleteMultipartUpload succeeds, so no partial blob is
 //! ever readable; the size is checked with a HEAD afterwards. A process
 //! killed mid-upload leaves an unfinished multipart upload (invisible,
@@ -31,7 +32,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use airlift_oci::documents::Descriptor;
-use airlift_oci::{Algorithm, Digest};
+use airlift_oci::Digest;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -111,9 +112,8 @@ impl Remote {
         if self.client.head(&key).await? == Some(size) {
             return Ok(());
         }
-        let sha = (d.algorithm() == Algorithm::Sha256).then(|| d.hex().to_string());
         match plan(size, self.threshold) {
-            Plan::Single => self.client.put_file(&key, path, size, sha).await?,
+            Plan::Single => self.client.put_file(&key, path, size).await?,
             Plan::Multipart { part_size, parts } => {
                 let id = self.client.create_multipart(&key).await?;
                 tracing::debug!(digest = %d, size, parts, "S3 multipart upload of {key} started");
@@ -149,20 +149,19 @@ impl Remote {
         part_size: u64,
         parts: u64,
     ) -> Result<()> {
-        let mut etags = Vec::new();
+        let mut sent = Vec::new();
         for n in 0..parts {
             let offset = n * part_size;
             let len = part_size.min(size - offset);
-            let sha = s3::sha256_of_range(path, offset, len).await?;
-            let number = u32::try_from(n + 1).context("too many parts")?;
-            let etag = self
+            let number = usize::try_from(n + 1).context("too many parts")?;
+            let part = self
                 .client
-                .upload_part(key, id, number, path, offset, len, sha)
+                .upload_part(key, id, number, path, offset, len)
                 .await?;
             tracing::debug!("S3 multipart upload of {key}: sent part {}/{parts}", n + 1);
-            etags.push(etag);
+            sent.push(part);
         }
-        self.client.complete_multipart(key, id, &etags).await
+        self.client.complete_multipart(key, id, sent).await
     }
 
     /// Store manifest bytes as blob `d` unless it is there.
