@@ -165,6 +165,17 @@ impl Env {
         self.call(method, uri, &h, body).await
     }
 
+    /// A pushed chunk: `PATCH loc` with `Content-Range: range`.
+    async fn patch(&self, loc: &str, range: &str, body: &[u8]) -> Resp {
+        self.push(
+            Method::PATCH,
+            loc,
+            &[("content-range", range)],
+            body.to_vec(),
+        )
+        .await
+    }
+
     async fn get(&self, uri: &str) -> Resp {
         self.call(Method::GET, uri, &[], Vec::new()).await
     }

@@ -19,61 +19,26 @@ async fn chunked_upload_with_status_and_ordering() {
     assert_eq!(loc, format!("/v2/quay.io/org/app/blobs/uploads/{uuid}"));
     assert_eq!(r.header("range"), "0-0");
 
-    let r = env
-        .push(
-            Method::PATCH,
-            &loc,
-            &[("content-range", "0-4")],
-            b"hello".to_vec(),
-        )
-        .await;
+    let r = env.patch(&loc, "0-4", b"hello").await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-4");
     // Out of order: 416, and the upload is unharmed.
-    let r = env
-        .push(
-            Method::PATCH,
-            &loc,
-            &[("content-range", "7-9")],
-            b"xyz".to_vec(),
-        )
-        .await;
+    let r = env.patch(&loc, "7-9", b"xyz").await;
     assert_eq!(
         (r.status, r.code().as_str()),
         (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
     );
     // A range that does not match the body length: 416, rolled back.
-    let r = env
-        .push(
-            Method::PATCH,
-            &loc,
-            &[("content-range", "5-20")],
-            b" wor".to_vec(),
-        )
-        .await;
+    let r = env.patch(&loc, "5-20", b" wor").await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
-    let r = env
-        .push(
-            Method::PATCH,
-            &loc,
-            &[("content-range", "garbage")],
-            b"x".to_vec(),
-        )
-        .await;
+    let r = env.patch(&loc, "garbage", b"x").await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     let r = env.push(Method::GET, &loc, &[], vec![]).await;
     assert_eq!(
         (r.status, r.header("range")),
         (StatusCode::NO_CONTENT, "0-4")
     );
-    let r = env
-        .push(
-            Method::PATCH,
-            &loc,
-            &[("content-range", "5-10")],
-            b" world".to_vec(),
-        )
-        .await;
+    let r = env.patch(&loc, "5-10", b" world").await;
     assert_eq!(
         (r.status, r.header("range")),
         (StatusCode::ACCEPTED, "0-10")
