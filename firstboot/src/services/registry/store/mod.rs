@@ -18,7 +18,7 @@ pub mod backend;
 pub mod bucket;
 pub mod changes;
 pub mod error;
-pub mod file_read;
+mod file_read;
 pub mod folder;
 pub mod index;
 pub mod layers;
