@@ -1,7 +1,7 @@
 //! The import rules of firstboot's floors, checked on the source text so
 //! they stay true: a module only uses modules on its own floor or below
 //! (commands → roles → api → services → datadisk → sys), roles never use
-//! each other.
+//! each other, and the registry's storage knows nothing of HTTP.
 //!
 //! Only code outside `#[cfg(test)]` counts: a test may reach anywhere.
 
@@ -131,6 +131,15 @@ fn violations(root: &Path) -> Vec<String> {
                     }
                 }
             }
+            if rel.starts_with("services/registry/store/")
+                && ["axum", "http::", "hyper", "StatusCode", "HeaderMap"]
+                    .iter()
+                    .any(|w| line.contains(w))
+            {
+                out.push(format!(
+                    "{rel}:{n}: the registry's storage uses an HTTP type"
+                ));
+            }
         }
     }
     out
@@ -166,6 +175,7 @@ fn the_checker_sees_each_kind_of_violation() {
         "roles/host0/mod.rs",
         "// crate::roles::node in a comment is fine\n#[cfg(test)]\nuse crate::roles::node;\n",
     );
+    write("services/registry/store/mod.rs", "use axum::body::Body;\n");
     write("util.rs", "");
     let found = violations(root);
     let has = |s: &str| found.iter().any(|f| f.contains(s));
@@ -177,6 +187,10 @@ fn the_checker_sees_each_kind_of_violation() {
         has("roles/node/mod.rs:1: role `node` uses `crate::roles::host0::x`"),
         "{found:?}"
     );
+    assert!(
+        has("services/registry/store/mod.rs:1: the registry's storage uses an HTTP type"),
+        "{found:?}"
+    );
     assert!(has("top-level module `util` has no floor"), "{found:?}");
-    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found.len(), 4, "{found:?}");
 }

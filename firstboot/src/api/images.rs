@@ -249,7 +249,7 @@ async fn stored_details(store: &Store, top: &Digest) -> Result<Details> {
     let bytes = store
         .manifest_bytes(top)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let doc = Document::parse(&bytes, None)?;
     let media_type = doc.media_type().to_string();
     let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();

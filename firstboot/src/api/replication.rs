@@ -14,7 +14,8 @@ use crate::api::join::{presented_token, token_ok};
 use crate::api::json::json_response;
 use crate::api::replicas::Replicas;
 use crate::services::ha::replication::{Feed, Report};
-use crate::services::registry::{changes, route::query_params, Registry};
+use crate::services::registry::store::Changes;
+use crate::services::registry::{route::query_params, Registry};
 
 /// The longest a poll is held open.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -28,9 +29,10 @@ pub struct FeedService {
     pub replicas: Replicas,
 }
 
-/// Keep `replicas`' change history: when each generation was made.
-pub fn track_changes(replicas: Replicas) {
-    let mut rx = changes::subscribe();
+/// Keep `replicas`' change history: when each generation of `changes`
+/// (the registry's feed, which host0's store swap keeps) was made.
+pub fn track_changes(changes: &Changes, replicas: Replicas) {
+    let mut rx = changes.subscribe();
     replicas.changed(*rx.borrow_and_update(), Instant::now());
     tokio::spawn(async move {
         while rx.changed().await.is_ok() {
@@ -40,9 +42,9 @@ pub fn track_changes(replicas: Replicas) {
     });
 }
 
-/// Wait until the generation passes `after`, at most `wait`.
-async fn wait_past(after: u64, wait: Duration) {
-    let mut rx = changes::subscribe();
+/// Wait until the generation of `changes` passes `after`, at most `wait`.
+async fn wait_past(changes: &Changes, after: u64, wait: Duration) {
+    let mut rx = changes.subscribe();
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
     loop {
@@ -70,23 +72,25 @@ pub async fn state(State(s): State<Arc<FeedService>>, headers: HeaderMap, uri: U
     let params = query_params(uri.query());
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let after: u64 = get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let ours = get("source") == Some(changes::source_id());
+    let registry = (s.registry)();
+    let changes = registry.store.changes();
+    let ours = get("source") == Some(changes.source_id());
     let wait =
         Duration::from_secs(get("wait").and_then(|v| v.parse().ok()).unwrap_or(0)).min(MAX_WAIT);
     if let Some(r) = Report::from_params(&params) {
         s.replicas.report(&r, ours, Instant::now());
     }
     if ours && !wait.is_zero() {
-        wait_past(after, wait).await;
+        wait_past(changes, after, wait).await;
     }
     // The generation is read first: a change made while the snapshot is
     // taken is then also reported by the next poll.
-    let generation = changes::generation();
-    let repositories = (s.registry)().store.snapshot();
+    let generation = changes.generation();
+    let repositories = registry.store.snapshot();
     json_response(
         StatusCode::OK,
         &Feed {
-            source_id: changes::source_id().to_string(),
+            source_id: changes.source_id().to_string(),
             generation,
             repositories,
         },
@@ -95,10 +99,8 @@ pub async fn state(State(s): State<Arc<FeedService>>, headers: HeaderMap, uri: U
 
 /// `GET /airlift/v1/replicas`.
 pub async fn replicas(State(s): State<Arc<FeedService>>) -> Response {
-    json_response(
-        StatusCode::OK,
-        &s.replicas.view(changes::generation(), Instant::now()),
-    )
+    let generation = (s.registry)().store.changes().generation();
+    json_response(StatusCode::OK, &s.replicas.view(generation, Instant::now()))
 }
 
 /// Add the state and replica-table endpoints to host0's app.

@@ -313,9 +313,7 @@ pub async fn register(store: &Store, bundle: &Layout) -> Result<usize> {
                     referrer,
                 })
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("registering {ref_name} ({}): {}", desc.digest, e.message)
-                })?;
+                .map_err(|e| anyhow::anyhow!("registering {ref_name} ({}): {e}", desc.digest))?;
         }
         images += 1;
     }

@@ -67,7 +67,10 @@ impl LoadJob {
         }
         let mut opts = self.serve_opts.clone();
         opts.layers.clear();
-        let disk = tokio::task::spawn_blocking(move || Registry::open(&opts)).await??;
+        // The disk store goes on with this store's change feed.
+        let changes = self.registry.store.changes().clone();
+        let disk = tokio::task::spawn_blocking(move || Registry::open_with_changes(&opts, changes))
+            .await??;
         self.current.replace(Arc::new(disk));
         self.status.set_serving_from_disk();
         self.status.set_state(LoadState::Ready, None);

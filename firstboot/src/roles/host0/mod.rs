@@ -343,7 +343,7 @@ impl Host0 {
     ) -> (Router, Current) {
         let file = &self.file;
         let replicas = crate::api::replicas::Replicas::new();
-        crate::api::replication::track_changes(replicas.clone());
+        crate::api::replication::track_changes(reg.registry.store.changes(), replicas.clone());
         let join = Arc::new(Join {
             token: file.join_token.clone(),
             appliance: ApplianceName {

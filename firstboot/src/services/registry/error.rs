@@ -5,6 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::store::error::StoreError;
+
 /// The spec's error codes (plus `UNKNOWN` for server faults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -122,6 +124,34 @@ impl From<anyhow::Error> for RegistryError {
 impl From<std::io::Error> for RegistryError {
     fn from(err: std::io::Error) -> Self {
         RegistryError::internal(err.into())
+    }
+}
+
+/// The one place storage errors become the spec's codes and statuses.
+impl From<StoreError> for RegistryError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::BlobGone(m) => RegistryError::new(Code::BlobUnknown, m),
+            StoreError::ManifestGone(m) => RegistryError::new(Code::ManifestUnknown, m),
+            StoreError::ManifestMissing(m) => RegistryError::new(Code::ManifestBlobUnknown, m),
+            StoreError::UploadUnknown(m) => RegistryError::new(Code::BlobUploadUnknown, m),
+            StoreError::UploadRange(m) => RegistryError::new(Code::BlobUploadInvalid, m)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
+            StoreError::Incoming(m) => RegistryError::new(Code::BlobUploadInvalid, m),
+            StoreError::TooLarge(m) => {
+                RegistryError::new(Code::SizeInvalid, m).with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            StoreError::DigestMismatch {
+                message,
+                expected,
+                actual,
+            } => RegistryError::new(Code::DigestInvalid, message).with_detail(
+                json!({ "expected": expected.to_string(), "actual": actual.to_string() }),
+            ),
+            StoreError::Busy(m) => RegistryError::new(Code::TooManyRequests, m)
+                .with_status(StatusCode::TOO_MANY_REQUESTS),
+            StoreError::Internal(e) => RegistryError::internal(e),
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 
 pub mod auth;
 pub mod body;
-pub mod changes;
 pub mod error;
 pub mod manifest;
 pub mod options;
@@ -66,9 +65,16 @@ pub struct Limits {
 }
 
 impl Registry {
-    /// Open storage and credentials as the options say.
+    /// Open storage and credentials as the options say, with a new
+    /// change feed.
     pub fn open(opts: &ServeOptions) -> Result<Registry> {
-        let store = store::Store::open_with(&opts.data, &opts.layers, opts.remote()?)?;
+        Registry::open_with_changes(opts, store::Changes::new())
+    }
+
+    /// [`Registry::open`], bumping `changes` (the feed of the store this
+    /// one replaces, so replicas see the generations go on).
+    pub fn open_with_changes(opts: &ServeOptions, changes: store::Changes) -> Result<Registry> {
+        let store = store::Store::open_with(&opts.data, &opts.layers, opts.remote()?, changes)?;
         store.set_upload_policy(opts.upload_policy()?);
         Ok(Registry {
             store,

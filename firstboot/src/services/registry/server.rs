@@ -49,8 +49,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         _ => None,
     };
     let registry = Arc::new(Registry::open(&opts)?);
-    if let Some(remote) = registry.store.remote() {
-        let what = remote.client.describe_key(&remote.keys.repositories());
+    if let Some(what) = registry.store.shared_index() {
         registry
             .store
             .refresh()

@@ -10,6 +10,7 @@ use axum::body::Body;
 
 use super::plan::{Fetch, Plan};
 use super::source::{self, Source};
+use crate::services::registry::body::chunks;
 use crate::services::registry::manifest::inspect;
 use crate::services::registry::store::NewManifest;
 use crate::services::registry::Registry;
@@ -37,7 +38,7 @@ pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied>
             .with_context(|| format!("replicating {}@{}", f.repo, f.digest))?;
     }
     for (repo, tag, d) in &plan.tags {
-        let bytes = reg.store.manifest_bytes(d).await.map_err(reg_err)?;
+        let bytes = reg.store.manifest_bytes(d).await?;
         let media_type = reg
             .store
             .resolve(
@@ -56,16 +57,15 @@ pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied>
                 referrer: None,
             })
             .await
-            .map_err(reg_err)
             .with_context(|| format!("tagging {repo}:{tag}"))?;
         done.tags += 1;
     }
     for (repo, tag) in &plan.untag {
-        reg.store.delete_tag(repo, tag).await.map_err(reg_err)?;
+        reg.store.delete_tag(repo, tag).await?;
         done.removed += 1;
     }
     for (repo, d) in &plan.remove {
-        reg.store.delete_manifest(repo, d).await.map_err(reg_err)?;
+        reg.store.delete_manifest(repo, d).await?;
         done.removed += 1;
     }
     Ok(done)
@@ -74,7 +74,7 @@ pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied>
 async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -> Result<()> {
     let bytes = match reg.store.blob(&f.digest).await {
         Some(_) => {
-            let b = reg.store.manifest_bytes(&f.digest).await.map_err(reg_err)?;
+            let b = reg.store.manifest_bytes(&f.digest).await?;
             source::check(&f.digest, &b)?;
             b
         }
@@ -112,8 +112,7 @@ async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -
             media_type: &inspected.media_type,
             referrer,
         })
-        .await
-        .map_err(reg_err)?;
+        .await?;
     done.manifests += 1;
     Ok(())
 }
@@ -121,25 +120,24 @@ async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -
 /// Stream one blob from the source into the store; returns its size.
 async fn blob(repo: &str, d: &Digest, reg: &Registry, src: &Source) -> Result<u64> {
     let res = src.blob(repo, d).await?;
-    let id = reg.store.start_upload(repo, None).await.map_err(reg_err)?;
+    let id = reg.store.start_upload(repo, None).await?;
     let result = async {
-        let slot = reg.store.upload(repo, &id).map_err(reg_err)?;
+        let slot = reg.store.upload(repo, &id)?;
         let mut upload = slot
             .lock()
             .await
             .take()
             .context("the replica's upload slot vanished")?;
-        let body = Body::from_stream(res.bytes_stream());
-        if let Err(e) = upload.append(body, &reg.limits, None).await {
+        let body = chunks(Body::from_stream(res.bytes_stream()), reg.limits.body_stall);
+        if let Err(e) = upload.append(body, reg.limits.max_blob_bytes, None).await {
             upload.discard().await;
-            return Err(reg_err(e)).with_context(|| format!("receiving blob {d}"));
+            return Err(e).with_context(|| format!("receiving blob {d}"));
         }
         let (file, size) = upload
             .finish(d)
             .await
-            .map_err(reg_err)
             .with_context(|| format!("checking blob {d}"))?;
-        reg.store.commit_blob(file, d).await.map_err(reg_err)?;
+        reg.store.commit_blob(file, d).await?;
         Ok(size)
     }
     .await;

@@ -42,7 +42,7 @@ pub const REPLICAS_PATH: &str = "/airlift/v1/replicas";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Feed {
-    /// The source process ([`crate::services::registry::changes::source_id`]):
+    /// The source feed ([`crate::services::registry::store::Changes::source_id`]):
     /// generations of different ones are not comparable.
     pub source_id: String,
     /// The generation `repositories` is at least as new as.

@@ -1,16 +1,15 @@
-//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: blobs stream from
-//! their files (see [`super::blob_body`]) or from S3 (Range passed
-//! through); HEAD answers from the file's or object's metadata.
+//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: the store finds the
+//! blob (whichever backend holds it) and reads the requested range as a
+//! stream; HEAD answers from its size alone.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::blob_body::file_body;
 use super::{parse_range, respond, DOCKER_CONTENT_DIGEST};
 use crate::services::registry::error::{Code, RegistryError, Result};
 use crate::services::registry::route::parse_digest;
-use crate::services::registry::store::{BlobAt, BlobRemoved, Removed};
+use crate::services::registry::store::{BlobRemoved, BlobStream, Removed};
 use crate::services::registry::Registry;
 
 fn unknown(d: &str) -> RegistryError {
@@ -69,9 +68,9 @@ pub async fn get(
     if head {
         return respond(status, &out, Body::empty());
     }
-    let body = match &blob.at {
-        BlobAt::File(path) => file_body(path, start, len).await?,
-        BlobAt::S3(key) => reg.store.remote_body(key, start, len).await?,
+    let body = match blob.read(start, len).await? {
+        BlobStream::Whole(bytes) => Body::from(bytes),
+        BlobStream::Chunks(stream) => Body::from_stream(stream),
     };
     respond(status, &out, body)
 }

@@ -64,7 +64,7 @@ pub async fn check(reg: &Registry, inspected: &Inspected) -> Result<()> {
 async fn check_child_manifest(
     reg: &Registry,
     child: &Descriptor,
-    blob: crate::services::registry::store::BlobFile,
+    blob: crate::services::registry::store::Blob,
 ) -> Result<()> {
     let not_manifest = |why: String| {
         refused(

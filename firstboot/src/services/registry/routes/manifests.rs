@@ -3,16 +3,17 @@
 use airlift_oci::digest::Hasher;
 use airlift_oci::documents::media;
 use airlift_oci::reference::validate_tag;
-use airlift_oci::Algorithm;
+use airlift_oci::{Algorithm, Digest};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::{respond, Query, Repo, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG};
 use crate::services::registry::body::read_limited;
 use crate::services::registry::error::{Code, RegistryError, Result};
-use crate::services::registry::manifest::{inspect, MAX_MANIFEST_BYTES};
+use crate::services::registry::manifest::{inspect, Inspected, MAX_MANIFEST_BYTES};
 use crate::services::registry::route::{parse_reference, ManifestRef};
 use crate::services::registry::store::{NewManifest, Removed};
 use crate::services::registry::Registry;
@@ -110,15 +111,9 @@ fn push_tags<'a>(r: &'a ManifestRef, q: &'a Query) -> Result<Vec<&'a str>> {
     Ok(tags)
 }
 
-pub async fn put(
-    reg: &Registry,
-    repo: &Repo,
-    reference: &str,
-    query: &Query,
-    req: Request,
-) -> Result<Response> {
-    let r = parse_reference(reference)?;
-    let tags = push_tags(&r, query)?;
+/// A pushed manifest's body, read within the size cap, with the media
+/// type its `Content-Type` names (parameters dropped).
+async fn read_body(reg: &Registry, req: Request) -> Result<(Bytes, Option<String>)> {
     let too_big = || {
         RegistryError::new(
             Code::ManifestInvalid,
@@ -146,16 +141,20 @@ pub async fn put(
         Code::ManifestInvalid,
     )
     .await?;
-    let inspected = inspect(&bytes, content_type.as_deref())?;
+    Ok((bytes, content_type))
+}
 
-    let alg = match &r {
+/// The digest of `bytes` (in the reference's algorithm when pushed by
+/// digest, which must then match; sha256 for a tag).
+fn content_digest(r: &ManifestRef, bytes: &[u8]) -> Result<Digest> {
+    let alg = match r {
         ManifestRef::Digest(d) => d.algorithm(),
         ManifestRef::Tag(_) => Algorithm::Sha256,
     };
     let mut h = Hasher::new(alg);
-    h.update(&bytes);
+    h.update(bytes);
     let digest = h.finish();
-    if let ManifestRef::Digest(want) = &r {
+    if let ManifestRef::Digest(want) = r {
         if want != &digest {
             return Err(RegistryError::new(
                 Code::DigestInvalid,
@@ -163,20 +162,71 @@ pub async fn put(
             ));
         }
     }
+    Ok(digest)
+}
 
-    super::manifest_children::check(reg, &inspected).await?;
+/// Children of an index become members of this repository too, so they
+/// can be pulled by digest here even if pushed elsewhere.
+async fn adopt_children(reg: &Registry, repo: &Repo, inspected: &Inspected) -> Result<()> {
+    if !inspected.is_index {
+        return Ok(());
+    }
+    for child in &inspected.children {
+        if media::is_index(&child.media_type) || media::is_manifest(&child.media_type) {
+            reg.store
+                .adopt_manifest(&repo.name, &child.digest, &child.media_type)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
-    // Children of an index become members of this repository too, so
-    // they can be pulled by digest here even if pushed elsewhere.
-    if inspected.is_index {
-        for child in &inspected.children {
-            if media::is_index(&child.media_type) || media::is_manifest(&child.media_type) {
-                reg.store
-                    .adopt_manifest(&repo.name, &child.digest, &child.media_type)
-                    .await?;
+/// 201 with the stored manifest's location and digest, its subject, and
+/// (for a push by digest) the tags applied.
+fn stored(
+    repo: &Repo,
+    r: &ManifestRef,
+    digest: &Digest,
+    inspected: &Inspected,
+    tags: &[&str],
+) -> Result<Response> {
+    let mut headers = vec![
+        (header::LOCATION, repo.url(&format!("manifests/{digest}"))),
+        (DOCKER_CONTENT_DIGEST, digest.to_string()),
+        (header::CONTENT_LENGTH, "0".to_string()),
+    ];
+    if let Some(s) = &inspected.subject {
+        headers.push((OCI_SUBJECT, s.digest.to_string()));
+    }
+    let mut resp = respond(StatusCode::CREATED, &headers, Body::empty())?;
+    if matches!(r, ManifestRef::Digest(_)) {
+        for t in tags {
+            // A valid tag is always a valid header value.
+            if let Ok(v) = HeaderValue::from_str(t) {
+                resp.headers_mut().append(OCI_TAG, v);
             }
         }
     }
+    Ok(resp)
+}
+
+/// `PUT /v2/<name>/manifests/<reference>`: read and check the document,
+/// check its children are stored, adopt an index's children, store it
+/// with its tags and referrer entry.
+pub async fn put(
+    reg: &Registry,
+    repo: &Repo,
+    reference: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response> {
+    let r = parse_reference(reference)?;
+    let tags = push_tags(&r, query)?;
+    let (bytes, content_type) = read_body(reg, req).await?;
+    let inspected = inspect(&bytes, content_type.as_deref())?;
+    let digest = content_digest(&r, &bytes)?;
+    super::manifest_children::check(reg, &inspected).await?;
+    adopt_children(reg, repo, &inspected).await?;
     let referrer = inspected.subject.as_ref().map(|s| {
         (
             s.digest.clone(),
@@ -188,30 +238,13 @@ pub async fn put(
             repo: &repo.name,
             tags: &tags,
             digest: &digest,
-            bytes: bytes.clone(),
+            bytes,
             media_type: &inspected.media_type,
             referrer,
         })
         .await?;
     tracing::info!(repository = %repo.name, reference, %digest, ?tags, "manifest stored");
-    let mut headers = vec![
-        (header::LOCATION, repo.url(&format!("manifests/{digest}"))),
-        (DOCKER_CONTENT_DIGEST, digest.to_string()),
-        (header::CONTENT_LENGTH, "0".to_string()),
-    ];
-    if let Some(s) = &inspected.subject {
-        headers.push((OCI_SUBJECT, s.digest.to_string()));
-    }
-    let mut resp = respond(StatusCode::CREATED, &headers, Body::empty())?;
-    if matches!(r, ManifestRef::Digest(_)) {
-        for t in &tags {
-            // A valid tag is always a valid header value.
-            if let Ok(v) = HeaderValue::from_str(t) {
-                resp.headers_mut().append(OCI_TAG, v);
-            }
-        }
-    }
-    Ok(resp)
+    stored(repo, &r, &digest, &inspected, &tags)
 }
 
 pub async fn delete(reg: &Registry, repo: &Repo, reference: &str) -> Result<Response> {

@@ -2,7 +2,6 @@
 //! (repository names contain `/`) and dispatches to thin handlers, one
 //! file per endpoint group.
 
-mod blob_body;
 mod blobs;
 mod discovery;
 mod manifest_children;

@@ -8,9 +8,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{respond, Query, Repo, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID};
+use crate::services::registry::body::chunks;
 use crate::services::registry::error::{Code, RegistryError, Result};
 use crate::services::registry::route::{parse_digest, resolve_name};
-use crate::services::registry::store::uploads::{range_error, Upload};
+use crate::services::registry::store::uploads::Upload;
 use crate::services::registry::Registry;
 
 fn progress(repo: &Repo, id: &str, size: u64, status: StatusCode) -> Result<Response> {
@@ -24,6 +25,11 @@ fn progress(repo: &Repo, id: &str, size: u64, status: StatusCode) -> Result<Resp
         ],
         Body::empty(),
     )
+}
+
+/// A `Content-Range` error: 416 with `BLOB_UPLOAD_INVALID`.
+fn range_error(msg: String) -> RegistryError {
+    RegistryError::new(Code::BlobUploadInvalid, msg).with_status(StatusCode::RANGE_NOT_SATISFIABLE)
 }
 
 fn created(repo: &Repo, digest: &str) -> Result<Response> {
@@ -90,13 +96,16 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
         return progress(repo, &id, 0, StatusCode::ACCEPTED);
     };
     // Monolithic: the body is the whole blob.
-    let result = async {
+    let result: Result<_> = async {
         let slot = reg.store.upload(&repo.name, &id)?;
         let mut guard = slot.lock().await;
         let mut upload = guard.take().ok_or_else(|| gone(&id))?;
-        if let Err(e) = upload.append(req.into_body(), &reg.limits, None).await {
+        if let Err(e) = upload
+            .append(body(reg, req), reg.limits.max_blob_bytes, None)
+            .await
+        {
             upload.discard().await;
-            return Err(e);
+            return Err(e.into());
         }
         finish(reg, &repo.name, upload, &d).await?;
         Ok(d)
@@ -104,6 +113,11 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
     .await;
     reg.store.forget_upload(&id);
     created(repo, &result?.to_string())
+}
+
+/// The request's body as the store takes it.
+fn body(reg: &Registry, req: Request) -> impl crate::services::registry::store::uploads::Chunks {
+    chunks(req.into_body(), reg.limits.body_stall)
 }
 
 fn gone(id: &str) -> RegistryError {
@@ -126,7 +140,9 @@ pub async fn patch(reg: &Registry, repo: &Repo, id: &str, req: Request) -> Resul
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let upload = guard.as_mut().ok_or_else(|| gone(id))?;
-    upload.append(req.into_body(), &reg.limits, range).await?;
+    upload
+        .append(body(reg, req), reg.limits.max_blob_bytes, range)
+        .await?;
     progress(repo, id, upload.size(), StatusCode::ACCEPTED)
 }
 
@@ -145,10 +161,13 @@ pub async fn put(
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let mut upload = guard.take().ok_or_else(|| gone(id))?;
-    if let Err(e) = upload.append(req.into_body(), &reg.limits, range).await {
+    if let Err(e) = upload
+        .append(body(reg, req), reg.limits.max_blob_bytes, range)
+        .await
+    {
         // The chunk was rolled back: the upload stays resumable.
         *guard = Some(upload);
-        return Err(e);
+        return Err(e.into());
     }
     let result = finish(reg, &repo.name, upload, &d).await;
     drop(guard);

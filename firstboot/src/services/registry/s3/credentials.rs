@@ -15,7 +15,21 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::sigv4::Credentials;
+/// An access key pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<hidden>")
+            .finish()
+    }
+}
 
 const ID: &str = "aws_access_key_id";
 const SECRET: &str = "aws_secret_access_key";

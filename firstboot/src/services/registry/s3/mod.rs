@@ -1,25 +1,30 @@
-//! A small S3 client (path-style requests, AWS Signature V4) on reqwest,
-//! with just what the registry's S3 store needs: PUT (bytes, or a file
-//! range streamed from disk), HEAD, ranged GET streamed back, DELETE,
-//! ListObjectsV2, and multipart uploads (create, part, complete, abort,
-//! list). Every error names the operation, `s3://bucket/key`, the
-//! endpoint and what to check.
+//! The registry's S3 client: a thin layer over the `object_store`
+//! crate's S3 store, which signs requests (SigV4), retries failed ones,
+//! and does multipart uploads and ranged reads. Requests are path-style
+//! (Garage and other self-hosted servers), plain `http://` endpoints are
+//! allowed. What is ours: the operations the store needs, by key, and
+//! errors that name the operation, `s3://bucket/key`, the endpoint and
+//! what to check. Listing unfinished multipart uploads, which
+//! `object_store` does not do, is one request signed by its signer.
 
 pub mod credentials;
-pub mod sigv4;
 pub mod xml;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use reqwest::{Method, StatusCode, Url};
-use sha2::{Digest as _, Sha256};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
+use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-pub use sigv4::Credentials;
+pub use credentials::Credentials;
 
 /// Where the bucket is and who we are.
 #[derive(Debug, Clone)]
@@ -40,61 +45,50 @@ pub struct ObjectInfo {
     pub etag: String,
 }
 
+/// A sent part of a multipart upload, kept to complete it.
+pub type Part = PartId;
+
 /// An S3 client for one bucket.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    store: Arc<AmazonS3>,
+    config: Config,
     endpoint: Url,
-    host: String,
-    base_path: String,
-    bucket: String,
-    region: String,
-    credentials: Credentials,
 }
 
-/// A request body.
-enum Payload<'a> {
-    Empty,
-    Bytes(Bytes),
-    /// `len` bytes of a file from `offset`, streamed; `sha256` hex if known.
-    File {
-        path: &'a Path,
-        offset: u64,
-        len: u64,
-        sha256: Option<String>,
-    },
-}
-
-/// What a failed response said.
-fn describe(status: StatusCode, body: &str) -> String {
-    let code = xml::first(body, "Code").unwrap_or_default();
-    let message = xml::first(body, "Message").unwrap_or_default();
-    let hint = match (status.as_u16(), code.as_str()) {
-        (_, "NoSuchBucket") => "create the bucket or fix --s3-bucket",
-        (403, _)
-        | (
-            _,
-            "InvalidAccessKeyId"
-            | "SignatureDoesNotMatch"
-            | "AccessDenied"
-            | "AuthorizationHeaderMalformed",
-        ) => {
-            "check the access key and secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \
-             --s3-credentials-file), --s3-region, and that the key may read and write the bucket"
+/// What to check after a failure, from what the server said.
+fn hint(e: &object_store::Error) -> &'static str {
+    let text = e.to_string();
+    let creds = "check the access key and secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \
+                 --s3-credentials-file), --s3-region, and that the key may read and write the bucket";
+    match e {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => creds,
+        _ if text.contains("NoSuchBucket") => "create the bucket or fix --s3-bucket",
+        _ if [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "AuthorizationHeaderMalformed",
+            "403 Forbidden",
+        ]
+        .iter()
+        .any(|c| text.contains(c)) =>
+        {
+            creds
         }
-        (500..=599, _) => "the S3 server failed; check its health and logs, then retry",
+        _ if text.contains("error sending request") || text.contains("Connection refused") => {
+            "could not reach the server; is it running? check --s3-endpoint"
+        }
+        _ if text.contains("non-2xx status code: 5") => {
+            "the S3 server failed; check its health and logs, then retry"
+        }
         _ => "check the S3 server's log",
-    };
-    let said = [code, message]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if said.is_empty() {
-        format!("HTTP {status}; {hint}")
-    } else {
-        format!("HTTP {status} ({said}); {hint}")
     }
+}
+
+fn is_not_found(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
 }
 
 impl Client {
@@ -115,209 +109,86 @@ impl Client {
         if config.bucket.is_empty() || config.bucket.contains('/') {
             bail!("--s3-bucket {:?} is not a bucket name", config.bucket);
         }
-        let host = match endpoint.port() {
-            Some(p) => format!("{}:{p}", endpoint.host_str().unwrap_or_default()),
-            None => endpoint.host_str().unwrap_or_default().to_string(),
+        let options = ClientOptions::new()
+            .with_allow_http(true)
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_pool_idle_timeout(Duration::from_secs(30));
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(30),
+            ..RetryConfig::default()
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
+        let store = AmazonS3Builder::new()
+            .with_endpoint(config.endpoint.trim_end_matches('/'))
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_access_key_id(&config.credentials.access_key_id)
+            .with_secret_access_key(&config.credentials.secret_access_key)
+            .with_virtual_hosted_style_request(false)
+            .with_client_options(options)
+            .with_retry(retry)
             .build()
-            .context("building the S3 HTTP client")?;
+            .with_context(|| {
+                format!(
+                    "setting up the S3 client for s3://{} at {}",
+                    config.bucket, config.endpoint
+                )
+            })?;
         Ok(Client {
-            http,
-            base_path: endpoint.path().trim_end_matches('/').to_string(),
+            store: Arc::new(store),
+            config: config.clone(),
             endpoint,
-            host,
-            bucket: config.bucket.clone(),
-            region: config.region.clone(),
-            credentials: config.credentials.clone(),
         })
     }
 
     /// `s3://bucket/key at endpoint`, for messages.
     pub fn describe_key(&self, key: &str) -> String {
-        format!("s3://{}/{key} at {}", self.bucket, self.endpoint)
+        format!("s3://{}/{key} at {}", self.config.bucket, self.endpoint)
     }
 
-    fn error(&self, op: &str, key: &str, status: StatusCode, body: &str) -> anyhow::Error {
-        anyhow!(
-            "S3 {op} of {} failed: {}",
-            self.describe_key(key),
-            describe(status, body)
-        )
+    fn error(&self, op: &str, key: &str, e: object_store::Error) -> anyhow::Error {
+        let h = hint(&e);
+        anyhow!("S3 {op} of {} failed: {e}; {h}", self.describe_key(key))
     }
 
-    async fn send(
-        &self,
-        op: &str,
-        method: Method,
-        key: &str,
-        query: &[(String, String)],
-        payload: Payload<'_>,
-        range: Option<String>,
-    ) -> Result<reqwest::Response> {
-        let path = if key.is_empty() {
-            format!(
-                "{}/{}",
-                self.base_path,
-                sigv4::uri_encode(&self.bucket, false)
-            )
-        } else {
-            format!(
-                "{}/{}/{}",
-                self.base_path,
-                sigv4::uri_encode(&self.bucket, false),
-                sigv4::uri_encode(key, true)
-            )
-        };
-        let (body, sha, len) = match payload {
-            Payload::Empty => (
-                reqwest::Body::from(Bytes::new()),
-                sigv4::EMPTY_SHA256.to_string(),
-                0,
-            ),
-            Payload::Bytes(b) => {
-                let sha = hex::encode(Sha256::digest(&b));
-                let len = b.len() as u64;
-                (reqwest::Body::from(b), sha, len)
-            }
-            Payload::File {
-                path,
-                offset,
-                len,
-                sha256,
-            } => {
-                let mut f = tokio::fs::File::open(path)
-                    .await
-                    .with_context(|| format!("opening {} to send it to S3", path.display()))?;
-                f.seek(std::io::SeekFrom::Start(offset)).await?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 << 10);
-                (
-                    reqwest::Body::wrap_stream(stream),
-                    sha256.unwrap_or_else(|| sigv4::UNSIGNED.to_string()),
-                    len,
-                )
-            }
-        };
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let date = sigv4::amz_date(unix);
-        let extra: Vec<(&str, String)> = range.iter().map(|r| ("range", r.clone())).collect();
-        let auth = sigv4::authorization(
-            &sigv4::Request {
-                method: method.as_str(),
-                host: &self.host,
-                path: &path,
-                query,
-                payload_sha256: &sha,
-                amz_date: &date,
-                region: &self.region,
-                extra_headers: &extra,
-            },
-            &self.credentials,
-        );
-        let mut url = self.endpoint.clone();
-        url.set_path(&path);
-        let q = sigv4::canonical_query(query);
-        url.set_query((!q.is_empty()).then_some(q.as_str()));
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("authorization", auth)
-            .header("x-amz-date", &date)
-            .header("x-amz-content-sha256", &sha)
-            .header("content-length", len.to_string())
-            .body(body);
-        if let Some(r) = range {
-            req = req.header("range", r);
-        }
-        req.send().await.with_context(|| {
-            format!(
-                "S3 {op} of {}: could not reach the server; is it running? check --s3-endpoint",
-                self.describe_key(key)
-            )
-        })
+    fn path(&self, key: &str) -> Result<ObjectPath> {
+        ObjectPath::parse(key)
+            .with_context(|| format!("{} is not a valid object key", self.describe_key(key)))
     }
 
-    async fn expect_ok(
-        &self,
-        op: &str,
-        key: &str,
-        r: reqwest::Response,
-    ) -> Result<reqwest::Response> {
-        if r.status().is_success() {
-            return Ok(r);
-        }
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        Err(self.error(op, key, status, &body))
-    }
-
-    /// Store `bytes` at `key` (one PUT, signed with the body's SHA-256).
+    /// Store `bytes` at `key` (one PUT).
     pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
-        let r = self
-            .send("PUT", Method::PUT, key, &[], Payload::Bytes(bytes), None)
-            .await?;
-        self.expect_ok("PUT", key, r).await.map(drop)
+        let p = self.path(key)?;
+        self.store
+            .put(&p, PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.error("PUT", key, e))?;
+        Ok(())
     }
 
-    /// Store a whole file at `key` in one PUT, streamed from disk.
-    /// `sha256` (hex) lets the server check the content.
-    pub async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        len: u64,
-        sha256: Option<String>,
-    ) -> Result<()> {
-        let payload = Payload::File {
-            path,
-            offset: 0,
-            len,
-            sha256,
-        };
-        let r = self
-            .send("PUT", Method::PUT, key, &[], payload, None)
-            .await?;
-        self.expect_ok("PUT", key, r).await.map(drop)
+    /// Store the first `size` bytes of the file `path` at `key` (one PUT).
+    pub async fn put_file(&self, key: &str, path: &Path, size: u64) -> Result<()> {
+        let bytes = read_range(path, 0, size).await?;
+        self.put_bytes(key, bytes).await
     }
 
     /// The object's size, or None if there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<u64>> {
-        let r = self
-            .send("HEAD", Method::HEAD, key, &[], Payload::Empty, None)
-            .await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+        match self.store.head(&self.path(key)?).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.error("HEAD", key, e)),
         }
-        let r = self.expect_ok("HEAD", key, r).await?;
-        let size = r
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                anyhow!(
-                    "S3 HEAD of {} gave no Content-Length",
-                    self.describe_key(key)
-                )
-            })?;
-        Ok(Some(size))
     }
 
     /// The whole object, or None if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let r = self
-            .send("GET", Method::GET, key, &[], Payload::Empty, None)
-            .await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let r = self.expect_ok("GET", key, r).await?;
-        let b = r
+        let got = match self.store.get(&self.path(key)?).await {
+            Ok(g) => g,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(self.error("GET", key, e)),
+        };
+        let b = got
             .bytes()
             .await
             .with_context(|| format!("S3 GET of {}: the body broke off", self.describe_key(key)))?;
@@ -332,214 +203,152 @@ impl Client {
         start: u64,
         len: u64,
     ) -> Result<Option<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static>> {
-        let range = format!("bytes={start}-{}", start + len - 1);
-        let r = self
-            .send("GET", Method::GET, key, &[], Payload::Empty, Some(range))
-            .await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let r = self.expect_ok("GET", key, r).await?;
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(start..start + len)),
+            ..GetOptions::default()
+        };
+        let got = match self.store.get_opts(&self.path(key)?, options).await {
+            Ok(g) => g,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(self.error("GET", key, e)),
+        };
         let what = self.describe_key(key);
-        Ok(Some(r.bytes_stream().map_err(move |e| {
+        Ok(Some(got.into_stream().map_err(move |e| {
             std::io::Error::other(format!("S3 GET of {what}: the body broke off: {e}"))
         })))
     }
 
     /// Remove the object (no error if it is not there).
     pub async fn delete(&self, key: &str) -> Result<()> {
-        let r = self
-            .send("DELETE", Method::DELETE, key, &[], Payload::Empty, None)
-            .await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(());
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.error("DELETE", key, e)),
         }
-        self.expect_ok("DELETE", key, r).await.map(drop)
     }
 
-    /// Every object whose key starts with `prefix` (all pages).
+    /// Every object whose key starts with `prefix` (a folder: `a/b/`),
+    /// all pages.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut q = vec![
-                ("list-type".to_string(), "2".to_string()),
-                ("prefix".to_string(), prefix.to_string()),
-            ];
-            if let Some(t) = &token {
-                q.push(("continuation-token".to_string(), t.clone()));
-            }
-            let op = format!("LIST (prefix {prefix:?})");
-            let r = self
-                .send(&op, Method::GET, "", &q, Payload::Empty, None)
-                .await?;
-            let r = self.expect_ok(&op, "", r).await?;
-            let body = r.text().await.context("reading an S3 listing")?;
-            for c in xml::all(&body, "Contents") {
-                let key = xml::first(c, "Key").unwrap_or_default();
-                let size = xml::first(c, "Size")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                let etag = xml::first(c, "ETag")
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string();
-                out.push(ObjectInfo { key, size, etag });
-            }
-            if xml::first(&body, "IsTruncated").as_deref() != Some("true") {
-                return Ok(out);
-            }
-            token = Some(xml::first(&body, "NextContinuationToken").ok_or_else(|| {
-                anyhow!(
-                    "S3 LIST of {} is truncated but has no NextContinuationToken",
-                    self.describe_key(prefix)
-                )
-            })?);
-        }
-    }
-
-    /// Start a multipart upload; returns its upload id.
-    pub async fn create_multipart(&self, key: &str) -> Result<String> {
-        let q = [("uploads".to_string(), String::new())];
-        let r = self
-            .send(
-                "CreateMultipartUpload",
-                Method::POST,
-                key,
-                &q,
-                Payload::Empty,
-                None,
-            )
-            .await?;
-        let r = self.expect_ok("CreateMultipartUpload", key, r).await?;
-        let body = r
-            .text()
+        let p = self.path(prefix.trim_end_matches('/'))?;
+        let under = (!prefix.is_empty()).then_some(&p);
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(under)
+            .try_collect()
             .await
-            .context("reading CreateMultipartUpload's answer")?;
-        xml::first(&body, "UploadId").ok_or_else(|| {
-            anyhow!(
-                "S3 CreateMultipartUpload of {} answered without an UploadId",
-                self.describe_key(key)
-            )
-        })
+            .map_err(|e| self.error("LIST", prefix, e))?;
+        Ok(listed
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+                etag: m.e_tag.unwrap_or_default().trim_matches('"').to_string(),
+            })
+            .collect())
     }
 
-    /// Send part `number` (from 1): `len` bytes of `path` from `offset`,
-    /// streamed and signed with their SHA-256. Returns the part's ETag.
-    #[allow(clippy::too_many_arguments)]
+    /// Start a multipart upload to `key`; returns its upload id.
+    pub async fn create_multipart(&self, key: &str) -> Result<String> {
+        self.store
+            .create_multipart(&self.path(key)?)
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", key, e))
+    }
+
+    /// Send part `number` (from 1): `len` bytes of `path` from `offset`.
     pub async fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
-        number: u32,
+        number: usize,
         path: &Path,
         offset: u64,
         len: u64,
-        sha256: String,
-    ) -> Result<String> {
-        let q = [
-            ("partNumber".to_string(), number.to_string()),
-            ("uploadId".to_string(), upload_id.to_string()),
-        ];
-        let payload = Payload::File {
-            path,
-            offset,
-            len,
-            sha256: Some(sha256),
-        };
-        let op = format!("UploadPart {number}");
-        let r = self.send(&op, Method::PUT, key, &q, payload, None).await?;
-        let r = self.expect_ok(&op, key, r).await?;
-        r.headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                anyhow!(
-                    "S3 {op} of {} answered without an ETag",
-                    self.describe_key(key)
-                )
-            })
+    ) -> Result<Part> {
+        let bytes = read_range(path, offset, len).await?;
+        let index = number.checked_sub(1).context("parts are numbered from 1")?;
+        self.store
+            .put_part(
+                &self.path(key)?,
+                &upload_id.to_string(),
+                index,
+                bytes.into(),
+            )
+            .await
+            .map_err(|e| self.error(&format!("UploadPart {number}"), key, e))
     }
 
-    /// Finish a multipart upload from its parts' ETags (in order).
+    /// Finish a multipart upload from its parts, in order.
     pub async fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
-        etags: &[String],
+        parts: Vec<Part>,
     ) -> Result<()> {
-        let mut body = String::from("<CompleteMultipartUpload>");
-        for (i, e) in etags.iter().enumerate() {
-            body.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
-                i + 1,
-                xml::escape(e)
-            ));
-        }
-        body.push_str("</CompleteMultipartUpload>");
-        let q = [("uploadId".to_string(), upload_id.to_string())];
-        let r = self
-            .send(
-                "CompleteMultipartUpload",
-                Method::POST,
-                key,
-                &q,
-                Payload::Bytes(Bytes::from(body)),
-                None,
-            )
-            .await?;
-        let r = self.expect_ok("CompleteMultipartUpload", key, r).await?;
-        // S3 may answer 200 with an error document in the body.
-        let text = r.text().await.unwrap_or_default();
-        if text.contains("<Error>") {
-            return Err(self.error("CompleteMultipartUpload", key, StatusCode::OK, &text));
-        }
+        self.store
+            .complete_multipart(&self.path(key)?, &upload_id.to_string(), parts)
+            .await
+            .map_err(|e| self.error("CompleteMultipartUpload", key, e))?;
         Ok(())
     }
 
     /// Abandon a multipart upload, dropping its parts.
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
-        let q = [("uploadId".to_string(), upload_id.to_string())];
-        let r = self
-            .send(
-                "AbortMultipartUpload",
-                Method::DELETE,
-                key,
-                &q,
-                Payload::Empty,
-                None,
-            )
-            .await?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        self.expect_ok("AbortMultipartUpload", key, r)
+        match self
+            .store
+            .abort_multipart(&self.path(key)?, &upload_id.to_string())
             .await
-            .map(drop)
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.error("AbortMultipartUpload", key, e)),
+        }
     }
 
     /// Unfinished multipart uploads under `prefix`: (key, upload id).
+    /// One page (up to 1,000), which is all a bucket should ever hold.
     pub async fn list_multipart(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let q = [
-            ("uploads".to_string(), String::new()),
-            ("prefix".to_string(), prefix.to_string()),
-        ];
-        let r = self
-            .send(
-                "ListMultipartUploads",
-                Method::GET,
-                "",
-                &q,
-                Payload::Empty,
-                None,
+        let what = || self.describe_key(prefix);
+        let mut url = self.endpoint.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}/{}", self.config.bucket));
+        url.query_pairs_mut()
+            .append_pair("prefix", prefix)
+            .append_pair("uploads", "");
+        let mut request = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(url.as_str())
+            .body(object_store::client::HttpRequestBody::from(Bytes::new()))
+            .with_context(|| format!("building ListMultipartUploads of {}", what()))?;
+        let credential = AwsCredential {
+            key_id: self.config.credentials.access_key_id.clone(),
+            secret_key: self.config.credentials.secret_access_key.clone(),
+            token: None,
+        };
+        AwsAuthorizer::new(&credential, "s3", &self.config.region).authorize(&mut request, None);
+        let mut send = reqwest::Client::new().get(url);
+        for (name, value) in request.headers() {
+            send = send.header(name.as_str(), value.as_bytes());
+        }
+        let r = send.send().await.with_context(|| {
+            format!(
+                "ListMultipartUploads of {}: could not reach the server",
+                what()
             )
-            .await?;
-        let r = self.expect_ok("ListMultipartUploads", prefix, r).await?;
+        })?;
+        let status = r.status();
         let body = r
             .text()
             .await
             .context("reading ListMultipartUploads' answer")?;
+        if !status.is_success() {
+            bail!(
+                "S3 ListMultipartUploads of {} failed: HTTP {status} {}",
+                what(),
+                xml::first(&body, "Code").unwrap_or_default()
+            );
+        }
         Ok(xml::all(&body, "Upload")
             .into_iter()
             .map(|u| {
@@ -552,69 +361,139 @@ impl Client {
     }
 }
 
-/// SHA-256 (hex) of `len` bytes of `path` from `offset`.
-pub async fn sha256_of_range(path: &Path, offset: u64, len: u64) -> Result<String> {
+/// `len` bytes of `path` from `offset`, in memory (a PUT body or part).
+async fn read_range(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
     let mut f = tokio::fs::File::open(path)
         .await
-        .with_context(|| format!("opening {}", path.display()))?;
+        .with_context(|| format!("opening {} to send it to S3", path.display()))?;
     f.seek(std::io::SeekFrom::Start(offset)).await?;
-    let mut f = f.take(len);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut seen = 0u64;
-    loop {
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        seen += n as u64;
-    }
-    if seen != len {
+    let cap = usize::try_from(len).context("a part larger than memory")?;
+    let mut buf = Vec::with_capacity(cap);
+    f.take(len)
+        .read_to_end(&mut buf)
+        .await
+        .with_context(|| format!("reading {} to send it to S3", path.display()))?;
+    if buf.len() as u64 != len {
         bail!(
-            "{} ended at byte {} before {}",
+            "{} holds {} bytes from offset {offset}, not {len}",
             path.display(),
-            offset + seen,
-            offset + len
+            buf.len()
         );
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn error_messages_say_what_to_do() {
-        let body = "<Error><Code>NoSuchBucket</Code><Message>Bucket not found: x</Message></Error>";
-        let m = describe(StatusCode::NOT_FOUND, body);
-        assert!(
-            m.contains("NoSuchBucket: Bucket not found") && m.contains("--s3-bucket"),
-            "{m}"
-        );
-        let m = describe(StatusCode::FORBIDDEN, "");
-        assert!(m.contains("403") && m.contains("AWS_ACCESS_KEY_ID"), "{m}");
-    }
-
-    #[test]
-    fn bad_endpoints_are_refused() {
-        let mut c = Config {
-            endpoint: "127.0.0.1:3900".into(),
+    fn config(endpoint: &str) -> Config {
+        Config {
+            endpoint: endpoint.into(),
             bucket: "b".into(),
             region: "garage".into(),
             credentials: Credentials {
                 access_key_id: "a".into(),
                 secret_access_key: "s".into(),
             },
+        }
+    }
+
+    fn failure(source: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_to_do() {
+        let client = Client::new(&config("http://127.0.0.1:3900")).unwrap();
+        let m = client
+            .error(
+                "PUT",
+                "blobs/x",
+                failure("NoSuchBucket: Bucket not found: x"),
+            )
+            .to_string();
+        assert!(
+            m.contains("NoSuchBucket: Bucket not found")
+                && m.contains("--s3-bucket")
+                && m.contains("s3://b/blobs/x at http://127.0.0.1:3900/"),
+            "{m}"
+        );
+        let denied = object_store::Error::PermissionDenied {
+            path: "blobs/x".into(),
+            source: "403 Forbidden".into(),
         };
+        let m = client.error("GET", "blobs/x", denied).to_string();
+        assert!(m.contains("403") && m.contains("AWS_ACCESS_KEY_ID"), "{m}");
+        let m = client
+            .error("GET", "k", failure("SignatureDoesNotMatch"))
+            .to_string();
+        assert!(m.contains("--s3-region"), "{m}");
+    }
+
+    #[test]
+    fn unreachable_servers_point_at_the_endpoint() {
+        let h = hint(&failure("error sending request for url (http://x/b/k)"));
+        assert!(h.contains("--s3-endpoint"), "{h}");
+        assert_eq!(hint(&failure("odd")), "check the S3 server's log");
+    }
+
+    #[test]
+    fn server_faults_say_retry() {
+        let h = hint(&failure(
+            "after 3 retries - Server returned non-2xx status code: 502 Bad Gateway: ",
+        ));
+        assert!(
+            h.contains("the S3 server failed") && h.contains("retry"),
+            "{h}"
+        );
+        let h = hint(&failure(
+            "Server returned non-2xx status code: 403 Forbidden: ",
+        ));
+        assert!(h.contains("access key"), "{h}");
+    }
+
+    #[test]
+    fn bad_endpoints_are_refused() {
+        assert!(Client::new(&config("127.0.0.1:3900")).is_err());
+        assert!(Client::new(&config("ftp://127.0.0.1:3900")).is_err());
+        let mut c = config("http://127.0.0.1:3900");
+        c.bucket = "a/b".into();
         assert!(Client::new(&c).is_err());
-        c.endpoint = "http://127.0.0.1:3900".into();
-        let client = Client::new(&c).unwrap();
-        assert_eq!(client.host, "127.0.0.1:3900");
+        let client = Client::new(&config("http://127.0.0.1:3900")).unwrap();
+        assert_eq!(client.endpoint.port(), Some(3900));
         assert_eq!(
             client.describe_key("blobs/x"),
             "s3://b/blobs/x at http://127.0.0.1:3900/"
         );
+    }
+
+    #[test]
+    fn keys_reach_the_bucket_unchanged() {
+        // object_store must not re-encode the store's key layout.
+        let client = Client::new(&config("http://127.0.0.1:3900")).unwrap();
+        for key in [
+            "airlift/blobs/sha256/0123abcd",
+            "airlift/repositories/quay.io/org/app/_tags/v1.2_rc-3",
+            "repositories/docker.io/library/x/_referrers/sha256-00/sha512-ff",
+        ] {
+            assert_eq!(client.path(key).unwrap().as_ref(), key);
+        }
+        assert!(client.path("a//b").is_err());
+    }
+
+    #[tokio::test]
+    async fn parts_are_read_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(&read_range(&path, 0, 1000).await.unwrap()[..], &data[..]);
+        assert_eq!(&read_range(&path, 990, 10).await.unwrap()[..], &data[990..]);
+        let e = read_range(&path, 995, 10).await.unwrap_err().to_string();
+        assert!(e.contains("holds 5 bytes from offset 995, not 10"), "{e}");
     }
 }

@@ -11,8 +11,9 @@
 //!
 //! A blob is verified locally (hashed into its upload file) before it
 //! is sent: one PUT below the multipart threshold, else a multipart
-//! upload whose parts stream from the file, each signed with its
-//! SHA-256, aborted on any error. S3 makes an object visible only once
+//! upload whose parts are read from the file one at a time (so memory
+//! holds one part per upload: the threshold, at least 5 MiB), aborted
+//! on any error. S3 makes an object visible only once
 //! its PUT or CompleteMultipartUpload succeeds, so no partial blob is
 //! ever readable; the size is checked with a HEAD afterwards. A process
 //! killed mid-upload leaves an unfinished multipart upload (invisible,
@@ -26,165 +27,25 @@
 //! from a listing of `<prefix>repositories/` every `--s3-refresh-secs`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use airlift_oci::documents::Descriptor;
-use airlift_oci::{Algorithm, Digest};
+use airlift_oci::Digest;
 use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::index::{ManifestInfo, RepoIndex, Repos};
+use super::backend::{BlobBackend, BlobStream, MetaBackend};
+use super::bucket::{build, plan, Fact, Keys, Plan};
+use super::error::{StoreError, StoreResult};
+use super::index::{ManifestInfo, Repos};
 use crate::services::registry::s3::{self, Client};
 
-const MANIFESTS: &str = "_manifests";
-const TAGS: &str = "_tags";
-const REFERRERS: &str = "_referrers";
-
-/// S3 refuses parts smaller than this (except the last).
-pub const MIN_PART: u64 = 5 << 20;
-/// S3 allows at most this many parts.
-pub const MAX_PARTS: u64 = 10_000;
 /// Requests in flight at once while loading metadata.
 const PARALLEL: usize = 16;
-
-/// Where every object lives: a key prefix, normalised to end in `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keys {
-    prefix: String,
-}
-
-/// One metadata object's meaning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fact {
-    Manifest {
-        repo: String,
-        digest: Digest,
-    },
-    Tag {
-        repo: String,
-        tag: String,
-    },
-    Referrer {
-        repo: String,
-        subject: Digest,
-        digest: Digest,
-    },
-}
-
-fn flat(d: &Digest) -> String {
-    format!("{}-{}", d.algorithm().as_str(), d.hex())
-}
-
-fn unflat(s: &str) -> Option<Digest> {
-    let (alg, hex) = s.split_once('-')?;
-    format!("{alg}:{hex}").parse().ok()
-}
-
-impl Keys {
-    /// Keys under `prefix` (`""`, `airlift`, `/airlift/` all work).
-    pub fn new(prefix: &str) -> Keys {
-        let p = prefix.trim_matches('/');
-        Keys {
-            prefix: if p.is_empty() {
-                String::new()
-            } else {
-                format!("{p}/")
-            },
-        }
-    }
-
-    /// A blob's key.
-    pub fn blob(&self, d: &Digest) -> String {
-        format!(
-            "{}blobs/{}/{}",
-            self.prefix,
-            d.algorithm().as_str(),
-            d.hex()
-        )
-    }
-
-    /// The prefix of every metadata key.
-    pub fn repositories(&self) -> String {
-        format!("{}repositories/", self.prefix)
-    }
-
-    /// The marker making `d` a member of `repo`.
-    pub fn marker(&self, repo: &str, d: &Digest) -> String {
-        format!(
-            "{}{repo}/{MANIFESTS}/{}/{}",
-            self.repositories(),
-            d.algorithm().as_str(),
-            d.hex()
-        )
-    }
-
-    /// A tag's key.
-    pub fn tag(&self, repo: &str, tag: &str) -> String {
-        format!("{}{repo}/{TAGS}/{tag}", self.repositories())
-    }
-
-    /// A referrer entry's key.
-    pub fn referrer(&self, repo: &str, subject: &Digest, d: &Digest) -> String {
-        format!(
-            "{}{repo}/{REFERRERS}/{}/{}",
-            self.repositories(),
-            flat(subject),
-            flat(d)
-        )
-    }
-
-    /// What a metadata key means (None for anything else).
-    pub fn parse(&self, key: &str) -> Option<Fact> {
-        let rel = key.strip_prefix(&self.repositories())?;
-        let parts: Vec<&str> = rel.split('/').collect();
-        let i = parts.iter().position(|p| p.starts_with('_'))?;
-        if i == 0 {
-            return None;
-        }
-        let repo = parts[..i].join("/");
-        match (parts[i], &parts[i + 1..]) {
-            (MANIFESTS, [alg, hex]) => Some(Fact::Manifest {
-                repo,
-                digest: format!("{alg}:{hex}").parse().ok()?,
-            }),
-            (TAGS, [tag]) if !tag.is_empty() => Some(Fact::Tag {
-                repo,
-                tag: tag.to_string(),
-            }),
-            (REFERRERS, [s, d]) => Some(Fact::Referrer {
-                repo,
-                subject: unflat(s)?,
-                digest: unflat(d)?,
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// How a blob of `size` bytes is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// One PUT.
-    Single,
-    /// Parts of `part_size` bytes (the last one shorter), `parts` of them.
-    Multipart { part_size: u64, parts: u64 },
-}
-
-/// One PUT below `threshold` bytes, else parts of at least `threshold`
-/// (and at least S3's 5 MiB), few enough for S3's 10,000-part limit.
-pub fn plan(size: u64, threshold: u64) -> Plan {
-    if size == 0 || size < threshold {
-        return Plan::Single;
-    }
-    let part_size = threshold.max(MIN_PART).max(size.div_ceil(MAX_PARTS));
-    Plan::Multipart {
-        part_size,
-        parts: size.div_ceil(part_size),
-    }
-}
 
 /// The S3 backend of a [`super::Store`].
 #[derive(Debug)]
@@ -251,9 +112,8 @@ impl Remote {
         if self.client.head(&key).await? == Some(size) {
             return Ok(());
         }
-        let sha = (d.algorithm() == Algorithm::Sha256).then(|| d.hex().to_string());
         match plan(size, self.threshold) {
-            Plan::Single => self.client.put_file(&key, path, size, sha).await?,
+            Plan::Single => self.client.put_file(&key, path, size).await?,
             Plan::Multipart { part_size, parts } => {
                 let id = self.client.create_multipart(&key).await?;
                 tracing::debug!(digest = %d, size, parts, "S3 multipart upload of {key} started");
@@ -289,20 +149,19 @@ impl Remote {
         part_size: u64,
         parts: u64,
     ) -> Result<()> {
-        let mut etags = Vec::new();
+        let mut sent = Vec::new();
         for n in 0..parts {
             let offset = n * part_size;
             let len = part_size.min(size - offset);
-            let sha = s3::sha256_of_range(path, offset, len).await?;
-            let number = u32::try_from(n + 1).context("too many parts")?;
-            let etag = self
+            let number = usize::try_from(n + 1).context("too many parts")?;
+            let part = self
                 .client
-                .upload_part(key, id, number, path, offset, len, sha)
+                .upload_part(key, id, number, path, offset, len)
                 .await?;
             tracing::debug!("S3 multipart upload of {key}: sent part {}/{parts}", n + 1);
-            etags.push(etag);
+            sent.push(part);
         }
-        self.client.complete_multipart(key, id, &etags).await
+        self.client.complete_multipart(key, id, sent).await
     }
 
     /// Store manifest bytes as blob `d` unless it is there.
@@ -315,12 +174,12 @@ impl Remote {
     }
 
     /// Write a metadata object.
-    pub async fn put(&self, key: &str, content: impl Into<Bytes>) -> Result<()> {
+    pub async fn put_object(&self, key: &str, content: impl Into<Bytes>) -> Result<()> {
         self.client.put_bytes(key, content.into()).await
     }
 
     /// Remove a metadata or blob object.
-    pub async fn delete(&self, key: &str) -> Result<()> {
+    pub async fn delete_object(&self, key: &str) -> Result<()> {
         self.client.delete(key).await
     }
 
@@ -359,7 +218,7 @@ impl Remote {
     }
 
     /// Rebuild the whole index from the bucket.
-    pub async fn load(&self) -> Result<Repos> {
+    pub async fn load_index(&self) -> Result<Repos> {
         let listed = self.client.list(&self.keys.repositories()).await?;
         let mut wanted = Vec::new();
         let mut facts = Vec::new();
@@ -435,213 +294,109 @@ impl Remote {
     }
 }
 
-/// The index from metadata facts, their objects' contents and the
-/// stored manifests' sizes. Facts whose object vanished, markers whose
-/// blob is gone and tags naming a non-member are dropped, as the folder
-/// backend does.
-pub fn build(
-    facts: Vec<(String, Fact)>,
-    contents: &HashMap<String, Bytes>,
-    size_of: &HashMap<Digest, u64>,
-) -> Repos {
-    let mut repos = Repos::new();
-    for (key, fact) in facts {
-        let Some(content) = contents.get(&key) else {
-            continue;
-        };
-        match fact {
-            Fact::Manifest { repo, digest } => match size_of.get(&digest) {
-                Some(&size) => {
-                    repos.entry(repo).or_default().manifests.insert(
-                        digest,
-                        ManifestInfo {
-                            media_type: String::from_utf8_lossy(content).into_owned(),
-                            size,
-                        },
-                    );
-                }
-                None => {
-                    tracing::warn!("manifest {digest} is listed in {repo} but its blob is gone")
-                }
-            },
-            Fact::Tag { repo, tag } => match String::from_utf8_lossy(content).trim().parse() {
-                Ok(d) => {
-                    repos.entry(repo).or_default().tags.insert(tag, d);
-                }
-                Err(_) => tracing::warn!("{key} does not hold a digest; ignoring the tag"),
-            },
-            Fact::Referrer {
-                repo,
-                subject,
-                digest,
-            } => match serde_json::from_slice::<Descriptor>(content) {
-                Ok(desc) if desc.digest == digest => {
-                    repos
-                        .entry(repo)
-                        .or_default()
-                        .referrers
-                        .entry(subject)
-                        .or_default()
-                        .insert(digest, desc);
-                }
-                _ => tracing::warn!("{key} is not the descriptor of {digest}; ignoring it"),
-            },
+#[async_trait]
+impl BlobBackend for Remote {
+    async fn stat(&self, d: &Digest) -> StoreResult<Option<u64>> {
+        Ok(self.blob_size(d).await?)
+    }
+
+    async fn read(&self, d: &Digest, start: u64, len: u64) -> StoreResult<BlobStream> {
+        if len == 0 {
+            return Ok(BlobStream::Whole(Bytes::new()));
         }
+        let key = self.keys.blob(d);
+        let stream = self
+            .client
+            .get_range(&key, start, len)
+            .await?
+            .ok_or_else(|| StoreError::BlobGone(format!("{key} is gone from the bucket")))?;
+        Ok(BlobStream::Chunks(stream.boxed()))
     }
-    for (name, ri) in repos.iter_mut() {
-        let members = ri.manifests.clone();
-        ri.tags.retain(|tag, d| {
-            let ok = members.contains_key(d);
-            if !ok {
-                tracing::debug!(
-                    "{name}:{tag} points at {d}, which is not a member (yet); ignoring the tag"
-                );
-            }
-            ok
-        });
+
+    async fn put_file(&self, file: PathBuf, d: &Digest) -> StoreResult<()> {
+        let sent = self.put_blob_file(&file, d).await;
+        if let Err(e) = tokio::fs::remove_file(&file).await {
+            tracing::warn!("removing upload file {}: {e}", file.display());
+        }
+        Ok(sent.with_context(|| format!("storing blob {d} in S3"))?)
     }
-    repos.retain(|_, ri: &mut RepoIndex| !ri.is_empty());
-    repos
+
+    async fn put_bytes(&self, d: &Digest, bytes: Bytes) -> StoreResult<()> {
+        Ok(self.put_blob_bytes(d, bytes).await?)
+    }
+
+    async fn delete(&self, d: &Digest) -> StoreResult<bool> {
+        if self.blob_size(d).await?.is_none() {
+            return Ok(false);
+        }
+        self.client.delete(&self.keys.blob(d)).await?;
+        Ok(true)
+    }
+
+    fn remote(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, d: &Digest) -> String {
+        self.client.describe_key(&self.keys.blob(d))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_are_normalised() {
-        assert_eq!(Keys::new("").repositories(), "repositories/");
-        assert_eq!(Keys::new("a/b").repositories(), "a/b/repositories/");
-        assert_eq!(Keys::new("/a/b/").repositories(), "a/b/repositories/");
+#[async_trait]
+impl MetaBackend for Remote {
+    async fn load(&self) -> StoreResult<Repos> {
+        Ok(self.load_index().await?)
     }
 
-    #[test]
-    fn keys_mirror_the_data_folder_and_parse_back() {
-        let k = Keys::new("reg");
-        let a = Digest::sha256_of(b"a");
-        let b = Digest::sha256_of(b"b");
-        assert_eq!(k.blob(&a), format!("reg/blobs/sha256/{}", a.hex()));
-        let repo = "quay.io/org/app";
-        let marker = k.marker(repo, &a);
-        assert_eq!(
-            marker,
-            format!(
-                "reg/repositories/quay.io/org/app/_manifests/sha256/{}",
-                a.hex()
-            )
-        );
-        assert_eq!(
-            k.parse(&marker),
-            Some(Fact::Manifest {
-                repo: repo.into(),
-                digest: a.clone()
-            })
-        );
-        let tag = k.tag(repo, "1.0");
-        assert_eq!(tag, "reg/repositories/quay.io/org/app/_tags/1.0");
-        assert_eq!(
-            k.parse(&tag),
-            Some(Fact::Tag {
-                repo: repo.into(),
-                tag: "1.0".into()
-            })
-        );
-        let r = k.referrer(repo, &a, &b);
-        assert_eq!(
-            r,
-            format!(
-                "reg/repositories/quay.io/org/app/_referrers/sha256-{}/sha256-{}",
-                a.hex(),
-                b.hex()
-            )
-        );
-        assert_eq!(
-            k.parse(&r),
-            Some(Fact::Referrer {
-                repo: repo.into(),
-                subject: a.clone(),
-                digest: b
-            })
-        );
-        for junk in [
-            "reg/blobs/sha256/00",
-            "other/repositories/x/_tags/t",
-            "reg/repositories/_tags/t",
-            "reg/repositories/x/_tags/",
-            "reg/repositories/x/_manifests/sha256/nothex",
-            "reg/repositories/x/_odd/y",
-            "reg/repositories/x/_tags/a/b",
-        ] {
-            assert_eq!(k.parse(junk), None, "{junk}");
-        }
+    async fn put_manifest(&self, repo: &str, d: &Digest, media_type: &str) -> StoreResult<()> {
+        Ok(self
+            .put_object(&self.keys.marker(repo, d), media_type.to_string())
+            .await?)
     }
 
-    #[test]
-    fn threshold_decides_single_or_parts() {
-        let mib = 1 << 20;
-        assert_eq!(plan(0, 0), Plan::Single);
-        assert_eq!(plan(64 * mib - 1, 64 * mib), Plan::Single);
-        assert_eq!(
-            plan(64 * mib, 64 * mib),
-            Plan::Multipart {
-                part_size: 64 * mib,
-                parts: 1
-            }
-        );
-        assert_eq!(
-            plan(20 * mib + 1, 5 * mib),
-            Plan::Multipart {
-                part_size: 5 * mib,
-                parts: 5
-            }
-        );
-        // Never below S3's minimum part size.
-        assert_eq!(
-            plan(3 * mib, mib),
-            Plan::Multipart {
-                part_size: MIN_PART,
-                parts: 1
-            }
-        );
-        // Huge blobs stay within 10,000 parts.
-        let big = 1 << 40;
-        let Plan::Multipart { part_size, parts } = plan(big, 5 * mib) else {
-            panic!("multipart expected")
-        };
-        assert!(parts <= MAX_PARTS && part_size * parts >= big);
+    async fn put_referrer(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        desc: &Descriptor,
+    ) -> StoreResult<()> {
+        let key = self.keys.referrer(repo, subject, &desc.digest);
+        Ok(self.put_object(&key, Remote::referrer_json(desc)?).await?)
     }
 
-    #[test]
-    fn index_from_facts_drops_what_is_not_whole() {
-        let k = Keys::new("");
-        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
-        let repo = "docker.io/library/x";
-        let mut contents = HashMap::new();
-        let mut facts = Vec::new();
-        let mut add = |key: String, content: &[u8]| {
-            contents.insert(key.clone(), Bytes::copy_from_slice(content));
-            facts.push((key.clone(), k.parse(&key).unwrap()));
-        };
-        add(k.marker(repo, &a), b"application/x-a");
-        add(k.marker(repo, &b), b"application/x-b");
-        add(k.tag(repo, "ok"), a.to_string().as_bytes());
-        add(
-            k.tag(repo, "not-member"),
-            Digest::sha256_of(b"z").to_string().as_bytes(),
-        );
-        add(k.tag(repo, "junk"), b"nope");
-        let desc = Descriptor::new("application/x-a", a.clone(), 1);
-        add(
-            k.referrer(repo, &b, &a),
-            &serde_json::to_vec(&desc).unwrap(),
-        );
-        let sizes: HashMap<Digest, u64> = [(a.clone(), 7)].into_iter().collect();
-        let repos = build(facts, &contents, &sizes);
-        let ri = &repos[repo];
-        assert_eq!(ri.manifests.len(), 1, "b's blob is gone");
-        assert_eq!(ri.manifests[&a].media_type, "application/x-a");
-        assert_eq!(ri.manifests[&a].size, 7);
-        assert_eq!(ri.tags.keys().collect::<Vec<_>>(), ["ok"]);
-        assert_eq!(ri.referrers[&b][&a], desc);
+    async fn put_tag(&self, repo: &str, tag: &str, d: &Digest) -> StoreResult<()> {
+        Ok(self
+            .put_object(&self.keys.tag(repo, tag), d.to_string())
+            .await?)
+    }
+
+    async fn remove_manifest(&self, repo: &str, d: &Digest) -> StoreResult<()> {
+        Ok(self.delete_object(&self.keys.marker(repo, d)).await?)
+    }
+
+    async fn remove_tag(&self, repo: &str, tag: &str) -> StoreResult<()> {
+        Ok(self.delete_object(&self.keys.tag(repo, tag)).await?)
+    }
+
+    async fn remove_referrer(&self, repo: &str, subject: &Digest, d: &Digest) -> StoreResult<()> {
+        Ok(self
+            .delete_object(&self.keys.referrer(repo, subject, d))
+            .await?)
+    }
+
+    async fn find_tag(&self, repo: &str, tag: &str) -> StoreResult<Option<Digest>> {
+        Ok(self.tag(repo, tag).await?)
+    }
+
+    async fn find_member(&self, repo: &str, d: &Digest) -> StoreResult<Option<ManifestInfo>> {
+        Ok(self.member(repo, d).await?)
+    }
+
+    fn refresh_every(&self) -> Option<Duration> {
+        Some(self.refresh_every)
+    }
+
+    fn describe(&self) -> String {
+        self.client.describe_key(&self.keys.repositories())
     }
 }

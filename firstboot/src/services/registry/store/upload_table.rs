@@ -9,10 +9,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
+use super::error::StoreError;
 use super::uploads::Upload;
-use crate::services::registry::error::{Code, RegistryError};
 
 /// One upload's state (None once finished or cancelled).
 pub type Slot = Arc<tokio::sync::Mutex<Option<Upload>>>;
@@ -61,8 +59,8 @@ pub struct UploadTable {
     policy_changed: tokio::sync::Notify,
 }
 
-fn poisoned<T>(_: T) -> RegistryError {
-    RegistryError::internal(anyhow::anyhow!("the upload table's lock was poisoned"))
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::internal("the upload table's lock was poisoned")
 }
 
 fn client_name(client: Option<IpAddr>) -> String {
@@ -83,8 +81,8 @@ impl UploadTable {
         self.policy_changed.notify_one();
     }
 
-    /// Add a new upload unless a cap is reached (then 429
-    /// `TOOMANYREQUESTS` naming the cap; the caller removes its file).
+    /// Add a new upload unless a cap is reached (then
+    /// [`StoreError::Busy`] naming the cap; the caller removes its file).
     /// `client` None is the registry itself (replication): not capped,
     /// so clients filling the table cannot stall it.
     pub fn insert(
@@ -93,16 +91,13 @@ impl UploadTable {
         repo: &str,
         client: Option<IpAddr>,
         upload: Upload,
-    ) -> Result<(), Box<(RegistryError, Upload)>> {
+    ) -> Result<(), Box<(StoreError, Upload)>> {
         let policy = self.policy();
         let mut entries = match self.entries.lock() {
             Ok(e) => e,
             Err(e) => return Err(Box::new((poisoned(e), upload))),
         };
-        let refuse = |msg: String| {
-            RegistryError::new(Code::TooManyRequests, msg)
-                .with_status(StatusCode::TOO_MANY_REQUESTS)
-        };
+        let refuse = StoreError::Busy;
         let idle = policy.idle.as_secs();
         let clients = entries.values().filter(|e| e.client.is_some()).count();
         if client.is_some() && clients >= policy.max {
@@ -135,15 +130,14 @@ impl UploadTable {
         Ok(())
     }
 
-    /// The upload `id` of `repo`, or `BLOB_UPLOAD_UNKNOWN`.
-    pub fn get(&self, repo: &str, id: &str) -> Result<Slot, RegistryError> {
+    /// The upload `id` of `repo`, or [`StoreError::UploadUnknown`].
+    pub fn get(&self, repo: &str, id: &str) -> Result<Slot, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
         match entries.get(id) {
             Some(e) if e.repo == repo => Ok(e.slot.clone()),
-            _ => Err(RegistryError::new(
-                Code::BlobUploadUnknown,
-                format!("upload {id:?} is not in progress (finished, cancelled or expired)"),
-            )),
+            _ => Err(StoreError::UploadUnknown(format!(
+                "upload {id:?} is not in progress (finished, cancelled or expired)"
+            ))),
         }
     }
 

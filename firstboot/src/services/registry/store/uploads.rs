@@ -12,14 +12,12 @@ use std::path::{Path, PathBuf};
 
 use airlift_oci::digest::Hasher;
 use airlift_oci::{Algorithm, Digest};
-use axum::body::Body;
-use axum::http::StatusCode;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::services::registry::body::next_chunk;
-use crate::services::registry::error::{Code, RegistryError, Result};
-use crate::services::registry::Limits;
+use super::error::{StoreError, StoreResult as Result};
 
 /// One upload session.
 pub struct Upload {
@@ -33,9 +31,14 @@ pub struct Upload {
     last_used: Instant,
 }
 
-/// A `Content-Range` error: 416 with `BLOB_UPLOAD_INVALID`.
-pub fn range_error(msg: impl Into<String>) -> RegistryError {
-    RegistryError::new(Code::BlobUploadInvalid, msg).with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+/// Incoming bytes: chunks as they arrive, an error if they stall or
+/// break off ([`StoreError::Incoming`]).
+pub trait Chunks: Stream<Item = Result<Bytes>> + Send + Unpin {}
+
+impl<S: Stream<Item = Result<Bytes>> + Send + Unpin> Chunks for S {}
+
+fn range_error(msg: String) -> StoreError {
+    StoreError::UploadRange(msg)
 }
 
 impl Upload {
@@ -63,8 +66,8 @@ impl Upload {
     }
 
     /// An I/O error naming this upload and its file (never its content).
-    fn io_error(&self, doing: &str, e: std::io::Error) -> RegistryError {
-        RegistryError::internal(anyhow::anyhow!(
+    fn io_error(&self, doing: &str, e: std::io::Error) -> StoreError {
+        StoreError::Internal(anyhow::anyhow!(
             "upload {}: {doing} {}: {e}",
             self.id,
             self.path.display()
@@ -81,13 +84,13 @@ impl Upload {
         self.size
     }
 
-    /// Append a body. `range` is the request's `Content-Range`
-    /// (inclusive start and end): its start must be the current size
-    /// and the body must have exactly its length.
+    /// Append incoming bytes. `range` is the declared range (inclusive
+    /// start and end): its start must be the current size and the bytes
+    /// must have exactly its length. The blob may grow to `max_bytes`.
     pub async fn append(
         &mut self,
-        body: Body,
-        limits: &Limits,
+        chunks: impl Chunks,
+        max_bytes: u64,
         range: Option<(u64, u64)>,
     ) -> Result<u64> {
         // The length the range declares (client numbers: checked arithmetic).
@@ -101,12 +104,12 @@ impl Upload {
                     )));
                 }
                 let len = (end - start).checked_add(1);
-                match len.filter(|n| start.checked_add(*n).is_some_and(|e| e <= limits.max_blob_bytes)) {
+                match len.filter(|n| start.checked_add(*n).is_some_and(|e| e <= max_bytes)) {
                     Some(n) => Some(n),
                     None => {
                         return Err(range_error(format!(
                             "upload {}: Content-Range {start}-{end} reaches past this registry's blob limit of {} bytes",
-                            self.id, limits.max_blob_bytes
+                            self.id, max_bytes
                         )))
                     }
                 }
@@ -117,7 +120,7 @@ impl Upload {
             Err(e) => return Err(self.io_error("opening", e)),
         };
         let saved = (self.hasher.clone(), self.size);
-        let result = self.write_body(&mut file, body, limits).await;
+        let result = self.write_chunks(&mut file, chunks, max_bytes).await;
         self.last_used = Instant::now();
         let written = self.size - saved.1;
         let failure = match result {
@@ -156,23 +159,17 @@ impl Upload {
         Ok(file)
     }
 
-    async fn write_body(
+    async fn write_chunks(
         &mut self,
         file: &mut tokio::fs::File,
-        body: Body,
-        limits: &Limits,
+        mut chunks: impl Chunks,
+        max_bytes: u64,
     ) -> Result<()> {
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = next_chunk(&mut stream, limits.body_stall).await? {
-            if self.size + chunk.len() as u64 > limits.max_blob_bytes {
-                return Err(RegistryError::new(
-                    Code::SizeInvalid,
-                    format!(
-                        "the blob would exceed this registry's limit of {} bytes",
-                        limits.max_blob_bytes
-                    ),
-                )
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+        while let Some(chunk) = chunks.next().await.transpose()? {
+            if self.size + chunk.len() as u64 > max_bytes {
+                return Err(StoreError::TooLarge(format!(
+                    "the blob would exceed this registry's limit of {max_bytes} bytes"
+                )));
             }
             if let Err(e) = file.write_all(&chunk).await {
                 return Err(self.io_error("writing", e));
@@ -199,21 +196,20 @@ impl Upload {
                         .and_then(|f| airlift_oci::digest::hash_reader(alg, f))
                         .map(|(d, _)| d)
                 })
-                .await
-                .map_err(|e| RegistryError::internal(e.into()))?
+                .await?
                 .map_err(|e| self.io_error("hashing", e))?
             }
         };
         if &actual != expected {
             self.discard().await;
-            return Err(RegistryError::new(
-                Code::DigestInvalid,
-                format!(
+            return Err(StoreError::DigestMismatch {
+                message: format!(
                     "the uploaded content ({} bytes) has digest {actual}, not {expected}",
                     self.size
                 ),
-            )
-            .with_detail(serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() })));
+                expected: expected.clone(),
+                actual,
+            });
         }
         let synced = match tokio::fs::File::open(&self.path).await {
             Ok(f) => f.sync_all().await,

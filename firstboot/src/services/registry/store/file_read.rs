@@ -1,5 +1,5 @@
-//! A blob's bytes as a response body, read in large chunks straight into
-//! the buffers hyper writes to the socket.
+//! A blob file's bytes as a stream of large chunks, read straight into
+//! the buffers the server writes to the socket.
 //!
 //! Each chunk is first read on the async worker itself with
 //! `preadv2(RWF_NOWAIT)`, which copies only what is already in the page
@@ -7,16 +7,16 @@
 //! tokio's blocking pool. The file is opened the same way: inline with
 //! `openat2(RESOLVE_CACHED)` when every path component is in the kernel's
 //! lookup cache, else on the blocking pool. A blob served from memory so
-//! costs one copy into the buffer (still in the CPU cache when hyper
-//! writes it) and no thread hop; one on slow media never blocks a worker.
+//! costs one copy into the buffer (still in the CPU cache when the
+//! server writes it) and no thread hop; one on slow media never blocks a worker.
 //!
 //! Why not `tokio::fs::File` + `ReaderStream`: that reads on the blocking
 //! pool into tokio's own buffer and copies it again into the stream's
 //! (two memcpys of every byte, plus a thread hop per 256 KiB), and the
 //! fresh buffer per chunk costs an mmap, page faults and zeroing.
 //!
-//! Memory: per response, the chunks hyper has not written yet (two or
-//! three: hyper asks for the next one only while it holds less than about
+//! Memory: per response, the chunks the server has not written yet (two
+//! or three: it asks for the next one only while it holds less than about
 //! 400 KiB) plus at most [`POOL`] spare buffers of at most [`CHUNK`]
 //! bytes; a written chunk's buffer returns to its response's pool, and
 //! the pool is freed with the response.
@@ -27,22 +27,24 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use axum::body::Body;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::{preadv2, Errno, ReadWriteFlags};
+
+use super::backend::BlobStream;
 
 /// Bytes per body chunk.
 pub const CHUNK: usize = 256 << 10;
 
-/// Buffers a response keeps for reuse: the chunk hyper is writing, the
+/// Buffers a response keeps for reuse: the chunk the server is writing, the
 /// one being read, and one spare.
 const POOL: usize = 3;
 
 /// Spare chunk buffers of one response (initialised, at most `CHUNK` long).
 type Pool = Mutex<Vec<Vec<u8>>>;
 
-/// A chunk's buffer; dropping it (hyper wrote it) returns it to the pool
+/// A chunk's buffer; dropping it (the server wrote it) returns it to the pool
 /// of its response if that response is still going.
 struct Recycled {
     buf: Vec<u8>,
@@ -178,12 +180,12 @@ async fn open(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::other(format!("blob open task failed: {e}")))?
 }
 
-/// The body for `len` bytes of the file at `path` from offset `start`.
+/// `len` bytes of the file at `path` from offset `start`.
 ///
 /// Opens the file and reads the first chunk before returning, so a file
-/// that cannot be opened or read is an error response, not a cut-off
-/// body. A blob of at most [`CHUNK`] bytes becomes a plain full body.
-pub async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
+/// that cannot be opened or read is an error answer, not a cut-off
+/// body. A blob of at most [`CHUNK`] bytes comes back whole.
+pub async fn read_file(path: &Path, start: u64, len: u64) -> io::Result<BlobStream> {
     let mut reader = Reader {
         file: Arc::new(open(path).await?),
         path: path.to_path_buf(),
@@ -194,7 +196,7 @@ pub async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
     };
     let first = reader.next().await?;
     if reader.left == 0 {
-        return Ok(Body::from(first));
+        return Ok(BlobStream::Whole(first));
     }
     let stream =
         futures_util::stream::unfold((Some(first), Some(reader)), |(ready, reader)| async move {
@@ -210,19 +212,21 @@ pub async fn file_body(path: &Path, start: u64, len: u64) -> io::Result<Body> {
                 Err(e) => Some((Err(e), (None, None))),
             }
         });
-    Ok(Body::from_stream(stream))
+    Ok(BlobStream::Chunks(stream.boxed()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::HttpBody;
 
-    async fn collect(body: Body) -> io::Result<Vec<u8>> {
+    async fn collect(body: BlobStream) -> io::Result<Vec<u8>> {
+        let mut stream = match body {
+            BlobStream::Whole(b) => return Ok(b.to_vec()),
+            BlobStream::Chunks(s) => s,
+        };
         let mut out = Vec::new();
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-            out.extend_from_slice(&chunk.map_err(io::Error::other)?);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
         }
         Ok(out)
     }
@@ -252,7 +256,7 @@ mod tests {
             (n - 1, 1),
             (2 * c + 17, c + 100),
         ] {
-            let body = file_body(&path, start as u64, len as u64).await.unwrap();
+            let body = read_file(&path, start as u64, len as u64).await.unwrap();
             let got = collect(body).await.unwrap();
             assert_eq!(got.len(), len, "start {start} len {len}");
             assert!(got == data[start..start + len], "start {start} len {len}");
@@ -291,7 +295,7 @@ mod tests {
         // readahead has brought in since, and the rest comes from the
         // blocking pool.
         let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-        let body = file_body(&path, 1, (n - 1) as u64).await.unwrap();
+        let body = read_file(&path, 1, (n - 1) as u64).await.unwrap();
         let got = collect(body).await.unwrap();
         assert!(got == data[1..]);
     }
@@ -321,8 +325,9 @@ mod tests {
     async fn small_blob_is_one_full_body() {
         let dir = tempfile::tempdir().unwrap();
         let (path, data) = blob(dir.path(), 1000);
-        let body = file_body(&path, 0, 1000).await.unwrap();
-        assert_eq!(body.size_hint().exact(), Some(1000));
+        let body = read_file(&path, 0, 1000).await.unwrap();
+        // Whole: the server answers it as one full body of known length.
+        assert!(matches!(&body, BlobStream::Whole(b) if b.len() == 1000));
         assert_eq!(collect(body).await.unwrap(), data);
     }
 
@@ -348,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn missing_file_fails_before_the_response() {
         let dir = tempfile::tempdir().unwrap();
-        let err = file_body(&dir.path().join("nope"), 0, 10)
+        let err = read_file(&dir.path().join("nope"), 0, 10)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -360,7 +365,7 @@ mod tests {
         let n = 2 * CHUNK;
         let (path, _) = blob(dir.path(), n);
         // Promise more than the file holds: the first chunk reads, a later one fails.
-        let body = file_body(&path, 0, n as u64 + 10).await.unwrap();
+        let body = read_file(&path, 0, n as u64 + 10).await.unwrap();
         let err = collect(body).await.unwrap_err();
         let want = format!("ends before byte {}", n + 10);
         assert!(err.to_string().contains(&want), "{err}");
@@ -371,7 +376,7 @@ mod tests {
     async fn first_chunk_short_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = blob(dir.path(), 100);
-        let err = file_body(&path, 0, 200).await.unwrap_err();
+        let err = read_file(&path, 0, 200).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
