@@ -23,6 +23,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use credentials::Credentials;
 
@@ -54,7 +55,17 @@ pub struct Client {
     store: Arc<AmazonS3>,
     config: Config,
     endpoint: Url,
+    /// MiB of blob bytes that may sit in memory for PUTs at once
+    /// ([`SEND_BUDGET_MIB`]), shared by every clone of this client.
+    send_budget: Arc<Semaphore>,
 }
+
+/// object_store sends a PUT body or a part from memory, where our own
+/// client streamed from the file: at most this many MiB of blob bytes are
+/// held for sending at once, across all uploads, so many uploads finishing
+/// together wait their turn instead of exhausting the appliance's memory.
+/// A part larger than the budget takes all of it.
+pub const SEND_BUDGET_MIB: u32 = 256;
 
 /// What to check after a failure, from what the server said.
 fn hint(e: &object_store::Error) -> &'static str {
@@ -138,7 +149,20 @@ impl Client {
             store: Arc::new(store),
             config: config.clone(),
             endpoint,
+            send_budget: Arc::new(Semaphore::new(SEND_BUDGET_MIB as usize)),
         })
+    }
+
+    /// Wait until `len` bytes may be held in memory for sending (see
+    /// [`SEND_BUDGET_MIB`]); the permit gives them back when dropped.
+    async fn send_permit(&self, len: u64) -> Result<OwnedSemaphorePermit> {
+        let mib = u32::try_from(len.div_ceil(1 << 20))
+            .unwrap_or(u32::MAX)
+            .clamp(1, SEND_BUDGET_MIB);
+        Arc::clone(&self.send_budget)
+            .acquire_many_owned(mib)
+            .await
+            .context("the S3 send budget is closed")
     }
 
     /// `s3://bucket/key at endpoint`, for messages.
@@ -168,6 +192,7 @@ impl Client {
 
     /// Store the first `size` bytes of the file `path` at `key` (one PUT).
     pub async fn put_file(&self, key: &str, path: &Path, size: u64) -> Result<()> {
+        let _held = self.send_permit(size).await?;
         let bytes = read_range(path, 0, size).await?;
         self.put_bytes(key, bytes).await
     }
@@ -266,6 +291,7 @@ impl Client {
         offset: u64,
         len: u64,
     ) -> Result<Part> {
+        let _held = self.send_permit(len).await?;
         let bytes = read_range(path, offset, len).await?;
         let index = number.checked_sub(1).context("parts are numbered from 1")?;
         self.store
@@ -495,5 +521,34 @@ mod tests {
         assert_eq!(&read_range(&path, 990, 10).await.unwrap()[..], &data[990..]);
         let e = read_range(&path, 995, 10).await.unwrap_err().to_string();
         assert!(e.contains("holds 5 bytes from offset 995, not 10"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn uploads_wait_for_the_send_budget() {
+        let client = Client::new(&config("http://127.0.0.1:3900")).unwrap();
+        let mib = 1u64 << 20;
+        let big = client.send_permit(200 * mib).await.unwrap();
+        // A small one fits beside it ...
+        let small = client.send_permit(10 * mib).await.unwrap();
+        assert_eq!(small.num_permits(), 10);
+        // ... 200 + 10 + 100 MiB is over the budget: this one waits (and,
+        // the semaphore being fair, so does anything asked for after it) ...
+        let second = client.send_permit(100 * mib);
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(Duration::from_millis(200), &mut second).await;
+        assert!(waited.is_err(), "a send past the budget did not wait");
+        // ... and goes once the first is done.
+        drop(big);
+        let got = tokio::time::timeout(Duration::from_secs(5), second).await;
+        assert_eq!(got.unwrap().unwrap().num_permits(), 100);
+        // A part larger than the whole budget takes all of it, not forever.
+        drop(small);
+        let whole = client.send_permit(1024 * mib).await.unwrap();
+        assert_eq!(whole.num_permits(), SEND_BUDGET_MIB as usize);
+        // Clones share one budget.
+        let other = client.clone();
+        let blocked =
+            tokio::time::timeout(Duration::from_millis(100), other.send_permit(mib)).await;
+        assert!(blocked.is_err(), "a clone had its own budget");
     }
 }
