@@ -101,14 +101,7 @@ pub fn files(spec: &MirrorSpec) -> Vec<RenderedFile> {
         content: render(spec),
         kind: FileKind::MergeDocker,
     }];
-    if let Some(ca) = spec.ca_file_content() {
-        for e in spec.https_endpoints() {
-            files.push(RenderedFile::owned(
-                format!("{CERTS_D}/{}/ca.crt", e.host),
-                ca.clone(),
-            ));
-        }
-    }
+    files.extend(super::ca_per_endpoint(spec, CERTS_D));
     files
 }
 

@@ -81,6 +81,18 @@ impl RenderedFile {
     }
 }
 
+/// The CA, when there is one, as `<certs_d>/<host:port>/ca.crt` for every
+/// HTTPS endpoint: the per-registry trust folder layout docker and the
+/// containers tools (podman, CRI-O, skopeo) share.
+pub(crate) fn ca_per_endpoint(spec: &MirrorSpec, certs_d: &str) -> Vec<RenderedFile> {
+    let Some(ca) = spec.ca_file_content() else {
+        return Vec::new();
+    };
+    spec.https_endpoints()
+        .map(|e| RenderedFile::owned(format!("{certs_d}/{}/ca.crt", e.host), ca.clone()))
+        .collect()
+}
+
 /// The files one runtime needs (the trust-store CA not included; see
 /// [`trust::files`]).
 pub fn files_for(spec: &MirrorSpec, runtime: Runtime) -> Vec<RenderedFile> {

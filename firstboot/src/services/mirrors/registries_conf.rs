@@ -77,14 +77,7 @@ pub fn files(spec: &MirrorSpec) -> Vec<RenderedFile> {
             kind: FileKind::IfAbsent,
         },
     ];
-    if let Some(ca) = spec.ca_file_content() {
-        for e in spec.https_endpoints() {
-            files.push(RenderedFile::owned(
-                format!("{CERTS_D}/{}/ca.crt", e.host),
-                ca.clone(),
-            ));
-        }
-    }
+    files.extend(super::ca_per_endpoint(spec, CERTS_D));
     files
 }
 
