@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// The name prefix of [`write`]'s and [`write_with_mode`]'s temp files.
+/// The name prefix of [`write()`]'s and [`write_with_mode`]'s temp files.
 pub const TEMP_PREFIX: &str = ".tmp-";
 /// The name prefix of a blob being written ([`crate::layout::BlobWriter`]).
 pub const PARTIAL_PREFIX: &str = ".partial-";

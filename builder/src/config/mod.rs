@@ -61,7 +61,7 @@ pub fn read_config_text(path: &Path) -> Result<String> {
     })
 }
 
-/// [`load`], then [`validate`] for `purpose`; the error lists every problem.
+/// [`load`], then [`validate()`] for `purpose`; the error lists every problem.
 pub fn load_and_validate(path: &Path, purpose: Purpose) -> Result<Appliance> {
     let app = load(path)?;
     validate(&app, purpose).map_err(ConfigError::from)?;

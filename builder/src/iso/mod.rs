@@ -1,7 +1,7 @@
 //! The hybrid ISO writer and reader, written by airlift itself (no external
 //! tools, no root, no loop devices).
 //!
-//! # What [`write`] produces
+//! # What [`write()`] produces
 //!
 //! One image that boots from CD and USB, BIOS and UEFI:
 //!
@@ -163,7 +163,7 @@ pub struct EspReport {
     pub catalog_sector_count: u16,
 }
 
-/// What [`write`] produced.
+/// What [`write()`] produced.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WriteReport {
     pub image_bytes: u64,

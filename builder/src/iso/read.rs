@@ -398,7 +398,7 @@ impl Iso {
 
     /// Every entry below the root, depth-first, as (path, entry). Fails,
     /// naming the path, on a directory met twice (a loop), nesting deeper
-    /// than [`super::walk_guard::MAX_DEPTH`] or too many entries.
+    /// than `walk_guard::MAX_DEPTH` or too many entries.
     pub fn walk(&self) -> Result<Vec<(String, Entry)>> {
         let mut out = Vec::new();
         let mut guard = WalkGuard::default();

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::services::ha::replication::Report;
 
 /// A replica not heard from for this long is shown as unreachable (it
-/// polls at least every [`super::source::POLL_WAIT`]).
+/// polls at least every [`crate::services::ha::replication::source::POLL_WAIT`]).
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Changes remembered for lag (older ones count from the oldest kept).

@@ -42,7 +42,7 @@ pub const HEADER: &str = "# Written by airlift-firstboot; a re-run replaces this
 pub const BASE_HEADER: &str =
     "# Written by airlift-firstboot because none existed; airlift never changes it again.";
 
-/// How [`apply`] treats an existing file at a rendered path.
+/// How [`apply()`] treats an existing file at a rendered path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// airlift's own file (drop-in, hosts.toml, CA): replaced whole.
@@ -63,7 +63,7 @@ pub enum FileKind {
 /// when no file exists yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
-    /// Absolute path on the node (`/etc/...`); [`apply`] puts it under a root.
+    /// Absolute path on the node (`/etc/...`); [`apply()`] puts it under a root.
     pub path: PathBuf,
     /// The file's content.
     pub content: String,

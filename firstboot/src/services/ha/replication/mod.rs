@@ -20,7 +20,7 @@
 //! ([`plan`]) and fetches only what it lacks ([`apply`]), children before
 //! the manifests that point at them and tags last, so it never serves a
 //! tag whose content it does not have. Every poll says what the replica
-//! has applied, so host0's replica table ([`table`]) knows each one's lag;
+//! has applied, so host0's replica table ([`crate::api::replicas`]) knows each one's lag;
 //! the replica shows its own at its status endpoint. Nodes list host0
 //! first and then every replica that has finished its first sync
 //! ([`crate::api::join`]), and re-fetch that list on a timer.
