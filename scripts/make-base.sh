@@ -4,7 +4,9 @@
 #   ${AIRLIFT_CACHE:-$HOME/.cache/airlift}/base/<key>/
 #     vmlinuz  kernel-version  modules/ (= lib/modules/<version>)
 #     isolinux/{isolinux.bin,ldlinux.c32,isohdpfx.bin}
-#     efi/systemd-bootx64.efi
+#     efi/systemd-bootx64.efi  efi/linuxx64.efi.stub (systemd-boot-efi)
+#     efi/shimx64.efi  efi/mmx64.efi (shim-signed, shim-helpers-amd64-signed: signed by Microsoft's UEFI CA)
+#     efi/grubx64.efi  efi/grubnetx64.efi (grub-efi-amd64-signed: signed by Debian)
 #     ipxe/{undionly.kpxe,ipxe.efi}
 #     busybox  rootfs-smoke/ (busybox + applet links)
 #     rootfs/  (debootstrap minbase + systemd, pruned, /init -> systemd)
@@ -21,7 +23,7 @@
 set -euo pipefail
 
 # Bump when the layout or the recipe changes, so old caches are not reused.
-RECIPE=3
+RECIPE=4
 
 CACHE="${AIRLIFT_CACHE:-$HOME/.cache/airlift}"
 BASES="$CACHE/base"
@@ -70,7 +72,7 @@ KPKG=$(apt-cache show --no-all-versions linux-image-amd64 |
     awk -F': ' '/^Depends:/ {print $2; exit}' | grep -oE 'linux-image-[0-9][^ ,]*-amd64' | head -n1)
 [[ -n "$KPKG" ]] || die "cannot find the kernel package linux-image-amd64 depends on"
 
-PKGS=("$KPKG" isolinux syslinux-common systemd-boot-efi ipxe busybox-static)
+PKGS=("$KPKG" isolinux syslinux-common systemd-boot-efi ipxe busybox-static shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed)
 MIRROR=$(mirror)
 # One apt-cache call for every candidate version (each call costs ~1 s).
 VERSIONS=$(apt-cache policy "${PKGS[@]}" debootstrap |
@@ -169,6 +171,13 @@ cp "$X/usr/lib/ISOLINUX/isolinux.bin" "$OUT/isolinux/"
 cp "$X/usr/lib/ISOLINUX/isohdpfx.bin" "$OUT/isolinux/"
 cp "$X/usr/lib/syslinux/modules/bios/ldlinux.c32" "$OUT/isolinux/"
 cp "$(find_one systemd-bootx64.efi)" "$OUT/efi/"
+cp "$(find_one linuxx64.efi.stub)" "$OUT/efi/"
+# The Secure Boot chain: Microsoft-signed shim, Debian-signed GRUB (the
+# disk one and the network one), each named as the ESP and TFTP want.
+cp "$X/usr/lib/shim/shimx64.efi.signed" "$OUT/efi/shimx64.efi"
+cp "$X/usr/lib/shim/mmx64.efi.signed" "$OUT/efi/mmx64.efi"
+cp "$X/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" "$OUT/efi/grubx64.efi"
+cp "$X/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed" "$OUT/efi/grubnetx64.efi"
 cp "$(find_one undionly.kpxe)" "$OUT/ipxe/"
 cp "$(find_one ipxe.efi -path '*ipxe*')" "$OUT/ipxe/"
 cp "$X/bin/busybox" "$OUT/busybox"
