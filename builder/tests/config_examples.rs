@@ -38,6 +38,9 @@ fn synthetic_base(root: &Path) -> PathBuf {
         file(&format!("isolinux/{f}"), b"x");
     }
     file("efi/systemd-bootx64.efi", b"MZ");
+    for name in ["shimx64.efi", "grubx64.efi", "grubnetx64.efi", "linuxx64.efi.stub"] {
+        file(&format!("efi/{name}"), b"MZ");
+    }
     file("ipxe/ipxe.efi", b"MZ");
     file("ipxe/undionly.kpxe", b"x");
     file("images/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);

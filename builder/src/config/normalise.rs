@@ -248,6 +248,10 @@ impl Normaliser<'_> {
                 isolinux: self.path("base.bootloader.isolinux", &b.bootloader.isolinux),
                 efi: self.path("base.bootloader.efi", &b.bootloader.efi),
                 ipxe: self.opt_path("base.bootloader.ipxe", &b.bootloader.ipxe),
+                shim: self.opt_path("base.bootloader.shim", &b.bootloader.shim),
+                grub: self.opt_path("base.bootloader.grub", &b.bootloader.grub),
+                grub_net: self.opt_path("base.bootloader.grubNet", &b.bootloader.grub_net),
+                stub: self.opt_path("base.bootloader.stub", &b.bootloader.stub),
             },
             kernel_args: b.kernel_args.clone(),
         }

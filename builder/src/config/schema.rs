@@ -188,6 +188,21 @@ pub struct Bootloader {
     /// Folder holding iPXE binaries (`undionly.kpxe`, `ipxe.efi`), when netboot is on.
     #[serde(default)]
     pub ipxe: Option<PathBuf>,
+    /// shim signed by Microsoft's UEFI CA (Debian: `shim-signed`,
+    /// `shimx64.efi.signed`): the first stage of the Secure Boot chain.
+    #[serde(default)]
+    pub shim: Option<PathBuf>,
+    /// GRUB signed by the distribution, which shim trusts (Debian:
+    /// `grub-efi-amd64-signed`, `grubx64.efi.signed`).
+    #[serde(default)]
+    pub grub: Option<PathBuf>,
+    /// The network GRUB for UEFI netboot through shim (Debian:
+    /// `grubnetx64.efi.signed`).
+    #[serde(default)]
+    pub grub_net: Option<PathBuf>,
+    /// systemd's EFI stub (`linuxx64.efi.stub`), for a unified kernel image.
+    #[serde(default)]
+    pub stub: Option<PathBuf>,
 }
 
 /// The registry host0 (and replicas) serve.

@@ -65,6 +65,32 @@ impl Validator<'_> {
             Kind::File,
             "the UEFI boot loader (e.g. systemd-bootx64.efi)",
         );
+        for (field, path, what) in [
+            (
+                "base.bootloader.shim",
+                &bl.shim,
+                "shim signed by Microsoft's UEFI CA (Debian: shim-signed, shimx64.efi.signed)",
+            ),
+            (
+                "base.bootloader.grub",
+                &bl.grub,
+                "GRUB signed for shim (Debian: grub-efi-amd64-signed, grubx64.efi.signed)",
+            ),
+            (
+                "base.bootloader.grubNet",
+                &bl.grub_net,
+                "the network GRUB signed for shim (Debian: grubnetx64.efi.signed)",
+            ),
+            (
+                "base.bootloader.stub",
+                &bl.stub,
+                "systemd's EFI stub for unified kernel images (Debian: systemd-boot-efi, linuxx64.efi.stub)",
+            ),
+        ] {
+            if let Some(p) = path {
+                self.expect(field, p, Kind::File, what);
+            }
+        }
         if let Some(ipxe) = &bl.ipxe {
             self.expect(
                 "base.bootloader.ipxe",
