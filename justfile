@@ -79,6 +79,10 @@ e2e-host0: base build
 e2e-storage: base build
     cargo test -p airlift-integration --test vm -- e2e_storage:: --nocapture --test-threads 1
 
+# Server hardware with the default module set (image-configs/hardware-matrix.yaml names none): q35 host0 on AHCI + NVMe + igb netboots a node on e1000e; host0 from a USB stick on xHCI with its data disk behind MegaRAID.
+hardware-matrix: base build
+    cargo test -p airlift-integration --test vm -- hardware_matrix:: --nocapture --test-threads 1
+
 # Build image-configs/demo.yaml into out/demo.iso and boot it as host0: registry and status page forwarded to 127.0.0.1, a tour printed once it is ready, the serial console (a root shell, demo only) here; Ctrl-a x quits (`just firmware=bios demo`; settings in scripts/demo.sh).
 demo: deps base build
     AIRLIFT_BASE="$(readlink -f {{base}})" scripts/demo.sh {{firmware}}

@@ -37,6 +37,10 @@ fn synthetic_base(root: &Path) -> PathBuf {
     for f in ["isolinux.bin", "ldlinux.c32", "isohdpfx.bin"] {
         file(&format!("isolinux/{f}"), b"x");
     }
+    // Every module the examples name is in the server set: one file each.
+    for m in airlift_builder::initramfs::server_set::names() {
+        file(&format!("modules/kernel/{m}.ko"), b"\x7fELF");
+    }
     file("efi/systemd-bootx64.efi", b"MZ");
     for name in ["shimx64.efi", "grubx64.efi", "grubnetx64.efi", "linuxx64.efi.stub"] {
         file(&format!("efi/{name}"), b"MZ");

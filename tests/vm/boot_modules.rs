@@ -136,6 +136,7 @@ fn kmod_modprobe_reads_the_generated_indexes() {
             names: ["ata_piix", "sr_mod", "isofs", "usb_storage", "virtio_pci"]
                 .map(String::from)
                 .to_vec(),
+            optional: vec![],
         }),
         epoch: 0,
         level: 3,

@@ -16,4 +16,5 @@ mod demo_tour;
 mod e2e_ha;
 mod e2e_netboot;
 mod e2e_storage;
+mod hardware_matrix;
 mod host0_qemu;

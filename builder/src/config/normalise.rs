@@ -244,6 +244,7 @@ impl Normaliser<'_> {
             rootfs: self.path("base.rootfs", &b.rootfs),
             modules_dir: self.opt_path("base.modulesDir", &b.modules_dir),
             modules: b.modules.clone(),
+            extra_modules: b.extra_modules.clone(),
             bootloader: Bootloader {
                 isolinux: self.path("base.bootloader.isolinux", &b.bootloader.isolinux),
                 efi: self.path("base.bootloader.efi", &b.bootloader.efi),

@@ -167,9 +167,14 @@ pub struct Base {
     /// Kernel modules folder (`…/lib/modules/VERSION`) to take modules from.
     #[serde(default)]
     pub modules_dir: Option<PathBuf>,
-    /// Module names to include, with their dependency closure.
+    /// Exactly these modules (with their dependency closure) instead of
+    /// the server set (`initramfs::server_set`); absent: the server set.
     #[serde(default)]
-    pub modules: Vec<String>,
+    pub modules: Option<Vec<String>>,
+    /// Modules added to whichever set is in force (`modules`, or the
+    /// server set when `modules` is absent).
+    #[serde(default)]
+    pub extra_modules: Vec<String>,
     /// Boot-loader assets.
     pub bootloader: Bootloader,
     /// Extra kernel command line arguments.

@@ -18,6 +18,7 @@ pub mod cpio;
 pub mod kernel;
 pub mod kmod_index;
 pub mod modules;
+pub mod server_set;
 pub mod tree;
 
 use std::fs::{self, File};
@@ -41,8 +42,12 @@ pub struct ModulesSpec {
     pub dir: PathBuf,
     /// The kernel release; modules land in `/lib/modules/<release>/`.
     pub release: String,
-    /// Module names; their dependency closure is added.
+    /// Module names; their dependency closure is added. Each must exist
+    /// (as a module file or built in).
     pub names: Vec<String>,
+    /// Module names added when the kernel has them (the server set):
+    /// one it lacks is skipped and reported, not an error.
+    pub optional: Vec<String>,
 }
 
 /// Everything one initramfs is made of.
@@ -67,6 +72,8 @@ pub struct Report {
     pub members: usize,
     /// Modules included (canonical names), closure included.
     pub modules: Vec<String>,
+    /// Optional names skipped because the kernel has no such module.
+    pub skipped_modules: Vec<String>,
     /// Size of the cpio stream before compression.
     pub cpio_bytes: u64,
     /// Size of the file written.
@@ -78,7 +85,7 @@ pub struct Report {
 /// Collects the layers of `spec` into a [`Tree`]. Returns the tree and,
 /// for a tar base, the temp folder it was unpacked into (keep it alive
 /// until the tree is encoded).
-pub fn collect(spec: &Spec) -> Result<(Tree, Vec<String>, Option<tempfile::TempDir>)> {
+pub fn collect(spec: &Spec) -> Result<(Tree, Chosen, Option<tempfile::TempDir>)> {
     let mut tree = Tree::new();
     tree.insert("dev", Node::dir(0o755))?;
     tree.insert(
@@ -100,20 +107,37 @@ pub fn collect(spec: &Spec) -> Result<(Tree, Vec<String>, Option<tempfile::TempD
         tree.insert(path, node.clone())
             .with_context(|| format!("adding /{path}"))?;
     }
-    let mut names = Vec::new();
+    let mut chosen = Chosen::default();
     if let Some(m) = &spec.modules {
-        names = add_modules(&mut tree, m)?;
+        chosen = add_modules(&mut tree, m)?;
     }
-    Ok((tree, names, unpacked))
+    Ok((tree, chosen, unpacked))
 }
 
-fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Vec<String>> {
+/// The modules an initramfs got: the closure's names, and the optional
+/// names skipped because the kernel lacks them.
+#[derive(Debug, Clone, Default)]
+pub struct Chosen {
+    pub names: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Chosen> {
     let index = modules::index(&m.dir)
         .with_context(|| format!("indexing kernel modules in {}", m.dir.display()))?;
     let builtin = modules::builtin(&m.dir)?;
-    let closure = modules::closure(&m.names, &index, &builtin, |rel| {
+    let (optional, skipped) = modules::present(&m.optional, &index, &builtin);
+    for name in &skipped {
+        tracing::warn!(
+            "kernel module {name} of the server set is not in {} (nor built in): skipped",
+            m.dir.display()
+        );
+    }
+    let wanted: Vec<String> = m.names.iter().chain(&optional).cloned().collect();
+    let closure = modules::closure(&wanted, &index, &builtin, |rel| {
         modules::read_modinfo(&m.dir.join(rel))
-    })?;
+    })
+    .with_context(|| format!("kernel modules folder {}", m.dir.display()))?;
     let root = format!("lib/modules/{}", m.release);
     tree.insert(&root, Node::dir(0o755))?;
     for module in closure.modules.values() {
@@ -157,7 +181,10 @@ fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Vec<String>> {
             tree.insert(&format!("{root}/{name}"), Node::from_host(&host)?)?;
         }
     }
-    Ok(closure.modules.keys().cloned().collect())
+    Ok(Chosen {
+        names: closure.modules.keys().cloned().collect(),
+        skipped,
+    })
 }
 
 /// A folder base is used in place; a tar file is unpacked into a temp folder.
@@ -244,7 +271,7 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
 /// Writes the initramfs of `spec` to `out` atomically (temp file beside
 /// it, fsync, rename).
 pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
-    let (tree, module_names, _unpacked) = collect(spec)?;
+    let (tree, chosen, _unpacked) = collect(spec)?;
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -282,7 +309,8 @@ pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
         .with_context(|| format!("renaming the initramfs into {}", out.display()))?;
     Ok(Report {
         members,
-        modules: module_names,
+        modules: chosen.names,
+        skipped_modules: chosen.skipped,
         cpio_bytes,
         compressed_bytes: count,
         sha256: hex::encode(hasher.finalize()),

@@ -176,6 +176,19 @@ pub fn builtin(modules_dir: &Path) -> Result<BTreeSet<String>> {
         .collect())
 }
 
+/// `names` split into those the kernel has (a module file in `index`, or
+/// built in) and those it lacks, each in the order given.
+pub fn present(
+    names: &[String],
+    index: &BTreeMap<String, String>,
+    builtin: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    names.iter().cloned().partition(|n| {
+        let c = canonical(n);
+        index.contains_key(&c) || builtin.contains(&c)
+    })
+}
+
 /// The chosen modules: each one's path, hard dependencies and aliases.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Closure {
@@ -234,7 +247,7 @@ pub fn closure(
     }
     if !missing.is_empty() {
         bail!(
-            "kernel modules not found in the modules folder: {} (check base.modules and base.modulesDir)",
+            "kernel modules not found in the modules folder: {} (check base.modules, base.extraModules and base.modulesDir)",
             missing.join(", ")
         );
     }
@@ -466,6 +479,16 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("nope_mod"), "{err}");
         assert!(!err.to_string().contains("crc32c"), "{err}");
+    }
+
+    #[test]
+    fn present_splits_names_the_kernel_has_from_the_rest() {
+        let (index, _) = fake();
+        let builtin: BTreeSet<String> = ["crc32c".to_string()].into();
+        let names = ["isofs", "crc32c", "ice", "sr-mod"].map(String::from);
+        let (have, lack) = present(&names, &index, &builtin);
+        assert_eq!(have, ["isofs", "crc32c", "sr-mod"]);
+        assert_eq!(lack, ["ice"]);
     }
 
     #[test]

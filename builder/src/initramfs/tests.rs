@@ -150,3 +150,36 @@ fn a_missing_base_names_the_path() {
     assert!(format!("{err:#}").contains("no-such-rootfs"), "{err:#}");
     assert!(!dir.path().join("i.img").exists());
 }
+
+#[test]
+fn optional_modules_the_kernel_lacks_are_skipped_required_ones_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = fixture(dir.path());
+    let mods = dir.path().join("modules");
+    put(&mods, "modules.builtin", "kernel/net/unix/unix.ko\n", 0o644);
+    spec.modules = Some(ModulesSpec {
+        dir: mods.clone(),
+        release: "6.1.0-test".into(),
+        names: vec![],
+        optional: vec!["unix".into(), "no_such_nic".into()],
+    });
+    let out = dir.path().join("initrd.img");
+    let report = write(&spec, &out).unwrap();
+    assert_eq!(report.skipped_modules, ["no_such_nic"]);
+    assert!(report.modules.is_empty(), "{:?}", report.modules);
+    let listing = unpack(&out, &dir.path().join("x"));
+    assert!(
+        listing.contains("lib/modules/6.1.0-test/modules.dep"),
+        "{listing}"
+    );
+
+    // Named by the config, the same module is an error and nothing is written.
+    let m = spec.modules.as_mut().unwrap();
+    m.names = vec!["no_such_nic".into()];
+    m.optional.clear();
+    let out = dir.path().join("required.img");
+    let err = format!("{:#}", write(&spec, &out).unwrap_err());
+    assert!(err.contains("no_such_nic"), "{err}");
+    assert!(err.contains(&mods.display().to_string()), "{err}");
+    assert!(!out.exists());
+}

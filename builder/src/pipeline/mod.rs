@@ -28,6 +28,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::bundler::{self, BundleOptions};
 use crate::config::{self, Appliance, Base};
+use crate::initramfs::server_set::Selection;
 use crate::initramfs::{self, ModulesSpec, Node};
 use crate::iso::{self, BiosBoot, FileSource, IsoImage, UefiBoot};
 
@@ -288,6 +289,30 @@ fn strip_debug(binary: &Path, work: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The kernel modules the initramfs gets: `base.modules` (exactly these)
+/// or, when absent, the server set; `base.extraModules` added either way.
+/// `None` when that is no module at all (`modules: []`).
+fn modules_spec(base: &Base, app: &Appliance, release: &str) -> Result<Option<ModulesSpec>> {
+    let selection = Selection::new(base.modules.as_deref(), &base.extra_modules);
+    if selection.is_empty() {
+        return Ok(None);
+    }
+    let dir = base.modules_dir.clone().with_context(|| {
+        format!(
+            "{}: base.modulesDir is not set, but kernel modules are to be added (base.modules, \
+             base.extraModules, or the server set when base.modules is absent); set it to the \
+             kernel's lib/modules/VERSION folder",
+            app.origin.file.display()
+        )
+    })?;
+    Ok(Some(ModulesSpec {
+        dir,
+        release: release.to_string(),
+        names: selection.required,
+        optional: selection.optional,
+    }))
+}
+
 /// What goes into the initramfs, in layer order.
 pub fn initramfs_spec(
     base: &Base,
@@ -298,21 +323,7 @@ pub fn initramfs_spec(
     epoch: i64,
     level: i32,
 ) -> Result<initramfs::Spec> {
-    let modules = if base.modules.is_empty() {
-        None
-    } else {
-        let dir = base.modules_dir.clone().with_context(|| {
-            format!(
-                "{}: base.modules names modules but base.modulesDir is not set",
-                app.origin.file.display()
-            )
-        })?;
-        Some(ModulesSpec {
-            dir,
-            release: kernel_release.to_string(),
-            names: base.modules.clone(),
-        })
-    };
+    let modules = modules_spec(base, app, kernel_release)?;
     let mut firstboot_node = Node::from_host(firstboot)?;
     firstboot_node.perm = 0o755;
     let mut files = vec![

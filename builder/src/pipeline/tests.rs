@@ -26,6 +26,7 @@ fn fixture(dir: &Path, netboot: bool) -> Appliance {
     put(&b.join("ipxe/ipxe.efi"), b"MZ");
     put(&b.join("vmlinuz"), b"kernel");
     fs::create_dir_all(b.join("rootfs")).unwrap();
+    fs::create_dir_all(b.join("modules")).unwrap();
     put(&dir.join("notes.txt"), b"hello");
     let yaml = format!(
         r#"apiVersion: airlift/v1alpha1
@@ -38,6 +39,7 @@ images:
 base:
   kernel: base/vmlinuz
   rootfs: base/rootfs
+  modulesDir: base/modules
   bootloader: {{ isolinux: base/isolinux, efi: base/efi/systemd-bootx64.efi, ipxe: base/ipxe }}
 netboot: {{ enabled: {netboot} }}
 output:
@@ -192,6 +194,42 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
     // Without them, nothing extra is carried.
     let plain = fixture(dir.path(), false);
     assert!(appliance_file::secret_files(&plain).is_empty());
+}
+
+#[test]
+fn the_server_set_is_in_force_unless_modules_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = fixture(dir.path(), false);
+    let mut base = app.base.clone().unwrap();
+    let spec = |base: &Base, app: &Appliance| modules_spec(base, app, "6.1.0-test").unwrap();
+
+    // No `modules`: the server set, each name optional; extras required.
+    base.extra_modules = vec!["dm_mod".into()];
+    let m = spec(&base, &app).expect("the server set");
+    assert_eq!(m.names, ["dm_mod"]);
+    assert_eq!(m.optional, initramfs::server_set::names());
+    assert_eq!(m.release, "6.1.0-test");
+
+    // `modules` listed: exactly these (plus extras), nothing optional.
+    base.modules = Some(vec!["ata_piix".into(), "isofs".into()]);
+    let m = spec(&base, &app).expect("listed modules");
+    assert_eq!(m.names, ["ata_piix", "isofs", "dm_mod"]);
+    assert!(m.optional.is_empty());
+
+    // `modules: []` and no extras: no modules at all.
+    base.modules = Some(vec![]);
+    base.extra_modules.clear();
+    assert!(spec(&base, &app).is_none());
+
+    // The server set without a modules folder: an error naming the field.
+    base.modules = None;
+    base.modules_dir = None;
+    app.base = Some(base.clone());
+    let err = modules_spec(&base, &app, "6.1.0-test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("base.modulesDir is not set"), "{err}");
+    assert!(err.contains("t.yaml"), "{err}");
 }
 
 /// A source OCI layout holding one image (`app`) with one layer; returns

@@ -59,12 +59,18 @@ pub fn read_disk(sysfs: &Path, name: &str) -> Result<Disk> {
 }
 
 /// Every disk under `SYSFS/block`, in a stable order (shorter names
-/// first, then by name: vda, vdb, …, sdz, sdaa).
+/// first, then by name: vda, vdb, …, sdz, sdaa). Hidden ones (`hidden`
+/// is 1: the per-path nodes of NVMe multipath, `nvme0c0n1`, which have no
+/// `/dev` entry; the disk is `nvme0n1`) are left out.
 pub fn list(sysfs: &Path) -> Result<Vec<Disk>> {
     let dir = sysfs.join("block");
     let mut names = Vec::new();
     for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
-        names.push(e?.file_name().to_string_lossy().into_owned());
+        let e = e?;
+        if read_trim(&e.path().join("hidden")).is_ok_and(|h| h == "1") {
+            continue;
+        }
+        names.push(e.file_name().to_string_lossy().into_owned());
     }
     names.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
     names.iter().map(|n| read_disk(sysfs, n)).collect()
@@ -168,9 +174,17 @@ mod tests {
         ] {
             fake(dir.path(), n, size, ro, rm);
         }
+        // NVMe multipath: the disk, and its hidden per-path node.
+        fake(dir.path(), "nvme0n1", 20 * gib, 0, 0);
+        fake(dir.path(), "nvme0c0n1", 20 * gib, 0, 0);
+        std::fs::write(dir.path().join("block/nvme0c0n1/hidden"), "1\n").unwrap();
+        std::fs::write(dir.path().join("block/nvme0n1/hidden"), "0\n").unwrap();
         let disks = list(dir.path()).unwrap();
         let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["sdb", "sdz", "sr0", "vda", "vdb", "sdaa", "zram0"]);
+        assert_eq!(
+            names,
+            ["sdb", "sdz", "sr0", "vda", "vdb", "sdaa", "zram0", "nvme0n1"]
+        );
         let why: Vec<Option<String>> = disks.iter().map(|d| skip_reason(d, 10, false)).collect();
         assert_eq!(why[0].as_deref(), Some("removable"));
         assert_eq!(why[1].as_deref(), Some("read-only"));

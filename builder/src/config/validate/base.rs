@@ -6,7 +6,6 @@ use std::path::Path;
 use super::images::looks_like_tar;
 use super::Kind;
 use super::{Purpose, Validator, ISOLINUX_FILES};
-use crate::config::checks;
 use crate::config::locate::join_index;
 
 impl Validator<'_> {
@@ -27,22 +26,7 @@ impl Validator<'_> {
             "the kernel image (bzImage)",
         );
         self.rootfs(&b.rootfs);
-        if let Some(m) = &b.modules_dir {
-            self.expect(
-                "base.modulesDir",
-                m,
-                Kind::Dir,
-                "a lib/modules/VERSION folder",
-            );
-        } else if !b.modules.is_empty() {
-            self.problem(
-                "base.modules",
-                "names modules but base.modulesDir is not set; set it to the lib/modules/VERSION folder",
-            );
-        }
-        for (i, m) in b.modules.iter().enumerate() {
-            self.check(&join_index("base.modules", i), checks::module_name(m));
-        }
+        self.modules(b);
         let bl = &b.bootloader;
         let what = "a folder holding isolinux.bin, ldlinux.c32 and isohdpfx.bin (Debian: isolinux, syslinux-common)";
         if self.expect("base.bootloader.isolinux", &bl.isolinux, Kind::Dir, what) {

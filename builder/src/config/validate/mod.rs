@@ -7,6 +7,7 @@ use std::path::Path;
 
 mod base;
 mod images;
+mod modules;
 mod services;
 
 use super::checks;

@@ -67,7 +67,7 @@ pub(crate) fn local_images(d: &Path) {
 }
 
 /// A temp folder holding every file the `GOOD` config points at.
-fn fixture() -> tempfile::TempDir {
+pub(super) fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mk = |p: &str, content: &[u8]| {
@@ -77,7 +77,12 @@ fn fixture() -> tempfile::TempDir {
     };
     mk("base/vmlinuz", b"kernel");
     fs::create_dir_all(d.join("base/rootfs/etc")).unwrap();
-    fs::create_dir_all(d.join("base/modules")).unwrap();
+    // The kernel's modules: virtio_blk as a file, unix built in.
+    mk(
+        "base/modules/kernel/drivers/block/virtio_blk.ko",
+        b"\x7fELF",
+    );
+    mk("base/modules/modules.builtin", b"kernel/net/unix/unix.ko\n");
     for f in ISOLINUX_FILES {
         mk(&format!("base/isolinux/{f}"), b"x");
     }
@@ -93,7 +98,7 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-const GOOD: &str = "\
+pub(super) const GOOD: &str = "\
 apiVersion: airlift/v1alpha1
 kind: Appliance
 metadata:
@@ -156,7 +161,7 @@ fn load(dir: &Path, text: &str) -> Appliance {
 }
 
 /// The problems of `text` (with `GOOD`'s files present), rendered.
-fn problems(text: &str, purpose: Purpose) -> Vec<String> {
+pub(super) fn problems(text: &str, purpose: Purpose) -> Vec<String> {
     let dir = fixture();
     let app = load(dir.path(), text);
     let prefix = format!("{}:", dir.path().join("appliance.yaml").display());
@@ -173,7 +178,7 @@ fn problems(text: &str, purpose: Purpose) -> Vec<String> {
     }
 }
 
-fn one(text: &str) -> String {
+pub(super) fn one(text: &str) -> String {
     let ps = problems(text, Purpose::Build);
     assert_eq!(ps.len(), 1, "{ps:#?}");
     ps.into_iter().next().unwrap()
