@@ -84,8 +84,11 @@ pub const BUS: &[&str] = &["virtio_pci"];
 /// mount options default to (the EFI system partition), and the data
 /// disk's filesystems, ext4 and XFS (`storage.dataDisk.filesystem`), with
 /// ext4's `crc32c` softdep named by its providers (an alias is not a
-/// module name; `crc32c_intel` needs SSE4.2, the generic one always loads).
+/// module name; `crc32c_intel` needs SSE4.2, the generic one always loads),
+/// and efivarfs, through which systemd and airlift read UEFI variables
+/// (whether the firmware booted with Secure Boot).
 pub const FILESYSTEMS: &[&str] = &[
+    "efivarfs",
     "squashfs",
     "loop",
     "overlay",
