@@ -250,6 +250,8 @@ impl Normaliser<'_> {
                 ipxe: self.opt_path("base.bootloader.ipxe", &b.bootloader.ipxe),
             },
             kernel_args: b.kernel_args.clone(),
+            root_on: b.root_on,
+            busybox: self.opt_path("base.busybox", &b.busybox),
         }
     }
 

@@ -107,7 +107,9 @@ pub fn collect(spec: &Spec) -> Result<(Tree, Vec<String>, Option<tempfile::TempD
     Ok((tree, names, unpacked))
 }
 
-fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Vec<String>> {
+/// Adds the modules `m` names, their dependency closure and the index
+/// files under `lib/modules/<release>/`; returns the modules added.
+pub fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Vec<String>> {
     let index = modules::index(&m.dir)
         .with_context(|| format!("indexing kernel modules in {}", m.dir.display()))?;
     let builtin = modules::builtin(&m.dir)?;
@@ -245,6 +247,18 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
 /// it, fsync, rename).
 pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
     let (tree, module_names, _unpacked) = collect(spec)?;
+    write_tree(&tree, module_names, spec.epoch, spec.level, out)
+}
+
+/// Writes `tree` as the initramfs `out` (zstd at `level`, every mtime
+/// `epoch`) atomically; `module_names` goes into the report.
+pub fn write_tree(
+    tree: &Tree,
+    module_names: Vec<String>,
+    epoch: i64,
+    level: i32,
+    out: &Path,
+) -> Result<Report> {
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -258,13 +272,13 @@ pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
         hasher: Sha256::new(),
         count: 0,
     };
-    let mut enc = zstd::Encoder::new(hashing, spec.level).context("starting zstd")?;
+    let mut enc = zstd::Encoder::new(hashing, level).context("starting zstd")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     if threads > 1 {
         enc.multithread(threads).context("enabling zstd threads")?;
     }
     enc.include_checksum(true)?;
-    let (members, cpio_bytes, enc) = encode(&tree, spec.epoch, enc)?;
+    let (members, cpio_bytes, enc) = encode(tree, epoch, enc)?;
     let hashing = enc.finish().context("finishing zstd")?;
     let HashingWriter {
         inner,

@@ -2,7 +2,7 @@
 # airlift stage 1 (busybox): find the root filesystem image, on the boot
 # media (found by its volume label, airlift.label=) or over HTTP
 # (airlift.root=URL, checked against airlift.root.sha256=), mount it
-# read-only under a tmpfs overlay and switch to systemd.
+# read-only under a tmpfs overlay and switch to systemd (or init=).
 # Rendered by airlift (builder/src/rootimage/stage1.rs).
 export PATH=/bin
 /bin/busybox --install -s /bin
@@ -18,9 +18,10 @@ fail() {
     reboot -f
 }
 
-label="" root="" sum=""
+label="" root="" sum="" init=@INIT@
 for word in $(cat /proc/cmdline); do
     case "$word" in
+    init=*) init="${word#init=}" ;;
     airlift.label=*) label="${word#airlift.label=}" ;;
     airlift.root=*) root="${word#airlift.root=}" ;;
     airlift.root.sha256=*) sum="${word#airlift.root.sha256=}" ;;
@@ -103,9 +104,9 @@ mount -t tmpfs -o mode=0755 tmpfs /run/airlift/root-rw
 mkdir -p /run/airlift/root-rw/upper /run/airlift/root-rw/work /newroot
 mount -t overlay -o lowerdir=/run/airlift/root-ro,upperdir=/run/airlift/root-rw/upper,workdir=/run/airlift/root-rw/work \
     overlay /newroot || fail "could not mount the overlay over the root image"
-[ -x /newroot@INIT@ ] || fail "the root image has no @INIT@"
+[ -x "/newroot$init" ] || fail "the root image has no $init (init=)"
 echo "AIRLIFT-STAGE1-ROOT image=$image"
 for m in run dev sys proc; do
     mount --move "/$m" "/newroot/$m" || fail "could not move /$m into the new root"
 done
-exec switch_root /newroot @INIT@
+exec switch_root /newroot "$init"

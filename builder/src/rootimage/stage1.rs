@@ -30,7 +30,7 @@ pub struct InitParams {
     pub image: String,
     /// How long to wait for the media or a DHCP lease, in seconds.
     pub wait_seconds: u32,
-    /// What to run in the new root.
+    /// What to run in the new root unless `init=` names another.
     pub init: String,
 }
 
@@ -107,7 +107,8 @@ mod tests {
         assert!(text.contains("while [ \"$i\" -lt 240 ]"));
         assert!(text.contains("appeared within 120 s"));
         assert!(text.contains("image=/run/airlift/media/airlift/rootfs.squashfs"));
-        assert!(text.contains("exec switch_root /newroot /lib/systemd/systemd\n"));
+        assert!(text.contains("init=/lib/systemd/systemd\n"));
+        assert!(text.contains("exec switch_root /newroot \"$init\"\n"));
         // Every failure goes through `fail`, which prints the marker.
         assert_eq!(text.matches("AIRLIFT-STAGE1-ERROR").count(), 1);
         assert!(text.matches("fail \"").count() >= 9);

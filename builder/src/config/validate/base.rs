@@ -40,6 +40,18 @@ impl Validator<'_> {
                 "names modules but base.modulesDir is not set; set it to the lib/modules/VERSION folder",
             );
         }
+        match (&b.busybox, b.root_on) {
+            (Some(bb), _) => {
+                self.expect("base.busybox", bb, Kind::File, "a static busybox binary");
+            }
+            (None, crate::config::RootOn::Media) => self.problem(
+                "base.busybox",
+                "is not set, but base.rootOn is media (the default): stage 1 needs a static \
+                 busybox (the boot base has one: ${AIRLIFT_BASE}/busybox), or set \
+                 base.rootOn: initramfs",
+            ),
+            (None, crate::config::RootOn::Initramfs) => {}
+        }
         for (i, m) in b.modules.iter().enumerate() {
             self.check(&join_index("base.modules", i), checks::module_name(m));
         }
