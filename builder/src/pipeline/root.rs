@@ -21,6 +21,15 @@ pub fn write_media_root(
     initrd: &Path,
 ) -> Result<(initramfs::Report, squashfs::Report)> {
     let t = Instant::now();
+    let mut spec = spec.clone();
+    if let Some(m) = &mut spec.modules {
+        for name in stage1::FILESYSTEM_MODULES {
+            if !m.names.iter().any(|n| n.replace('-', "_") == *name) {
+                m.names.push(name.to_string());
+            }
+        }
+    }
+    let spec = &spec;
     let (tree, names, _unpacked) = initramfs::collect(spec)?;
     let root = squashfs::write(&tree, spec.epoch, spec.level, image)
         .context("writing the root filesystem image")?;

@@ -20,6 +20,9 @@ pub const MEDIA_MOUNT: &str = "/run/airlift/media";
 /// Where busybox runs udhcpc's event script from.
 pub const UDHCPC_SCRIPT: &str = "bin/airlift-udhcpc";
 
+/// The modules stage 1 mounts the root with, added to every module list.
+pub const FILESYSTEM_MODULES: [&str; 4] = ["isofs", "squashfs", "loop", "overlay"];
+
 /// The text of `/init` is the template with these filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitParams {
@@ -38,9 +41,7 @@ impl InitParams {
     /// The defaults every airlift image uses.
     pub fn standard() -> InitParams {
         InitParams {
-            filesystems: ["isofs", "squashfs", "loop", "overlay"]
-                .map(String::from)
-                .to_vec(),
+            filesystems: FILESYSTEM_MODULES.map(String::from).to_vec(),
             image: super::squashfs::ISO_PATH.to_string(),
             wait_seconds: 120,
             init: "/lib/systemd/systemd".to_string(),
