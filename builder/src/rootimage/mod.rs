@@ -4,3 +4,4 @@
 
 pub mod squashfs;
 pub mod stage1;
+pub mod superblock;
