@@ -155,6 +155,7 @@ fn iso_file_size(iso: &Path, path: &str) -> u64 {
 const GIB: u64 = 1 << 30;
 
 #[test]
+#[ignore = "builds a 1 GiB ISO and boots it: `just e2e-root-1g`"]
 fn host0_boots_a_1gib_root_from_the_media() {
     require("qemu-system-x86_64", "qemu-system-x86");
     let dir = tempfile::Builder::new()
