@@ -150,8 +150,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         &base,
         &bundle_dir,
         &bundle,
-        &initrd,
-        root_image.as_ref().map(|_| image_path.as_path()),
+        (&initrd, root_image.as_ref().map(|_| image_path.as_path())),
         epoch,
         &opts.output,
     )?;
@@ -246,13 +245,13 @@ fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Repo
 
 /// Steps 4-5: the ISO tree and ESP, written atomically to `output` and
 /// made world-readable (it is meant to be shared: CI artifact, USB writer).
+/// The initramfs, and the root filesystem image when it is on the media.
 fn write_iso(
     app: &Appliance,
     base: &Base,
     bundle_dir: &Path,
     bundle: &bundler::BundleReport,
-    initrd: &Path,
-    root_image: Option<&Path>,
+    (initrd, root_image): (&Path, Option<&Path>),
     epoch: i64,
     output: &Path,
 ) -> Result<iso::WriteReport> {

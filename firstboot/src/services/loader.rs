@@ -110,10 +110,13 @@ pub fn decide(data_in_ram: bool, has_data_disk: bool, force: bool) -> CopyDecisi
 pub fn should_copy(data: &Path, has_data_disk: bool, force: bool) -> Result<CopyDecision> {
     let fs =
         nix::sys::statfs::statfs(data).with_context(|| format!("statfs of {}", data.display()))?;
-    let upper = nix::sys::statfs::statfs(STAGE1_UPPER)
-        .ok()
-        .map(|u| u.filesystem_type().0 as i64);
-    let ram = in_ram(fs.filesystem_type().0 as i64, upper);
+    let f_type = |s: nix::sys::statfs::Statfs| -> i64 {
+        #[allow(clippy::unnecessary_cast)] // not i64 on every libc
+        let t = s.filesystem_type().0 as i64;
+        t
+    };
+    let upper = nix::sys::statfs::statfs(STAGE1_UPPER).ok().map(f_type);
+    let ram = in_ram(f_type(fs), upper);
     Ok(decide(ram, has_data_disk, force))
 }
 
