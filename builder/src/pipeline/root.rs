@@ -59,3 +59,64 @@ pub fn write_media_root(
     );
     Ok((report, root))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn listing(cmd: &str) -> String {
+        let out = Command::new("bash").arg("-c").arg(cmd).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_root_goes_to_the_image_and_stage_1_to_the_initramfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir_all(base.join("usr/lib/systemd")).unwrap();
+        std::fs::write(base.join("usr/lib/systemd/systemd"), b"#!/bin/sh\n").unwrap();
+        let busybox = dir.path().join("busybox");
+        std::fs::write(&busybox, b"\x7fELF busybox").unwrap();
+        let spec = initramfs::Spec {
+            base,
+            overlays: vec![],
+            files: vec![(
+                "etc/airlift/appliance.json".into(),
+                initramfs::Node::bytes(b"{}\n".to_vec(), 0o600),
+            )],
+            modules: None,
+            epoch: 1_700_000_000,
+            level: 3,
+        };
+        let image = dir.path().join("rootfs.squashfs");
+        let initrd = dir.path().join("initrd.img");
+        let (report, root) = write_media_root(&spec, &busybox, &image, &initrd).unwrap();
+        assert_eq!(root.bytes, std::fs::metadata(&image).unwrap().len());
+        assert_eq!(
+            report.compressed_bytes,
+            std::fs::metadata(&initrd).unwrap().len()
+        );
+
+        let root_list = listing(&format!("unsquashfs -l -d R '{}'", image.display()));
+        assert!(
+            root_list.contains("R/usr/lib/systemd/systemd\n"),
+            "{root_list}"
+        );
+        assert!(
+            root_list.contains("R/etc/airlift/appliance.json\n"),
+            "{root_list}"
+        );
+        assert!(!root_list.contains("R/bin/busybox"), "{root_list}");
+
+        let stage1 = listing(&format!(
+            "zstd -dc '{}' | cpio -it --quiet",
+            initrd.display()
+        ));
+        for member in ["init", "bin/busybox", "bin/sh", "dev/console", "newroot"] {
+            assert!(stage1.lines().any(|l| l == member), "{member}:\n{stage1}");
+        }
+        assert!(!stage1.contains("appliance.json"), "{stage1}");
+    }
+}

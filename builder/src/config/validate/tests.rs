@@ -628,3 +628,16 @@ fn local_images_must_have_the_platforms_asked_for() {
     );
     assert_eq!(p.len(), 2, "{p:#?}");
 }
+
+#[test]
+fn root_on_media_needs_a_busybox() {
+    let no_busybox = GOOD.replace("  busybox: ${BASE}/busybox\n", "");
+    let e = one(&no_busybox);
+    assert!(e.contains("field base.busybox: is not set"), "{e}");
+    assert!(e.contains("base.rootOn: initramfs"), "{e}");
+    let dir = fixture();
+    let in_ram = no_busybox.replace("base:\n", "base:\n  rootOn: initramfs\n");
+    validate(&load(dir.path(), &in_ram), Purpose::Build).unwrap();
+    let e = one(&GOOD.replace("${BASE}/busybox", "${BASE}/nope"));
+    assert!(e.contains("field base.busybox: "), "{e}");
+}
