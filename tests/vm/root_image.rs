@@ -3,8 +3,8 @@
 //! added to its root filesystem (an overlay this test generates) boots
 //! from a CD (BIOS, TCG, 2 vCPUs, 2 GiB) and reports ready; a unit in
 //! the same overlay prints the RAM in use (`MemTotal - MemAvailable`)
-//! on the console once host0 is ready. `just e2e-root-1g` (about 2.5
-//! minutes: 1 GiB written, a 25 s build, 90 s to ready under TCG); in
+//! on the console once host0 is ready. `just e2e-root-1g` (about 3
+//! minutes, 180 s measured: 1 GiB written, a 25-35 s build, 90 s to ready under TCG); in
 //! `just test`. Needs about 2.5 GB of free disk for the ballast and ISO.
 //!
 //! `measure_root_layouts` (ignored; `just measure-root`) boots the demo
