@@ -75,6 +75,14 @@ boot-matrix: base build
 e2e-host0: base build
     cargo test -p airlift-integration --test vm -- host0_qemu:: --nocapture
 
+# host0 with a 1 GiB root filesystem (incompressible padding) read from the media as a squashfs image: boots, reports ready, RAM in use printed.
+e2e-root-1g: base build
+    cargo test -p airlift-integration --test vm -- root_image::host0_boots_a_1gib_root_from_the_media --nocapture
+
+# The root filesystem on the media against in the initramfs (base.rootOn), for the demo and a 1 GiB root: initramfs and ISO sizes, time to ready, RAM in use (four boots; figures for benchmarks/RESULTS.md).
+measure-root: base build
+    cargo test -p airlift-integration --test vm -- root_image::measure_root_layouts --ignored --nocapture
+
 # host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
 e2e-storage: base build
     cargo test -p airlift-integration --test vm -- e2e_storage:: --nocapture --test-threads 1

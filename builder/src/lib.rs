@@ -9,6 +9,7 @@ pub mod iso;
 pub mod logging;
 pub mod pipeline;
 pub mod progress;
+pub mod rootimage;
 pub mod small_file;
 pub mod sources;
 pub mod store;

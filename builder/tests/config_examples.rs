@@ -31,6 +31,7 @@ fn synthetic_base(root: &Path) -> PathBuf {
         fs::write(p, content).unwrap();
     };
     file("vmlinuz", b"kernel");
+    file("busybox", b"\x7fELF");
     for d in ["rootfs/etc", "rootfs-smoke/etc", "modules/kernel"] {
         fs::create_dir_all(base.join(d)).unwrap();
     }

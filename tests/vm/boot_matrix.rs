@@ -150,6 +150,8 @@ struct SmokeVariant<'a> {
     kernel_args: Vec<String>,
     /// `output.extraFiles`: ISO path → host file.
     extra_files: Vec<(&'a str, &'a Path)>,
+    /// `base.rootOn: initramfs` (the whole root in the initramfs).
+    root_in_initramfs: bool,
 }
 
 /// Writes a copy of smoke.yaml into `dir` with the changes of `v` (paths
@@ -171,11 +173,14 @@ fn smoke_variant(dir: &Path, v: &SmokeVariant) -> PathBuf {
     }
     replace("  - ../overlays/smoke\n", overlays);
     if !v.kernel_args.is_empty() {
-        let mut args = "base:\n  kernelArgs:\n".to_string();
+        let mut args = "  kernelArgs:\n    - init=/init\n".to_string();
         for a in &v.kernel_args {
             args.push_str(&format!("    - \"{a}\"\n"));
         }
-        replace("base:\n", args);
+        replace("  kernelArgs: [init=/init]\n", args);
+    }
+    if v.root_in_initramfs {
+        replace("base:\n", "base:\n  rootOn: initramfs\n".to_string());
     }
     if !v.extra_files.is_empty() {
         let mut out = format!("  volumeLabel: {LABEL}\n  extraFiles:\n");
@@ -338,6 +343,7 @@ fn uefi_boots_an_initramfs_over_100_mb() {
         dir.path(),
         &SmokeVariant {
             overlay: Some(&overlay),
+            root_in_initramfs: true,
             ..Default::default()
         },
     );

@@ -18,3 +18,4 @@ mod e2e_netboot;
 mod e2e_storage;
 mod hardware_matrix;
 mod host0_qemu;
+mod root_image;

@@ -32,8 +32,12 @@ pub fn run(args: Args) -> Result<()> {
     opts.zstd_level = args.zstd_level;
     opts.concurrency = args.concurrency;
     let r = pipeline::build(&opts)?;
+    let root = match &r.root_image {
+        Some(i) => format!("root image {} bytes ({}); ", i.bytes, i.compression),
+        None => "root filesystem in the initramfs; ".to_string(),
+    };
     eprintln!(
-        "wrote {}: {} bytes; {} images; initramfs {} bytes ({} modules, kernel {}); \
+        "wrote {}: {} bytes; {} images; {root}initramfs {} bytes ({} modules, kernel {}); \
          bundle {:.1}s, initramfs {:.1}s, iso {:.1}s",
         opts.output.display(),
         r.iso.image_bytes,

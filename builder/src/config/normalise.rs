@@ -255,6 +255,8 @@ impl Normaliser<'_> {
                 stub: self.opt_path("base.bootloader.stub", &b.bootloader.stub),
             },
             kernel_args: b.kernel_args.clone(),
+            root_on: b.root_on,
+            busybox: self.opt_path("base.busybox", &b.busybox),
         }
     }
 

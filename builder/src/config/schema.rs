@@ -180,6 +180,25 @@ pub struct Base {
     /// Extra kernel command line arguments.
     #[serde(default)]
     pub kernel_args: Vec<String>,
+    /// Where the root filesystem lives at boot: `media` (a squashfs image
+    /// on the media, mounted by a busybox stage 1) or `initramfs` (the
+    /// whole root unpacked into RAM from the initramfs).
+    #[serde(default)]
+    pub root_on: RootOn,
+    /// A static busybox: stage 1's shell and tools (needed for `rootOn: media`).
+    #[serde(default)]
+    pub busybox: Option<PathBuf>,
+}
+
+/// Where the root filesystem is read from at boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RootOn {
+    /// A squashfs image on the media (netbooted nodes fetch it from host0).
+    #[default]
+    Media,
+    /// The initramfs holds the whole root filesystem.
+    Initramfs,
 }
 
 /// Boot-loader assets taken from the base.

@@ -122,7 +122,9 @@ pub struct Chosen {
     pub skipped: Vec<String>,
 }
 
-fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Chosen> {
+/// Adds the modules `m` names, their dependency closure and the index
+/// files under `lib/modules/<release>/`; returns the modules added.
+pub fn add_modules(tree: &mut Tree, m: &ModulesSpec) -> Result<Chosen> {
     let index = modules::index(&m.dir)
         .with_context(|| format!("indexing kernel modules in {}", m.dir.display()))?;
     let builtin = modules::builtin(&m.dir)?;
@@ -272,6 +274,18 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
 /// it, fsync, rename).
 pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
     let (tree, chosen, _unpacked) = collect(spec)?;
+    write_tree(&tree, chosen, spec.epoch, spec.level, out)
+}
+
+/// Writes `tree` as the initramfs `out` (zstd at `level`, every mtime
+/// `epoch`) atomically; `chosen` (the modules) goes into the report.
+pub fn write_tree(
+    tree: &Tree,
+    chosen: Chosen,
+    epoch: i64,
+    level: i32,
+    out: &Path,
+) -> Result<Report> {
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -285,13 +299,13 @@ pub fn write(spec: &Spec, out: &Path) -> Result<Report> {
         hasher: Sha256::new(),
         count: 0,
     };
-    let mut enc = zstd::Encoder::new(hashing, spec.level).context("starting zstd")?;
+    let mut enc = zstd::Encoder::new(hashing, level).context("starting zstd")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     if threads > 1 {
         enc.multithread(threads).context("enabling zstd threads")?;
     }
     enc.include_checksum(true)?;
-    let (members, cpio_bytes, enc) = encode(&tree, spec.epoch, enc)?;
+    let (members, cpio_bytes, enc) = encode(tree, epoch, enc)?;
     let hashing = enc.finish().context("finishing zstd")?;
     let HashingWriter {
         inner,

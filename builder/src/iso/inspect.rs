@@ -1,7 +1,8 @@
 //! What `airlift inspect` reports of an ISO: volume ids and sizes, El
 //! Torito entries, MBR and GPT partitions, and the bundled images from
-//! `/airlift/bundle.json`, read directly from the image file, and its
-//! text rendering (pure).
+//! `/airlift/bundle.json`, the root filesystem image (its superblock and
+//! its digest from `SHA256SUMS`), read directly from the image file, and
+//! its text rendering (pure).
 
 use anyhow::Result;
 use serde::Serialize;
@@ -16,6 +17,16 @@ pub struct ImageInfo {
     pub size: Option<u64>,
 }
 
+/// The root filesystem image on the media (`base.rootOn: media`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootImageInfo {
+    pub path: String,
+    pub size: u64,
+    /// `sha256:<hex>` from `SHA256SUMS` (which `airlift verify` checks).
+    pub digest: Option<String>,
+    pub superblock: Option<crate::rootimage::superblock::Superblock>,
+}
+
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -27,6 +38,8 @@ pub struct Inspection {
     pub mbr: Vec<MbrPart>,
     pub gpt: Option<Vec<GptPartInfo>>,
     pub images: Vec<ImageInfo>,
+    /// None when the root filesystem is in the initramfs.
+    pub root_image: Option<RootImageInfo>,
 }
 
 /// Reads the facts `inspect` prints.
@@ -44,6 +57,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
             });
         }
     }
+    let root_image = root_image(&iso)?;
     Ok(Inspection {
         volume_id: iso.volume_id.clone(),
         joliet_volume_id: iso.joliet_volume_id.clone(),
@@ -53,7 +67,30 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
         mbr: iso.mbr()?,
         gpt: iso.gpt()?,
         images,
+        root_image,
     })
+}
+
+/// The root filesystem image's facts, if the ISO carries one.
+fn root_image(iso: &Iso) -> Result<Option<RootImageInfo>> {
+    use std::io::Read;
+    let path = crate::rootimage::squashfs::ISO_PATH;
+    let Some(entry) = iso.lookup(path)? else {
+        return Ok(None);
+    };
+    let mut head = Vec::with_capacity(128);
+    iso.open_file(&entry)?.take(128).read_to_end(&mut head)?;
+    let sums = iso.read_file(super::sums::SUMS_PATH)?.unwrap_or_default();
+    let digest = String::from_utf8_lossy(&sums).lines().find_map(|l| {
+        let (hex, p) = l.split_once("  ")?;
+        (p == path).then(|| format!("sha256:{hex}"))
+    });
+    Ok(Some(RootImageInfo {
+        path: format!("/{path}"),
+        size: entry.size,
+        digest,
+        superblock: crate::rootimage::superblock::parse(&head),
+    }))
 }
 
 fn platform(p: u8) -> String {
@@ -119,6 +156,7 @@ pub fn render(i: &Inspection) -> String {
             }
         }
     }
+    s.push_str(&render_root(i.root_image.as_ref()));
     s.push_str(&format!("Images ({}):\n", i.images.len()));
     for im in &i.images {
         let size = im.size.map_or("?".into(), |v| v.to_string());
@@ -128,4 +166,27 @@ pub fn render(i: &Inspection) -> String {
         ));
     }
     s
+}
+
+/// The root filesystem line(s).
+fn render_root(r: Option<&RootImageInfo>) -> String {
+    let Some(r) = r else {
+        return "Root filesystem: in the initramfs\n".to_string();
+    };
+    let what = match &r.superblock {
+        Some(sb) => format!(
+            "squashfs {}{}, {} inodes, block {}",
+            sb.compression,
+            sb.level.map_or(String::new(), |l| format!(" level {l}")),
+            sb.inodes,
+            sb.block_size
+        ),
+        None => "not a squashfs 4 image".to_string(),
+    };
+    format!(
+        "Root filesystem: {} {} bytes, {what}\n  digest {}\n",
+        r.path,
+        r.size,
+        r.digest.as_deref().unwrap_or("(not in SHA256SUMS)")
+    )
 }

@@ -7,9 +7,11 @@
 //!    blobs of local layout folders are hard-linked there, not copied,
 //!    and checked against their digests by the ISO writer on the bytes
 //!    it writes (one read and one write of the payload in all);
-//! 3. write the initramfs: base root filesystem, overlays,
+//! 3. the root filesystem: base root filesystem, overlays,
 //!    `/usr/bin/airlift-firstboot`, `/etc/airlift/appliance.json`, kernel
-//!    modules with their closure;
+//!    modules with their closure; as a squashfs image for the ISO with a
+//!    busybox stage-1 initramfs ([`root`], `base.rootOn: media`), or
+//!    whole in the initramfs (`base.rootOn: initramfs`);
 //! 4. lay out the ISO tree (kernel, initrd, isolinux, bundle,
 //!    `SHA256SUMS`) and the ESP (systemd-boot, its entry, kernel, initrd);
 //! 5. write the ISO (atomically: temp file beside the output, renamed).
@@ -20,6 +22,7 @@
 pub mod appliance_file;
 pub mod boot_config;
 pub mod epoch;
+pub mod root;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
@@ -71,6 +74,8 @@ impl BuildOptions {
 pub struct BuildReport {
     pub iso: iso::WriteReport,
     pub initramfs: initramfs::Report,
+    /// The root filesystem image, when it is on the media.
+    pub root_image: Option<crate::rootimage::squashfs::Report>,
     pub images: usize,
     pub epoch: i64,
     pub kernel_release: String,
@@ -125,7 +130,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         epoch,
         opts.zstd_level,
     )?;
-    let initramfs = write_initramfs(&spec, &initrd)?;
+    let image_path = work.path().join("rootfs.squashfs");
+    let (initramfs, root_image) = match (base.root_on, &base.busybox) {
+        (config::RootOn::Media, Some(busybox)) => {
+            let (report, root) = root::write_media_root(&spec, busybox, &image_path, &initrd)?;
+            (report, Some(root))
+        }
+        (config::RootOn::Media, None) => bail!(
+            "{}: base.rootOn is media but base.busybox is not set",
+            opts.config.display()
+        ),
+        (config::RootOn::Initramfs, _) => (write_initramfs(&spec, &initrd)?, None),
+    };
     let seconds_initramfs = t.elapsed().as_secs_f64();
 
     // 4-5. The ISO.
@@ -135,7 +151,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         &base,
         &bundle_dir,
         &bundle,
-        &initrd,
+        (&initrd, root_image.as_ref().map(|_| image_path.as_path())),
         epoch,
         &opts.output,
     )?;
@@ -149,6 +165,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     Ok(BuildReport {
         iso,
         initramfs,
+        root_image,
         images: bundle.manifest.totals.images as usize,
         epoch,
         kernel_release,
@@ -229,12 +246,13 @@ fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Repo
 
 /// Steps 4-5: the ISO tree and ESP, written atomically to `output` and
 /// made world-readable (it is meant to be shared: CI artifact, USB writer).
+/// The initramfs, and the root filesystem image when it is on the media.
 fn write_iso(
     app: &Appliance,
     base: &Base,
     bundle_dir: &Path,
     bundle: &bundler::BundleReport,
-    initrd: &Path,
+    (initrd, root_image): (&Path, Option<&Path>),
     epoch: i64,
     output: &Path,
 ) -> Result<iso::WriteReport> {
@@ -242,6 +260,12 @@ fn write_iso(
     let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
     let cmdline = boot_config::kernel_cmdline(&app.output.volume_label, &base.kernel_args);
     let mut image = iso_image(app, base, bundle_dir, initrd, &title, &cmdline, epoch)?;
+    if let Some(p) = root_image {
+        let source = FileSource::Path(p.to_path_buf());
+        image
+            .tree
+            .add_file(crate::rootimage::squashfs::ISO_PATH, source, 0o644)?;
+    }
     expect_digests(&mut image.tree, &bundle.unverified)?;
     tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
     let report = iso::write(&image, output)

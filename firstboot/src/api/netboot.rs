@@ -119,6 +119,7 @@ async fn ipxe_script(
         server: &server,
         token: &files.token,
         ca_fingerprint: files.ca_fingerprint.as_deref(),
+        root_sha256: files.root_sha256.as_deref(),
     });
     files
         .nodes
@@ -233,6 +234,7 @@ mod tests {
             registry_scheme: crate::services::mirrors::Scheme::Https,
             token: "tok".into(),
             ca_fingerprint: Some("sha256:00".into()),
+            root_sha256: None,
             nodes: Nodes::new(),
         })
     }

@@ -78,9 +78,23 @@ pub enum CopyDecision {
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 
+/// Linux `f_type` of overlayfs.
+const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
+
+/// Where airlift's stage 1 keeps the writable layer of the root overlay
+/// (a tmpfs) when the root filesystem is read from the media.
+pub const STAGE1_UPPER: &str = "/run/airlift/root-rw";
+
 /// Is this `statfs` filesystem type RAM-backed?
 pub fn is_ram_fs(f_type: i64) -> bool {
     f_type == TMPFS_MAGIC || f_type == RAMFS_MAGIC
+}
+
+/// Is a folder of filesystem type `f_type` in RAM, given the type of
+/// stage 1's overlay upper layer (None when there is none)? An overlay
+/// is when its writes land in a RAM-backed upper layer.
+pub fn in_ram(f_type: i64, upper_f_type: Option<i64>) -> bool {
+    is_ram_fs(f_type) || (f_type == OVERLAYFS_MAGIC && upper_f_type.is_some_and(is_ram_fs))
 }
 
 /// Decide whether to copy (pure).
@@ -96,8 +110,14 @@ pub fn decide(data_in_ram: bool, has_data_disk: bool, force: bool) -> CopyDecisi
 pub fn should_copy(data: &Path, has_data_disk: bool, force: bool) -> Result<CopyDecision> {
     let fs =
         nix::sys::statfs::statfs(data).with_context(|| format!("statfs of {}", data.display()))?;
-    let in_ram = is_ram_fs(fs.filesystem_type().0 as i64);
-    Ok(decide(in_ram, has_data_disk, force))
+    let f_type = |s: nix::sys::statfs::Statfs| -> i64 {
+        #[allow(clippy::unnecessary_cast)] // not i64 on every libc
+        let t = s.filesystem_type().0 as i64;
+        t
+    };
+    let upper = nix::sys::statfs::statfs(STAGE1_UPPER).ok().map(f_type);
+    let ram = in_ram(f_type(fs), upper);
+    Ok(decide(ram, has_data_disk, force))
 }
 
 /// Every blob the bundle's images reach, each once, in index order.
@@ -365,6 +385,12 @@ mod tests {
     #[test]
     fn decides_when_to_copy() {
         assert_eq!(decide(true, false, false), CopyDecision::MediaOnly);
+        // The root overlay stage 1 mounts over a tmpfs is RAM too.
+        assert!(in_ram(OVERLAYFS_MAGIC, Some(TMPFS_MAGIC)));
+        assert!(!in_ram(OVERLAYFS_MAGIC, None));
+        assert!(!in_ram(OVERLAYFS_MAGIC, Some(0xEF53)));
+        assert!(!in_ram(0xEF53, Some(TMPFS_MAGIC)));
+        assert!(in_ram(TMPFS_MAGIC, None));
         assert_eq!(decide(true, true, false), CopyDecision::Copy);
         assert_eq!(decide(true, false, true), CopyDecision::Copy);
         assert_eq!(decide(false, false, false), CopyDecision::Copy);

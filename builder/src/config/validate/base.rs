@@ -27,6 +27,18 @@ impl Validator<'_> {
         );
         self.rootfs(&b.rootfs);
         self.modules(b);
+        match (&b.busybox, b.root_on) {
+            (Some(bb), _) => {
+                self.expect("base.busybox", bb, Kind::File, "a static busybox binary");
+            }
+            (None, crate::config::RootOn::Media) => self.problem(
+                "base.busybox",
+                "is not set, but base.rootOn is media (the default): stage 1 needs a static \
+                 busybox (the boot base has one: ${AIRLIFT_BASE}/busybox), or set \
+                 base.rootOn: initramfs",
+            ),
+            (None, crate::config::RootOn::Initramfs) => {}
+        }
         let bl = &b.bootloader;
         let what = "a folder holding isolinux.bin, ldlinux.c32 and isohdpfx.bin (Debian: isolinux, syslinux-common)";
         if self.expect("base.bootloader.isolinux", &bl.isolinux, Kind::Dir, what) {

@@ -110,14 +110,14 @@ mod tests {
     #[test]
     fn names_the_kernel_lacks_are_errors_with_their_position_and_folder() {
         let e = one(&GOOD.replace(LISTED, "  modules: [virtio_blk, no_such_nic]\n"));
-        assert!(e.starts_with("26:25: field base.modules[1]: "), "{e}");
+        assert!(e.starts_with("27:25: field base.modules[1]: "), "{e}");
         assert!(
             e.contains("kernel module \"no_such_nic\" is not in "),
             "{e}"
         );
         assert!(e.contains("base/modules"), "{e}");
         let e = one(&GOOD.replace(LISTED, "  extraModules: [virtio-blk, unix, nope]\n"));
-        assert!(e.starts_with("26:36: field base.extraModules[2]: "), "{e}");
+        assert!(e.starts_with("27:36: field base.extraModules[2]: "), "{e}");
         assert!(e.contains("\"nope\""), "{e}");
     }
 

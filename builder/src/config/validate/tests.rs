@@ -76,6 +76,7 @@ pub(super) fn fixture() -> tempfile::TempDir {
         fs::write(p, content).unwrap();
     };
     mk("base/vmlinuz", b"kernel");
+    mk("base/busybox", b"\x7fELF");
     fs::create_dir_all(d.join("base/rootfs/etc")).unwrap();
     // The kernel's modules: virtio_blk as a file, unix built in.
     mk(
@@ -123,6 +124,7 @@ images:
 base:
   kernel: ${BASE}/vmlinuz
   rootfs: ${BASE}/rootfs
+  busybox: ${BASE}/busybox
   modulesDir: ${BASE}/modules
   modules: [virtio_blk]
   bootloader:
@@ -238,7 +240,7 @@ fn isolinux_folder_needs_its_files() {
     let ps = validate(&app, Purpose::Build).unwrap_err();
     assert_eq!(ps.len(), 1, "{ps:#?}");
     let e = ps[0].to_string();
-    assert!(e.contains(":28:5: field base.bootloader.isolinux: "), "{e}");
+    assert!(e.contains(":29:5: field base.bootloader.isolinux: "), "{e}");
     assert!(e.contains("has no ldlinux.c32"), "{e}");
     // Not needed to bundle.
     let bundle = validate(&app, Purpose::Bundle).unwrap_err();
@@ -339,7 +341,7 @@ fn netboot_and_push_rules() {
         "{e}"
     );
     let e = one(&GOOD.replace("      role: replica", "      role: host0"));
-    assert!(e.starts_with("43:7: field netboot.nodes[0].role: "), "{e}");
+    assert!(e.starts_with("44:7: field netboot.nodes[0].role: "), "{e}");
     let e = one(&GOOD.replace(", htpasswd: push/htpasswd", ""));
     assert!(
         e.contains("field registry.push.enabled: push is enabled but nobody may push"),
@@ -441,7 +443,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
     let ps = normalise_problems(&with_vip("    address: 10.44.0.50\n"));
     assert_eq!(ps.len(), 1, "{ps:#?}");
     assert!(
-        ps[0].starts_with("/cfg/appliance.yaml:50:5: field ha.virtualIp.address: "),
+        ps[0].starts_with("/cfg/appliance.yaml:51:5: field ha.virtualIp.address: "),
         "{}",
         ps[0]
     );
@@ -459,7 +461,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
         )));
         assert_eq!(ps.len(), 1, "{ps:#?}");
         assert!(
-            ps[0].contains(":51:5: field ha.virtualIp.virtualRouterId: "),
+            ps[0].contains(":52:5: field ha.virtualIp.virtualRouterId: "),
             "{}",
             ps[0]
         );
@@ -480,7 +482,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
 #[test]
 fn virtual_ip_conflicts_with_addresses_given_out() {
     let e = one(&with_vip("    address: 10.44.0.150/24\n"));
-    assert!(e.starts_with("50:5: field ha.virtualIp.address: "), "{e}");
+    assert!(e.starts_with("51:5: field ha.virtualIp.address: "), "{e}");
     assert!(
         e.contains("10.44.0.150 is inside netboot.range 10.44.0.100-10.44.0.200"),
         "{e}"
@@ -492,7 +494,7 @@ fn virtual_ip_conflicts_with_addresses_given_out() {
     let e = one(&with_vip(
         "    address: 10.44.0.50/24\n    interface: eth/0\n",
     ));
-    assert!(e.starts_with("51:5: field ha.virtualIp.interface: "), "{e}");
+    assert!(e.starts_with("52:5: field ha.virtualIp.interface: "), "{e}");
     // The range only matters when host0 hands out addresses.
     let text = with_vip("    address: 10.44.0.150/24\n")
         .replace("dhcp: full", "dhcp: proxy")
@@ -630,4 +632,17 @@ fn local_images_must_have_the_platforms_asked_for() {
         "{p:#?}"
     );
     assert_eq!(p.len(), 2, "{p:#?}");
+}
+
+#[test]
+fn root_on_media_needs_a_busybox() {
+    let no_busybox = GOOD.replace("  busybox: ${BASE}/busybox\n", "");
+    let e = one(&no_busybox);
+    assert!(e.contains("field base.busybox: is not set"), "{e}");
+    assert!(e.contains("base.rootOn: initramfs"), "{e}");
+    let dir = fixture();
+    let in_ram = no_busybox.replace("base:\n", "base:\n  rootOn: initramfs\n");
+    validate(&load(dir.path(), &in_ram), Purpose::Build).unwrap();
+    let e = one(&GOOD.replace("${BASE}/busybox", "${BASE}/nope"));
+    assert!(e.contains("field base.busybox: "), "{e}");
 }

@@ -235,6 +235,7 @@ async fn serve_boot_files(
         registry_scheme: s.registry_scheme,
         token: s.token.clone(),
         ca_fingerprint: s.ca_fingerprint.clone(),
+        root_sha256: boot_files::root_image_sha256(&s.media_root),
         nodes: nodes.clone(),
     });
     for name in ["vmlinuz", "initrd.img"] {

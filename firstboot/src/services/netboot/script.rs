@@ -23,9 +23,13 @@ pub struct ScriptParams<'a> {
     pub token: &'a str,
     /// `sha256:<hex>` of host0's CA.
     pub ca_fingerprint: Option<&'a str>,
+    /// SHA-256 (hex) of the root filesystem image, when the root is read
+    /// from it: stage 1 fetches `http_base/boot/rootfs.squashfs`.
+    pub root_sha256: Option<&'a str>,
 }
 
-/// The kernel command line (without `initrd=`).
+/// The kernel command line (without `initrd=`): the one renderer of a
+/// node's kernel arguments, for every boot loader.
 pub fn kernel_args(p: &ScriptParams) -> String {
     let mut args = vec![
         "console=tty0".to_string(),
@@ -37,6 +41,10 @@ pub fn kernel_args(p: &ScriptParams) -> String {
     ];
     if let Some(fp) = p.ca_fingerprint {
         args.push(format!("airlift.ca={fp}"));
+    }
+    if let Some(sum) = p.root_sha256 {
+        args.push(format!("airlift.root={}/boot/rootfs.squashfs", p.http_base));
+        args.push(format!("airlift.root.sha256={sum}"));
     }
     if let Some(h) = &p.profile.hostname {
         args.push(format!("airlift.hostname={h}"));
@@ -93,6 +101,7 @@ mod tests {
             server: "https://10.77.0.1:5000",
             token: "t0k",
             ca_fingerprint: Some("sha256:ab"),
+            root_sha256: None,
         });
         assert_eq!(
             text,
@@ -105,5 +114,28 @@ mod tests {
              initrd --name initrd.img http://10.77.0.1:8080/boot/initrd.img\n\
              boot\n"
         );
+    }
+
+    #[test]
+    fn a_root_image_is_named_with_its_digest() {
+        let profile = Profile {
+            name: "default".into(),
+            hostname: None,
+            role: Role::Join,
+            kernel_args: vec![],
+        };
+        let sum = "c".repeat(64);
+        let args = kernel_args(&ScriptParams {
+            mac: "52:54:00:a1:00:02",
+            profile: &profile,
+            http_base: "http://10.77.0.1:8080",
+            server: "https://10.77.0.1:5000",
+            token: "t",
+            ca_fingerprint: None,
+            root_sha256: Some(&sum),
+        });
+        assert!(args.ends_with(&format!(
+            " airlift.root=http://10.77.0.1:8080/boot/rootfs.squashfs airlift.root.sha256={sum}"
+        )));
     }
 }
