@@ -22,6 +22,9 @@ fn fixture(dir: &Path, netboot: bool) -> Appliance {
         put(&b.join(f), b"x");
     }
     put(&b.join("efi/systemd-bootx64.efi"), b"MZ");
+    for f in ["shimx64.efi", "grubx64.efi", "mmx64.efi"] {
+        put(&b.join("efi").join(f), b"MZ");
+    }
     put(&b.join("ipxe/undionly.kpxe"), b"k");
     put(&b.join("ipxe/ipxe.efi"), b"MZ");
     put(&b.join("vmlinuz"), b"kernel");
@@ -38,7 +41,12 @@ images:
 base:
   kernel: base/vmlinuz
   rootfs: base/rootfs
-  bootloader: {{ isolinux: base/isolinux, efi: base/efi/systemd-bootx64.efi, ipxe: base/ipxe }}
+  bootloader:
+    isolinux: base/isolinux
+    efi: base/efi/systemd-bootx64.efi
+    shim: base/efi/shimx64.efi
+    grub: base/efi/grubx64.efi
+    ipxe: base/ipxe
 netboot: {{ enabled: {netboot} }}
 output:
   volumeLabel: T_LABEL
@@ -74,6 +82,8 @@ fn the_iso_holds_boot_files_bundle_and_sums() {
         "airlift/bundle/index.json",
         "airlift/bundle.json",
         "docs/notes.txt",
+        "EFI/BOOT/grub.cfg",
+        "EFI/debian/grub.cfg",
     ] {
         assert!(img.tree.get(p).is_some(), "{p} missing");
     }
@@ -96,11 +106,34 @@ fn the_iso_holds_boot_files_bundle_and_sums() {
         esp,
         [
             "EFI/BOOT/BOOTX64.EFI",
-            "loader/loader.conf",
-            "loader/entries/airlift.conf",
-            "vmlinuz",
-            "initrd.img"
+            "EFI/BOOT/grubx64.efi",
+            "EFI/BOOT/grub.cfg",
+            "EFI/debian/grub.cfg",
+            "EFI/BOOT/mmx64.efi",
         ]
+    );
+    // shim is the removable-media loader; the kernel and initrd stay in
+    // ISO 9660, where grub.cfg finds them by the volume label.
+    let esp_file = |name: &str| {
+        img.uefi
+            .as_ref()
+            .unwrap()
+            .esp_files
+            .iter()
+            .find(|(p, _)| p == name)
+            .map(|(_, s)| s.clone())
+    };
+    match esp_file("EFI/BOOT/BOOTX64.EFI") {
+        Some(FileSource::Path(p)) => assert!(p.ends_with("base/efi/shimx64.efi"), "{p:?}"),
+        other => panic!("BOOTX64.EFI is {other:?}"),
+    }
+    let Some(FileSource::Bytes(cfg)) = esp_file("EFI/BOOT/grub.cfg") else {
+        panic!("no grub.cfg")
+    };
+    let cfg = String::from_utf8(cfg).unwrap();
+    assert_eq!(cfg, boot_config::grub_cfg("T_LABEL", "console=ttyS0"));
+    assert!(
+        matches!(esp_file("EFI/debian/grub.cfg"), Some(FileSource::Bytes(b)) if b == cfg.as_bytes())
     );
     assert_eq!(img.volume_id, "T_LABEL");
     assert_eq!(
@@ -130,6 +163,35 @@ fn a_missing_boot_loader_names_the_field() {
         msg.contains("ldlinux.c32") && msg.contains("base.bootloader.isolinux"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_missing_or_unset_shim_or_grub_names_the_field_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), false);
+    let base = app.base.clone().unwrap();
+    fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();
+    let msg = format!(
+        "{:#}",
+        iso_image(&app, &base, dir.path(), dir.path(), "t", "", 0).unwrap_err()
+    );
+    assert!(
+        msg.contains("grubx64.efi")
+            && msg.contains("base.bootloader.grub")
+            && msg.contains("t.yaml"),
+        "{msg}"
+    );
+
+    let mut unset = base.clone();
+    unset.bootloader.shim = None;
+    let msg = format!("{:#}", uefi_chain::loaders(&app, &unset).unwrap_err());
+    assert!(msg.contains("base.bootloader.shim is not set"), "{msg}");
+
+    // No MokManager beside shim: the chain works without it.
+    put(&dir.path().join("base/efi/grubx64.efi"), b"MZ");
+    fs::remove_file(dir.path().join("base/efi/mmx64.efi")).unwrap();
+    let files = uefi_chain::esp_files(&app, &base, "T_LABEL", "x").unwrap();
+    assert_eq!(files.len(), 4);
 }
 
 #[test]
