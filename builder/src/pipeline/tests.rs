@@ -363,3 +363,35 @@ fn a_corrupt_source_blob_fails_the_build_and_leaves_no_iso() {
     let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
     assert!(left.is_empty(), "no ISO or temp file is left: {left:?}");
 }
+
+/// `airlift build` with shim unset, or GRUB's file gone: the error names
+/// the config, the field and the file, and no ISO (nor work folder) is left.
+#[test]
+fn build_without_the_signed_chain_writes_no_iso() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), false);
+    source_layout(&dir.path().join("img"), b"layer");
+    let cfg = dir.path().join("t.yaml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("t.iso");
+    let build_err = |yaml: &str| {
+        fs::write(&cfg, yaml).unwrap();
+        let err = build(&BuildOptions::new(cfg.clone(), out.clone())).unwrap_err();
+        assert!(!out.exists(), "an ISO was written");
+        assert_eq!(fs::read_dir(&out_dir).unwrap().count(), 0, "left files");
+        format!("{err:#}")
+    };
+    let msg = build_err(&text.replace("    shim: base/efi/shimx64.efi\n", ""));
+    assert!(
+        msg.contains("t.yaml") && msg.contains("base.bootloader.shim is not set"),
+        "{msg}"
+    );
+    fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();
+    let msg = build_err(&text);
+    assert!(
+        msg.contains("base.bootloader.grub") && msg.contains("grubx64.efi"),
+        "{msg}"
+    );
+}
