@@ -59,12 +59,19 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
         "{firmware}+{media}: mounted {dev:?}, expected a {dev_prefix}* device\n{}",
         vm::tail(&boot.serial, 40)
     );
-    // isolinux passes BOOT_IMAGE=; systemd-boot (UEFI) does not.
+    // isolinux passes BOOT_IMAGE=/boot/vmlinuz; GRUB (UEFI, through shim)
+    // passes the path with its device, BOOT_IMAGE=(cd0)/boot/vmlinuz.
     let via_isolinux = boot.serial.contains("BOOT_IMAGE=/boot/vmlinuz");
+    let via_grub = boot.serial.contains("BOOT_IMAGE=(") && boot.serial.contains(")/boot/vmlinuz ");
     match firmware {
         Firmware::Bios => assert!(via_isolinux, "BIOS boot did not go through isolinux"),
-        Firmware::Uefi => {
+        Firmware::Uefi | Firmware::UefiSecureBoot => {
             assert!(!via_isolinux, "UEFI boot went through isolinux?");
+            assert!(
+                via_grub,
+                "UEFI boot did not go through GRUB\n{}",
+                vm::tail(&boot.serial, 40)
+            );
             assert!(
                 boot.serial.contains("efi: EFI v"),
                 "the kernel did not start under UEFI\n{}",

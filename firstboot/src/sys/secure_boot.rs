@@ -66,7 +66,8 @@ pub fn detect(firmware_efi: &Path) -> SecureBoot {
         }
         Err(e) => {
             tracing::warn!(
-                "reading {}/{VARIABLE}: {e} (is efivarfs mounted?)",
+                "reading {}/{VARIABLE}: {e}: efivarfs is not mounted there; \
+                 add the efivarfs module to base.modules",
                 efivars.display()
             );
             SecureBoot::Unknown
