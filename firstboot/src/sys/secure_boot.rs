@@ -12,8 +12,10 @@ use super::console::milestone;
 
 /// The firmware folder Linux creates on a UEFI boot.
 pub const FIRMWARE_EFI: &str = "/sys/firmware/efi";
-/// The `SecureBoot` variable (EFI global variable GUID) under `efivars/`.
-pub const VARIABLE: &str = "SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c";
+/// The `SecureBoot` variable under `efivars/`: efivarfs names a variable
+/// `NAME-GUID`, here EFI_GLOBAL_VARIABLE, 8BE4DF61-93CA-11D2-AA0D-00E098032B8C
+/// in the UEFI specification (read on a booted OVMF: `11d2`, not `11d0`).
+pub const VARIABLE: &str = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 /// What the firmware says about Secure Boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +117,7 @@ mod tests {
         std::fs::create_dir_all(&vars).unwrap();
         assert_eq!(detect(&efi), SecureBoot::Unknown, "efivarfs not mounted");
         std::fs::write(
-            vars.join("Boot0000-8be4df61-93ca-11d0-aa0d-00e098032b8c"),
+            vars.join("Boot0000-8be4df61-93ca-11d2-aa0d-00e098032b8c"),
             b"x",
         )
         .unwrap();
