@@ -75,7 +75,7 @@ boot-matrix: base build
 e2e-host0: base build
     cargo test -p airlift-integration --test vm -- host0_qemu:: --nocapture
 
-# Secure Boot with Microsoft's keys (OVMF enforcing): the demo ISO boots through shim and signed GRUB from a CD and a USB stick to host0 ready, status says enabled; a kernel with one byte flipped is refused (~5.5 min).
+# Secure Boot with Microsoft's keys (OVMF enforcing): the demo ISO boots through shim and signed GRUB from a CD and a USB stick to host0 ready, status says enabled; a kernel with one byte flipped is refused (2 to 5.5 min).
 secure-boot: base build
     cargo test -p airlift-integration --test vm -- secure_boot:: --nocapture --test-threads 1
 
