@@ -83,6 +83,10 @@ e2e-root-1g: base build
 measure-root: base build
     cargo test -p airlift-integration --test vm -- root_image::measure_root_layouts --ignored --nocapture
 
+# Secure Boot with Microsoft's keys (OVMF enforcing): the demo ISO boots through shim and signed GRUB from a CD and a USB stick to host0 ready, status says enabled; a kernel with one byte flipped is refused (2 to 5.5 min).
+secure-boot: base build
+    cargo test -p airlift-integration --test vm -- secure_boot:: --nocapture --test-threads 1
+
 # host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
 e2e-storage: base build
     cargo test -p airlift-integration --test vm -- e2e_storage:: --nocapture --test-threads 1

@@ -276,6 +276,25 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
         testid_text(&dom, "ca-fingerprint"),
         status["ca-fingerprint"].as_str().unwrap()
     );
+    // Secure Boot as host0 read it from this machine's firmware.
+    let secure_boot = status["secure-boot"]
+        .as_str()
+        .expect("host0 reports secure-boot");
+    if !Path::new("/sys/firmware/efi").is_dir() {
+        assert_eq!(secure_boot, "unsupported", "no /sys/firmware/efi here");
+    }
+    let page_word = match secure_boot {
+        "enabled" => "Enabled",
+        "disabled" => "Off",
+        "unsupported" => "Not available (BIOS boot)",
+        "unknown" => "Unknown",
+        other => panic!("secure-boot {other:?}"),
+    };
+    assert!(
+        testid_text(&dom, "secure-boot").starts_with(page_word),
+        "{}",
+        testid_text(&dom, "secure-boot")
+    );
     // The load: a full bar, every blob.
     assert_eq!(testid_text(&dom, "progress-percent"), "100 %");
     assert!(
@@ -367,6 +386,15 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
     assert!(text.contains("ready (bundle on disk, verified)"), "{text}");
     assert!(
         text.contains("[##############################] 100 %"),
+        "{text}"
+    );
+    let cli_word = if secure_boot == "unsupported" {
+        "unsupported (BIOS)"
+    } else {
+        secure_boot
+    };
+    assert!(
+        text.contains(&format!("  secure boot  {cli_word}\n")),
         "{text}"
     );
     assert!(text.contains("Images (3)"), "{text}");

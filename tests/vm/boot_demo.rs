@@ -1,7 +1,8 @@
 //! The demo appliance (image-configs/demo.yaml): the systemd Debian root
 //! filesystem as the initramfs, overlays/base, two locally made images.
 //! Built with the real `airlift build` and booted under QEMU (TCG) from a
-//! CD with BIOS and with UEFI (its ESP holds a ~60 MB initramfs). The
+//! CD with BIOS and with UEFI (shim and GRUB boot the kernel and the
+//! ~60 MB initramfs from ISO 9660). The
 //! `airlift-media.service` unit must mount the media by label and print
 //! the marker. Needs `just base`; timings are printed, never asserted.
 

@@ -59,12 +59,19 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
         "{firmware}+{media}: mounted {dev:?}, expected a {dev_prefix}* device\n{}",
         vm::tail(&boot.serial, 40)
     );
-    // isolinux passes BOOT_IMAGE=; systemd-boot (UEFI) does not.
+    // isolinux passes BOOT_IMAGE=/boot/vmlinuz; GRUB (UEFI, through shim)
+    // passes the path with its device, BOOT_IMAGE=(cd0)/boot/vmlinuz.
     let via_isolinux = boot.serial.contains("BOOT_IMAGE=/boot/vmlinuz");
+    let via_grub = boot.serial.contains("BOOT_IMAGE=(") && boot.serial.contains(")/boot/vmlinuz ");
     match firmware {
         Firmware::Bios => assert!(via_isolinux, "BIOS boot did not go through isolinux"),
-        Firmware::Uefi => {
+        Firmware::Uefi | Firmware::UefiSecureBoot => {
             assert!(!via_isolinux, "UEFI boot went through isolinux?");
+            assert!(
+                via_grub,
+                "UEFI boot did not go through GRUB\n{}",
+                vm::tail(&boot.serial, 40)
+            );
             assert!(
                 boot.serial.contains("efi: EFI v"),
                 "the kernel did not start under UEFI\n{}",
@@ -321,10 +328,10 @@ fn esp_bytes(iso: &Path) -> (u64, serde_json::Value) {
     (sectors * 512, v)
 }
 
-/// A 110 MB incompressible file in the initramfs makes the ESP (kernel
-/// and initramfs inside, for systemd-boot) larger than El Torito's 16-bit
-/// sector count can describe (65535 x 512 bytes); OVMF must still boot it
-/// from a CD and reach the media.
+/// A 110 MB incompressible file makes the initramfs over 100 MB, which
+/// shim and GRUB load from ISO 9660 (the ESP, which held it for
+/// systemd-boot, stays a few MB); OVMF must boot it from a CD and reach
+/// the media.
 #[test]
 fn uefi_boots_an_initramfs_over_100_mb() {
     tools::require("qemu-system-x86_64", "qemu-system-x86");
@@ -361,9 +368,22 @@ fn uefi_boots_an_initramfs_over_100_mb() {
         "built {} in {took:.1?}: ESP {esp} bytes, El Torito UEFI entry {uefi_entry}",
         iso.display()
     );
+    // GRUB reads the kernel and initramfs from ISO 9660: the ESP holds
+    // only shim and GRUB, with its exact El Torito sector count, and the
+    // initramfs on the ISO is over 100 MB.
     assert!(
-        esp > 32 << 20,
-        "the ESP is only {esp} bytes: the initramfs did not grow it past 32 MiB"
+        esp < 32 << 20 && uefi_entry["sector_count"].as_u64() == Some(esp / 512),
+        "the ESP ({esp} bytes) is not described exactly by El Torito: {uefi_entry}"
+    );
+    let initrd = airlift_builder::iso::read::Iso::open(&iso)
+        .unwrap()
+        .lookup("boot/initrd.img")
+        .unwrap()
+        .expect("/boot/initrd.img in the ISO")
+        .size;
+    assert!(
+        initrd > 100_000_000,
+        "the initramfs is only {initrd} bytes: the ballast did not grow it past 100 MB"
     );
 
     let mut vm = Vm::new(Firmware::Uefi, Media::Cd, &iso);

@@ -19,3 +19,4 @@ mod e2e_storage;
 mod hardware_matrix;
 mod host0_qemu;
 mod root_image;
+mod secure_boot;

@@ -32,7 +32,9 @@
 //! # Why the ESP is the volume's last extent
 //!
 //! El Torito's sector count is 16 bits of 512-byte units (max ~32 MiB),
-//! but our ESP holds a kernel and a 100 MB+ initramfs for systemd-boot.
+//! but an ESP holding a kernel and initramfs (systemd-boot, a unified
+//! kernel image) is easily 100 MB+. (The default ESP, shim and GRUB, is a
+//! few MB and gets its exact count.)
 //! EDK2's `PartitionDxe/ElTorito.c` (OVMF) treats a sector count below 2 as
 //! "from the boot image to the end of the volume" (`VolSpaceSize - Lba`,
 //! using the PVD's volume space size). With the ESP as the last extent

@@ -13,7 +13,8 @@
 //!    busybox stage-1 initramfs ([`root`], `base.rootOn: media`), or
 //!    whole in the initramfs (`base.rootOn: initramfs`);
 //! 4. lay out the ISO tree (kernel, initrd, isolinux, bundle,
-//!    `SHA256SUMS`) and the ESP (systemd-boot, its entry, kernel, initrd);
+//!    `SHA256SUMS`) and the ESP (shim, signed GRUB, `grub.cfg`; see
+//!    [`uefi_chain`]);
 //! 5. write the ISO (atomically: temp file beside the output, renamed).
 //!
 //! Timestamps come from `SOURCE_DATE_EPOCH`, else the config file's
@@ -23,6 +24,7 @@ pub mod appliance_file;
 pub mod boot_config;
 pub mod epoch;
 pub mod root;
+pub mod uefi_chain;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
@@ -93,6 +95,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             opts.config.display()
         )
     })?;
+    // The signed UEFI chain is checked before any work is done.
+    uefi_chain::loaders(&app, &base)?;
     let (epoch, token) = stamp(&opts.config, &app)?;
     let firstboot = firstboot_binary(opts)?;
     let out_dir = parent_dir(&opts.output);
@@ -418,8 +422,8 @@ pub fn iso_image(
     let isolinux_bin = need(isolinux.join("isolinux.bin"), "base.bootloader.isolinux")?;
     let ldlinux = need(isolinux.join("ldlinux.c32"), "base.bootloader.isolinux")?;
     let mbr = need(isolinux.join("isohdpfx.bin"), "base.bootloader.isolinux")?;
-    let efi = need(base.bootloader.efi.clone(), "base.bootloader.efi")?;
     let kernel = need(base.kernel.clone(), "base.kernel")?;
+    let esp_files = uefi_chain::esp_files(app, base, &app.output.volume_label, cmdline)?;
 
     let mut tree = iso::Tree::new();
     let file = |p: &Path| FileSource::Path(p.to_path_buf());
@@ -432,6 +436,9 @@ pub fn iso_image(
         FileSource::Bytes(boot_config::isolinux_cfg(title, cmdline).into_bytes()),
         0o644,
     )?;
+    for (path, cfg) in uefi_chain::grub_cfgs(&app.output.volume_label, cmdline) {
+        tree.add_file(&path, cfg, 0o644)?;
+    }
     tree.add_tree_from_dir(BUNDLE_ISO_DIR, bundle_dir)
         .context("adding the bundle to the ISO")?;
     tree.set_modes(BUNDLE_ISO_DIR, 0o644, 0o755)?;
@@ -455,19 +462,6 @@ pub fn iso_image(
         let p = need(host.clone(), &format!("output.extraFiles[{iso_path}]"))?;
         tree.add_file(iso_path.trim_start_matches('/'), file(&p), 0o644)?;
     }
-    let esp_files = vec![
-        ("EFI/BOOT/BOOTX64.EFI".to_string(), file(&efi)),
-        (
-            "loader/loader.conf".to_string(),
-            FileSource::Bytes(boot_config::loader_conf().into_bytes()),
-        ),
-        (
-            "loader/entries/airlift.conf".to_string(),
-            FileSource::Bytes(boot_config::loader_entry(title, cmdline).into_bytes()),
-        ),
-        ("vmlinuz".to_string(), file(&kernel)),
-        ("initrd.img".to_string(), file(initrd)),
-    ];
     Ok(IsoImage {
         volume_id: app.output.volume_label.clone(),
         epoch,

@@ -22,6 +22,9 @@ fn fixture(dir: &Path, netboot: bool) -> Appliance {
         put(&b.join(f), b"x");
     }
     put(&b.join("efi/systemd-bootx64.efi"), b"MZ");
+    for f in ["shimx64.efi", "grubx64.efi", "mmx64.efi"] {
+        put(&b.join("efi").join(f), b"MZ");
+    }
     put(&b.join("ipxe/undionly.kpxe"), b"k");
     put(&b.join("ipxe/ipxe.efi"), b"MZ");
     put(&b.join("vmlinuz"), b"kernel");
@@ -40,7 +43,12 @@ base:
   kernel: base/vmlinuz
   rootfs: base/rootfs
   modulesDir: base/modules
-  bootloader: {{ isolinux: base/isolinux, efi: base/efi/systemd-bootx64.efi, ipxe: base/ipxe }}
+  bootloader:
+    isolinux: base/isolinux
+    efi: base/efi/systemd-bootx64.efi
+    shim: base/efi/shimx64.efi
+    grub: base/efi/grubx64.efi
+    ipxe: base/ipxe
 netboot: {{ enabled: {netboot} }}
 output:
   volumeLabel: T_LABEL
@@ -76,6 +84,8 @@ fn the_iso_holds_boot_files_bundle_and_sums() {
         "airlift/bundle/index.json",
         "airlift/bundle.json",
         "docs/notes.txt",
+        "EFI/BOOT/grub.cfg",
+        "EFI/debian/grub.cfg",
     ] {
         assert!(img.tree.get(p).is_some(), "{p} missing");
     }
@@ -98,11 +108,34 @@ fn the_iso_holds_boot_files_bundle_and_sums() {
         esp,
         [
             "EFI/BOOT/BOOTX64.EFI",
-            "loader/loader.conf",
-            "loader/entries/airlift.conf",
-            "vmlinuz",
-            "initrd.img"
+            "EFI/BOOT/grubx64.efi",
+            "EFI/BOOT/grub.cfg",
+            "EFI/debian/grub.cfg",
+            "EFI/BOOT/mmx64.efi",
         ]
+    );
+    // shim is the removable-media loader; the kernel and initrd stay in
+    // ISO 9660, where grub.cfg finds them by the volume label.
+    let esp_file = |name: &str| {
+        img.uefi
+            .as_ref()
+            .unwrap()
+            .esp_files
+            .iter()
+            .find(|(p, _)| p == name)
+            .map(|(_, s)| s.clone())
+    };
+    match esp_file("EFI/BOOT/BOOTX64.EFI") {
+        Some(FileSource::Path(p)) => assert!(p.ends_with("base/efi/shimx64.efi"), "{p:?}"),
+        other => panic!("BOOTX64.EFI is {other:?}"),
+    }
+    let Some(FileSource::Bytes(cfg)) = esp_file("EFI/BOOT/grub.cfg") else {
+        panic!("no grub.cfg")
+    };
+    let cfg = String::from_utf8(cfg).unwrap();
+    assert_eq!(cfg, boot_config::grub_cfg("T_LABEL", "console=ttyS0"));
+    assert!(
+        matches!(esp_file("EFI/debian/grub.cfg"), Some(FileSource::Bytes(b)) if b == cfg.as_bytes())
     );
     assert_eq!(img.volume_id, "T_LABEL");
     assert_eq!(
@@ -132,6 +165,35 @@ fn a_missing_boot_loader_names_the_field() {
         msg.contains("ldlinux.c32") && msg.contains("base.bootloader.isolinux"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_missing_or_unset_shim_or_grub_names_the_field_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), false);
+    let base = app.base.clone().unwrap();
+    fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();
+    let msg = format!(
+        "{:#}",
+        iso_image(&app, &base, dir.path(), dir.path(), "t", "", 0).unwrap_err()
+    );
+    assert!(
+        msg.contains("grubx64.efi")
+            && msg.contains("base.bootloader.grub")
+            && msg.contains("t.yaml"),
+        "{msg}"
+    );
+
+    let mut unset = base.clone();
+    unset.bootloader.shim = None;
+    let msg = format!("{:#}", uefi_chain::loaders(&app, &unset).unwrap_err());
+    assert!(msg.contains("base.bootloader.shim is not set"), "{msg}");
+
+    // No MokManager beside shim: the chain works without it.
+    put(&dir.path().join("base/efi/grubx64.efi"), b"MZ");
+    fs::remove_file(dir.path().join("base/efi/mmx64.efi")).unwrap();
+    let files = uefi_chain::esp_files(&app, &base, "T_LABEL", "x").unwrap();
+    assert_eq!(files.len(), 4);
 }
 
 #[test]
@@ -338,4 +400,40 @@ fn a_corrupt_source_blob_fails_the_build_and_leaves_no_iso() {
     }
     let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
     assert!(left.is_empty(), "no ISO or temp file is left: {left:?}");
+}
+
+/// `airlift build` with shim unset, or GRUB's file gone: the error names
+/// the config, the field and the file, and no ISO (nor work folder) is left.
+#[test]
+fn build_without_the_signed_chain_writes_no_iso() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), false);
+    source_layout(&dir.path().join("img"), b"layer");
+    let cfg = dir.path().join("t.yaml");
+    // The whole root in the initramfs: this test is about the ESP, not stage 1.
+    let text = fs::read_to_string(&cfg).unwrap().replace(
+        "  modulesDir: base/modules\n",
+        "  modulesDir: base/modules\n  rootOn: initramfs\n",
+    );
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("t.iso");
+    let build_err = |yaml: &str| {
+        fs::write(&cfg, yaml).unwrap();
+        let err = build(&BuildOptions::new(cfg.clone(), out.clone())).unwrap_err();
+        assert!(!out.exists(), "an ISO was written");
+        assert_eq!(fs::read_dir(&out_dir).unwrap().count(), 0, "left files");
+        format!("{err:#}")
+    };
+    let msg = build_err(&text.replace("    shim: base/efi/shimx64.efi\n", ""));
+    assert!(
+        msg.contains("t.yaml") && msg.contains("base.bootloader.shim is not set"),
+        "{msg}"
+    );
+    fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();
+    let msg = build_err(&text);
+    assert!(
+        msg.contains("base.bootloader.grub") && msg.contains("grubx64.efi"),
+        "{msg}"
+    );
 }

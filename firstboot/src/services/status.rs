@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::sys::secure_boot::SecureBoot;
+
 /// Where host0 is with the bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -88,6 +90,10 @@ pub struct Snapshot {
     /// On a replica: how it keeps up with host0 ([`crate::services::ha::replication`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// Whether the firmware booted this machine with Secure Boot on
+    /// ([`crate::sys::secure_boot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<SecureBoot>,
 }
 
 /// The appliance's name and version.
@@ -106,6 +112,7 @@ struct Inner {
     message: Option<String>,
     storage: Option<crate::datadisk::StorageStatus>,
     replication: Option<ReplicationStatus>,
+    secure_boot: Option<SecureBoot>,
 }
 
 /// The shared, updatable status.
@@ -128,6 +135,7 @@ impl Status {
                 message: None,
                 storage: None,
                 replication: None,
+                secure_boot: None,
             })),
         }
     }
@@ -174,6 +182,11 @@ impl Status {
         self.with(|i| i.replication = Some(r));
     }
 
+    /// What the firmware said about Secure Boot at start.
+    pub fn set_secure_boot(&self, state: SecureBoot) {
+        self.with(|i| i.secure_boot = Some(state));
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -198,6 +211,7 @@ impl Status {
             );
             s.storage = i.storage.clone();
             s.replication = i.replication.clone();
+            s.secure_boot = i.secure_boot;
             s
         })
     }
@@ -229,6 +243,7 @@ pub fn render(
         ca_fingerprint: id.ca_fingerprint.clone(),
         storage: None,
         replication: None,
+        secure_boot: None,
         message,
     }
 }
@@ -347,7 +362,16 @@ mod tests {
         });
         s.set_state(LoadState::Ready, None);
         s.set_serving_from_disk();
+        assert!(serde_json::to_value(s.snapshot())
+            .unwrap()
+            .get("secure-boot")
+            .is_none());
+        s.set_secure_boot(SecureBoot::Enabled);
         let snap = s.snapshot();
+        assert_eq!(
+            serde_json::to_value(&snap).unwrap()["secure-boot"],
+            "enabled"
+        );
         assert_eq!(snap.state, LoadState::Ready);
         assert_eq!(snap.blobs_done, 2);
         assert_eq!(snap.serving_from, "disk");

@@ -64,9 +64,13 @@ fn iso_dir() -> PathBuf {
         .keep()
 }
 
-/// A copy of `iso` with its El Torito boot record (sector 17) zeroed, so
-/// firmware can only boot it through the partition table (OVMF reads El
-/// Torito on disks too).
+/// A copy of `iso` whose El Torito boot record (sector 17) no longer
+/// names El Torito, so firmware can only boot it through the partition
+/// table (OVMF reads El Torito on disks too). Everything past the
+/// descriptor's type, `CD001` and version is zeroed (the boot system id
+/// and the catalog's LBA); the header stays, since GRUB's ISO 9660 driver
+/// refuses a volume whose descriptor chain holds a sector without `CD001`
+/// and then cannot find the volume by its label.
 pub fn without_el_torito(iso: &Path, out: &Path) -> Result<()> {
     fs::copy(iso, out).with_context(|| format!("copying {}", iso.display()))?;
     let mut f = fs::OpenOptions::new()
@@ -74,8 +78,8 @@ pub fn without_el_torito(iso: &Path, out: &Path) -> Result<()> {
         .open(out)
         .with_context(|| format!("opening {}", out.display()))?;
     use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start(17 * 2048))?;
-    f.write_all(&[0u8; 2048])?;
+    f.seek(SeekFrom::Start(17 * 2048 + 7))?;
+    f.write_all(&[0u8; 2048 - 7])?;
     f.sync_all()?;
     Ok(())
 }

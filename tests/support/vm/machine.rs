@@ -6,6 +6,10 @@
 //!   kernel). CPU `qemu64,+rdrand` so the guest RNG is ready at once.
 //! * Drive options are the ones measured to work (FIELD-NOTES): IDE CD,
 //!   virtio disk, xHCI + usb-storage; OVMF with a writable VARS copy.
+//! * Secure Boot: OVMF's secure build with Microsoft's keys enrolled
+//!   (Debian's `*.ms.fd`) needs q35 with SMM and the secure pflash
+//!   (FIELD-NOTES), so [`Firmware::UefiSecureBoot`] VMs are q35; the IDE
+//!   CD then sits on q35's AHCI controller.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,10 @@ use std::time::Duration;
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// OVMF variable store template (copied per VM).
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF's Secure Boot build (SMM), for [`Firmware::UefiSecureBoot`].
+pub const OVMF_CODE_SECURE: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+/// Variables with Microsoft's keys enrolled and Secure Boot on.
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 /// Default hard timeout of one boot under TCG.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -26,6 +34,32 @@ pub enum Firmware {
     Bios,
     /// OVMF (EDK II).
     Uefi,
+    /// OVMF enforcing Secure Boot with Microsoft's keys enrolled, as a
+    /// server from the shop is (q35 with SMM).
+    UefiSecureBoot,
+}
+
+impl Firmware {
+    /// OVMF's code and variable-store template, for the UEFI kinds.
+    pub fn ovmf(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some((OVMF_CODE, OVMF_VARS)),
+            Firmware::UefiSecureBoot => Some((OVMF_CODE_SECURE, OVMF_VARS_MS)),
+        }
+    }
+
+    /// A writable copy of the variable store in `dir`, for the UEFI kinds.
+    pub fn vars_copy(self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+        use anyhow::Context;
+        let Some((_, template)) = self.ovmf() else {
+            return Ok(None);
+        };
+        let v = dir.join("OVMF_VARS.fd");
+        std::fs::copy(template, &v)
+            .with_context(|| format!("copying {template} (apt-get install ovmf)"))?;
+        Ok(Some(v))
+    }
 }
 
 /// How the image is attached.
@@ -44,6 +78,7 @@ impl fmt::Display for Firmware {
         f.write_str(match self {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
+            Firmware::UefiSecureBoot => "uefi-secureboot",
         })
     }
 }
@@ -128,10 +163,21 @@ pub fn qemu_args(vm: &Vm, ovmf_vars: Option<&Path>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    if vm.firmware == Firmware::Uefi {
+    if vm.firmware == Firmware::UefiSecureBoot {
+        a.extend(
+            [
+                "-machine",
+                "q35,smm=on",
+                "-global",
+                "driver=cfi.pflash01,property=secure,value=on",
+            ]
+            .map(String::from),
+        );
+    }
+    if let Some((code, _)) = vm.firmware.ovmf() {
         let vars = ovmf_vars.expect("UEFI VMs need a VARS copy");
         a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
+        a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
         a.push("-drive".into());
         a.push(format!("if=pflash,format=raw,file={}", vars.display()));
     }
@@ -181,5 +227,19 @@ mod tests {
         assert!(usb.contains("if=pflash,format=raw,file=/v.fd"), "{usb}");
         let disk = qemu_args(&Vm::new(Firmware::Bios, Media::Disk, img), None).join(" ");
         assert!(disk.contains("if=virtio"), "{disk}");
+        assert!(!usb.contains("smm=on") && !usb.contains(".ms.fd"), "{usb}");
+        let sb = qemu_args(
+            &Vm::new(Firmware::UefiSecureBoot, Media::Cd, img),
+            Some(Path::new("/v.fd")),
+        )
+        .join(" ");
+        assert!(
+            sb.contains("-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on"),
+            "{sb}"
+        );
+        assert!(
+            sb.contains(&format!("readonly=on,file={OVMF_CODE_SECURE}")),
+            "{sb}"
+        );
     }
 }

@@ -132,6 +132,12 @@ fn load_section(s: &Snapshot) -> String {
         ("state", state_word(s.state).to_string()),
         ("serving from", s.serving_from.clone()),
         ("up since", s.started_at.clone()),
+        (
+            "secure boot",
+            s.secure_boot
+                .map_or("not reported", |b| b.word())
+                .to_string(),
+        ),
     ];
     for (k, v) in facts {
         let _ = writeln!(out, "  {k:<13}{v}");
@@ -332,7 +338,7 @@ mod tests {
             "rate": rate, "started-at": "2026-11-22T12:00:00Z",
             "appliance": {"name": "demo", "version": "1.0"},
             "registry": "https://10.0.0.1:5000",
-            "ca-fingerprint": "sha256:abcd"
+            "ca-fingerprint": "sha256:abcd", "secure-boot": "enabled"
         })
     }
 
@@ -367,6 +373,7 @@ mod tests {
             );
         let text = render(&report, now).unwrap();
         assert!(text.starts_with("demo 1.0\n"), "{text}");
+        assert!(text.contains("  secure boot  enabled\n"), "{text}");
         assert!(text.contains("copying the bundle to disk"), "{text}");
         assert!(
             text.contains("[#######-----------------------]  25 %  1.00 MiB / 4.00 MiB  1/4 blobs  1.00 MiB/s  3 s left"),

@@ -139,6 +139,13 @@ const STATE_LABEL = {
   failed: ["Copy failed", "chip-bad"],
 };
 
+const SECURE_BOOT = {
+  enabled: "Enabled (the firmware checked the boot chain)",
+  disabled: "Off (UEFI without Secure Boot)",
+  unsupported: "Not available (BIOS boot)",
+  unknown: "Unknown (the firmware variable could not be read)",
+};
+
 const LOAD_HINT = {
   loading: "Nodes already pull from the media while the bundle is copied to the data disk and verified blob by blob. Keep the media attached.",
   ready: "Every blob is on the data disk and verified; the registry no longer reads the media, which can be ejected.",
@@ -154,6 +161,7 @@ function renderStatus(s) {
   setText("ca-fingerprint", s["ca-fingerprint"] || "none (plain HTTP or a trusted certificate)");
   setText("serving-from", s["serving-from"] === "disk" ? "Data disk (the media can be ejected)" : "Boot media (keep it attached)");
   setText("started-at", localTime(s["started-at"]));
+  setText("secure-boot", SECURE_BOOT[s["secure-boot"]] || "Not reported");
 
   const [label, cls] = STATE_LABEL[s.state] || [s.state, ""];
   const chip = $("load-state");

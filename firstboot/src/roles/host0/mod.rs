@@ -82,6 +82,7 @@ pub struct Options {
 /// Run host0 until the process is stopped: the steps, in order.
 pub async fn run(opts: Options) -> Result<()> {
     let host0 = Host0::start(opts).await?;
+    let secure_boot = crate::sys::secure_boot::announce();
     let nic_wait = host0.start_address_wait();
     let media = host0.media().await?;
     private_dir(&host0.opts.data)?;
@@ -94,6 +95,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let local = host0.configure_runtimes(&net, &ips, tls.as_ref())?;
     vip::apply_in_background(&host0.file, vip::Role::Host0, &host0.opts.root);
     let status = host0.status(&reg, &net, &local, &media, tls.as_ref());
+    status.set_secure_boot(secure_boot);
     let (app, current) = host0
         .api(&reg, &status, &net, &local, &media, tls.as_ref())
         .await;

@@ -14,6 +14,7 @@ use crate::sys::console::milestone;
 /// Join: fetch, check, apply, verify.
 pub async fn run(opts: Options) -> Result<()> {
     let p = load_params(&opts.cmdline, &opts.conf)?;
+    crate::sys::secure_boot::announce();
     milestone(&format!(
         "AIRLIFT-JOIN-START server={} mac={}",
         p.server.url(),

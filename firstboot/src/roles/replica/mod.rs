@@ -228,6 +228,7 @@ async fn serve(
         },
         LoadState::Loading,
     );
+    status.set_secure_boot(crate::sys::secure_boot::announce());
     let current = Current::new(registry.clone());
     let app = server::replica_app(current, status.clone());
     tokio::spawn(server::serve(
