@@ -7,6 +7,7 @@ pub mod config;
 pub mod initramfs;
 pub mod iso;
 pub mod logging;
+pub mod pe;
 pub mod pipeline;
 pub mod progress;
 pub mod small_file;
