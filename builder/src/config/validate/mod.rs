@@ -7,6 +7,7 @@ use std::path::Path;
 
 mod base;
 mod images;
+mod secure_boot;
 mod services;
 
 use super::checks;
@@ -41,6 +42,7 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     v.storage();
     v.ha();
     v.output();
+    v.secure_boot(purpose);
     if v.problems.is_empty() {
         Ok(())
     } else {

@@ -67,7 +67,7 @@ pub(crate) fn local_images(d: &Path) {
 }
 
 /// A temp folder holding every file the `GOOD` config points at.
-fn fixture() -> tempfile::TempDir {
+pub(super) fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mk = |p: &str, content: &[u8]| {
@@ -93,7 +93,7 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-const GOOD: &str = "\
+pub(super) const GOOD: &str = "\
 apiVersion: airlift/v1alpha1
 kind: Appliance
 metadata:
@@ -146,7 +146,7 @@ output:
 ";
 
 /// Write `text` as `dir/appliance.yaml`, then parse and normalise it.
-fn load(dir: &Path, text: &str) -> Appliance {
+pub(super) fn load(dir: &Path, text: &str) -> Appliance {
     let file = dir.join("appliance.yaml");
     fs::write(&file, text).unwrap();
     let base = dir.join("base").to_str().unwrap().to_string();
@@ -156,7 +156,7 @@ fn load(dir: &Path, text: &str) -> Appliance {
 }
 
 /// The problems of `text` (with `GOOD`'s files present), rendered.
-fn problems(text: &str, purpose: Purpose) -> Vec<String> {
+pub(super) fn problems(text: &str, purpose: Purpose) -> Vec<String> {
     let dir = fixture();
     let app = load(dir.path(), text);
     let prefix = format!("{}:", dir.path().join("appliance.yaml").display());
