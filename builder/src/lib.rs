@@ -10,6 +10,7 @@ pub mod logging;
 pub mod pe;
 pub mod pipeline;
 pub mod progress;
+pub mod signing;
 pub mod small_file;
 pub mod sources;
 pub mod store;
