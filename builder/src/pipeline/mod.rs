@@ -20,6 +20,7 @@
 pub mod appliance_file;
 pub mod boot_config;
 pub mod epoch;
+pub mod own_keys;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
@@ -98,6 +99,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let t = Instant::now();
     let firstboot = strip_debug(&firstboot, work.path())?;
     tracing::debug!("strip: {:.2}s", t.elapsed().as_secs_f64());
+    // Sign mode: a key that does not fit its certificate fails here, first.
+    let signed = own_keys::sign_loader(&app, &base, work.path(), epoch)?;
 
     // 2. The bundle.
     let t = Instant::now();
@@ -137,6 +140,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         &initrd,
         epoch,
         &opts.output,
+        signed.as_ref(),
     )?;
     let seconds_iso = t.elapsed().as_secs_f64();
     tracing::info!(
@@ -228,6 +232,8 @@ fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Repo
 
 /// Steps 4-5: the ISO tree and ESP, written atomically to `output` and
 /// made world-readable (it is meant to be shared: CI artifact, USB writer).
+/// With `signed` (sign mode) the ESP is [`own_keys`]'.
+#[allow(clippy::too_many_arguments)]
 fn write_iso(
     app: &Appliance,
     base: &Base,
@@ -236,12 +242,18 @@ fn write_iso(
     initrd: &Path,
     epoch: i64,
     output: &Path,
+    signed: Option<&own_keys::SignedBoot>,
 ) -> Result<iso::WriteReport> {
     let t = Instant::now();
     let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
     let cmdline = boot_config::kernel_cmdline(&app.output.volume_label, &base.kernel_args);
     let mut image = iso_image(app, base, bundle_dir, initrd, &title, &cmdline, epoch)?;
     expect_digests(&mut image.tree, &bundle.unverified)?;
+    if let Some(signed) = signed {
+        let work = parent_dir(initrd);
+        let esp_files = signed.esp_files(app, base, initrd, &cmdline, work, epoch)?;
+        image.uefi = Some(UefiBoot { esp_files });
+    }
     tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
     let report = iso::write(&image, output)
         .with_context(|| format!("writing the ISO {}", output.display()))?;
