@@ -16,6 +16,18 @@ pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// OVMF variable store template (copied per VM).
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
+/// OVMF with Secure Boot enforcing and only Debian's test key
+/// (`/usr/share/ovmf/PkKek-1-snakeoil.pem`) enrolled: boots what a site
+/// signs with that key (`secureBoot: mode: sign`). Needs SMM (q35).
+pub const OVMF_CODE_SNAKEOIL: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
+/// Its variable store template (copied per VM).
+pub const OVMF_VARS_SNAKEOIL: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+/// OVMF with Secure Boot enforcing and Microsoft's keys enrolled, as
+/// servers ship. Needs SMM (q35).
+pub const OVMF_CODE_MICROSOFT: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+/// Its variable store template (copied per VM).
+pub const OVMF_VARS_MICROSOFT: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+
 /// Default hard timeout of one boot under TCG.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -26,6 +38,23 @@ pub enum Firmware {
     Bios,
     /// OVMF (EDK II).
     Uefi,
+    /// OVMF, Secure Boot enforcing, Debian's test key enrolled.
+    UefiSnakeoil,
+    /// OVMF, Secure Boot enforcing, Microsoft's keys enrolled.
+    UefiMicrosoft,
+}
+
+impl Firmware {
+    /// OVMF's code, its variable store template, and whether it is a
+    /// Secure Boot build (q35 with SMM, secure pflash); `None` for BIOS.
+    pub fn ovmf(self) -> Option<(&'static str, &'static str, bool)> {
+        match self {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some((OVMF_CODE, OVMF_VARS, false)),
+            Firmware::UefiSnakeoil => Some((OVMF_CODE_SNAKEOIL, OVMF_VARS_SNAKEOIL, true)),
+            Firmware::UefiMicrosoft => Some((OVMF_CODE_MICROSOFT, OVMF_VARS_MICROSOFT, true)),
+        }
+    }
 }
 
 /// How the image is attached.
@@ -44,6 +73,8 @@ impl fmt::Display for Firmware {
         f.write_str(match self {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
+            Firmware::UefiSnakeoil => "uefi-secureboot-snakeoil",
+            Firmware::UefiMicrosoft => "uefi-secureboot-microsoft",
         })
     }
 }
@@ -128,10 +159,18 @@ pub fn qemu_args(vm: &Vm, ovmf_vars: Option<&Path>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    if vm.firmware == Firmware::Uefi {
+    if let Some((code, _, secure)) = vm.firmware.ovmf() {
         let vars = ovmf_vars.expect("UEFI VMs need a VARS copy");
+        if secure {
+            a.extend([
+                "-machine".into(),
+                "q35,smm=on".into(),
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
+            ]);
+        }
         a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
+        a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
         a.push("-drive".into());
         a.push(format!("if=pflash,format=raw,file={}", vars.display()));
     }
@@ -179,6 +218,17 @@ mod tests {
             "{usb}"
         );
         assert!(usb.contains("if=pflash,format=raw,file=/v.fd"), "{usb}");
+        assert!(!usb.contains("smm=on"), "{usb}");
+        let sb = qemu_args(
+            &Vm::new(Firmware::UefiSnakeoil, Media::Cd, img),
+            Some(Path::new("/v.fd")),
+        )
+        .join(" ");
+        assert!(
+            sb.contains("-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on"),
+            "{sb}"
+        );
+        assert!(sb.contains(OVMF_CODE_SNAKEOIL), "{sb}");
         let disk = qemu_args(&Vm::new(Firmware::Bios, Media::Disk, img), None).join(" ");
         assert!(disk.contains("if=virtio"), "{disk}");
     }
