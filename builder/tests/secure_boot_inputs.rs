@@ -11,11 +11,9 @@ use std::process::Command;
 const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 const SNAKEOIL_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
-const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
 /// A base good enough to reach signing: real EFI binaries, the rest
-/// placeholders; the snakeoil key decrypted (`db.key`), its certificate
-/// (`db.crt`) and an unrelated one (`other.crt`).
+/// placeholders; the test keys of `src/signing/fixtures/test-keys.sh`.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -28,39 +26,12 @@ fn fixture() -> tempfile::TempDir {
     }
     fs::copy(SYSTEMD_BOOT, d.join("base/systemd-bootx64.efi")).unwrap();
     fs::copy(STUB, d.join("base/linuxx64.efi.stub")).unwrap();
-    fs::copy(SNAKEOIL_CERT, d.join("db.crt")).unwrap();
-    let ok = Command::new("openssl")
-        .args([
-            "pkey",
-            "-passin",
-            "pass:snakeoil",
-            "-in",
-            SNAKEOIL_KEY,
-            "-out",
-        ])
-        .arg(d.join("db.key"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=other",
-            "-days",
-            "1",
-        ])
-        .arg("-keyout")
-        .arg(d.join("other.key"))
-        .arg("-out")
-        .arg(d.join("other.crt"))
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/signing/fixtures/test-keys.sh"
+    );
+    let ok = Command::new("sh").arg(script).arg(d).status().unwrap();
+    assert!(ok.success(), "{script} failed");
     dir
 }
 

@@ -19,7 +19,6 @@ use airlift_builder::pe::authenticode::signers_of_pe;
 use airlift_integration::tools;
 use airlift_integration::vm::{self, Firmware, Media, Vm};
 
-const SNAKEOIL_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
 const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 const SNAKEOIL: &str = "C=US, ST=Colorado, L=Fort Collins, O=SnakeOil";
 const MARKER: &str = "AIRLIFT-MEDIA-MOUNTED label=AIRLIFT_SMOKE dev=";
@@ -32,24 +31,15 @@ fn signed_iso() -> &'static Path {
             .prefix("airlift-own-keys-")
             .tempdir()
             .unwrap();
-        let key = dir.path().join("db.key");
-        let ok = Command::new("openssl")
-            .args([
-                "pkey",
-                "-passin",
-                "pass:snakeoil",
-                "-in",
-                SNAKEOIL_KEY,
-                "-out",
-            ])
-            .arg(&key)
-            .status()
-            .expect("running openssl");
-        assert!(
-            ok.success(),
-            "decrypting {SNAKEOIL_KEY} (apt-get install ovmf)"
-        );
         let root = tools::workspace_root();
+        let script = root.join("builder/src/signing/fixtures/test-keys.sh");
+        let ok = Command::new("sh")
+            .arg(&script)
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{} failed", script.display());
+        let key = dir.path().join("db.key");
         let smoke = std::fs::read_to_string(root.join("image-configs/smoke.yaml")).unwrap();
         let overlay = root.join("overlays/smoke");
         let config = smoke.replace("../overlays/smoke", overlay.to_str().unwrap())

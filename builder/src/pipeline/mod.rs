@@ -11,7 +11,8 @@
 //!    `/usr/bin/airlift-firstboot`, `/etc/airlift/appliance.json`, kernel
 //!    modules with their closure;
 //! 4. lay out the ISO tree (kernel, initrd, isolinux, bundle,
-//!    `SHA256SUMS`) and the ESP (systemd-boot, its entry, kernel, initrd);
+//!    `SHA256SUMS`) and the ESP (systemd-boot, its entry, kernel, initrd;
+//!    with `secureBoot: mode: sign`, [`own_keys`]' signed loader and UKI);
 //! 5. write the ISO (atomically: temp file beside the output, renamed).
 //!
 //! Timestamps come from `SOURCE_DATE_EPOCH`, else the config file's

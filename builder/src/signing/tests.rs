@@ -9,50 +9,21 @@ use crate::pe;
 
 const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 const SNAKEOIL_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
-const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
-/// The snakeoil key decrypted (its passphrase is `snakeoil`), with its
-/// certificate; and a second, unrelated certificate.
+/// Test keys in `dir` (`fixtures/test-keys.sh`): the snakeoil key
+/// decrypted with its certificate, and an unrelated certificate.
 fn keys(dir: &Path) -> (SigningKey, PathBuf) {
-    let key = dir.join("db.key");
-    let ok = Command::new("openssl")
-        .args([
-            "pkey",
-            "-passin",
-            "pass:snakeoil",
-            "-in",
-            SNAKEOIL_KEY,
-            "-out",
-        ])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let other = dir.join("other.crt");
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=other",
-            "-days",
-            "1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("other.key"))
-        .arg("-out")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/signing/fixtures/test-keys.sh"
+    );
+    let ok = Command::new("sh").arg(script).arg(dir).status().unwrap();
+    assert!(ok.success(), "{script} failed");
     let k = SigningKey {
-        key,
-        certificate: PathBuf::from(SNAKEOIL_CERT),
+        key: dir.join("db.key"),
+        certificate: dir.join("db.crt"),
     };
-    (k, other)
+    (k, dir.join("other.crt"))
 }
 
 #[test]
@@ -97,7 +68,7 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     // An encrypted key fails at once instead of asking for a passphrase.
     let enc = SigningKey {
         key: PathBuf::from(SNAKEOIL_KEY),
-        certificate: PathBuf::from(SNAKEOIL_CERT),
+        certificate: k.certificate.clone(),
     };
     let e = format!("{:#}", sign(&enc, Path::new(STUB), &out, 0).unwrap_err());
     assert!(e.contains("sbsign could not sign"), "{e}");
