@@ -176,4 +176,17 @@ fn sign_mode_without_key_certificate_or_stub() {
         e.contains("field base.bootloader: ") && e.contains("base.bootloader.stub"),
         "{e}"
     );
+    fs::remove_file(d.join("base/systemd-bootx64.efi")).unwrap();
+    let e = build_fails(
+        d,
+        &config(
+            "secureBoot: { mode: sign, key: db.key, certificate: db.crt }\n",
+            true,
+        ),
+    );
+    assert!(
+        e.contains("field base.bootloader.efi: ")
+            && e.contains("systemd-bootx64.efi does not exist"),
+        "{e}"
+    );
 }

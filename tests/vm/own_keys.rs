@@ -27,8 +27,10 @@ const MARKER: &str = "AIRLIFT-MEDIA-MOUNTED label=AIRLIFT_SMOKE dev=";
 fn signed_iso() -> &'static Path {
     static ISO: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &ISO.get_or_init(|| {
+        // Named like `vm::built`'s folders, which a later test process
+        // removes once this one has ended (statics are never dropped).
         let dir = tempfile::Builder::new()
-            .prefix("airlift-own-keys-")
+            .prefix(&format!("airlift-isos-{}-own-keys-", std::process::id()))
             .tempdir()
             .unwrap();
         let root = tools::workspace_root();
@@ -55,6 +57,18 @@ fn signed_iso() -> &'static Path {
         (dir, iso)
     })
     .1
+}
+
+/// Same config, key and `SOURCE_DATE_EPOCH`: the same signed ISO, byte
+/// for byte (sbsign's signing time is pinned, objcopy's stamp replaced).
+#[test]
+fn signed_iso_is_reproducible() {
+    let first = signed_iso();
+    let again = first.with_file_name("again.iso");
+    vm::build_image(&first.with_file_name("signed.yaml"), &again);
+    let same = std::fs::read(first).unwrap() == std::fs::read(&again).unwrap();
+    std::fs::remove_file(&again).unwrap();
+    assert!(same, "two builds of the signed smoke config differ");
 }
 
 #[test]

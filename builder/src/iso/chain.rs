@@ -56,6 +56,9 @@ pub struct ChainPart {
     pub role: String,
     pub location: Location,
     pub signers: Vec<Signer>,
+    /// Why the signers could not be read (file missing, not a PE image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The UEFI chain of an ISO.
@@ -168,15 +171,16 @@ pub fn uefi_chain(
             },
             Location::Iso(p) => iso.read_file(p)?,
         };
-        let signers = match bytes {
-            Some(b) => signers_of_pe(&b)
-                .with_context(|| format!("reading the signature of {location:?}"))?,
-            None => Vec::new(),
+        let (signers, problem) = match bytes.map(|b| signers_of_pe(&b)) {
+            Some(Ok(s)) => (s, None),
+            Some(Err(e)) => (Vec::new(), Some(format!("{e:#}"))),
+            None => (Vec::new(), Some("missing".to_string())),
         };
         out.push(ChainPart {
             role,
             location,
             signers,
+            problem,
         });
     }
     Ok(Some(UefiChain {
@@ -194,7 +198,9 @@ pub fn render(c: &UefiChain) -> String {
             Location::Esp(x) => format!("ESP /{x}"),
             Location::Iso(x) => format!("ISO /{x}"),
         };
-        if p.signers.is_empty() {
+        if let Some(problem) = &p.problem {
+            s.push_str(&format!("  {} ({at}): {problem}\n", p.role));
+        } else if p.signers.is_empty() {
             s.push_str(&format!("  {} ({at}): unsigned\n", p.role));
         }
         for sg in &p.signers {
@@ -250,6 +256,13 @@ mod tests {
                     role: "systemd-boot".into(),
                     location: Location::Esp(LOADER.into()),
                     signers: vec![],
+                    problem: None,
+                },
+                ChainPart {
+                    role: "GRUB".into(),
+                    location: Location::Esp("EFI/BOOT/grubx64.efi".into()),
+                    signers: vec![],
+                    problem: Some("not a PE image (no MZ header)".into()),
                 },
                 ChainPart {
                     role: "kernel".into(),
@@ -258,12 +271,13 @@ mod tests {
                         subject: "S".into(),
                         issuer: "I".into(),
                     }],
+                    problem: None,
                 },
             ],
         };
         assert_eq!(
             render(&c),
-            "UEFI chain:  systemd-boot -> kernel\n  systemd-boot (ESP /EFI/BOOT/BOOTX64.EFI): unsigned\n  kernel (ESP /vmlinuz): signed by \"S\", issued by \"I\"\n"
+            "UEFI chain:  systemd-boot -> kernel\n  systemd-boot (ESP /EFI/BOOT/BOOTX64.EFI): unsigned\n  GRUB (ESP /EFI/BOOT/grubx64.efi): not a PE image (no MZ header)\n  kernel (ESP /vmlinuz): signed by \"S\", issued by \"I\"\n"
         );
     }
 }
