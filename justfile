@@ -71,6 +71,10 @@ conformance: build oci-suite
 boot-matrix: base build
     cargo test -p airlift-integration --test vm -- boot_matrix:: --nocapture
 
+# Secure Boot with a site's own keys: the smoke ISO signed with Debian's OVMF test key boots under that key and is refused under Microsoft's; inspect names the chains (~1.5 min).
+own-keys: base build
+    cargo test -p airlift-integration --test vm -- own_keys:: --nocapture --test-threads 1
+
 # Boot the demo ISO as host0 under QEMU and pull a bundle image through its forwarded registry port.
 e2e-host0: base build
     cargo test -p airlift-integration --test vm -- host0_qemu:: --nocapture

@@ -22,7 +22,7 @@ lock_timeout=${AIRLIFT_APT_LOCK_TIMEOUT:-600}
 # What each package is for. One group a line: NAME|why|packages.
 groups=(
   "iso|the ISO writer's boot loaders and tools, and its checks|xorriso isolinux syslinux-common syslinux-efi systemd-boot-efi ipxe gdisk dosfstools mtools genisoimage cpio zstd binutils"
-  "secureboot|signing boot loaders and unified kernel images with a site's own keys, and checking signatures|sbsigntool"
+  "secureboot|signing boot loaders and unified kernel images with a site's own keys, and checking signatures (faketime freezes sbsign's clock at the build epoch, so signatures are reproducible)|sbsigntool faketime"
   "rootfs|checking the root filesystem image with the reference tools|squashfs-tools"
   "base|just base: the boot base from Debian packages|debootstrap"
   "clients|real registry clients and registries the tests pull and push with|skopeo podman buildah umoci containerd docker-registry busybox-static curl openssl jq"

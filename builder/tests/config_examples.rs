@@ -176,6 +176,8 @@ fn config_examples_full_reference_uses_every_section() {
     assert!(c.storage.data_disk.is_some());
     assert!(!c.output.extra_files.is_empty());
     assert!(c.ha.virtual_ip.is_some());
+    assert_eq!(c.secure_boot.mode, config::SecureBootMode::Sign);
+    assert!(c.secure_boot.key.is_some() && c.secure_boot.certificate.is_some());
     use config::ImageSource as S;
     let kinds = |pred: fn(&S) -> bool| app.images.iter().any(|i| pred(&i.source));
     assert!(kinds(|s| matches!(s, S::Registry(r) if r.mirror.is_some())));

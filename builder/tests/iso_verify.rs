@@ -180,12 +180,29 @@ fn inspect_reports_boot_partitions_and_images() {
     assert_eq!(v["el_torito"][0]["platform"], 0xEF);
     assert_eq!(v["gpt"].as_array().unwrap().len(), 2);
     assert_eq!(v["images"][0]["reference"], "quay.io/test/app:1.0");
+    // A loader that is not a PE image is reported, not fatal.
+    let chain = &v["uefi_chain"];
+    assert_eq!(chain["kind"], "systemd-boot", "{chain}");
+    assert_eq!(chain["parts"][0]["location"]["esp"], "EFI/BOOT/BOOTX64.EFI");
+    assert_eq!(
+        chain["parts"][0]["problem"],
+        "not a PE image (no MZ header)"
+    );
+    assert_eq!(
+        chain["parts"][1]["location"]["iso"], "boot/vmlinuz",
+        "{chain}"
+    );
+    assert_eq!(
+        chain["parts"][1]["problem"],
+        "not a PE image (no MZ header)"
+    );
     let (ok, text) = airlift(&["inspect"], &p);
     assert!(ok, "{text}");
     assert!(
         text.contains("UEFI no-emulation")
             && text.contains("EFI System")
-            && text.contains("quay.io/test/app:1.0"),
+            && text.contains("quay.io/test/app:1.0")
+            && text.contains("UEFI chain:  systemd-boot -> kernel\n"),
         "{text}"
     );
 }

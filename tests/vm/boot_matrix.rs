@@ -65,7 +65,7 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
     let via_grub = boot.serial.contains("BOOT_IMAGE=(") && boot.serial.contains(")/boot/vmlinuz ");
     match firmware {
         Firmware::Bios => assert!(via_isolinux, "BIOS boot did not go through isolinux"),
-        Firmware::Uefi | Firmware::UefiSecureBoot => {
+        Firmware::Uefi | Firmware::UefiSecureBoot | Firmware::UefiSnakeoil => {
             assert!(!via_isolinux, "UEFI boot went through isolinux?");
             assert!(
                 via_grub,

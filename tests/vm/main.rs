@@ -18,5 +18,6 @@ mod e2e_netboot;
 mod e2e_storage;
 mod hardware_matrix;
 mod host0_qemu;
+mod own_keys;
 mod root_image;
 mod secure_boot;

@@ -70,6 +70,8 @@ pub struct Appliance {
     pub ha: Option<airlift_appliance::Ha>,
     /// `extraFiles` values absolute.
     pub output: Output,
+    /// `key` and `certificate` absolute.
+    pub secure_boot: SecureBoot,
 }
 
 /// One image, normalised.
@@ -144,6 +146,11 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
     for (iso_path, local) in output.extra_files.iter_mut() {
         *local = n.path(&join_key("output.extraFiles", iso_path), local);
     }
+    let secure_boot = SecureBoot {
+        key: n.opt_path("secureBoot.key", &config.secure_boot.key),
+        certificate: n.opt_path("secureBoot.certificate", &config.secure_boot.certificate),
+        ..config.secure_boot.clone()
+    };
     if !n.problems.is_empty() {
         return Err(ConfigError::from(n.problems));
     }
@@ -158,6 +165,7 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         storage: config.storage.clone(),
         ha,
         output,
+        secure_boot,
         config,
         origin,
     })

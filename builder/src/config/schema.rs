@@ -70,6 +70,9 @@ pub struct Config {
     pub ha: Ha,
     #[serde(default)]
     pub output: Output,
+    /// How the UEFI boot path is signed for Secure Boot.
+    #[serde(default)]
+    pub secure_boot: SecureBoot,
 }
 
 /// Identity of the appliance.
@@ -355,4 +358,33 @@ impl Default for Output {
 
 fn default_label() -> String {
     "AIRLIFT".to_string()
+}
+
+/// How the UEFI boot path is signed (`secureBoot:`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecureBoot {
+    /// `shim` (default): the chain servers already trust (shim signed by
+    /// Microsoft, GRUB and the kernel signed by Debian). `sign`: the
+    /// builder signs systemd-boot and a unified kernel image with `key`.
+    #[serde(default)]
+    pub mode: SecureBootMode,
+    /// `sign` mode: the PEM private key (unencrypted) to sign with.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// `sign` mode: the PEM X.509 certificate of that key, the one the
+    /// machines enroll in their Secure Boot database (`db`).
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+}
+
+/// The Secure Boot mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecureBootMode {
+    /// shim -> GRUB -> kernel, signed by Microsoft and Debian.
+    #[default]
+    Shim,
+    /// systemd-boot -> unified kernel image, signed with the site's key.
+    Sign,
 }

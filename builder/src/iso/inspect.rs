@@ -1,5 +1,6 @@
 //! What `airlift inspect` reports of an ISO: volume ids and sizes, El
-//! Torito entries, MBR and GPT partitions, and the bundled images from
+//! Torito entries, MBR and GPT partitions, the UEFI boot chain and who
+//! signed each part ([`super::chain`]), the bundled images from
 //! `/airlift/bundle.json`, the root filesystem image (its superblock and
 //! its digest from `SHA256SUMS`), read directly from the image file, and
 //! its text rendering (pure).
@@ -7,6 +8,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::chain::{self, UefiChain};
 use super::read::{BootEntryInfo, GptPartInfo, Iso, MbrPart};
 
 /// One image of `/airlift/bundle.json`.
@@ -37,6 +39,8 @@ pub struct Inspection {
     pub el_torito: Vec<BootEntryInfo>,
     pub mbr: Vec<MbrPart>,
     pub gpt: Option<Vec<GptPartInfo>>,
+    /// The UEFI boot chain; `None` without an ESP.
+    pub uefi_chain: Option<UefiChain>,
     pub images: Vec<ImageInfo>,
     /// None when the root filesystem is in the initramfs.
     pub root_image: Option<RootImageInfo>,
@@ -57,15 +61,19 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
             });
         }
     }
+    let el_torito = iso.el_torito()?;
+    let gpt = iso.gpt()?;
+    let uefi_chain = chain::uefi_chain(path, &iso, &gpt, &el_torito)?;
     let root_image = root_image(&iso)?;
     Ok(Inspection {
         volume_id: iso.volume_id.clone(),
         joliet_volume_id: iso.joliet_volume_id.clone(),
         image_bytes: iso.image_bytes,
         volume_bytes: u64::from(iso.volume_sectors) * 2048,
-        el_torito: iso.el_torito()?,
+        el_torito,
         mbr: iso.mbr()?,
-        gpt: iso.gpt()?,
+        gpt,
+        uefi_chain,
         images,
         root_image,
     })
@@ -155,6 +163,10 @@ pub fn render(i: &Inspection) -> String {
                 ));
             }
         }
+    }
+    match &i.uefi_chain {
+        Some(c) => s.push_str(&chain::render(c)),
+        None => s.push_str("UEFI chain:  none (no ESP)\n"),
     }
     s.push_str(&render_root(i.root_image.as_ref()));
     s.push_str(&format!("Images ({}):\n", i.images.len()));

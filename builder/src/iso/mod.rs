@@ -68,6 +68,7 @@
 //! the GPT through the `gpt` crate) the on-disk structures, `esp` the FAT
 //! image. Reading is `read`; `verify` and `inspect` build on it.
 
+pub mod chain;
 mod dirs;
 mod eltorito;
 mod emit;

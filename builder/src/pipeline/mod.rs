@@ -14,7 +14,8 @@
 //!    whole in the initramfs (`base.rootOn: initramfs`);
 //! 4. lay out the ISO tree (kernel, initrd, isolinux, bundle,
 //!    `SHA256SUMS`) and the ESP (shim, signed GRUB, `grub.cfg`; see
-//!    [`uefi_chain`]);
+//!    [`uefi_chain`]; with `secureBoot: mode: sign`, [`own_keys`]' signed
+//!    systemd-boot and UKI);
 //! 5. write the ISO (atomically: temp file beside the output, renamed).
 //!
 //! Timestamps come from `SOURCE_DATE_EPOCH`, else the config file's
@@ -23,6 +24,7 @@
 pub mod appliance_file;
 pub mod boot_config;
 pub mod epoch;
+pub mod own_keys;
 pub mod root;
 pub mod uefi_chain;
 
@@ -95,8 +97,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             opts.config.display()
         )
     })?;
-    // The signed UEFI chain is checked before any work is done.
-    uefi_chain::loaders(&app, &base)?;
+    // The signed UEFI chain is checked before any work is done (sign
+    // mode checks its key and loader below).
+    if matches!(app.secure_boot.mode, config::SecureBootMode::Shim) {
+        uefi_chain::loaders(&app, &base)?;
+    }
     let (epoch, token) = stamp(&opts.config, &app)?;
     let firstboot = firstboot_binary(opts)?;
     let out_dir = parent_dir(&opts.output);
@@ -108,6 +113,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let t = Instant::now();
     let firstboot = strip_debug(&firstboot, work.path())?;
     tracing::debug!("strip: {:.2}s", t.elapsed().as_secs_f64());
+    // Sign mode: a key that does not fit its certificate fails here, first.
+    let signed = own_keys::sign_loader(&app, &base, work.path(), epoch)?;
 
     // 2. The bundle.
     let t = Instant::now();
@@ -158,6 +165,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         (&initrd, root_image.as_ref().map(|_| image_path.as_path())),
         epoch,
         &opts.output,
+        signed.as_ref(),
     )?;
     let seconds_iso = t.elapsed().as_secs_f64();
     tracing::info!(
@@ -251,6 +259,8 @@ fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Repo
 /// Steps 4-5: the ISO tree and ESP, written atomically to `output` and
 /// made world-readable (it is meant to be shared: CI artifact, USB writer).
 /// The initramfs, and the root filesystem image when it is on the media.
+/// With `signed` (sign mode) the ESP is [`own_keys`]'.
+#[allow(clippy::too_many_arguments)]
 fn write_iso(
     app: &Appliance,
     base: &Base,
@@ -259,6 +269,7 @@ fn write_iso(
     (initrd, root_image): (&Path, Option<&Path>),
     epoch: i64,
     output: &Path,
+    signed: Option<&own_keys::SignedBoot>,
 ) -> Result<iso::WriteReport> {
     let t = Instant::now();
     let title = format!("airlift {} {}", app.metadata.name, app.metadata.version);
@@ -271,6 +282,11 @@ fn write_iso(
             .add_file(crate::rootimage::squashfs::ISO_PATH, source, 0o644)?;
     }
     expect_digests(&mut image.tree, &bundle.unverified)?;
+    if let Some(signed) = signed {
+        let work = parent_dir(initrd);
+        let esp_files = signed.esp_files(app, base, initrd, &cmdline, work, epoch)?;
+        image.uefi = Some(UefiBoot { esp_files });
+    }
     tracing::debug!("iso: tree in {:.2}s", t.elapsed().as_secs_f64());
     let report = iso::write(&image, output)
         .with_context(|| format!("writing the ISO {}", output.display()))?;
@@ -423,7 +439,13 @@ pub fn iso_image(
     let ldlinux = need(isolinux.join("ldlinux.c32"), "base.bootloader.isolinux")?;
     let mbr = need(isolinux.join("isohdpfx.bin"), "base.bootloader.isolinux")?;
     let kernel = need(base.kernel.clone(), "base.kernel")?;
-    let esp_files = uefi_chain::esp_files(app, base, &app.output.volume_label, cmdline)?;
+    let esp_files = match app.secure_boot.mode {
+        config::SecureBootMode::Shim => {
+            uefi_chain::esp_files(app, base, &app.output.volume_label, cmdline)?
+        }
+        // write_iso puts own_keys' signed loader and UKI here.
+        config::SecureBootMode::Sign => Vec::new(),
+    };
 
     let mut tree = iso::Tree::new();
     let file = |p: &Path| FileSource::Path(p.to_path_buf());

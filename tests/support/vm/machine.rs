@@ -24,6 +24,13 @@ pub const OVMF_CODE_SECURE: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
 /// Variables with Microsoft's keys enrolled and Secure Boot on.
 pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
+/// OVMF with Secure Boot enforcing and only Debian's test key
+/// (`/usr/share/ovmf/PkKek-1-snakeoil.pem`) enrolled: boots what a site
+/// signs with that key (`secureBoot: mode: sign`). Needs SMM (q35).
+pub const OVMF_CODE_SNAKEOIL: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
+/// Its variable store template (copied per VM).
+pub const OVMF_VARS_SNAKEOIL: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+
 /// Default hard timeout of one boot under TCG.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -37,22 +44,27 @@ pub enum Firmware {
     /// OVMF enforcing Secure Boot with Microsoft's keys enrolled, as a
     /// server from the shop is (q35 with SMM).
     UefiSecureBoot,
+    /// OVMF enforcing Secure Boot with only Debian's test key enrolled
+    /// (q35 with SMM): boots what a site signs with that key.
+    UefiSnakeoil,
 }
 
 impl Firmware {
-    /// OVMF's code and variable-store template, for the UEFI kinds.
-    pub fn ovmf(self) -> Option<(&'static str, &'static str)> {
+    /// OVMF's code, its variable store template, and whether it is a
+    /// Secure Boot build (q35 with SMM, secure pflash); `None` for BIOS.
+    pub fn ovmf(self) -> Option<(&'static str, &'static str, bool)> {
         match self {
             Firmware::Bios => None,
-            Firmware::Uefi => Some((OVMF_CODE, OVMF_VARS)),
-            Firmware::UefiSecureBoot => Some((OVMF_CODE_SECURE, OVMF_VARS_MS)),
+            Firmware::Uefi => Some((OVMF_CODE, OVMF_VARS, false)),
+            Firmware::UefiSecureBoot => Some((OVMF_CODE_SECURE, OVMF_VARS_MS, true)),
+            Firmware::UefiSnakeoil => Some((OVMF_CODE_SNAKEOIL, OVMF_VARS_SNAKEOIL, true)),
         }
     }
 
     /// A writable copy of the variable store in `dir`, for the UEFI kinds.
     pub fn vars_copy(self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         use anyhow::Context;
-        let Some((_, template)) = self.ovmf() else {
+        let Some((_, template, _)) = self.ovmf() else {
             return Ok(None);
         };
         let v = dir.join("OVMF_VARS.fd");
@@ -79,6 +91,7 @@ impl fmt::Display for Firmware {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
             Firmware::UefiSecureBoot => "uefi-secureboot",
+            Firmware::UefiSnakeoil => "uefi-secureboot-snakeoil",
         })
     }
 }
@@ -163,19 +176,16 @@ pub fn qemu_args(vm: &Vm, ovmf_vars: Option<&Path>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    if vm.firmware == Firmware::UefiSecureBoot {
-        a.extend(
-            [
-                "-machine",
-                "q35,smm=on",
-                "-global",
-                "driver=cfi.pflash01,property=secure,value=on",
-            ]
-            .map(String::from),
-        );
-    }
-    if let Some((code, _)) = vm.firmware.ovmf() {
+    if let Some((code, _, secure)) = vm.firmware.ovmf() {
         let vars = ovmf_vars.expect("UEFI VMs need a VARS copy");
+        if secure {
+            a.extend([
+                "-machine".into(),
+                "q35,smm=on".into(),
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
+            ]);
+        }
         a.push("-drive".into());
         a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
         a.push("-drive".into());
@@ -225,6 +235,17 @@ mod tests {
             "{usb}"
         );
         assert!(usb.contains("if=pflash,format=raw,file=/v.fd"), "{usb}");
+        assert!(!usb.contains("smm=on"), "{usb}");
+        let sb = qemu_args(
+            &Vm::new(Firmware::UefiSnakeoil, Media::Cd, img),
+            Some(Path::new("/v.fd")),
+        )
+        .join(" ");
+        assert!(
+            sb.contains("-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on"),
+            "{sb}"
+        );
+        assert!(sb.contains(OVMF_CODE_SNAKEOIL), "{sb}");
         let disk = qemu_args(&Vm::new(Firmware::Bios, Media::Disk, img), None).join(" ");
         assert!(disk.contains("if=virtio"), "{disk}");
         assert!(!usb.contains("smm=on") && !usb.contains(".ms.fd"), "{usb}");

@@ -16,8 +16,8 @@ pub use boot::{boot_until, Boot};
 pub use cluster::{get_json, wait_for, Cluster};
 pub use image::{airlift_base, build_image, built, check_base, without_el_torito};
 pub use machine::{
-    accel, qemu_args, Firmware, Media, Vm, DEFAULT_TIMEOUT, OVMF_CODE, OVMF_CODE_SECURE, OVMF_VARS,
-    OVMF_VARS_MS,
+    accel, qemu_args, Firmware, Media, Vm, DEFAULT_TIMEOUT, OVMF_CODE, OVMF_CODE_SECURE,
+    OVMF_CODE_SNAKEOIL, OVMF_VARS, OVMF_VARS_MS, OVMF_VARS_SNAKEOIL,
 };
 pub use running::{start, Running};
 pub use serial::{read_lossy, tail, wait_serial, Serial};

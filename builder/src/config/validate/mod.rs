@@ -8,6 +8,7 @@ use std::path::Path;
 mod base;
 mod images;
 mod modules;
+mod secure_boot;
 mod services;
 
 use super::checks;
@@ -42,6 +43,7 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     v.storage();
     v.ha();
     v.output();
+    v.secure_boot(purpose);
     if v.problems.is_empty() {
         Ok(())
     } else {

@@ -153,7 +153,7 @@ output:
 ";
 
 /// Write `text` as `dir/appliance.yaml`, then parse and normalise it.
-fn load(dir: &Path, text: &str) -> Appliance {
+pub(super) fn load(dir: &Path, text: &str) -> Appliance {
     let file = dir.join("appliance.yaml");
     fs::write(&file, text).unwrap();
     let base = dir.join("base").to_str().unwrap().to_string();

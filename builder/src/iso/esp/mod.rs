@@ -17,6 +17,7 @@
 
 mod boot_sector;
 mod dirent;
+pub mod read;
 
 use std::collections::BTreeMap;
 
