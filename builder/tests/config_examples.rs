@@ -38,7 +38,12 @@ fn synthetic_base(root: &Path) -> PathBuf {
         file(&format!("isolinux/{f}"), b"x");
     }
     file("efi/systemd-bootx64.efi", b"MZ");
-    for name in ["shimx64.efi", "grubx64.efi", "grubnetx64.efi", "linuxx64.efi.stub"] {
+    for name in [
+        "shimx64.efi",
+        "grubx64.efi",
+        "grubnetx64.efi",
+        "linuxx64.efi.stub",
+    ] {
         file(&format!("efi/{name}"), b"MZ");
     }
     file("ipxe/ipxe.efi", b"MZ");
