@@ -63,7 +63,7 @@ fn boot(firmware: Firmware, media: Media, image: &Path, dev_prefix: &str) {
     let via_isolinux = boot.serial.contains("BOOT_IMAGE=/boot/vmlinuz");
     match firmware {
         Firmware::Bios => assert!(via_isolinux, "BIOS boot did not go through isolinux"),
-        Firmware::Uefi => {
+        Firmware::Uefi | Firmware::UefiSecureBootMs => {
             assert!(!via_isolinux, "UEFI boot went through isolinux?");
             assert!(
                 boot.serial.contains("efi: EFI v"),

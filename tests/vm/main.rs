@@ -17,3 +17,4 @@ mod e2e_ha;
 mod e2e_netboot;
 mod e2e_storage;
 mod host0_qemu;
+mod netboot_secure_boot;

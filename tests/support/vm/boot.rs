@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::machine::{qemu_args, Firmware, Vm, OVMF_VARS};
+use super::machine::{qemu_args, Vm};
 use super::running;
 use super::serial::{read_lossy, tail};
 
@@ -30,13 +30,14 @@ pub fn boot_until(vm: &Vm, marker: &str) -> Result<Boot> {
         .tempdir()
         .context("making a temp folder for the VM")?;
     let serial = dir.path().join("serial.log");
-    let vars = if vm.firmware == Firmware::Uefi {
-        let v = dir.path().join("OVMF_VARS.fd");
-        fs::copy(OVMF_VARS, &v)
-            .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
-        Some(v)
-    } else {
-        None
+    let vars = match vm.firmware.vars_template() {
+        Some(template) => {
+            let v = dir.path().join("OVMF_VARS.fd");
+            fs::copy(template, &v)
+                .with_context(|| format!("copying {template} (apt-get install ovmf)"))?;
+            Some(v)
+        }
+        None => None,
     };
     let mut running = running::start(vm.cpus, &qemu_args(vm, vars.as_deref()), &serial);
     let start = Instant::now();

@@ -16,6 +16,11 @@ pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// OVMF variable store template (copied per VM).
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
+/// OVMF's Secure Boot build (needs q35 with SMM and secure pflash).
+pub const OVMF_CODE_MS: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+/// Its variable store with Microsoft's keys enrolled, Secure Boot on.
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+
 /// Default hard timeout of one boot under TCG.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -26,6 +31,48 @@ pub enum Firmware {
     Bios,
     /// OVMF (EDK II).
     Uefi,
+    /// OVMF with Microsoft's keys enrolled and Secure Boot enforcing
+    /// (q35 with SMM, secure pflash): what a rack server ships with.
+    UefiSecureBootMs,
+}
+
+impl Firmware {
+    /// The variable store copied per VM (None: BIOS has none).
+    pub fn vars_template(self) -> Option<&'static str> {
+        match self {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some(OVMF_VARS),
+            Firmware::UefiSecureBootMs => Some(OVMF_VARS_MS),
+        }
+    }
+
+    /// The QEMU arguments for this firmware, with `vars` the VM's copy
+    /// of [`Firmware::vars_template`] (BIOS: none).
+    pub fn args(self, vars: Option<&Path>) -> Vec<String> {
+        let code = match self {
+            Firmware::Bios => return Vec::new(),
+            Firmware::Uefi => OVMF_CODE,
+            Firmware::UefiSecureBootMs => OVMF_CODE_MS,
+        };
+        let vars = vars.expect("UEFI VMs need a VARS copy");
+        let mut a: Vec<String> = Vec::new();
+        if self == Firmware::UefiSecureBootMs {
+            a.extend(
+                [
+                    "-machine",
+                    "q35,smm=on",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                ]
+                .map(String::from),
+            );
+        }
+        a.push("-drive".into());
+        a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
+        a.push("-drive".into());
+        a.push(format!("if=pflash,format=raw,file={}", vars.display()));
+        a
+    }
 }
 
 /// How the image is attached.
@@ -44,6 +91,7 @@ impl fmt::Display for Firmware {
         f.write_str(match self {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
+            Firmware::UefiSecureBootMs => "uefi-secure-boot-ms",
         })
     }
 }
@@ -128,13 +176,7 @@ pub fn qemu_args(vm: &Vm, ovmf_vars: Option<&Path>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    if vm.firmware == Firmware::Uefi {
-        let vars = ovmf_vars.expect("UEFI VMs need a VARS copy");
-        a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
-        a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,file={}", vars.display()));
-    }
+    a.extend(vm.firmware.args(ovmf_vars));
     match vm.media {
         Media::Cd => {
             a.push("-drive".into());
@@ -181,5 +223,15 @@ mod tests {
         assert!(usb.contains("if=pflash,format=raw,file=/v.fd"), "{usb}");
         let disk = qemu_args(&Vm::new(Firmware::Bios, Media::Disk, img), None).join(" ");
         assert!(disk.contains("if=virtio"), "{disk}");
+        let sb = qemu_args(
+            &Vm::new(Firmware::UefiSecureBootMs, Media::Cd, img),
+            Some(Path::new("/v.fd")),
+        )
+        .join(" ");
+        assert!(
+            sb.contains("-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on")
+                && sb.contains(&format!("readonly=on,file={OVMF_CODE_MS}")),
+            "{sb}"
+        );
     }
 }

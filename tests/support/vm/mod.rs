@@ -15,7 +15,10 @@ pub mod slots;
 pub use boot::{boot_until, Boot};
 pub use cluster::{get_json, wait_for, Cluster};
 pub use image::{airlift_base, build_image, built, check_base, without_el_torito};
-pub use machine::{accel, qemu_args, Firmware, Media, Vm, DEFAULT_TIMEOUT, OVMF_CODE, OVMF_VARS};
+pub use machine::{
+    accel, qemu_args, Firmware, Media, Vm, DEFAULT_TIMEOUT, OVMF_CODE, OVMF_CODE_MS, OVMF_VARS,
+    OVMF_VARS_MS,
+};
 pub use running::{start, Running};
 pub use serial::{read_lossy, tail, wait_serial, Serial};
 pub use slots::{max_parallel, Slot};
