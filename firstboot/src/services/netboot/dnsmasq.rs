@@ -232,6 +232,23 @@ mod tests {
     }
 
     #[test]
+    fn uefi_firmware_gets_shim_and_ipxe_the_script() {
+        let text = render(&params(DhcpMode::Full)).unwrap();
+        assert!(
+            text.contains("dhcp-boot=tag:!ipxe,tag:efi64,shimx64.efi\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dhcp-boot=tag:ipxe,http://10.77.0.1:8080/boot/ipxe?mac=${net0/mac}\n")
+        );
+        assert!(!text.contains(EFI_FILE), "{text}");
+    }
+
+    #[test]
     fn full_mode_golden() {
         golden(
             "dnsmasq-full.conf",
@@ -251,6 +268,16 @@ mod tests {
         let text = render(&p).unwrap();
         assert!(text.contains("dhcp-range=192.168.0.0,proxy\n"), "{text}");
         assert!(!text.contains("dhcp-authoritative"));
+        // UEFI firmware PXE (Secure Boot) gets shim; iPXE keeps the script.
+        for csa in ["X86-64_EFI", "BC_EFI"] {
+            assert!(
+                text.contains(&format!(
+                    "pxe-service=tag:!ipxe,{csa},\"airlift (UEFI)\",{SHIM_FILE}\n"
+                )),
+                "{text}"
+            );
+        }
+        assert!(!text.contains(EFI_FILE), "{text}");
         golden("dnsmasq-proxy.conf", &text);
         assert_eq!(render(&params(DhcpMode::Off)), None);
     }
