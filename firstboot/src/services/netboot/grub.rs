@@ -102,7 +102,7 @@ pub fn entry(mac: &str, profile: &Profile, c: &Common) -> String {
     let _ = writeln!(
         s,
         "echo {}",
-        quote(&format!(
+        double_quoted(&format!(
             "airlift: {mac} boots as {} ({}) through GRUB",
             profile.name,
             profile.role.as_str()
@@ -119,7 +119,7 @@ pub fn entry(mac: &str, profile: &Profile, c: &Common) -> String {
 fn refusal() -> String {
     format!(
         "echo {}\nsleep 5\nexit\n",
-        quote(&format!(
+        double_quoted(&format!(
             "airlift: {MAC_VAR} is not in netboot.nodes and there is no netboot.defaultProfile; not booted"
         ))
     )
@@ -132,6 +132,20 @@ pub fn quote(arg: &str) -> String {
         return format!("{}{MAC_VAR}{}", quote_part(head), quote(tail));
     }
     quote_part(arg)
+}
+
+/// `text` in GRUB's double quotes, for `echo`: `\`, `"` and `$` escaped,
+/// but [`MAC_VAR`] left for GRUB to expand.
+pub fn double_quoted(text: &str) -> String {
+    let escaped: Vec<String> = text
+        .split(MAC_VAR)
+        .map(|part| {
+            part.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+        })
+        .collect();
+    format!("\"{}\"", escaped.join(MAC_VAR))
 }
 
 fn quote_part(arg: &str) -> String {
@@ -194,7 +208,7 @@ mod tests {
         );
         assert_eq!(
             f[0].1,
-            "echo 'airlift: 52:54:00:a1:00:01 boots as node:node-1 (replica) through GRUB'\n\
+            "echo \"airlift: 52:54:00:a1:00:01 boots as node:node-1 (replica) through GRUB\"\n\
              linux /boot/vmlinuz console=tty0 console=ttyS0,115200 airlift.role=replica \
              airlift.server=https://10.77.0.1:5000 airlift.token=t0k airlift.mac=52:54:00:a1:00:01 \
              airlift.ca=sha256:ab airlift.hostname=node-1 systemd.hostname=node-1 quiet \
@@ -204,7 +218,7 @@ mod tests {
         );
         assert_eq!(
             f[2].1,
-            "echo 'airlift: '${net_default_mac}' boots as default (join) through GRUB'\n\
+            "echo \"airlift: ${net_default_mac} boots as default (join) through GRUB\"\n\
              linux /boot/vmlinuz console=tty0 console=ttyS0,115200 airlift.role=join \
              airlift.server=https://10.77.0.1:5000 airlift.token=t0k \
              airlift.mac=${net_default_mac} airlift.ca=sha256:ab loglevel=4\n\
@@ -257,6 +271,10 @@ mod tests {
         assert_eq!(
             quote("m ${net_default_mac} x"),
             "'m '${net_default_mac}' x'"
+        );
+        assert_eq!(
+            double_quoted(r#"a "b" $c \ ${net_default_mac}"#),
+            r#""a \"b\" \$c \\ ${net_default_mac}""#
         );
     }
 }
