@@ -4,8 +4,11 @@
 //! - host0 boots the ISO (BIOS, CD) with its first NIC on a private L2
 //!   link (a QEMU multicast hub on 127.0.0.1) and a second, restricted
 //!   user-mode NIC whose registry port is forwarded to the host;
-//! - two machines with no disks netboot from it through QEMU's iPXE NIC
-//!   ROM: one BIOS, one UEFI (OVMF); both run `airlift-firstboot join`,
+//! - two machines with no disks netboot from it: one BIOS (QEMU's iPXE NIC
+//!   ROM, then the iPXE script over HTTP), one UEFI (OVMF, Secure Boot off:
+//!   the NIC ROM's iPXE gets the script, or, in the runs where OVMF's own
+//!   PXE client asks first, host0 hands it shim and the signed network
+//!   GRUB, as under Secure Boot); both run `airlift-firstboot join`,
 //!   and a test-only unit prints what the join wrote and pulls
 //!   `quay.io/...` and `docker.io/...` images with skopeo through the
 //!   mirror.
@@ -253,6 +256,12 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
             n,
             &format!("AIRLIFT-NETBOOT-SCRIPT mac={mac}"),
             "boot script",
+        );
+        add(
+            h0,
+            n,
+            &format!("AIRLIFT-NETBOOT-GRUB mac={mac}"),
+            "GRUB config",
         );
         add(node, n, "Linux version", "kernel running");
         add(node, n, "AIRLIFT-JOIN-START", "join started");

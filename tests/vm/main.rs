@@ -18,6 +18,7 @@ mod e2e_netboot;
 mod e2e_storage;
 mod hardware_matrix;
 mod host0_qemu;
+mod netboot_secure_boot;
 mod own_keys;
 mod root_image;
 mod secure_boot;

@@ -413,6 +413,57 @@ pub fn expect_digests(
 /// Where the bundle (an OCI layout) sits in the ISO.
 pub const BUNDLE_ISO_DIR: &str = "airlift/bundle";
 
+/// Put the netboot first stages on the ISO: iPXE under `/ipxe/` (BIOS,
+/// and UEFI clients that already run iPXE) and, for UEFI firmware's own
+/// PXE (Secure Boot), shim and the network GRUB under `/netboot/` (shim
+/// loads `grubx64.efi` from its own folder). A field left unset or naming
+/// a missing file is an error naming the field.
+fn add_netboot_files(
+    tree: &mut iso::Tree,
+    app: &Appliance,
+    base: &Base,
+    need: &dyn Fn(PathBuf, &str) -> Result<PathBuf>,
+) -> Result<()> {
+    let bl = &base.bootloader;
+    let ipxe = bl.ipxe.as_ref();
+    let files = [
+        (
+            "ipxe/undionly.kpxe",
+            "base.bootloader.ipxe",
+            ipxe.map(|d| d.join("undionly.kpxe")),
+            "a folder with undionly.kpxe and ipxe.efi",
+        ),
+        (
+            "ipxe/ipxe.efi",
+            "base.bootloader.ipxe",
+            ipxe.map(|d| d.join("ipxe.efi")),
+            "a folder with undionly.kpxe and ipxe.efi",
+        ),
+        (
+            "netboot/shimx64.efi",
+            "base.bootloader.shim",
+            bl.shim.clone(),
+            "the Microsoft-signed shim, shimx64.efi",
+        ),
+        (
+            "netboot/grubx64.efi",
+            "base.bootloader.grubNet",
+            bl.grub_net.clone(),
+            "the signed network GRUB, grubnetx64.efi",
+        ),
+    ];
+    for (iso_path, field, src, what) in files {
+        let src = src.with_context(|| {
+            format!(
+                "{}: netboot.enabled needs {field} ({what}; the base has it: run `just base`)",
+                app.origin.file.display()
+            )
+        })?;
+        tree.add_file(iso_path, FileSource::Path(need(src, field)?), 0o644)?;
+    }
+    Ok(())
+}
+
 /// The ISO tree and boot settings.
 pub fn iso_image(
     app: &Appliance,
@@ -469,16 +520,7 @@ pub fn iso_image(
         tree.add_file("airlift/bundle.json", file(&manifest), 0o644)?;
     }
     if app.netboot.enabled {
-        let dir = base.bootloader.ipxe.clone().with_context(|| {
-            format!(
-                "{}: netboot.enabled needs base.bootloader.ipxe (a folder with undionly.kpxe and ipxe.efi)",
-                app.origin.file.display()
-            )
-        })?;
-        for name in ["undionly.kpxe", "ipxe.efi"] {
-            let p = need(dir.join(name), "base.bootloader.ipxe")?;
-            tree.add_file(&format!("ipxe/{name}"), file(&p), 0o644)?;
-        }
+        add_netboot_files(&mut tree, app, base, &need)?;
     }
     for (iso_path, host) in &app.output.extra_files {
         let p = need(host.clone(), &format!("output.extraFiles[{iso_path}]"))?;

@@ -27,6 +27,8 @@ fn fixture(dir: &Path, netboot: bool) -> Appliance {
     }
     put(&b.join("ipxe/undionly.kpxe"), b"k");
     put(&b.join("ipxe/ipxe.efi"), b"MZ");
+    put(&b.join("efi/shimx64.efi"), b"MZ shim");
+    put(&b.join("efi/grubnetx64.efi"), b"MZ grubnet");
     put(&b.join("vmlinuz"), b"kernel");
     fs::create_dir_all(b.join("rootfs")).unwrap();
     fs::create_dir_all(b.join("modules")).unwrap();
@@ -47,6 +49,7 @@ base:
     isolinux: base/isolinux
     efi: base/efi/systemd-bootx64.efi
     shim: base/efi/shimx64.efi
+    grubNet: base/efi/grubnetx64.efi
     grub: base/efi/grubx64.efi
     ipxe: base/ipxe
 netboot: {{ enabled: {netboot} }}
@@ -151,6 +154,56 @@ fn netboot_adds_the_ipxe_binaries() {
     let img = layout(dir.path(), &app);
     assert!(img.tree.get("ipxe/undionly.kpxe").is_some());
     assert!(img.tree.get("ipxe/ipxe.efi").is_some());
+    // shim and the network GRUB side by side: shim loads grubx64.efi
+    // from its own folder.
+    assert!(img.tree.get("netboot/shimx64.efi").is_some());
+    assert!(img.tree.get("netboot/grubx64.efi").is_some());
+}
+
+#[test]
+fn netboot_without_shim_or_grub_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = fixture(dir.path(), true);
+    let bundle = dir.path().join("bundle");
+    put(&bundle.join("index.json"), b"{}");
+    let initrd = dir.path().join("initrd.img");
+    put(&initrd, b"initrd");
+    for (field, file) in [
+        ("base.bootloader.shim", "base/efi/shimx64.efi"),
+        ("base.bootloader.grubNet", "base/efi/grubnetx64.efi"),
+    ] {
+        // The file gone (the config was checked before).
+        let path = dir.path().join(file);
+        let bytes = fs::read(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        let base = app.base.clone().unwrap();
+        let err = iso_image(&app, &base, &bundle, &initrd, "t", "", 0).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(field) && msg.contains(file), "{msg}");
+        fs::write(&path, bytes).unwrap();
+        // The field unset.
+        let mut base = app.base.clone().unwrap();
+        if field.ends_with("shim") {
+            base.bootloader.shim = None;
+        } else {
+            base.bootloader.grub_net = None;
+        }
+        let err = iso_image(&app, &base, &bundle, &initrd, "t", "", 0).unwrap_err();
+        let msg = format!("{err:#}");
+        // shim is the ESP's first stage too, so its own check names it first.
+        let expected = if field.ends_with("shim") {
+            format!("{field} is not set")
+        } else {
+            format!("netboot.enabled needs {field}")
+        };
+        assert!(msg.contains(&expected), "{msg}");
+    }
+    // Without netboot the network GRUB is not needed (shim still is: the
+    // ESP boots through it).
+    let app = fixture(dir.path(), false);
+    let mut base = app.base.clone().unwrap();
+    base.bootloader.grub_net = None;
+    assert!(iso_image(&app, &base, &bundle, &initrd, "t", "", 0).is_ok());
 }
 
 #[test]

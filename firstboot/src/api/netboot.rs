@@ -310,6 +310,9 @@ mod tests {
         std::fs::create_dir_all(media.join("boot")).unwrap();
         std::fs::write(media.join("ipxe/undionly.kpxe"), b"BIOS").unwrap();
         std::fs::write(media.join("ipxe/ipxe.efi"), b"EFI").unwrap();
+        std::fs::create_dir_all(media.join("netboot")).unwrap();
+        std::fs::write(media.join("netboot/shimx64.efi"), b"SHIM").unwrap();
+        std::fs::write(media.join("netboot/grubx64.efi"), b"GRUB").unwrap();
         std::fs::write(media.join("boot/initrd.img"), b"INITRD").unwrap();
         let config = netboot::config::from_json(serde_json::json!({
             "enabled": true, "dhcp": "full", "interface": "lo",
@@ -349,6 +352,22 @@ mod tests {
             b"BIOS"
         );
         assert_eq!(std::fs::read(tftp.join("ipxe.efi")).unwrap(), b"EFI");
+        assert_eq!(std::fs::read(tftp.join("shimx64.efi")).unwrap(), b"SHIM");
+        assert_eq!(std::fs::read(tftp.join("grubx64.efi")).unwrap(), b"GRUB");
+        assert!(
+            conf.contains("dhcp-boot=tag:!ipxe,tag:efi64,shimx64.efi\n"),
+            "{conf}"
+        );
+        // The network GRUB's default config, with host0's link address.
+        let default = std::fs::read_to_string(tftp.join("grub/default.cfg")).unwrap();
+        assert!(
+            default.contains(" airlift.server=https://127.0.0.1:5000 airlift.token=tok "),
+            "{default}"
+        );
+        assert_eq!(
+            std::fs::read(tftp.join("boot/initrd.img")).unwrap(),
+            b"INITRD"
+        );
         let mode = std::fs::metadata(tftp.join("ipxe.efi"))
             .unwrap()
             .permissions()

@@ -72,6 +72,37 @@ impl Firmware {
             .with_context(|| format!("copying {template} (apt-get install ovmf)"))?;
         Ok(Some(v))
     }
+
+    /// The variable store copied per VM (None: BIOS has none).
+    pub fn vars_template(self) -> Option<&'static str> {
+        self.ovmf().map(|(_, vars, _)| vars)
+    }
+
+    /// The QEMU arguments for this firmware, with `vars` the VM's copy
+    /// of [`Firmware::vars_template`] (BIOS: none).
+    pub fn args(self, vars: Option<&Path>) -> Vec<String> {
+        let Some((code, _, secure)) = self.ovmf() else {
+            return Vec::new();
+        };
+        let vars = vars.expect("UEFI VMs need a VARS copy");
+        let mut a: Vec<String> = Vec::new();
+        if secure {
+            a.extend(
+                [
+                    "-machine",
+                    "q35,smm=on",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                ]
+                .map(String::from),
+            );
+        }
+        a.push("-drive".into());
+        a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
+        a.push("-drive".into());
+        a.push(format!("if=pflash,format=raw,file={}", vars.display()));
+        a
+    }
 }
 
 /// How the image is attached.
@@ -176,21 +207,7 @@ pub fn qemu_args(vm: &Vm, ovmf_vars: Option<&Path>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    if let Some((code, _, secure)) = vm.firmware.ovmf() {
-        let vars = ovmf_vars.expect("UEFI VMs need a VARS copy");
-        if secure {
-            a.extend([
-                "-machine".into(),
-                "q35,smm=on".into(),
-                "-global".into(),
-                "driver=cfi.pflash01,property=secure,value=on".into(),
-            ]);
-        }
-        a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,readonly=on,file={code}"));
-        a.push("-drive".into());
-        a.push(format!("if=pflash,format=raw,file={}", vars.display()));
-    }
+    a.extend(vm.firmware.args(ovmf_vars));
     match vm.media {
         Media::Cd => {
             a.push("-drive".into());

@@ -61,6 +61,11 @@ pub fn profile_for(cfg: &Netboot, mac: &str) -> Option<Profile> {
             kernel_args: n.kernel_args.clone(),
         });
     }
+    profile_for_unlisted(cfg)
+}
+
+/// The profile of a machine `nodes` does not name: the default profile, if any.
+pub fn profile_for_unlisted(cfg: &Netboot) -> Option<Profile> {
     cfg.default_profile.as_ref().map(|d| Profile {
         name: "default".into(),
         hostname: None,

@@ -1,7 +1,11 @@
 //! dnsmasq's config for netboot (pure): DHCP in `proxy` or `full` mode,
-//! its built-in TFTP for the first stage (iPXE), and the chain-load: a
-//! client that already is iPXE gets the HTTP script URL instead of the
-//! iPXE binary again. No DNS (`port=0`).
+//! its built-in TFTP for the first stage, and the chain-load: a client
+//! that already is iPXE (QEMU's NIC ROM, our `undionly.kpxe`, a UEFI ROM
+//! with Secure Boot off) gets the HTTP script URL; a BIOS PXE client gets
+//! `undionly.kpxe`; a UEFI firmware's own PXE client (client-arch 7 or 9,
+//! not iPXE: what Secure Boot leaves, since it refuses unsigned iPXE)
+//! gets shim, which loads the signed network GRUB ([`super::grub`]).
+//! No DNS (`port=0`).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -12,8 +16,13 @@ use super::config::DhcpMode;
 /// The TFTP file names: BIOS (also under the `.0` name proxyDHCP's
 /// `pxe-service` asks for) and x86-64 UEFI.
 pub const BIOS_FILE: &str = "undionly.kpxe";
-/// The UEFI first stage.
+/// iPXE for UEFI, kept on TFTP for machines that chain to it by hand;
+/// DHCP hands UEFI clients [`SHIM_FILE`].
 pub const EFI_FILE: &str = "ipxe.efi";
+/// The UEFI first stage: Microsoft-signed shim.
+pub const SHIM_FILE: &str = "shimx64.efi";
+/// What shim loads from its own folder: the signed network GRUB.
+pub const GRUB_FILE: &str = "grubx64.efi";
 
 /// What the config is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +39,7 @@ pub struct DnsmasqParams {
     pub range: Option<(Ipv4Addr, Ipv4Addr)>,
     /// Known machines: MAC and host name.
     pub hosts: Vec<(String, Option<String>)>,
-    /// The folder TFTP serves (the iPXE binaries).
+    /// The folder TFTP serves (iPXE, shim, GRUB, its configs, kernel, initrd).
     pub tftp_root: PathBuf,
     /// The lease file (`full`).
     pub lease_file: PathBuf,
@@ -84,7 +93,11 @@ pub fn render(p: &DnsmasqParams) -> Option<String> {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "# Clients that already run iPXE (QEMU's NIC ROM, or our chain-loaded one)."
+        "# Clients that already run iPXE (QEMU's NIC ROM, or our chain-loaded one) get the script;"
+    );
+    let _ = writeln!(
+        w,
+        "# other UEFI clients (Secure Boot) get shim, then the signed network GRUB."
     );
     let _ = writeln!(w, "dhcp-userclass=set:ipxe,iPXE");
     let _ = writeln!(w, "dhcp-match=set:ipxe,175");
@@ -109,11 +122,11 @@ pub fn render(p: &DnsmasqParams) -> Option<String> {
             );
             let _ = writeln!(
                 w,
-                "pxe-service=tag:!ipxe,X86-64_EFI,\"airlift (UEFI)\",{EFI_FILE}"
+                "pxe-service=tag:!ipxe,X86-64_EFI,\"airlift (UEFI)\",{SHIM_FILE}"
             );
             let _ = writeln!(
                 w,
-                "pxe-service=tag:!ipxe,BC_EFI,\"airlift (UEFI)\",{EFI_FILE}"
+                "pxe-service=tag:!ipxe,BC_EFI,\"airlift (UEFI)\",{SHIM_FILE}"
             );
             let _ = writeln!(w, "dhcp-boot=tag:ipxe,{script}");
         }
@@ -136,7 +149,7 @@ pub fn render(p: &DnsmasqParams) -> Option<String> {
                     }
                 }
             }
-            let _ = writeln!(w, "dhcp-boot=tag:!ipxe,tag:efi64,{EFI_FILE}");
+            let _ = writeln!(w, "dhcp-boot=tag:!ipxe,tag:efi64,{SHIM_FILE}");
             let _ = writeln!(w, "dhcp-boot=tag:!ipxe,tag:!efi64,{BIOS_FILE}");
             let _ = writeln!(w, "dhcp-boot=tag:ipxe,{script}");
         }
@@ -219,6 +232,23 @@ mod tests {
     }
 
     #[test]
+    fn uefi_firmware_gets_shim_and_ipxe_the_script() {
+        let text = render(&params(DhcpMode::Full)).unwrap();
+        assert!(
+            text.contains("dhcp-boot=tag:!ipxe,tag:efi64,shimx64.efi\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dhcp-boot=tag:ipxe,http://10.77.0.1:8080/boot/ipxe?mac=${net0/mac}\n")
+        );
+        assert!(!text.contains(EFI_FILE), "{text}");
+    }
+
+    #[test]
     fn full_mode_golden() {
         golden(
             "dnsmasq-full.conf",
@@ -238,6 +268,16 @@ mod tests {
         let text = render(&p).unwrap();
         assert!(text.contains("dhcp-range=192.168.0.0,proxy\n"), "{text}");
         assert!(!text.contains("dhcp-authoritative"));
+        // UEFI firmware PXE (Secure Boot) gets shim; iPXE keeps the script.
+        for csa in ["X86-64_EFI", "BC_EFI"] {
+            assert!(
+                text.contains(&format!(
+                    "pxe-service=tag:!ipxe,{csa},\"airlift (UEFI)\",{SHIM_FILE}\n"
+                )),
+                "{text}"
+            );
+        }
+        assert!(!text.contains(EFI_FILE), "{text}");
         golden("dnsmasq-proxy.conf", &text);
         assert_eq!(render(&params(DhcpMode::Off)), None);
     }

@@ -3,6 +3,9 @@
 //! - [`config`]: the appliance file's `netboot` section, typed; per-MAC profiles.
 //! - [`address`]: host0's static address on the netboot link (`airlift.address=`).
 //! - [`dnsmasq`]: dnsmasq's config (proxyDHCP or full DHCP, TFTP, chain-load to HTTP).
+//! - [`grub`], [`tftp`]: UEFI machines under Secure Boot boot shim and the
+//!   signed network GRUB over TFTP; its per-MAC configs, and the TFTP folder.
+//! - [`track`]: dnsmasq's log (DHCP answers, GRUB config fetches) into the node table.
 //! - [`supervise`]: dnsmasq as a child, restarted with backoff, its log forwarded.
 //! - [`script`], [`BootFiles`]: the per-MAC iPXE script and the boot files, served
 //!   over plain HTTP by [`crate::api::netboot`].
@@ -15,12 +18,14 @@ pub mod address;
 pub mod boot_files;
 pub mod config;
 pub mod dnsmasq;
+pub mod grub;
 pub mod nodes;
 pub mod script;
 pub mod supervise;
+pub mod tftp;
+pub mod track;
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +41,7 @@ pub use nodes::Nodes;
 use crate::services::mirrors::Scheme;
 use crate::sys::console::milestone;
 use address::Cidr;
-use dnsmasq::{DnsmasqParams, BIOS_FILE, EFI_FILE};
+use dnsmasq::DnsmasqParams;
 
 /// Where the dnsmasq config, leases and TFTP folder go.
 pub const STATE_DIR: &str = "/run/airlift/netboot";
@@ -153,31 +158,6 @@ fn iface_ipv4(iface: &str) -> Vec<Cidr> {
         .collect()
 }
 
-/// Copy the iPXE binaries from the media into the TFTP folder.
-fn fill_tftp(media_root: &Path, tftp: &Path) -> Result<()> {
-    std::fs::create_dir_all(tftp).with_context(|| format!("creating {}", tftp.display()))?;
-    for (src, names) in [
-        (BIOS_FILE, &[BIOS_FILE, "undionly.kpxe.0"][..]),
-        (EFI_FILE, &[EFI_FILE][..]),
-    ] {
-        let from = media_root.join("ipxe").join(src);
-        let bytes = std::fs::read(&from).with_context(|| {
-            format!(
-                "reading {} (the ISO has /ipxe/ only when built with netboot.enabled)",
-                from.display()
-            )
-        })?;
-        for n in names {
-            let to = tftp.join(n);
-            airlift_oci::atomic::write(&to, &bytes)?;
-            // dnsmasq's TFTP serves world-readable files only.
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
-                .with_context(|| format!("making {} readable", to.display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Start the boot-file server and (unless `dhcp: off`) dnsmasq.
 pub async fn start(
     s: Settings,
@@ -191,11 +171,11 @@ pub async fn start(
         let text = dnsmasq::render(&params).context("rendering the dnsmasq config")?;
         let conf = s.state_dir.join("dnsmasq.conf");
         airlift_oci::atomic::write(&conf, text.as_bytes())?;
-        tokio::spawn(supervise::supervise(
-            s.dnsmasq.clone(),
-            conf.clone(),
-            nodes.clone(),
-        ));
+        let track = track::Track {
+            nodes: nodes.clone(),
+            netboot: Arc::new(s.config.clone()),
+        };
+        tokio::spawn(supervise::supervise(s.dnsmasq.clone(), conf.clone(), track));
         dnsmasq_config = Some(conf);
         milestone(&format!(
             "AIRLIFT-NETBOOT-READY http={} dhcp={} interface={}",
@@ -285,7 +265,20 @@ fn dnsmasq_params(s: &Settings, http_port: u16) -> Result<DnsmasqParams> {
         _ => None,
     };
     let tftp = s.state_dir.join("tftp");
-    fill_tftp(&s.media_root, &tftp)?;
+    let http_base = format!("http://{ip4}:{http_port}");
+    let server = format!("{}://{ip4}:{}", s.registry_scheme, s.registry_port);
+    let root_sha256 = boot_files::root_image_sha256(&s.media_root);
+    let grub_files = grub::files(
+        &s.config,
+        &grub::Common {
+            http_base: &http_base,
+            server: &server,
+            token: &s.token,
+            ca_fingerprint: s.ca_fingerprint.as_deref(),
+            root_sha256: root_sha256.as_deref(),
+        },
+    );
+    tftp::fill(&s.media_root, &tftp, &grub_files)?;
     Ok(DnsmasqParams {
         mode: s.config.dhcp,
         interface: iface,
@@ -300,7 +293,7 @@ fn dnsmasq_params(s: &Settings, http_port: u16) -> Result<DnsmasqParams> {
             .collect(),
         tftp_root: tftp,
         lease_file: s.state_dir.join("dnsmasq.leases"),
-        http_base: format!("http://{ip4}:{http_port}"),
+        http_base,
         router_advertisements: s.config.dhcp == DhcpMode::Full
             && s.addresses.iter().any(|a| a.ip.is_ipv6()),
     })

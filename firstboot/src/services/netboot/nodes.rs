@@ -99,6 +99,17 @@ impl Nodes {
         mac
     }
 
+    /// The MAC last seen at `ip`, if any.
+    pub fn mac_for_ip(&self, ip: IpAddr) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|r| r.ip == Some(ip))
+            .max_by(|a, b| a.last_seen.cmp(&b.last_seen))
+            .map(|r| r.mac.clone())
+    }
+
     /// MACs made replicas by the replica count (default profile, role replica).
     pub fn counted_replicas(&self) -> Vec<String> {
         self.0

@@ -28,9 +28,10 @@ pub struct ScriptParams<'a> {
     pub root_sha256: Option<&'a str>,
 }
 
-/// The kernel command line (without `initrd=`): the one renderer of a
-/// node's kernel arguments, for every boot loader.
-pub fn kernel_args(p: &ScriptParams) -> String {
+/// The kernel command line (without `initrd=`), one argument a string:
+/// the iPXE script and the network GRUB's configs ([`super::grub`]) both
+/// render it from here, so a machine gets the same line either way.
+pub fn kernel_arg_list(p: &ScriptParams) -> Vec<String> {
     let mut args = vec![
         "console=tty0".to_string(),
         "console=ttyS0,115200".to_string(),
@@ -51,7 +52,12 @@ pub fn kernel_args(p: &ScriptParams) -> String {
         args.push(format!("systemd.hostname={h}"));
     }
     args.extend(p.profile.kernel_args.iter().cloned());
-    args.join(" ")
+    args
+}
+
+/// [`kernel_arg_list`] as one line.
+pub fn kernel_args(p: &ScriptParams) -> String {
+    kernel_arg_list(p).join(" ")
 }
 
 /// The script. `initrd=initrd.img` is on the kernel line because the

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::dnsmasq::parse_log_line;
-use super::nodes::Nodes;
+use super::track::Track;
 
 /// The pause before restart number `attempt` (0-based): 1 s doubling, at most 30 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -21,7 +20,7 @@ pub fn backoff(attempt: u32) -> Duration {
 pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// Run `binary -C config` until the process ends, restarting it.
-pub async fn supervise(binary: PathBuf, config: PathBuf, nodes: Nodes) {
+pub async fn supervise(binary: PathBuf, config: PathBuf, track: Track) {
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
@@ -37,8 +36,8 @@ pub async fn supervise(binary: PathBuf, config: PathBuf, nodes: Nodes) {
             Err(e) => format!("could not start {}: {e}", binary.display()),
             Ok(mut child) => {
                 tracing::info!("dnsmasq started (pid {:?})", child.id());
-                let out = child.stdout.take().map(|o| forward(o, nodes.clone()));
-                let err = child.stderr.take().map(|e| forward(e, nodes.clone()));
+                let out = child.stdout.take().map(|o| forward(o, track.clone()));
+                let err = child.stderr.take().map(|e| forward(e, track.clone()));
                 let status = child.wait().await;
                 for t in [out, err].into_iter().flatten() {
                     let _ = t.await;
@@ -60,7 +59,7 @@ pub async fn supervise(binary: PathBuf, config: PathBuf, nodes: Nodes) {
     }
 }
 
-fn forward<R>(stream: R, nodes: Nodes) -> tokio::task::JoinHandle<()>
+fn forward<R>(stream: R, track: Track) -> tokio::task::JoinHandle<()>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
@@ -68,10 +67,8 @@ where
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             tracing::info!(target: "dnsmasq", "{line}");
-            if let Some((mac, ip)) = parse_log_line(&line) {
-                nodes.dhcp(&mac, ip.map(std::net::IpAddr::V4));
-                let ip = ip.map_or_else(|| "-".to_string(), |i| i.to_string());
-                println!("AIRLIFT-NETBOOT-DHCP mac={mac} ip={ip}");
+            if let Some(said) = track.line(&line) {
+                println!("{said}");
             }
         }
     })
@@ -104,8 +101,12 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let nodes = Nodes::new();
-        let task = tokio::spawn(supervise(script, tmp.path().join("conf"), nodes.clone()));
+        let nodes = super::super::nodes::Nodes::new();
+        let track = Track {
+            nodes: nodes.clone(),
+            netboot: std::sync::Arc::new(super::super::config::Netboot::default()),
+        };
+        let task = tokio::spawn(supervise(script, tmp.path().join("conf"), track));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         task.abort();
         let runs = std::fs::read_to_string(&count).unwrap().lines().count();
