@@ -42,8 +42,11 @@ fn real_main() -> Result<()> {
         command = format!("{o} {command}");
     }
     let outcome = airlift_bench::run(&s, &bins, &base, &root, &command)?;
-    write_atomic(&s.results, outcome.document.as_bytes())?;
-    println!("{}", outcome.document);
+    // Sections measured by hand (`just measure-root`) are kept.
+    let previous = std::fs::read_to_string(&s.results).unwrap_or_default();
+    let document = airlift_bench::report::keep_by_hand(outcome.document, &previous);
+    write_atomic(&s.results, document.as_bytes())?;
+    println!("{document}");
     eprintln!("wrote {}", s.results.display());
     if !outcome.failures.is_empty() {
         anyhow::bail!(

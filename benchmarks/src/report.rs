@@ -71,9 +71,48 @@ pub fn document(preamble: &str, tables: &[Table]) -> String {
     s
 }
 
+/// What marks a section of the results file as measured by hand (a
+/// `just` recipe run and copied in, such as `just measure-root`): `just
+/// bench` does not produce it, so it must not drop it.
+pub const BY_HAND: &str = "Written by hand from";
+
+/// `document` with every by-hand section of `previous` (the results file
+/// as it was) appended: a `### ` heading up to the next one, holding
+/// [`BY_HAND`].
+pub fn keep_by_hand(document: String, previous: &str) -> String {
+    let mut out = document;
+    for section in previous.split("\n### ").skip(1) {
+        if section.contains(BY_HAND) {
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str("### ");
+            out.push_str(section.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn by_hand_sections_survive_a_rewrite() {
+        let previous = "# r\n\n### 1. Bench\nold figures\n\n### 5. Root\n\n\
+                        Written by hand from `just measure-root`.\n| a |\n";
+        let new = "# r\n\n### 1. Bench\nnew figures\n".to_string();
+        let kept = keep_by_hand(new, previous);
+        assert_eq!(
+            kept,
+            "# r\n\n### 1. Bench\nnew figures\n\n### 5. Root\n\n\
+             Written by hand from `just measure-root`.\n| a |\n"
+        );
+        assert!(!kept.contains("old figures"));
+        let none = keep_by_hand("# r\n".to_string(), "# r\n\n### 1. Bench\nx\n");
+        assert_eq!(none, "# r\n");
+    }
 
     #[test]
     fn markdown_table() {
