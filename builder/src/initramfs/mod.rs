@@ -88,13 +88,7 @@ pub struct Report {
 pub fn collect(spec: &Spec) -> Result<(Tree, Chosen, Option<tempfile::TempDir>)> {
     let mut tree = Tree::new();
     tree.insert("dev", Node::dir(0o755))?;
-    tree.insert(
-        "dev/console",
-        Node {
-            kind: Kind::CharDev { major: 5, minor: 1 },
-            perm: 0o600,
-        },
-    )?;
+    tree.insert("dev/console", Node::console())?;
 
     let (base_dir, unpacked) = base_folder(&spec.base)?;
     tree.add_host_dir(&base_dir, "")

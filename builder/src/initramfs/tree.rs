@@ -49,6 +49,15 @@ impl Node {
         }
     }
 
+    /// `/dev/console` (char 5:1, 0600): the kernel opens it for the first
+    /// process before devtmpfs is mounted.
+    pub fn console() -> Node {
+        Node {
+            kind: Kind::CharDev { major: 5, minor: 1 },
+            perm: 0o600,
+        }
+    }
+
     pub fn bytes(data: Vec<u8>, perm: u32) -> Node {
         Node {
             kind: Kind::File {

@@ -72,13 +72,7 @@ pub fn tree(busybox: &Path, params: &InitParams) -> Result<Tree> {
     for dir in ["bin", "dev", "proc", "sys", "run", "newroot"] {
         tree.insert(dir, Node::dir(0o755))?;
     }
-    tree.insert(
-        "dev/console",
-        Node {
-            kind: Kind::CharDev { major: 5, minor: 1 },
-            perm: 0o600,
-        },
-    )?;
+    tree.insert("dev/console", Node::console())?;
     let mut bb = Node::from_host(busybox)
         .with_context(|| format!("base.busybox {} (a static busybox)", busybox.display()))?;
     if !matches!(bb.kind, Kind::File { .. }) {
