@@ -140,6 +140,11 @@ fn config_examples_meant_to_be_used_validate() {
     for (name, purpose) in [
         ("registry-pull.yaml", Purpose::Bundle),
         ("netboot-cluster.yaml", Purpose::Build),
+        // What the QEMU tests build.
+        ("hardware-matrix.yaml", Purpose::Build),
+        ("e2e-netboot.yaml", Purpose::Build),
+        ("e2e-ha.yaml", Purpose::Build),
+        ("e2e-storage.yaml", Purpose::Build),
         // Written by the build side; validated when present.
         ("demo.yaml", Purpose::Build),
         ("smoke.yaml", Purpose::Build),
