@@ -480,7 +480,7 @@ fn build_without_the_signed_chain_writes_no_iso() {
     };
     let msg = build_err(&text.replace("    shim: base/efi/shimx64.efi\n", ""));
     assert!(
-        msg.contains("t.yaml") && msg.contains("base.bootloader.shim is not set"),
+        msg.contains("t.yaml") && msg.contains("base.bootloader.shim: is not set"),
         "{msg}"
     );
     fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();

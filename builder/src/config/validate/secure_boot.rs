@@ -68,6 +68,34 @@ fn encrypted_key() -> String {
 }
 
 impl Validator<'_> {
+    /// `mode: shim` builds boot through shim and GRUB: both must be named
+    /// (that they exist is checked with the other boot-loader files).
+    fn shim_chain(&mut self) {
+        let Some(b) = &self.app.base else { return };
+        for (field, set, what) in [
+            (
+                "base.bootloader.shim",
+                b.bootloader.shim.is_some(),
+                "shim signed by Microsoft's UEFI CA (the base's efi/shimx64.efi)",
+            ),
+            (
+                "base.bootloader.grub",
+                b.bootloader.grub.is_some(),
+                "GRUB signed for shim (the base's efi/grubx64.efi)",
+            ),
+        ] {
+            if !set {
+                self.problem(
+                    field,
+                    format!(
+                        "is not set, and the UEFI boot chain (secureBoot.mode: shim, the \
+                         default) needs it: point it at {what}"
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn secure_boot(&mut self, purpose: Purpose) {
         let sb = &self.app.secure_boot;
         if sb.mode == SecureBootMode::Shim {
@@ -82,6 +110,9 @@ impl Validator<'_> {
                          your own key, or remove it",
                     );
                 }
+            }
+            if purpose == Purpose::Build {
+                self.shim_chain();
             }
             return;
         }
@@ -216,7 +247,7 @@ mod tests {
             .collect();
         assert_eq!(ps.len(), 2, "{ps:#?}");
         assert!(
-            ps[0].contains(":52:27: field secureBoot.key: ")
+            ps[0].contains(":54:27: field secureBoot.key: ")
                 && ps[0].contains("db.crt holds a PEM CERTIFICATE"),
             "{}",
             ps[0]

@@ -88,6 +88,8 @@ pub(super) fn fixture() -> tempfile::TempDir {
         mk(&format!("base/isolinux/{f}"), b"x");
     }
     mk("base/efi/systemd-bootx64.efi", b"MZ");
+    mk("base/efi/shimx64.efi", b"MZ");
+    mk("base/efi/grubx64.efi", b"MZ");
     mk("base/ipxe/ipxe.efi", b"MZ");
     local_images(d);
     mk("auth.json", br#"{"auths":{}}"#);
@@ -130,6 +132,8 @@ base:
   bootloader:
     isolinux: ${BASE}/isolinux
     efi: ${BASE}/efi/systemd-bootx64.efi
+    shim: ${BASE}/efi/shimx64.efi
+    grub: ${BASE}/efi/grubx64.efi
     ipxe: ${BASE}/ipxe
 overlays: [overlay]
 registry:
@@ -341,7 +345,7 @@ fn netboot_and_push_rules() {
         "{e}"
     );
     let e = one(&GOOD.replace("      role: replica", "      role: host0"));
-    assert!(e.starts_with("44:7: field netboot.nodes[0].role: "), "{e}");
+    assert!(e.starts_with("46:7: field netboot.nodes[0].role: "), "{e}");
     let e = one(&GOOD.replace(", htpasswd: push/htpasswd", ""));
     assert!(
         e.contains("field registry.push.enabled: push is enabled but nobody may push"),
@@ -443,7 +447,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
     let ps = normalise_problems(&with_vip("    address: 10.44.0.50\n"));
     assert_eq!(ps.len(), 1, "{ps:#?}");
     assert!(
-        ps[0].starts_with("/cfg/appliance.yaml:51:5: field ha.virtualIp.address: "),
+        ps[0].starts_with("/cfg/appliance.yaml:53:5: field ha.virtualIp.address: "),
         "{}",
         ps[0]
     );
@@ -461,7 +465,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
         )));
         assert_eq!(ps.len(), 1, "{ps:#?}");
         assert!(
-            ps[0].contains(":52:5: field ha.virtualIp.virtualRouterId: "),
+            ps[0].contains(":54:5: field ha.virtualIp.virtualRouterId: "),
             "{}",
             ps[0]
         );
@@ -482,7 +486,7 @@ fn virtual_ip_format_errors_name_the_field_and_position() {
 #[test]
 fn virtual_ip_conflicts_with_addresses_given_out() {
     let e = one(&with_vip("    address: 10.44.0.150/24\n"));
-    assert!(e.starts_with("51:5: field ha.virtualIp.address: "), "{e}");
+    assert!(e.starts_with("53:5: field ha.virtualIp.address: "), "{e}");
     assert!(
         e.contains("10.44.0.150 is inside netboot.range 10.44.0.100-10.44.0.200"),
         "{e}"
@@ -494,7 +498,7 @@ fn virtual_ip_conflicts_with_addresses_given_out() {
     let e = one(&with_vip(
         "    address: 10.44.0.50/24\n    interface: eth/0\n",
     ));
-    assert!(e.starts_with("52:5: field ha.virtualIp.interface: "), "{e}");
+    assert!(e.starts_with("54:5: field ha.virtualIp.interface: "), "{e}");
     // The range only matters when host0 hands out addresses.
     let text = with_vip("    address: 10.44.0.150/24\n")
         .replace("dhcp: full", "dhcp: proxy")
