@@ -67,16 +67,6 @@ pub fn grub_word(word: &str) -> String {
     }
 }
 
-/// systemd-boot's `loader/loader.conf`: no menu, the one entry.
-pub fn loader_conf() -> String {
-    "timeout 0\ndefault airlift.conf\nconsole-mode keep\neditor no\n".to_string()
-}
-
-/// systemd-boot's `loader/entries/airlift.conf` (kernel and initrd in the ESP).
-pub fn loader_entry(title: &str, cmdline: &str) -> String {
-    format!("title {title}\nlinux /vmlinuz\ninitrd /initrd.img\noptions {cmdline}\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,11 +86,6 @@ mod tests {
         assert!(i.contains("KERNEL /boot/vmlinuz\n"));
         assert!(i.contains("INITRD /boot/initrd.img\n"));
         assert!(i.contains("APPEND x=1\n"));
-        assert!(loader_conf().starts_with("timeout 0\n"));
-        assert_eq!(
-            loader_entry("demo", "x=1"),
-            "title demo\nlinux /vmlinuz\ninitrd /initrd.img\noptions x=1\n"
-        );
     }
 
     #[test]
