@@ -1,0 +1,144 @@
+//! The serving benchmark's TLS material: one test CA and one server
+//! certificate for 127.0.0.1 (an IP SAN) signed by it, written as PEM for
+//! the three servers, and a client configuration that trusts that CA and
+//! nothing else, so every TLS figure includes a verified handshake.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+/// What the servers and the client are given.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// The test CA's certificate (DER): the client's only trust root.
+    pub ca_der: Vec<u8>,
+}
+
+/// The address every server certificate names.
+pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Make a fresh CA and server certificate and write the server's PEM
+/// files (and the CA's, for curl or skopeo by hand) into `dir`.
+pub fn make(dir: &Path) -> Result<TlsFiles> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca_key = KeyPair::generate().context("making the test CA's key")?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "airlift-bench test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).context("signing the test CA")?;
+
+    let key = KeyPair::generate().context("making the server key")?;
+    let mut server = CertificateParams::new(vec![SERVER_IP.to_string()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "airlift-bench server");
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server
+        .signed_by(&key, &ca_cert, &ca_key)
+        .context("signing the server certificate")?;
+
+    let files = TlsFiles {
+        cert: dir.join("server.pem"),
+        key: dir.join("server-key.pem"),
+        ca_der: ca_cert.der().to_vec(),
+    };
+    write(&files.cert, &cert.pem())?;
+    write(&files.key, &key.serialize_pem())?;
+    write(&dir.join("ca.pem"), &ca_cert.pem())?;
+    Ok(files)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A rustls client configuration whose only root is the CA `ca_der`,
+/// offering HTTP/1.1 by ALPN (so the Go servers do not switch to HTTP/2).
+pub fn client_config(ca_der: &[u8]) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .context("the test CA is not a usable trust root")?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("the client's TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_rustls::rustls::client::danger::ServerCertVerifier;
+    use tokio_rustls::rustls::client::WebPkiServerVerifier;
+    use tokio_rustls::rustls::pki_types::{ServerName, UnixTime};
+
+    fn verify(files: &TlsFiles, trusted_ca: &[u8], name: ServerName<'static>) -> bool {
+        let pem = std::fs::read_to_string(&files.cert).unwrap();
+        let der = pem_body(&pem);
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(trusted_ca.to_vec()))
+            .unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+        verifier
+            .verify_server_cert(&CertificateDer::from(der), &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    /// The base64 body of a one-certificate PEM, decoded.
+    fn pem_body(pem: &str) -> Vec<u8> {
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0);
+        for c in b64.bytes().filter(|&c| c != b'=') {
+            let v = table.iter().position(|&t| t == c).unwrap() as u32;
+            acc = (acc << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_server_certificate_verifies_against_its_ca_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = make(&dir.path().join("a")).unwrap();
+        let b = make(&dir.path().join("b")).unwrap();
+        let ip = ServerName::IpAddress(SERVER_IP.into());
+        assert!(verify(&a, &a.ca_der, ip.clone()));
+        assert!(!verify(&a, &b.ca_der, ip), "another CA must not verify it");
+        let other = ServerName::try_from("example.com").unwrap();
+        assert!(!verify(&a, &a.ca_der, other), "it names 127.0.0.1 only");
+        assert!(std::fs::read_to_string(&a.key)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        assert!(client_config(&a.ca_der).is_ok());
+        assert!(client_config(b"not a certificate").is_err());
+    }
+}
