@@ -29,10 +29,20 @@ pub struct TlsFiles {
 /// The address every server certificate names.
 pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// Make a fresh CA and server certificate and write the server's PEM
-/// files (and the CA's, for curl or skopeo by hand) into `dir`.
-pub fn make(dir: &Path) -> Result<TlsFiles> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// A fresh CA and server certificate, in memory.
+#[derive(Debug, Clone)]
+pub struct Material {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+    pub cert_der: Vec<u8>,
+    /// PKCS#8.
+    pub key_der: Vec<u8>,
+    pub ca_der: Vec<u8>,
+}
+
+/// Make a CA and a server certificate for [`SERVER_IP`] signed by it.
+pub fn generate() -> Result<Material> {
     let ca_key = KeyPair::generate().context("making the test CA's key")?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -51,15 +61,29 @@ pub fn make(dir: &Path) -> Result<TlsFiles> {
     let cert = server
         .signed_by(&key, &ca_cert, &ca_key)
         .context("signing the server certificate")?;
+    Ok(Material {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        ca_pem: ca_cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+        ca_der: ca_cert.der().to_vec(),
+    })
+}
 
+/// Make fresh material and write the server's PEM files (and the CA's,
+/// for curl or skopeo by hand) into `dir`.
+pub fn make(dir: &Path) -> Result<TlsFiles> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let m = generate()?;
     let files = TlsFiles {
         cert: dir.join("server.pem"),
         key: dir.join("server-key.pem"),
-        ca_der: ca_cert.der().to_vec(),
+        ca_der: m.ca_der.clone(),
     };
-    write(&files.cert, &cert.pem())?;
-    write(&files.key, &key.serialize_pem())?;
-    write(&dir.join("ca.pem"), &ca_cert.pem())?;
+    write(&files.cert, &m.cert_pem)?;
+    write(&files.key, &m.key_pem)?;
+    write(&dir.join("ca.pem"), &m.ca_pem)?;
     Ok(files)
 }
 
@@ -91,9 +115,7 @@ mod tests {
     use tokio_rustls::rustls::client::WebPkiServerVerifier;
     use tokio_rustls::rustls::pki_types::{ServerName, UnixTime};
 
-    fn verify(files: &TlsFiles, trusted_ca: &[u8], name: ServerName<'static>) -> bool {
-        let pem = std::fs::read_to_string(&files.cert).unwrap();
-        let der = pem_body(&pem);
+    fn verify(m: &Material, trusted_ca: &[u8], name: ServerName<'static>) -> bool {
         let mut roots = RootCertStore::empty();
         roots
             .add(CertificateDer::from(trusted_ca.to_vec()))
@@ -102,43 +124,33 @@ mod tests {
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .unwrap();
+        let cert = CertificateDer::from(m.cert_der.clone());
         verifier
-            .verify_server_cert(&CertificateDer::from(der), &[], &name, &[], UnixTime::now())
+            .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
             .is_ok()
-    }
-
-    /// The base64 body of a one-certificate PEM, decoded.
-    fn pem_body(pem: &str) -> Vec<u8> {
-        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0);
-        for c in b64.bytes().filter(|&c| c != b'=') {
-            let v = table.iter().position(|&t| t == c).unwrap() as u32;
-            acc = (acc << 6) | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
     }
 
     #[test]
     fn the_server_certificate_verifies_against_its_ca_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = make(&dir.path().join("a")).unwrap();
-        let b = make(&dir.path().join("b")).unwrap();
+        let (a, b) = (generate().unwrap(), generate().unwrap());
         let ip = ServerName::IpAddress(SERVER_IP.into());
         assert!(verify(&a, &a.ca_der, ip.clone()));
         assert!(!verify(&a, &b.ca_der, ip), "another CA must not verify it");
         let other = ServerName::try_from("example.com").unwrap();
         assert!(!verify(&a, &a.ca_der, other), "it names 127.0.0.1 only");
-        assert!(std::fs::read_to_string(&a.key)
-            .unwrap()
-            .contains("PRIVATE KEY"));
         assert!(client_config(&a.ca_der).is_ok());
         assert!(client_config(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn writes_the_pem_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = make(dir.path()).unwrap();
+        let cert = std::fs::read_to_string(&f.cert).unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        let key = std::fs::read_to_string(&f.key).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(dir.path().join("ca.pem").is_file());
+        assert!(!f.ca_der.is_empty());
     }
 }

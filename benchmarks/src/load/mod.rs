@@ -10,3 +10,6 @@ pub mod repeat;
 
 pub use conn::{Conn, Endpoint, TlsInfo};
 pub use http1::{Exchange, Request};
+
+#[cfg(test)]
+mod tests;

@@ -96,3 +96,67 @@ pub fn table(shape: Shape, rows: &[NodeRow]) -> Table {
     );
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serving::steady::Transport;
+
+    fn run(wall_seconds: f64, bytes: u64, requests: u64, errors: u64, cpu_seconds: f64) -> NodeRun {
+        NodeRun {
+            wall_seconds,
+            bytes,
+            requests,
+            errors,
+            cpu_seconds,
+        }
+    }
+
+    #[test]
+    fn rows_show_medians_and_cost_against_airlift() {
+        let rows = [
+            NodeRow {
+                transport: Transport::Tls,
+                kind: Kind::Airlift,
+                runs: vec![
+                    run(2.0, 2_000_000_000, 1000, 0, 1.0),
+                    run(4.0, 2_000_000_000, 1000, 0, 1.2),
+                ],
+            },
+            NodeRow {
+                transport: Transport::Tls,
+                kind: Kind::Distribution,
+                runs: vec![run(5.0, 2_000_000_000, 1000, 1, 3.3)],
+            },
+            NodeRow {
+                transport: Transport::Plain,
+                kind: Kind::Distribution,
+                runs: vec![run(1.0, 0, 0, 24, 0.5)],
+            },
+        ];
+        let shape = Shape {
+            nodes: 24,
+            images: 6,
+            rounds: 2,
+        };
+        let md = table(shape, &rows).markdown();
+        assert!(md.starts_with(
+            "### 2b. Node start on loopback: 24 nodes at once, each on its own connection pulling 6 images \
+             (index by tag, amd64 manifest by digest, config, layers), median of 2 rounds\n\n\
+             | transport | registry | wall time (s) | MB/s | requests/s | server CPU-s per GB | \
+             CPU per GB ÷ airlift's | failed nodes | MB per run | rounds (wall s) |\n"
+        ), "{md}");
+        // Medians: wall 3.0; MB/s of 1000 and 500 → 750; requests/s 500
+        // and 250 → 375; CPU per GB 0.5 and 0.6 → 0.55.
+        assert!(
+            md.contains(
+                "| TLS | airlift | 3.00 | 750 | 375 | 0.550 |  | 0 | 2000 | 2.00 / 4.00 |\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| TLS | distribution v3.1.1 | 5.00 | 400 | 200 | 1.65 | 3.00× | 1 | 2000 | 5.00 |\n"), "{md}");
+        // Nothing moved: no cost figure, no ratio (and no airlift row).
+        assert!(md.contains("| plain | distribution v3.1.1 | 1.00 | 0.000 | 0.000 | n/a | n/a | 24 | 0.000 | 1.00 |\n"), "{md}");
+        assert!(md.contains("the Docker and OCI manifest and index types, */*"));
+    }
+}

@@ -233,3 +233,147 @@ fn verdict(a: Option<f64>, d: Option<f64>, goal: f64) -> String {
         _ => "MISSED (no figure)".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(figure: f64, errors: u64, per_cpu_second: Option<f64>) -> Sample {
+        Sample {
+            figure,
+            errors,
+            per_cpu_second,
+        }
+    }
+
+    fn row(transport: Transport, what: What, connections: u32, per_cpu: [f64; 3]) -> Row {
+        Row {
+            transport,
+            what,
+            connections,
+            samples: per_cpu.map(|p| vec![sample(p / 2.0, 0, Some(p))]),
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            seconds: 3,
+            rounds: 3,
+            blob_size: 67108864,
+            digest: "sha256:abc".into(),
+            tls: [
+                "TLSv1_3 A (X25519, ALPN http/1.1)".into(),
+                "TLSv1_3 B (X25519, ALPN http/1.1)".into(),
+                "TLSv1_3 C (X25519, ALPN http/1.1)".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn rows_show_medians_ratios_errors_and_rounds() {
+        let r = Row {
+            transport: Transport::Tls,
+            what: What::Manifest,
+            connections: 64,
+            samples: [
+                vec![
+                    sample(30000.0, 1, Some(60000.0)),
+                    sample(32000.0, 0, Some(64000.0)),
+                    sample(31000.0, 0, Some(62000.0)),
+                ],
+                vec![sample(2000.0, 0, Some(3000.0)), sample(2200.0, 0, None)],
+                vec![sample(1000.0, 2, Some(1000.0))],
+            ],
+        };
+        let memory = [Memory {
+            transport: Transport::Tls,
+            kib: [20 << 10, 500 << 10, 100 << 10],
+        }];
+        let md = table(&ctx(), &[r], &memory).markdown();
+        assert!(md.starts_with(
+            "### 2. Serving on loopback: airlift-firstboot serve vs distribution v3.1.1 and docker-registry 2.8, \
+             plain HTTP and TLS, 3 s per run, median of 3 rounds\n\n\
+             | measure | transport | connections | airlift | distribution v3.1.1 | docker-registry 2.8 | \
+             airlift ÷ distribution | airlift ÷ docker-registry | errors (a / dist / docker) | \
+             rounds (airlift; distribution; docker-registry) |\n"
+        ), "{md}");
+        assert!(md.contains(
+            "| manifest GET by tag, requests/s | TLS | 64 | 31000 | 2100 | 1000 | 14.76× | 31.00× | 1 / 0 / 2 | \
+             30000 / 32000 / 31000; 2000 / 2200; 1000 |\n"
+        ), "{md}");
+        assert!(md.contains(
+            "|   manifest GETs per server CPU-second | TLS | 64 | 62000 | 3000 | 1000 | 20.67× | 62.00× |  | \
+             60000 / 64000 / 62000; 3000; 1000 |\n"
+        ), "{md}");
+        assert!(md.contains(
+            "| peak memory (VmHWM, MiB) over all runs | TLS |  | 20.0 | 500.0 | 100.0 | 0.04× | 0.20× |  |  |\n"
+        ), "{md}");
+        assert!(md.contains("- TLS negotiated: airlift: TLSv1_3 A (X25519, ALPN http/1.1); distribution v3.1.1: TLSv1_3 B"));
+        assert!(md.contains("manifest sha256:abc"));
+        assert!(md.contains("blob of 67108864 bytes"));
+        assert!(md.contains("verifies each server's certificate against the bench CA"));
+        assert!(md.contains(
+            "- Aim: manifest GETs per server CPU-second ≥ 20× distribution v3 at 64 connections: TLS met (20.67×).\n"
+        ), "{md}");
+        assert!(md.contains("- Aim: peak memory below distribution v3: TLS met (0.04×).\n"));
+    }
+
+    #[test]
+    fn aims_say_met_or_missed_per_transport() {
+        let rows = [
+            row(Transport::Plain, What::Blob, 16, [5000.0, 1000.0, 900.0]),
+            row(Transport::Plain, What::Blob, 64, [1900.0, 1000.0, 900.0]),
+            row(Transport::Tls, What::Blob, 64, [2000.0, 1000.0, 900.0]),
+            row(
+                Transport::Plain,
+                What::Manifest,
+                64,
+                [19000.0, 1000.0, 900.0],
+            ),
+            row(Transport::Tls, What::Manifest, 64, [25000.0, 1000.0, 900.0]),
+        ];
+        let memory = [
+            Memory {
+                transport: Transport::Plain,
+                kib: [100, 99, 1],
+            },
+            Memory {
+                transport: Transport::Tls,
+                kib: [10, 99, 1],
+            },
+        ];
+        assert_eq!(
+            aims(&rows, &memory),
+            [
+                "Aim: blob MB per server CPU-second ≥ 2× distribution v3 at 64 connections: plain MISSED (1.90×); TLS met (2.00×).",
+                "Aim: manifest GETs per server CPU-second ≥ 20× distribution v3 at 64 connections: plain MISSED (19.00×); TLS met (25.00×).",
+                "Aim: peak memory below distribution v3: plain MISSED (1.01×); TLS met (0.10×).",
+            ]
+        );
+    }
+
+    #[test]
+    fn aims_fall_back_to_the_most_connections_measured_and_name_missing_figures() {
+        let mut no_cpu = row(
+            Transport::Plain,
+            What::Manifest,
+            16,
+            [30000.0, 1000.0, 900.0],
+        );
+        no_cpu.samples[1] = vec![sample(1.0, 0, None)];
+        let rows = [
+            row(Transport::Plain, What::Blob, 1, [900.0, 100.0, 100.0]),
+            row(Transport::Plain, What::Blob, 16, [150.0, 100.0, 100.0]),
+            no_cpu,
+        ];
+        assert_eq!(
+            aims(&rows, &[]),
+            [
+                "Aim: blob MB per server CPU-second ≥ 2× distribution v3 at 16 connections: plain MISSED (1.50×).",
+                "Aim: manifest GETs per server CPU-second ≥ 20× distribution v3 at 16 connections: plain MISSED (no figure).",
+                "Aim: peak memory below distribution v3: not measured.",
+            ]
+        );
+        assert_eq!(aims(&[], &[])[0], "Aim: blob MB per server CPU-second ≥ 2× distribution v3 at 64 connections: not measured.");
+    }
+}
