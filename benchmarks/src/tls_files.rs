@@ -13,7 +13,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, SupportedCipherSuite};
 
 /// What the servers and the client are given.
 #[derive(Debug, Clone)]
@@ -92,13 +92,19 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// A rustls client configuration whose only root is the CA `ca_der`,
-/// offering HTTP/1.1 by ALPN (so the Go servers do not switch to HTTP/2).
+/// offering HTTP/1.1 by ALPN (so the Go servers do not switch to HTTP/2)
+/// and the cipher suites in the order Go clients (containerd, crane,
+/// skopeo: what pulls from a registry) offer on AES hardware: AES-128-GCM,
+/// then AES-256-GCM, then ChaCha20-Poly1305, TLS 1.3 before 1.2. A server
+/// that follows the client's order then picks what it would in the field.
 pub fn client_config(ca_der: &[u8]) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(ca_der.to_vec()))
         .context("the test CA is not a usable trust root")?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| go_client_rank(*s));
+    let provider = Arc::new(provider);
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("the client's TLS versions")?
@@ -106,6 +112,23 @@ pub fn client_config(ca_der: &[u8]) -> Result<Arc<ClientConfig>> {
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Where a Go client on AES hardware puts `suite` in its offer.
+fn go_client_rank(suite: SupportedCipherSuite) -> (u8, u8) {
+    let version = match suite {
+        SupportedCipherSuite::Tls13(_) => 0,
+        _ => 1,
+    };
+    let name = format!("{:?}", suite.suite());
+    let cipher = if name.contains("AES_128_GCM") {
+        0
+    } else if name.contains("AES_256_GCM") {
+        1
+    } else {
+        2
+    };
+    (version, cipher)
 }
 
 #[cfg(test)]
@@ -138,8 +161,32 @@ mod tests {
         assert!(!verify(&a, &b.ca_der, ip), "another CA must not verify it");
         let other = ServerName::try_from("example.com").unwrap();
         assert!(!verify(&a, &a.ca_der, other), "it names 127.0.0.1 only");
-        assert!(client_config(&a.ca_der).is_ok());
         assert!(client_config(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn offers_suites_in_go_clients_order() {
+        let m = generate().unwrap();
+        let config = client_config(&m.ca_der).unwrap();
+        let names: Vec<String> = config
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(
+            names[..3],
+            [
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS13_CHACHA20_POLY1305_SHA256"
+            ]
+        );
+        assert!(
+            names[3].starts_with("TLS_ECDHE_") && names[3].contains("AES_128_GCM"),
+            "{names:?}"
+        );
+        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
     }
 
     #[test]

@@ -147,7 +147,8 @@ fn notes(t: &mut Table, ctx: &Context) {
         "Load client: airlift-bench's own (tokio + rustls 0.23 with ring, HTTP/1.1 keep-alive, httparse for \
          response heads, bodies counted and discarded), the same for every registry and both transports. \
          Over TLS it verifies each server's certificate against the bench CA (its only root) and the \
-         127.0.0.1 IP SAN, offering TLS 1.3 and 1.2 in rustls' default order and ALPN http/1.1. Blob MB/s \
+         127.0.0.1 IP SAN, offering TLS 1.3 and 1.2 with the suites in Go clients' order (AES-128-GCM first, as containerd offers \
+         them) and ALPN http/1.1. Blob MB/s \
          counts body bytes received during the run, unfinished bodies included. Client, servers and this \
          driver share the machine's cores; one registry is loaded at a time.",
     );
