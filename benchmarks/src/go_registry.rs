@@ -3,7 +3,7 @@
 //! `../shared/peers/build.sh` into ~/.cache/airlift-peers/bin) and
 //! Debian's `docker-registry` 2.8. Same config (filesystem storage in
 //! the bench's work folder, in-memory blob descriptor cache, log level
-//! warn, access log off); TLS by `REGISTRY_HTTP_TLS_CERTIFICATE`/`_KEY`.
+//! warn, access log off, OpenTelemetry export off); TLS by `REGISTRY_HTTP_TLS_CERTIFICATE`/`_KEY`.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
@@ -79,7 +79,12 @@ impl GoRegistry {
         let log = dir.join("registry.log");
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(&bin);
-        cmd.arg("serve").arg(&config);
+        // distribution v3 traces every request with OpenTelemetry and
+        // exports to localhost:4318 unless told not to: off, like logs.
+        cmd.arg("serve")
+            .arg(&config)
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .env("OTEL_SDK_DISABLED", "true");
         if let Some(t) = tls {
             cmd.env("REGISTRY_HTTP_TLS_CERTIFICATE", &t.cert)
                 .env("REGISTRY_HTTP_TLS_KEY", &t.key);

@@ -142,6 +142,9 @@ impl Exchange {
             .write_all(req.bytes())
             .await
             .context("sending a request")?;
+        // TLS: rustls may still hold the record when the socket was full;
+        // without a flush the server never sees the request.
+        self.conn.flush().await.context("sending a request")?;
         let head = self.read_head().await?;
         let no_body =
             req.head_only || head.status == 204 || head.status == 304 || head.status < 200;

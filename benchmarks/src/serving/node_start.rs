@@ -27,6 +27,10 @@ pub const RESOLVE_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*";
 
+/// How long one request may take before its node counts as failed (a
+/// whole layer takes well under a second on loopback).
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One run of every node against one registry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NodeRun {
@@ -175,10 +179,10 @@ impl Node<'_> {
     /// fails the node.
     async fn get(&mut self, path: &str, accept: &str, keep: bool) -> Result<Vec<u8>> {
         let req = Request::new("GET", path, &self.host, &[("Accept", accept)]);
-        let r = self
-            .ex
-            .send(&req, self.bytes, keep)
+        let r = tokio::time::timeout(STALL, self.ex.send(&req, self.bytes, keep))
             .await
+            .map_err(|_| anyhow::anyhow!("no answer within {} s", STALL.as_secs()))
+            .and_then(|r| r)
             .with_context(|| format!("GET {path}"))?;
         if r.status != 200 {
             bail!("GET {path} answered {}", r.status);
