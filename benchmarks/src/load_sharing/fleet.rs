@@ -97,6 +97,13 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// Stop registry `r` for good (SIGKILL): its port refuses from now on.
+    pub fn stop(&mut self, r: usize) {
+        if let Some(s) = self.servers.get_mut(r) {
+            s.kill9();
+        }
+    }
+
     fn addrs(&self) -> Vec<SocketAddr> {
         self.servers.iter().map(|s| s.addr).collect()
     }
