@@ -3,7 +3,8 @@
 //! 1. building: `airlift build` vs `xorriso -as mkisofs` vs `cat`;
 //! 2. serving: `airlift-firstboot serve` vs `docker-registry`, with `wrk`;
 //! 3. first boot: `airlift-firstboot host0`;
-//! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG.
+//! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG;
+//! 5. replicas: simulated nodes pulling from host0 and two replicas.
 //!
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
@@ -11,6 +12,7 @@
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
+pub mod load_sharing;
 pub mod machine;
 pub mod measure;
 pub mod payload;
@@ -97,6 +99,10 @@ pub fn run(
             Part::FirstBoot => match first_boot::run(s, bins) {
                 Ok(t) => tables.push(t),
                 Err(e) => failed("3. First boot", e, &mut tables),
+            },
+            Part::Replicas => match load_sharing::run(s, bins) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("5. Replicas", e, &mut tables),
             },
             Part::EndToEnd => match end_to_end::run(s, root) {
                 Ok(t) => tables.push(t),
