@@ -60,9 +60,11 @@ pub fn config_yaml(layout: &Path, refs: &[String], base: &Path, overlay: &Path) 
     }
     let b = base.display();
     s.push_str(&format!(
-        "base:\n  kernel: {b}/vmlinuz\n  rootfs: {b}/rootfs-smoke\n  modulesDir: {b}/modules\n  \
-         modules: [ata_piix, sr_mod, isofs]\n  bootloader:\n    isolinux: {b}/isolinux\n    \
-         efi: {b}/efi/systemd-bootx64.efi\noverlays:\n  - {}\noutput:\n  volumeLabel: AIRLIFT_BENCH\n",
+        "base:\n  kernel: {b}/vmlinuz\n  rootfs: {b}/rootfs-smoke\n  busybox: {b}/busybox\n  \
+         modulesDir: {b}/modules\n  modules: [ata_piix, sr_mod, isofs, squashfs, loop, overlay]\n  \
+         bootloader:\n    isolinux: {b}/isolinux\n    efi: {b}/efi/systemd-bootx64.efi\n    \
+         shim: {b}/efi/shimx64.efi\n    grub: {b}/efi/grubx64.efi\n\
+         overlays:\n  - {}\noutput:\n  volumeLabel: AIRLIFT_BENCH\n",
         overlay.display()
     ));
     s
@@ -310,6 +312,8 @@ mod tests {
         assert!(y.contains("ref: registry.airlift.test/bench/img1:1"));
         assert!(y.contains("ociLayout: { path: \"/p\", ref: img0 }"));
         assert!(y.contains("kernel: /base/vmlinuz"));
+        assert!(y.contains("busybox: /base/busybox"));
+        assert!(y.contains("shim: /base/efi/shimx64.efi\n    grub: /base/efi/grubx64.efi\n"));
         assert!(y.contains("  - /ov\n"));
     }
 }
