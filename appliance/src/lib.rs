@@ -23,6 +23,7 @@
 pub mod bundle_manifest;
 pub mod datadisk;
 pub mod ha;
+pub mod mirror_order;
 pub mod netboot;
 pub mod runtime;
 

@@ -4,7 +4,8 @@
 //! 2. serving: `airlift-firstboot serve` vs distribution v3 and
 //!    `docker-registry`, plain HTTP and TLS, with the bench's load client;
 //! 3. first boot: `airlift-firstboot host0`;
-//! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG.
+//! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG;
+//! 5. replicas: simulated nodes pulling from host0 and two replicas.
 //!
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
@@ -14,6 +15,7 @@ pub mod end_to_end;
 pub mod first_boot;
 pub mod go_registry;
 pub mod load;
+pub mod load_sharing;
 pub mod machine;
 pub mod measure;
 pub mod payload;
@@ -100,6 +102,10 @@ pub fn run(
             Part::FirstBoot => match first_boot::run(s, bins) {
                 Ok(t) => tables.push(t),
                 Err(e) => failed("3. First boot", e, &mut tables),
+            },
+            Part::Replicas => match load_sharing::run(s, bins) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("5. Replicas", e, &mut tables),
             },
             Part::EndToEnd => match end_to_end::run(s, root) {
                 Ok(t) => tables.push(t),

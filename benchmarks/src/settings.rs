@@ -15,6 +15,8 @@ pub enum Part {
     Serve,
     /// `airlift-firstboot host0`: first pull and background load.
     FirstBoot,
+    /// Nodes pulling from host0 and two replicas: spread or not.
+    Replicas,
     /// `just e2e` (QEMU, ~10 min): the netboot timeline.
     EndToEnd,
 }
@@ -25,9 +27,10 @@ impl Part {
             "build" => Ok(Part::Build),
             "serve" => Ok(Part::Serve),
             "firstboot" | "first-boot" => Ok(Part::FirstBoot),
+            "replicas" => Ok(Part::Replicas),
             "e2e" | "end-to-end" => Ok(Part::EndToEnd),
             other => bail!(
-                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot, e2e"
+                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot, replicas, e2e"
             ),
         }
     }
@@ -97,8 +100,14 @@ impl Settings {
         let parts = match get("AIRLIFT_BENCH_PARTS") {
             Some(v) => v.split(',').map(Part::parse).collect::<Result<Vec<_>>>()?,
             // Quick runs leave out the QEMU end-to-end test (~10 min).
-            None if quick => vec![Part::Build, Part::Serve, Part::FirstBoot],
-            None => vec![Part::Build, Part::Serve, Part::FirstBoot, Part::EndToEnd],
+            None if quick => vec![Part::Build, Part::Serve, Part::FirstBoot, Part::Replicas],
+            None => vec![
+                Part::Build,
+                Part::Serve,
+                Part::FirstBoot,
+                Part::EndToEnd,
+                Part::Replicas,
+            ],
         };
         let path = |name: &str, default: &str| -> PathBuf {
             let p = PathBuf::from(get(name).unwrap_or_else(|| default.to_string()));
@@ -201,8 +210,9 @@ mod tests {
         assert!(s.build_payload_bytes() >= 2 << 30);
         assert_eq!(s.first_boot_mib, vec![100, 2048]);
         assert_eq!(s.work_dir, Path::new("/ws/target/bench-work"));
-        assert_eq!(s.parts.len(), 4);
+        assert_eq!(s.parts.len(), 5);
         assert_eq!(s.parts[3], Part::EndToEnd);
+        assert_eq!(s.parts[4], Part::Replicas);
     }
 
     #[test]
@@ -216,14 +226,15 @@ mod tests {
         assert_eq!(s.build_layer_mib, 9);
         assert_eq!(s.rounds, 1);
         assert!(!s.parts.contains(&Part::EndToEnd), "quick runs skip QEMU");
+        assert!(s.parts.contains(&Part::Replicas));
         assert!(!settings(&[("AIRLIFT_BENCH_QUICK", "0")]).unwrap().quick);
         let s = settings(&[
-            ("AIRLIFT_BENCH_PARTS", "serve, build"),
+            ("AIRLIFT_BENCH_PARTS", "serve, build, replicas"),
             ("AIRLIFT_BENCH_CONNECTIONS", "2,4"),
             ("AIRLIFT_BENCH_DIR", "/scratch"),
         ])
         .unwrap();
-        assert_eq!(s.parts, vec![Part::Serve, Part::Build]);
+        assert_eq!(s.parts, vec![Part::Serve, Part::Build, Part::Replicas]);
         assert_eq!(s.serve_connections, vec![2, 4]);
         assert_eq!(s.work_dir, Path::new("/scratch"));
     }

@@ -27,6 +27,7 @@ fn quick_run_writes_every_table() {
         "### 2b. Node start",
         "### 3. First boot",
         "### 4. End to end",
+        "### 5. Replicas share the load",
     ] {
         assert!(doc.contains(heading), "no {heading:?} in:\n{doc}");
     }

@@ -15,3 +15,4 @@ pub mod signing;
 pub mod small_file;
 pub mod sources;
 pub mod store;
+pub mod verified;

@@ -3,11 +3,14 @@
 //! hard link instead of being fetched again. Counts what was fetched,
 //! reused and shared.
 //!
-//! For `airlift build` the store can also hard-link blobs of a local OCI
-//! layout folder instead of copying them ([`Store::set_link_root`]):
-//! nothing is read then, and the blob is listed in
-//! [`Store::unverified`] so the caller verifies it later (the ISO writer
-//! hashes every such blob as it writes it and fails on a mismatch).
+//! For `airlift build` the store can also point at blobs of a local OCI
+//! layout folder instead of copying them ([`Store::set_link_root`]): a
+//! symlink to the source file stands in the staging layout, nothing is
+//! read, and the blob is listed in [`Store::unverified`] with the file,
+//! so the caller verifies it later (the ISO writer copies it from the
+//! source and checks its digest). A symlink, not a hard link: linking
+//! and unlinking would change the source file's ctime, which the
+//! verification record ([`crate::verified`]) keys on.
 //!
 //! It sits below both the sources (which copy into it) and the bundler
 //! (which drives the sources and finishes the layout), so the dependency
@@ -36,7 +39,7 @@ pub struct TransferStats {
     pub reused_bytes: u64,
     /// Blob references satisfied by a blob another image already brought.
     pub shared_blobs: u64,
-    /// Blobs hard-linked from a local layout folder, not read (see
+    /// Blobs symlinked from a local layout folder, not read (see
     /// [`Store::unverified`]).
     pub linked_blobs: u64,
     pub linked_bytes: u64,
@@ -48,10 +51,20 @@ pub struct Store {
     previous: Option<Layout>,
     stats: Mutex<TransferStats>,
     progress: Progress,
-    /// The local layout folder whose blobs may be hard-linked (None: copy).
+    /// The local layout folder whose blobs may be symlinked (None: copy).
     link_root: Mutex<Option<PathBuf>>,
-    /// Blobs linked without being read: digest -> source label.
-    unverified: Mutex<BTreeMap<Digest, String>>,
+    /// Blobs linked without being read.
+    unverified: Mutex<BTreeMap<Digest, Unverified>>,
+}
+
+/// A blob the store linked without reading it: the caller must check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    /// Where it came from, for errors (such as `oci-layout /srv/images`).
+    pub source: String,
+    /// The source file (absolute), which the staging layout's symlink
+    /// points at.
+    pub file: PathBuf,
 }
 
 impl Store {
@@ -67,7 +80,7 @@ impl Store {
         }
     }
 
-    /// From now on, hard-link blobs of the OCI layout folder `root` into
+    /// From now on, symlink blobs of the OCI layout folder `root` into
     /// the staging layout instead of copying them (`None`: copy again).
     /// Linked blobs are NOT verified here: they are listed by
     /// [`Store::unverified`] and the caller must verify them.
@@ -76,13 +89,13 @@ impl Store {
     }
 
     /// Blobs linked without being read, with the source each came from.
-    pub fn unverified(&self) -> BTreeMap<Digest, String> {
+    pub fn unverified(&self) -> BTreeMap<Digest, Unverified> {
         self.unverified.lock().expect("unverified lock").clone()
     }
 
-    /// Hard-link `desc`'s blob from the link root, if one is set and holds
-    /// a file of the declared size on the same file system. `Ok(false)`:
-    /// copy it instead (a size mismatch is then reported by the copy).
+    /// Symlink `desc`'s blob from the link root, if one is set and holds
+    /// a regular file of the declared size. `Ok(false)`: copy it instead
+    /// (a size mismatch is then reported by the copy).
     fn try_link(&self, desc: &Descriptor, source: &str) -> Result<bool> {
         let Some(root) = self.link_root.lock().expect("link root lock").clone() else {
             return Ok(false);
@@ -92,23 +105,27 @@ impl Store {
             Ok(m) if m.is_file() && m.len() == desc.size => {}
             _ => return Ok(false),
         }
+        let old =
+            std::path::absolute(&old).with_context(|| format!("resolving {}", old.display()))?;
         let new = self.layout.blob_path(&desc.digest);
         if let Some(dir) = new.parent() {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        match fs::hard_link(&old, &new) {
+        match std::os::unix::fs::symlink(&old, &new) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(true),
-            // Another file system, or hard links refused: copy instead.
             Err(e) => {
-                tracing::debug!("cannot hard-link {}: {e}; copying it", old.display());
+                tracing::debug!("cannot symlink {}: {e}; copying it", old.display());
                 return Ok(false);
             }
         }
-        self.unverified
-            .lock()
-            .expect("unverified lock")
-            .insert(desc.digest.clone(), source.to_string());
+        self.unverified.lock().expect("unverified lock").insert(
+            desc.digest.clone(),
+            Unverified {
+                source: source.to_string(),
+                file: old,
+            },
+        );
         let mut s = self.stats.lock().expect("stats lock");
         s.linked_blobs += 1;
         s.linked_bytes += desc.size;
@@ -348,6 +365,8 @@ mod tests {
         );
         store.set_link_root(Some(src.path()));
         let label = format!("oci-layout {}", src.path().display());
+        let good_file = src.path().join(good.blob_path());
+        let before = crate::verified::FileKey::at(&good_file).unwrap();
         for (d, size) in [(&good, n), (&bad, 19)] {
             let desc = Descriptor::new(media::OCI_LAYER_TAR, d.clone(), size);
             store.copy_from(&desc, &b"never read"[..], &label).unwrap();
@@ -367,7 +386,10 @@ mod tests {
             v.sort();
             v
         });
-        assert!(unverified.values().all(|s| s == &label));
+        assert!(unverified.values().all(|u| u.source == label));
+        assert!(unverified
+            .iter()
+            .all(|(d, u)| u.file == src.path().join(d.blob_path())));
         let same_inode = |d: &Digest| {
             use std::os::unix::fs::MetadataExt;
             let a = fs::metadata(src.path().join(d.blob_path())).unwrap();
@@ -375,6 +397,11 @@ mod tests {
             (a.dev(), a.ino()) == (b.dev(), b.ino())
         };
         assert!(same_inode(&good) && same_inode(&bad));
+        // The source file is untouched: no new link, so the same ctime
+        // (the verification record's key).
+        assert_eq!(crate::verified::FileKey::at(&good_file), Some(before));
+        let links = std::os::unix::fs::MetadataExt::nlink(&fs::metadata(&good_file).unwrap());
+        assert_eq!(links, 1, "the source blob got no hard link");
         assert!(
             !same_inode(&doc.digest),
             "documents are written, not linked"

@@ -6,13 +6,17 @@
 //! sides report it in sync; a push to the replica is refused and names
 //! host0; with host0 killed the replica keeps serving and says the
 //! source is lost; a restarted host0 (a new source) is followed again.
-//! Replication lag is printed, never asserted.
+//! Replication lag is printed, never asserted. A node's refresh puts a
+//! replica that synced into its mirror order where its MAC ranks it
+//! (`airlift_appliance::mirror_order`), and rewrites nothing when
+//! nothing changed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use airlift_appliance::mirror_order;
 use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::tools::{binary, free_port, require, stdout_lines};
@@ -37,6 +41,11 @@ impl Drop for Replica {
 
 impl Replica {
     fn start(tmp: &Path, dirs: &Host0Dirs) -> Replica {
+        Replica::start_on(tmp, dirs, free_port())
+    }
+
+    /// [`Replica::start`] on a given port.
+    fn start_on(tmp: &Path, dirs: &Host0Dirs, port: u16) -> Replica {
         let cmdline = tmp.join("cmdline");
         std::fs::write(
             &cmdline,
@@ -49,7 +58,6 @@ impl Replica {
         .unwrap();
         let (root, data) = (tmp.join("replica-root"), tmp.join("replica-data"));
         std::fs::create_dir_all(&root).unwrap();
-        let port = free_port();
         let log = tmp.join("replica.log");
         let child = Command::new(binary("airlift-firstboot"))
             .arg("replica")
@@ -315,4 +323,148 @@ fn a_replica_copies_follows_survives_and_rejoins_host0() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_digest(&r.host(), "quay.io/test/after:1", &digest, &certs);
+}
+
+/// `airlift-firstboot join` as a node with `mac` (and `extra` arguments),
+/// its root and state under `t`; stdout, checked to have succeeded.
+fn node_join(t: &Path, dirs: &Host0Dirs, mac: &str, extra: &[&str]) -> String {
+    let cmdline = t.join("node-cmdline");
+    std::fs::write(
+        &cmdline,
+        format!(
+            "airlift.server=https://{} airlift.token={JOIN_TOKEN} airlift.mac={mac}\n",
+            dirs.host()
+        ),
+    )
+    .unwrap();
+    let root = t.join("node-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let out = Command::new(binary("airlift-firstboot"))
+        .arg("join")
+        .arg("--cmdline")
+        .arg(&cmdline)
+        .arg("--conf")
+        .arg(t.join("no-join.conf"))
+        .arg("--root")
+        .arg(&root)
+        .arg("--data")
+        .arg(t.join("node-data"))
+        .args(["--no-verify", "--give-up-after-secs", "20"])
+        .args(extra)
+        .env("AIRLIFT_LOG", "stderr")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "join {extra:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The registries of the node config the node saved.
+fn node_registries(t: &Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("node-data/node-config.json")).unwrap())
+            .unwrap();
+    serde_json::from_value(v["registries"].clone()).unwrap()
+}
+
+/// The positions of `hosts` in `text`, which must hold each.
+fn positions(text: &str, hosts: &[&str]) -> Vec<usize> {
+    hosts
+        .iter()
+        .map(|h| {
+            text.find(h)
+                .unwrap_or_else(|| panic!("{h} not in:\n{text}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_reorders_its_mirrors_only_when_a_replica_syncs() {
+    require("curl", "curl");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let media = t.join("media");
+    write_layout(
+        &media,
+        &[TestImage::random("quay.io/test/app:1.0", 1, 50_000)],
+    )
+    .unwrap();
+    let file = host0::appliance_file(host0::port(), &["quay.io", "docker.io"]);
+    let dirs = Host0Dirs::new(t, &media, &file);
+    let _h0 = Host0::start(&dirs, &[]);
+    let host0_url = format!("https://{}", dirs.host());
+    // A MAC that ranks the replica first, so that the new order differs
+    // from host0-first.
+    let port = free_port();
+    let replica_url = format!("https://127.0.0.1:{port}");
+    let mac = (0..=255u8)
+        .map(|i| format!("52:54:00:00:00:{i:02x}"))
+        .find(|m| {
+            let key = mirror_order::node_key(Some(m), [0u8; 4].into());
+            mirror_order::node_order(&key, &[&host0_url, &replica_url], &[])[0] == replica_url
+        })
+        .expect("a MAC that ranks the replica first");
+    let mac = mac.as_str();
+
+    // Alone, host0 is the node's only registry.
+    let out = node_join(t, &dirs, mac, &[]);
+    assert!(out.contains("AIRLIFT-JOIN-CONFIGURED"), "{out}");
+    assert_eq!(node_registries(t), std::slice::from_ref(&host0_url));
+
+    // A replica in sync joins the node's order where its MAC ranks it.
+    let mut r = Replica::start_on(t, &dirs, port);
+    r.wait_line("AIRLIFT-REPLICA-SYNCED", Duration::from_secs(120));
+    assert_eq!(replica_url, format!("https://{}", r.host()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&dirs.host(), "/airlift/v1/replicas", &dirs)[0]["state"] != "in-sync" {
+        assert!(
+            Instant::now() < deadline,
+            "host0 never saw the replica in sync"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = node_join(t, &dirs, mac, &["--refresh"]);
+    assert!(out.contains("AIRLIFT-JOIN-UPDATED"), "{out}");
+    let key = mirror_order::node_key(Some(mac), [0u8; 4].into());
+    let want = mirror_order::node_order(&key, &[&host0_url, &replica_url], &[]);
+    assert_eq!(want, [replica_url.clone(), host0_url.clone()]);
+    assert_eq!(node_registries(t), want);
+    // The runtimes' files list the registries in that order.
+    let root = t.join("node-root");
+    let files = [
+        root.join("etc/containers/registries.conf.d/50-airlift.conf"),
+        root.join("etc/containerd/certs.d/quay.io/hosts.toml"),
+    ];
+    let hosts: Vec<&str> = want.iter().map(|u| &u["https://".len()..]).collect();
+    let before: Vec<(String, std::time::SystemTime)> = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let p = positions(&text, &hosts);
+            assert!(
+                p[0] < p[1],
+                "{} lists {hosts:?} out of order:\n{text}",
+                f.display()
+            );
+            (text, std::fs::metadata(f).unwrap().modified().unwrap())
+        })
+        .collect();
+
+    // Nothing changed: the refresh rewrites nothing.
+    let out = node_join(t, &dirs, mac, &["--refresh"]);
+    assert!(!out.contains("AIRLIFT-JOIN-UPDATED"), "{out}");
+    assert_eq!(node_registries(t), want);
+    for (f, (text, mtime)) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(f).unwrap(), text);
+        assert_eq!(
+            &std::fs::metadata(f).unwrap().modified().unwrap(),
+            mtime,
+            "{}",
+            f.display()
+        );
+    }
 }

@@ -8,7 +8,8 @@
 //!   host0's CA, copies the whole registry and keeps it in sync; its
 //!   registry port is forwarded to the host too;
 //! - `node-1` netboots and joins; its refresh timer adds the replica to
-//!   its mirror config once the replica is in sync.
+//!   its mirror config once the replica is in sync, in the node's own
+//!   order (rendezvous on its MAC, `airlift_appliance::mirror_order`).
 //!
 //! The test pushes an image to host0, waits for it on the replica (the
 //! replication lag is printed), waits until node-1 lists the replica,
@@ -21,6 +22,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use airlift_appliance::mirror_order;
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::tools::{free_port, require, workspace_root};
 use airlift_integration::vm::{self, Cluster, Running, Serial};
@@ -189,7 +191,9 @@ fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
     );
     assert_eq!(rstatus["state"], "ready", "{rstatus}");
 
-    // The node lists the replica after host0 (from its join, or its refresh).
+    // The node lists the replica (from its join, or its refresh): host0
+    // and the replica in the node's own order, the one the join endpoint
+    // computes from its MAC, host0's other addresses after them.
     let (t_listed, listed) = vm::wait_for(
         &ns,
         &["AIRLIFT-JOIN-", "registries=", &replica_url],
@@ -201,6 +205,30 @@ fn a_node_keeps_pulling_through_the_replica_after_host0_dies() {
         "{:>7.1}s  node-1: {}",
         t_listed.as_secs_f64(),
         listed.trim()
+    );
+    let registries: Vec<&str> = listed
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("registries="))
+        .expect("a registries= field")
+        .split(',')
+        .collect();
+    let key = mirror_order::node_key(Some(NODE_MAC), [0u8; 4].into());
+    let spread = ["https://10.77.0.1:5000", replica_url.as_str()];
+    assert_eq!(
+        registries[..2],
+        mirror_order::node_order(&key, &spread, &[]),
+        "{listed}"
+    );
+    assert!(
+        registries[2..].iter().all(|r| !spread.contains(r)),
+        "{listed}"
+    );
+    // Killing host0 must make this node fail over: its MAC ranks host0
+    // first for most replica addresses (44 of the 51 in the DHCP range).
+    assert_eq!(
+        registries[0], spread[0],
+        "node-1 ranks the replica first, so killing host0 would test no failover; \
+         pick a NODE_MAC that ranks host0 first for {replica_url}"
     );
     vm::wait_for(
         &ns,

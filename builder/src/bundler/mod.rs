@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use crate::progress::Progress;
 use crate::sources::{self, ImageRequest, Ingested, SourceSpec};
 use crate::store::Store;
-pub use crate::store::TransferStats;
+pub use crate::store::{TransferStats, Unverified};
 
 /// Options for [`write_bundle`].
 #[derive(Debug, Clone)]
@@ -56,10 +56,10 @@ pub struct BundleReport {
     pub manifest: BundleManifest,
     /// Blobs fetched vs reused from the previous bundle.
     pub stats: TransferStats,
-    /// Blobs hard-linked from a local layout folder without being read
-    /// (only from [`write_bundle_linked`]): digest -> the source it came
-    /// from. The caller must verify them before trusting their bytes.
-    pub unverified: BTreeMap<Digest, String>,
+    /// Blobs of a local layout folder symlinked without being read (only
+    /// from [`write_bundle_linked`]): digest -> the source and its file.
+    /// The caller must verify them before trusting their bytes.
+    pub unverified: BTreeMap<Digest, Unverified>,
 }
 
 /// Write every image of `requests` into the bundle at `out_dir`,
@@ -80,12 +80,12 @@ pub fn write_bundle(
 }
 
 /// [`write_bundle`] for a bundle that only feeds the ISO writer (`airlift
-/// build`): blobs of local OCI layout folders are hard-linked into it,
-/// not read, when the file system allows (else copied and verified as
-/// usual). Those blobs are NOT verified here: [`BundleReport::unverified`]
-/// lists them and the caller must check each against its digest (the ISO
-/// writer does, on the bytes it writes). Never use it for a bundle that
-/// is kept: it shares files with its sources.
+/// build`): blobs of local OCI layout folders are symlinked into it,
+/// not read (else copied and verified as usual). Those blobs are NOT
+/// verified here: [`BundleReport::unverified`] lists them and the caller
+/// must check each against its digest (the ISO writer does, as it copies
+/// them from their source files). Never use it for a bundle that is
+/// kept: it points at its sources.
 pub fn write_bundle_linked(
     requests: &[ImageRequest],
     out_dir: &Path,

@@ -24,10 +24,38 @@ pub struct Args {
     /// Blob downloads at once while bundling.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Folder of the verification record: blob files of local OCI
+    /// layouts that an earlier build hashed, keyed by device, inode,
+    /// size, mtime and ctime, are copied without hashing while unchanged
+    /// (default: $AIRLIFT_CACHE/build, else ~/.cache/airlift/build).
+    #[arg(long, env = "AIRLIFT_BUILD_CACHE", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+    /// Hash every blob and keep no verification record.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// The verification record's folder: `--cache`, else `build` under
+/// `$AIRLIFT_CACHE`, `$XDG_CACHE_HOME/airlift` or `~/.cache/airlift`;
+/// `None` with `--no-cache` or when none of those is set.
+fn cache_dir(args: &Args, var: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    if let Some(dir) = &args.cache {
+        return Some(dir.clone());
+    }
+    let set = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let root = set("AIRLIFT_CACHE")
+        .or_else(|| set("XDG_CACHE_HOME").map(|d| d.join("airlift")))
+        .or_else(|| set("HOME").map(|d| d.join(".cache/airlift")))?;
+    Some(root.join("build"))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let cache = cache_dir(&args, |name| std::env::var(name).ok());
     let mut opts = BuildOptions::new(args.config, args.output);
+    opts.cache = cache;
     opts.firstboot = args.firstboot;
     opts.zstd_level = args.zstd_level;
     opts.concurrency = args.concurrency;
@@ -38,6 +66,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     eprintln!(
         "wrote {}: {} bytes; {} images; {root}initramfs {} bytes ({} modules, kernel {}); \
+         blobs hashed {} ({} bytes), {} unchanged since a recorded check ({} bytes); \
          bundle {:.1}s, initramfs {:.1}s, iso {:.1}s",
         opts.output.display(),
         r.iso.image_bytes,
@@ -45,9 +74,65 @@ pub fn run(args: Args) -> Result<()> {
         r.initramfs.compressed_bytes,
         r.initramfs.modules.len(),
         r.kernel_release,
+        r.iso.checks.hashed_files,
+        r.iso.checks.hashed_bytes,
+        r.iso.checks.trusted_files,
+        r.iso.checks.trusted_bytes,
         r.seconds_bundle,
         r.seconds_initramfs,
         r.seconds_iso
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cache: Option<&str>, no_cache: bool) -> Args {
+        Args {
+            config: "c.yaml".into(),
+            output: "o.iso".into(),
+            firstboot: None,
+            zstd_level: 3,
+            concurrency: 1,
+            cache: cache.map(PathBuf::from),
+            no_cache,
+        }
+    }
+
+    #[test]
+    fn the_record_goes_where_asked_else_in_the_user_cache() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let all = env(&[
+            ("AIRLIFT_CACHE", "/ac"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(cache_dir(&args(Some("/d"), false), all), Some("/d".into()));
+        assert_eq!(cache_dir(&args(None, true), all), None);
+        assert_eq!(cache_dir(&args(None, false), all), Some("/ac/build".into()));
+        let xdg = env(&[
+            ("AIRLIFT_CACHE", ""),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            cache_dir(&args(None, false), xdg),
+            Some("/x/airlift/build".into())
+        );
+        let home = env(&[("HOME", "/h")]);
+        assert_eq!(
+            cache_dir(&args(None, false), home),
+            Some("/h/.cache/airlift/build".into())
+        );
+        assert_eq!(cache_dir(&args(None, false), env(&[])), None);
+    }
 }

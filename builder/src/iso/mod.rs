@@ -52,7 +52,8 @@
 //! their data extents, so sparse inputs stay sparse; files given an
 //! expected digest ([`Tree::expect_digest`]) are hashed back from the
 //! output on a second thread and the image is not renamed into place
-//! unless every one matches; written data is flushed as the copies go
+//! unless every one matches (unless a verification record vouches for
+//! the unchanged source file: [`Expected::trusted`]); written data is flushed as the copies go
 //! (fdatasync every 64 MiB on a third thread). Entries are sorted,
 //! every timestamp is the caller's epoch, and GUIDs, the MBR signature and
 //! the FAT serial derive from the volume id, epoch and file list: same
@@ -94,6 +95,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
+pub use payload::{Checked, Checks};
 pub use sums::SUMS_PATH;
 pub use tree::{Expected, FileSource, Node, Tree};
 
@@ -180,6 +182,9 @@ pub struct WriteReport {
     pub files: usize,
     pub payload_bytes: u64,
     pub disk_guid: String,
+    /// The digest checks: files hashed, files a verification record
+    /// vouched for, and what a record may keep.
+    pub checks: Checks,
 }
 
 /// Writes `image` atomically to `out`.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::tree::FileSource;
+use crate::verified::FileKey;
 
 /// An output image being written.
 pub struct Output {
@@ -49,29 +50,41 @@ impl Output {
             .with_context(|| format!("writing {} at offset {offset}", self.tmp.path().display()))
     }
 
-    /// Copies `src` (expected to be `len` bytes) to `offset`.
-    pub fn copy_in(&self, src: &FileSource, offset: u64, len: u64) -> Result<()> {
+    /// Copies `src` (expected to be `len` bytes) to `offset`. For a file,
+    /// returns its key (from the open file) before and after the copy.
+    pub fn copy_in(
+        &self,
+        src: &FileSource,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<(FileKey, FileKey)>> {
         match src {
             FileSource::Bytes(b) => {
                 if b.len() as u64 != len {
                     bail!("in-memory file changed size");
                 }
-                self.write_at(offset, b)
+                self.write_at(offset, b)?;
+                Ok(None)
             }
             FileSource::Path(p) => {
                 let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
-                let now = f
-                    .metadata()
-                    .with_context(|| format!("reading {}", p.display()))?
-                    .len();
-                if now != len {
+                let key = || -> Result<FileKey> {
+                    let md = f
+                        .metadata()
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    Ok(FileKey::of(&md))
+                };
+                let before = key()?;
+                if before.size != len {
                     bail!(
-                        "{} changed size while building the ISO ({len} -> {now} bytes); rebuild",
-                        p.display()
+                        "{} changed size while building the ISO ({len} -> {} bytes); rebuild",
+                        p.display(),
+                        before.size
                     );
                 }
                 copy_sparse(&f, self.file(), offset, len)
-                    .with_context(|| format!("copying {} into the ISO", p.display()))
+                    .with_context(|| format!("copying {} into the ISO", p.display()))?;
+                Ok(Some((before, key()?)))
             }
         }
     }

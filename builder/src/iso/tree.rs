@@ -50,6 +50,11 @@ pub struct Expected {
     pub digest: airlift_oci::Digest,
     /// Such as `oci-layout /srv/images`.
     pub source: String,
+    /// The key the source file had when an earlier build checked that it
+    /// hashes to `digest` (see [`crate::verified`]): the writer copies it
+    /// unhashed if the file has this key before and after the copy, and
+    /// hashes it otherwise.
+    pub trusted: Option<crate::verified::FileKey>,
 }
 
 /// One entry of the tree.
@@ -205,21 +210,32 @@ impl Tree {
     }
 
     /// Make the writer check that the file at `iso_path` hashes to
-    /// `digest` as it writes it (the ISO is not renamed into place
-    /// otherwise); the error names the digest and `source`.
-    pub fn expect_digest(
-        &mut self,
-        iso_path: &str,
-        digest: airlift_oci::Digest,
-        source: &str,
-    ) -> Result<()> {
+    /// `expected.digest` as it writes it (the ISO is not renamed into
+    /// place otherwise); the error names the digest and its source.
+    pub fn expect_digest(&mut self, iso_path: &str, expected: Expected) -> Result<()> {
         let Node::File { expect, .. } = self.node_mut(iso_path)? else {
             bail!("ISO path {iso_path:?} is not a regular file");
         };
-        *expect = Some(Expected {
-            digest,
-            source: source.to_string(),
-        });
+        *expect = Some(expected);
+        Ok(())
+    }
+
+    /// Make the entry at `iso_path` (a file, or the symlink a linked
+    /// bundle holds) the regular file `src`.
+    pub fn replace_with_file(&mut self, iso_path: &str, src: FileSource, mode: u32) -> Result<()> {
+        let node = self.node_mut(iso_path)?;
+        if matches!(node, Node::Dir { .. }) {
+            bail!("ISO path {iso_path:?} is a directory, not a file");
+        }
+        let size = src
+            .len()
+            .with_context(|| format!("adding ISO file {iso_path:?}"))?;
+        *node = Node::File {
+            src,
+            size,
+            mode: mode & 0o7777,
+            expect: None,
+        };
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use super::encode::SECTOR;
 use super::esp::FatType;
 use super::layout::{self, Inputs, Layout};
 use super::output::Output;
-use super::payload::copy_payloads;
+use super::payload::{copy_payloads, Checks};
 use super::plan::{self, FilePlan, Plan};
 use super::sums;
 use super::tree::{Node, Tree};
@@ -52,7 +52,7 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
     // The payloads, then the rest and the fsync while the digest checker
     // finishes; renamed into place only when both succeeded.
     let payload_bytes = layout.payload_bytes;
-    copy_payloads(&o, &plan.files, || {
+    let ((), checks) = copy_payloads(&o, &plan.files, || {
         tracing::debug!(
             "iso: {payload_bytes} payload bytes copied in {:.2}s",
             t.elapsed().as_secs_f64()
@@ -73,7 +73,7 @@ pub fn write(image: &IsoImage, out: &Path) -> Result<WriteReport> {
         t.elapsed().as_secs_f64()
     );
     o.persist()?;
-    Ok(report(&layout, &plan, bios.as_ref()))
+    Ok(report(&layout, &plan, bios.as_ref(), checks))
 }
 
 /// `(FAT path, size)` of each ESP file.
@@ -203,7 +203,7 @@ fn sums_text(
     Ok(Some((f.lba, text)))
 }
 
-fn report(layout: &Layout, plan: &Plan, bios: Option<&BiosInputs>) -> WriteReport {
+fn report(layout: &Layout, plan: &Plan, bios: Option<&BiosInputs>, checks: Checks) -> WriteReport {
     let esp = layout.esp.as_ref().map(|(lba, fat)| EspReport {
         lba: *lba,
         bytes: fat.total_bytes,
@@ -220,5 +220,6 @@ fn report(layout: &Layout, plan: &Plan, bios: Option<&BiosInputs>) -> WriteRepor
         files: plan.files.len(),
         payload_bytes: layout.payload_bytes,
         disk_guid: hybrid::guid_text(&layout.ids.disk),
+        checks,
     }
 }

@@ -4,9 +4,12 @@
 //! Steps, each a small call into its own module:
 //! 1. load and check the config;
 //! 2. write the bundle (every image, one OCI layout) into a temp folder;
-//!    blobs of local layout folders are hard-linked there, not copied,
-//!    and checked against their digests by the ISO writer on the bytes
-//!    it writes (one read and one write of the payload in all);
+//!    blobs of local layout folders are symlinked there, not copied; the
+//!    ISO writer copies them from their source files and checks their
+//!    digests on the bytes it writes (one read and one write of the
+//!    payload in all), or, for a source file the verification record
+//!    ([`crate::verified`], in [`BuildOptions::cache`]) says an earlier
+//!    build checked and that has not changed since, copies it unhashed;
 //! 3. the root filesystem: base root filesystem, overlays,
 //!    `/usr/bin/airlift-firstboot`, `/etc/airlift/appliance.json`, kernel
 //!    modules with their closure; as a squashfs image for the ISO with a
@@ -23,13 +26,14 @@
 
 pub mod appliance_file;
 pub mod boot_config;
+pub mod checks;
 pub mod epoch;
 pub mod own_keys;
 pub mod root;
 pub mod uefi_chain;
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
@@ -38,6 +42,10 @@ use crate::config::{self, Appliance, Base};
 use crate::initramfs::server_set::Selection;
 use crate::initramfs::{self, ModulesSpec, Node};
 use crate::iso::{self, BiosBoot, FileSource, IsoImage, UefiBoot};
+use crate::verified;
+
+pub use checks::expect_digests;
+use checks::remember;
 
 /// Where the first-boot binary goes in the initramfs.
 pub const FIRSTBOOT_PATH: &str = "usr/bin/airlift-firstboot";
@@ -57,6 +65,10 @@ pub struct BuildOptions {
     pub concurrency: usize,
     /// Progress bars while bundling (when stderr is a terminal).
     pub progress: bool,
+    /// The folder of the verification record ([`crate::verified`]): blob
+    /// files checked by an earlier build and unchanged since are not
+    /// hashed again. `None`: hash every blob, record nothing.
+    pub cache: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -69,6 +81,7 @@ impl BuildOptions {
             zstd_level: initramfs::DEFAULT_LEVEL,
             concurrency: 4,
             progress: true,
+            cache: None,
         }
     }
 }
@@ -142,31 +155,27 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         opts.zstd_level,
     )?;
     let image_path = work.path().join("rootfs.squashfs");
-    let (initramfs, root_image) = match (base.root_on, &base.busybox) {
-        (config::RootOn::Media, Some(busybox)) => {
-            let (report, root) = root::write_media_root(&spec, busybox, &image_path, &initrd)?;
-            (report, Some(root))
-        }
-        (config::RootOn::Media, None) => bail!(
-            "{}: base.rootOn is media but base.busybox is not set",
-            opts.config.display()
-        ),
-        (config::RootOn::Initramfs, _) => (write_initramfs(&spec, &initrd)?, None),
-    };
+    let (initramfs, root_image) = write_root(&base, &opts.config, &spec, &image_path, &initrd)?;
     let seconds_initramfs = t.elapsed().as_secs_f64();
 
     // 4-5. The ISO.
     let t = Instant::now();
+    let mut record = opts.cache.as_deref().map(verified::Record::load);
+    let started = SystemTime::now();
     let iso = write_iso(
         &app,
         &base,
-        &bundle_dir,
-        &bundle,
+        (&bundle_dir, &bundle, record.as_ref()),
         (&initrd, root_image.as_ref().map(|_| image_path.as_path())),
         epoch,
         &opts.output,
         signed.as_ref(),
     )?;
+    remember(
+        opts.cache.as_deref().zip(record.as_mut()),
+        &iso.checks,
+        started,
+    );
     let seconds_iso = t.elapsed().as_secs_f64();
     tracing::info!(
         "iso: {} ({} bytes, {} files) in {seconds_iso:.1}s",
@@ -184,6 +193,31 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         seconds_bundle,
         seconds_initramfs,
         seconds_iso,
+    })
+}
+
+/// Step 3: the initramfs at `initrd` and, when the root is on the media
+/// (`base.rootOn`), the root filesystem image at `image`.
+fn write_root(
+    base: &Base,
+    config: &Path,
+    spec: &initramfs::Spec,
+    image: &Path,
+    initrd: &Path,
+) -> Result<(
+    initramfs::Report,
+    Option<crate::rootimage::squashfs::Report>,
+)> {
+    Ok(match (base.root_on, &base.busybox) {
+        (config::RootOn::Media, Some(busybox)) => {
+            let (report, root) = root::write_media_root(spec, busybox, image, initrd)?;
+            (report, Some(root))
+        }
+        (config::RootOn::Media, None) => bail!(
+            "{}: base.rootOn is media but base.busybox is not set",
+            config.display()
+        ),
+        (config::RootOn::Initramfs, _) => (write_initramfs(spec, initrd)?, None),
     })
 }
 
@@ -260,12 +294,10 @@ fn write_initramfs(spec: &initramfs::Spec, out: &Path) -> Result<initramfs::Repo
 /// made world-readable (it is meant to be shared: CI artifact, USB writer).
 /// The initramfs, and the root filesystem image when it is on the media.
 /// With `signed` (sign mode) the ESP is [`own_keys`]'.
-#[allow(clippy::too_many_arguments)]
 fn write_iso(
     app: &Appliance,
     base: &Base,
-    bundle_dir: &Path,
-    bundle: &bundler::BundleReport,
+    (bundle_dir, bundle, record): (&Path, &bundler::BundleReport, Option<&verified::Record>),
     (initrd, root_image): (&Path, Option<&Path>),
     epoch: i64,
     output: &Path,
@@ -281,7 +313,7 @@ fn write_iso(
             .tree
             .add_file(crate::rootimage::squashfs::ISO_PATH, source, 0o644)?;
     }
-    expect_digests(&mut image.tree, &bundle.unverified)?;
+    expect_digests(&mut image.tree, &bundle.unverified, record)?;
     if let Some(signed) = signed {
         let work = parent_dir(initrd);
         let esp_files = signed.esp_files(app, base, initrd, &cmdline, work, epoch)?;
@@ -392,22 +424,6 @@ pub fn initramfs_spec(
         epoch,
         level,
     })
-}
-
-/// Make the ISO writer check each blob the bundler linked without reading
-/// (`unverified`: digest -> source) against its digest as it writes it.
-pub fn expect_digests(
-    tree: &mut iso::Tree,
-    unverified: &std::collections::BTreeMap<airlift_oci::Digest, String>,
-) -> Result<()> {
-    for (digest, source) in unverified {
-        tree.expect_digest(
-            &format!("{BUNDLE_ISO_DIR}/{}", digest.blob_path()),
-            digest.clone(),
-            source,
-        )?;
-    }
-    Ok(())
 }
 
 /// Where the bundle (an OCI layout) sits in the ISO.

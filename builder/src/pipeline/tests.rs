@@ -375,7 +375,20 @@ fn source_layout(dir: &Path, layer: &[u8]) -> airlift_oci::Digest {
 /// Bundle `src` the way `airlift build` does (blobs linked, not read) and
 /// write an ISO of it with the digest checks `build` adds.
 fn linked_bundle_iso(dir: &Path, src: &Path, iso_out: &Path) -> Result<bundler::BundleReport> {
-    let bundle_dir = dir.join("bundle");
+    Ok(recorded_bundle_iso(dir, src, iso_out, None)?.0)
+}
+
+/// [`linked_bundle_iso`] with the verification record in `cache`, as
+/// `build` keeps it; each call bundles into a fresh folder, as `build`
+/// does.
+fn recorded_bundle_iso(
+    dir: &Path,
+    src: &Path,
+    iso_out: &Path,
+    cache: Option<&Path>,
+) -> Result<(bundler::BundleReport, iso::WriteReport)> {
+    let work = tempfile::tempdir_in(dir)?;
+    let bundle_dir = work.path().join("bundle");
     let req = ImageRequest {
         reference: "quay.io/org/app:1".parse().unwrap(),
         source: SourceSpec::OciLayout {
@@ -392,10 +405,12 @@ fn linked_bundle_iso(dir: &Path, src: &Path, iso_out: &Path) -> Result<bundler::
             ..BundleOptions::default()
         },
     )?;
+    let mut record = cache.map(crate::verified::Record::load);
+    let started = std::time::SystemTime::now();
     let mut tree = iso::Tree::new();
     tree.add_tree_from_dir(BUNDLE_ISO_DIR, &bundle_dir)?;
     tree.set_modes(BUNDLE_ISO_DIR, 0o644, 0o755)?;
-    expect_digests(&mut tree, &report.unverified)?;
+    expect_digests(&mut tree, &report.unverified, record.as_ref())?;
     let image = IsoImage {
         volume_id: "T".into(),
         epoch: 0,
@@ -404,8 +419,84 @@ fn linked_bundle_iso(dir: &Path, src: &Path, iso_out: &Path) -> Result<bundler::
         uefi: None,
         sha256sums: false,
     };
-    iso::write(&image, iso_out)?;
-    Ok(report)
+    let written = iso::write(&image, iso_out)?;
+    remember(cache.zip(record.as_mut()), &written.checks, started);
+    Ok((report, written))
+}
+
+/// The build error of a blob that fails its check names its digest, its
+/// source layout and the mismatch.
+fn assert_names_the_bad_blob(msg: &str, digest: &airlift_oci::Digest, src: &Path) {
+    for needle in [
+        digest.to_string(),
+        format!("oci-layout {}", src.display()),
+        "failed verification".to_string(),
+        "mismatch".to_string(),
+    ] {
+        assert!(msg.contains(&needle), "error lacks {needle:?}: {msg}");
+    }
+}
+
+/// A verified build records the blob file; the next build copies it
+/// unhashed, to the same bytes. Changed after that with its size and
+/// mtime kept (only ctime and content differ), it is hashed again and
+/// fails the build, naming the digest.
+#[test]
+fn a_blob_changed_after_a_recorded_build_fails_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i * 13 + i / 97) as u8).collect();
+    let digest = source_layout(&src, &layer);
+    let blob = src.join(digest.blob_path());
+    let cache = dir.path().join("cache");
+    // Only a file whose last change is older than the margin is recorded.
+    std::thread::sleep(crate::verified::RACY_MARGIN + std::time::Duration::from_millis(200));
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let build = |name: &str| recorded_bundle_iso(dir.path(), &src, &out.join(name), Some(&cache));
+
+    let (_, first) = build("1.iso").unwrap();
+    assert_eq!(
+        (first.checks.hashed_files, first.checks.trusted_files),
+        (1, 0)
+    );
+    assert!(cache.join(crate::verified::FILE_NAME).is_file());
+    let (_, second) = build("2.iso").unwrap();
+    assert_eq!(
+        (second.checks.hashed_files, second.checks.trusted_files),
+        (0, 1)
+    );
+    assert_eq!(second.checks.trusted_bytes, layer.len() as u64);
+    assert!(
+        fs::read(out.join("1.iso")).unwrap() == fs::read(out.join("2.iso")).unwrap(),
+        "a rebuild on the record's word writes the same bytes"
+    );
+
+    let before = crate::verified::FileKey::at(&blob).unwrap();
+    let mtime = fs::metadata(&blob).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[1000] ^= 1;
+    fs::write(&blob, &bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&blob)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let after = crate::verified::FileKey::at(&blob).unwrap();
+    assert_eq!(
+        after,
+        crate::verified::FileKey {
+            ctime_s: after.ctime_s,
+            ctime_ns: after.ctime_ns,
+            ..before
+        },
+        "only ctime tells the change"
+    );
+    assert_ne!(after, before);
+
+    assert_names_the_bad_blob(&format!("{:#}", build("3.iso").unwrap_err()), &digest, &src);
+    assert!(!out.join("3.iso").exists());
 }
 
 #[test]
@@ -442,15 +533,7 @@ fn a_corrupt_source_blob_fails_the_build_and_leaves_no_iso() {
     let out_dir = dir.path().join("out");
     fs::create_dir(&out_dir).unwrap();
     let e = linked_bundle_iso(dir.path(), &src, &out_dir.join("x.iso")).unwrap_err();
-    let msg = format!("{e:#}");
-    for needle in [
-        digest.to_string(),
-        format!("oci-layout {}", src.display()),
-        "failed verification".to_string(),
-        "mismatch".to_string(),
-    ] {
-        assert!(msg.contains(&needle), "error lacks {needle:?}: {msg}");
-    }
+    assert_names_the_bad_blob(&format!("{e:#}"), &digest, &src);
     let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
     assert!(left.is_empty(), "no ISO or temp file is left: {left:?}");
 }

@@ -18,6 +18,8 @@ use axum::Extension;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use airlift_appliance::mirror_order::{self, node_key};
+
 use crate::api::json::json_response;
 use crate::services::join::node_config::{NodeConfig, ReplicaGrant, NODE_CONFIG_SCHEMA};
 use crate::services::mirrors::{Endpoint, MirrorSpec, Runtime, Scheme};
@@ -94,40 +96,46 @@ pub fn host_port(addr: SocketAddr) -> String {
 }
 
 impl Join {
-    /// The node config for a node that reached host0 at `local`. Order:
-    /// the address the node used (known to work from there), then the
-    /// synced replicas (they joined over the nodes' network), then host0's
-    /// other addresses, which may sit on networks the node cannot reach:
-    /// a client tries mirrors in order, and every dead address ahead of a
-    /// live one costs it a connect timeout when host0 is down.
-    pub fn node_config(&self, local: Option<SocketAddr>) -> NodeConfig {
+    /// The node config for the node `key` ([`node_key`]) that reached
+    /// host0 at `local`. The load is shared: the address the node used
+    /// (known to work from there; host0's first address when unknown) and
+    /// the synced replicas (they joined over the nodes' network) come
+    /// first, in the node's own order ([`mirror_order::node_order`]), so
+    /// each endpoint is first for about the same share of nodes; then
+    /// host0's other addresses, which may sit on networks the node cannot
+    /// reach: a client tries mirrors in order, and every dead address
+    /// ahead of a live one costs it a connect timeout when host0 is down.
+    /// A node's order changes only when the set of synced replicas does.
+    pub fn node_config(&self, local: Option<SocketAddr>, key: &str) -> NodeConfig {
         let endpoint = |host: String| Endpoint {
             host,
             scheme: self.scheme,
         };
-        let mut endpoints: Vec<Endpoint> = Vec::new();
-        let mut add = |e: Endpoint| {
-            if !endpoints.contains(&e) {
-                endpoints.push(e);
-            }
-        };
-        // Without an address known to work, host0's own come first.
         let used = local.filter(|l| !l.ip().is_unspecified()).map(host_port);
-        let first = match used {
-            Some(u) => vec![u],
-            None => self.advertised.clone(),
-        };
-        first.into_iter().for_each(|h| add(endpoint(h)));
+        let mut spread: Vec<Endpoint> = used
+            .or_else(|| self.advertised.first().cloned())
+            .map(endpoint)
+            .into_iter()
+            .collect();
         for url in self.replicas.usable_urls() {
             match Endpoint::parse_url(&url) {
-                Ok(e) => add(e),
+                Ok(e) => spread.push(e),
                 Err(e) => tracing::warn!("replica URL {url:?} left out: {e:#}"),
             }
         }
-        self.advertised
+        let last: Vec<Endpoint> = self.advertised.iter().cloned().map(endpoint).collect();
+        let urls = |v: &[Endpoint]| v.iter().map(Endpoint::url).collect::<Vec<_>>();
+        let (spread_urls, last_urls) = (urls(&spread), urls(&last));
+        let order = mirror_order::node_order(
+            key,
+            &spread_urls.iter().map(String::as_str).collect::<Vec<_>>(),
+            &last_urls.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let endpoints: Vec<Endpoint> = order
             .iter()
+            .filter_map(|u| spread.iter().chain(&last).find(|e| e.url() == *u))
             .cloned()
-            .for_each(|h| add(endpoint(h)));
+            .collect();
         let registries = endpoints.iter().map(Endpoint::url).collect();
         NodeConfig {
             schema: NODE_CONFIG_SCHEMA,
@@ -190,7 +198,12 @@ pub async fn handler(
             }),
         );
     }
-    let mut config = join.node_config(peer.map(|p| p.local));
+    let remote_ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.remote.ip());
+    let key = node_key(
+        crate::services::netboot::nodes::join_mac(&body).as_deref(),
+        remote_ip,
+    );
+    let mut config = join.node_config(peer.map(|p| p.local), &key);
     if requested_role(&body).as_deref() == Some("replica") {
         let Some(p) = peer else {
             return json_response(
@@ -274,7 +287,7 @@ mod tests {
 
     #[test]
     fn node_config_puts_the_used_address_first() {
-        let c = join().node_config(Some("10.0.0.2:5000".parse().unwrap()));
+        let c = join().node_config(Some("10.0.0.2:5000".parse().unwrap()), KEY);
         assert_eq!(
             c.registries,
             ["https://10.0.0.2:5000", "https://10.0.0.1:5000"]
@@ -285,45 +298,75 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         let back: NodeConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);
-        let mapped = join().node_config(Some("[::ffff:10.0.0.9]:5000".parse().unwrap()));
+        let mapped = join().node_config(Some("[::ffff:10.0.0.9]:5000".parse().unwrap()), KEY);
         assert_eq!(mapped.registries[0], "https://10.0.0.9:5000");
-        let none = join().node_config(Some("0.0.0.0:5000".parse().unwrap()));
+        let none = join().node_config(Some("0.0.0.0:5000".parse().unwrap()), KEY);
         assert_eq!(none.registries.len(), 2);
     }
 
-    #[test]
-    fn synced_replicas_follow_host0() {
-        let j = join();
-        let report = |name: &str, synced| crate::services::ha::replication::Report {
+    const KEY: &str = "mac:52:54:00:a1:00:01";
+
+    fn report(name: &str, synced: bool) -> crate::services::ha::replication::Report {
+        crate::services::ha::replication::Report {
             name: name.into(),
             url: format!("https://{name}:5000"),
             source: None,
             applied: 0,
             synced,
-        };
+        }
+    }
+
+    #[test]
+    fn synced_replicas_share_the_load_with_host0() {
+        let j = join();
         let now = std::time::Instant::now();
         j.replicas.report(&report("10.0.0.7", true), false, now);
         j.replicas.report(&report("10.0.0.8", false), false, now);
-        // The address used, the synced replica, host0's other address.
-        let c = j.node_config(Some("10.0.0.1:5000".parse().unwrap()));
+        let used = Some("10.0.0.1:5000".parse().unwrap());
+        let c = j.node_config(used, KEY);
+        // The address used and the synced replica in this node's own
+        // order, then host0's other address; the unsynced replica not.
+        let spread = ["https://10.0.0.1:5000", "https://10.0.0.7:5000"];
         assert_eq!(
             c.registries,
-            [
-                "https://10.0.0.1:5000",
-                "https://10.0.0.7:5000",
-                "https://10.0.0.2:5000"
-            ]
+            mirror_order::node_order(KEY, &spread, &["https://10.0.0.2:5000"])
         );
-        // Not knowing the address used, host0's come first.
+        let mut head = c.registries[..2].to_vec();
+        head.sort();
+        assert_eq!(head, spread);
+        assert_eq!(c.registries[2], "https://10.0.0.2:5000");
+        assert_eq!(c.registries.len(), 3);
         assert_eq!(
-            j.node_config(None).registries,
-            [
-                "https://10.0.0.1:5000",
-                "https://10.0.0.2:5000",
-                "https://10.0.0.7:5000"
-            ]
+            c.mirror
+                .registries
+                .iter()
+                .map(Endpoint::url)
+                .collect::<Vec<_>>(),
+            c.registries
         );
         c.mirror.validate().unwrap();
+        // Over many nodes, host0 and the replica are each first for
+        // about half.
+        let firsts: Vec<String> = (0..200)
+            .map(|i| {
+                let k = node_key(Some(&format!("52:54:00:00:00:{i:02x}")), [0u8; 4].into());
+                j.node_config(used, &k).registries[0].clone()
+            })
+            .collect();
+        let on_host0 = firsts.iter().filter(|f| *f == spread[0]).count();
+        let on_replica = firsts.iter().filter(|f| *f == spread[1]).count();
+        assert_eq!(on_host0 + on_replica, 200);
+        assert!((70..=130).contains(&on_host0), "{on_host0} of 200 on host0");
+        // Not knowing the address used, host0's first address takes its
+        // place, its other addresses still last.
+        assert_eq!(
+            j.node_config(None, KEY).registries,
+            mirror_order::node_order(
+                KEY,
+                &spread,
+                &["https://10.0.0.1:5000", "https://10.0.0.2:5000"]
+            )
+        );
         assert_eq!(
             requested_role(br#"{"mac":"x","role":"replica"}"#).as_deref(),
             Some("replica")
@@ -333,5 +376,96 @@ mod tests {
             j.grant("10.0.0.7".parse().unwrap()).is_err(),
             "no TLS folder"
         );
+    }
+
+    #[test]
+    fn a_nodes_order_changes_only_with_the_synced_set() {
+        let j = join();
+        let now = std::time::Instant::now();
+        let used = Some("10.0.0.1:5000".parse().unwrap());
+        j.replicas.report(&report("10.0.0.7", true), false, now);
+        let keys: Vec<String> = (0..100)
+            .map(|i| node_key(None, std::net::Ipv4Addr::new(10, 0, 1, i).into()))
+            .collect();
+        let before: Vec<Vec<String>> = keys
+            .iter()
+            .map(|k| j.node_config(used, k).registries)
+            .collect();
+        // Polls that change nothing in the synced set change no order
+        // (a node's refresh then finds its config unchanged).
+        j.replicas.report(&report("10.0.0.7", true), true, now);
+        j.replicas.report(&report("10.0.0.8", false), false, now);
+        for (k, b) in keys.iter().zip(&before) {
+            assert_eq!(&j.node_config(used, k).registries, b, "{k}");
+        }
+        // A newly synced replica takes the first place of some nodes and
+        // leaves the others' order as it was.
+        j.replicas.report(&report("10.0.0.8", true), false, now);
+        let mut moved = 0;
+        for (k, b) in keys.iter().zip(&before) {
+            let a = j.node_config(used, k).registries;
+            let new = "https://10.0.0.8:5000";
+            let kept: Vec<&String> = a.iter().filter(|u| *u != new).collect();
+            assert_eq!(kept, b.iter().collect::<Vec<_>>(), "{k}");
+            assert_ne!(a.last().map(String::as_str), Some(new), "{k}: {a:?}");
+            moved += usize::from(a[0] == new);
+        }
+        assert!((15..=55).contains(&moved), "{moved} of 100 moved");
+    }
+
+    #[tokio::test]
+    async fn the_handler_ranks_by_the_mac_sent_else_the_address() {
+        let j = Arc::new(join());
+        let now = std::time::Instant::now();
+        j.replicas.report(&report("10.0.0.7", true), false, now);
+        j.replicas.report(&report("10.0.0.8", true), false, now);
+        let peer = Peer {
+            remote: "10.0.0.50:40000".parse().unwrap(),
+            local: "10.0.0.1:5000".parse().unwrap(),
+        };
+        let ask = |body: String| {
+            let j = j.clone();
+            async move {
+                let res = handler(
+                    State(j),
+                    Some(Extension(peer)),
+                    None,
+                    HeaderMap::new(),
+                    Bytes::from(body),
+                )
+                .await;
+                assert_eq!(res.status(), StatusCode::OK);
+                let b = axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                serde_json::from_slice::<NodeConfig>(&b).unwrap().registries
+            }
+        };
+        let token = &join().token;
+        let expect = expected_order;
+        let mut firsts = std::collections::BTreeSet::new();
+        for i in 0..12u8 {
+            let mac = format!("52-54-00-A1-00-{i:02X}");
+            let got = ask(format!(r#"{{"token":"{token}","mac":"{mac}"}}"#)).await;
+            let key = format!("mac:52:54:00:a1:00:{i:02x}");
+            assert_eq!(got, expect(&key), "{mac}");
+            firsts.insert(got[0].clone());
+        }
+        assert!(firsts.len() > 1, "12 MACs, one first endpoint: {firsts:?}");
+        let got = ask(format!(r#"{{"token":"{token}"}}"#)).await;
+        assert_eq!(got, expect("ip:10.0.0.50"));
+        let got = ask(format!(r#"{{"token":"{token}","mac":"not-a-mac"}}"#)).await;
+        assert_eq!(got, expect("ip:10.0.0.50"));
+    }
+
+    /// The order the join endpoint should give the node `key` with
+    /// replicas .7 and .8 synced, reached at 10.0.0.1.
+    fn expected_order(key: &str) -> Vec<String> {
+        let spread = [
+            "https://10.0.0.1:5000",
+            "https://10.0.0.7:5000",
+            "https://10.0.0.8:5000",
+        ];
+        mirror_order::node_order(key, &spread, &["https://10.0.0.2:5000"])
     }
 }

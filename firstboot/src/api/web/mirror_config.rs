@@ -7,9 +7,12 @@
 //! - `?runtime=containerd` (any runtime name): that runtime's files as
 //!   one plain text, each under a `# ===== PATH =====` header.
 //!
-//! The addresses are the join endpoint's: the one this request came in
-//! on first, then the other advertised ones. No token is needed: the
-//! mirror config holds no secret (the CA certificate is public).
+//! The addresses are the join endpoint's, in the order a node with this
+//! request's address (or `?mac=`, as a netbooted node sends it) gets:
+//! the one this request came in on and the synced replicas spread by
+//! [`airlift_appliance::mirror_order`], then the other advertised ones.
+//! No token is needed: the mirror config holds no secret (the CA
+//! certificate is public).
 
 use std::sync::Arc;
 
@@ -127,9 +130,15 @@ pub fn view(config: &NodeConfig) -> MirrorConfigView {
 
 /// The `runtime=` of a query string.
 pub fn query_runtime(uri: &Uri) -> Option<&str> {
-    uri.query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("runtime="))
+    query_value(uri, "runtime")
+}
+
+/// The value of `name=` in a query string.
+pub fn query_value<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
+    uri.query()?.split('&').find_map(|kv| {
+        kv.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
 }
 
 /// `GET /airlift/v1/mirror-config[?runtime=NAME]`.
@@ -138,7 +147,12 @@ pub async fn handler(
     peer: Option<Extension<Peer>>,
     uri: Uri,
 ) -> Response {
-    let config = join.node_config(peer.map(|Extension(p)| p.local));
+    let peer = peer.map(|Extension(p)| p);
+    let mac = query_value(&uri, "mac")
+        .and_then(|m| crate::services::netboot::config::normalise_mac(m).ok());
+    let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.remote.ip());
+    let key = airlift_appliance::mirror_order::node_key(mac.as_deref(), ip);
+    let config = join.node_config(peer.map(|p| p.local), &key);
     let mut res = match query_runtime(&uri) {
         None => json_response(StatusCode::OK, &view(&config)),
         Some(name) => match <Runtime as clap::ValueEnum>::from_str(name, true) {
@@ -227,5 +241,17 @@ mod tests {
                 && f.apply == "replace"));
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["node-runtimes"][0], "containerd");
+    }
+
+    #[test]
+    fn query_values_by_name() {
+        let uri: Uri = "/airlift/v1/mirror-config?runtime=podman&mac=52:54:00:a1:00:01"
+            .parse()
+            .unwrap();
+        assert_eq!(query_runtime(&uri), Some("podman"));
+        assert_eq!(query_value(&uri, "mac"), Some("52:54:00:a1:00:01"));
+        assert_eq!(query_value(&uri, "ma"), None);
+        assert_eq!(query_value(&uri, "ip"), None);
+        assert_eq!(query_runtime(&"/x".parse().unwrap()), None);
     }
 }

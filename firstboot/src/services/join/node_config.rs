@@ -22,7 +22,9 @@ pub struct NodeConfig {
     /// The CA to trust (also in `mirror`), PEM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pem: Option<String>,
-    /// The registries' URLs, host0 first (`https://10.0.0.1:5000`).
+    /// The registries' URLs in the order this node tries them: host0 and
+    /// the synced replicas in its own spread order, then host0's other
+    /// addresses ([`crate::api::join::Join::node_config`]).
     pub registries: Vec<String>,
     /// The runtimes to configure.
     pub runtimes: Vec<Runtime>,

@@ -134,18 +134,23 @@ impl Nodes {
     }
 }
 
-/// Record a successful join from the join endpoint's request: the body
-/// may carry `{"mac": "..."}` (what `airlift-firstboot join` sends).
-pub fn record_join(nodes: &Nodes, body: &[u8], remote: IpAddr) {
+/// The MAC a join request's body says (`{"mac": "52:54:00:a1:00:01"}`),
+/// normalised; None when absent or not a MAC.
+pub fn join_mac(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Body {
         mac: Option<String>,
     }
-    let mac = serde_json::from_slice::<Body>(body)
+    serde_json::from_slice::<Body>(body)
         .ok()
         .and_then(|b| b.mac)
-        .and_then(|m| super::config::normalise_mac(&m).ok());
-    let mac = nodes.joined(mac.as_deref(), remote);
+        .and_then(|m| super::config::normalise_mac(&m).ok())
+}
+
+/// Record a successful join from the join endpoint's request: the body
+/// may carry `{"mac": "..."}` (what `airlift-firstboot join` sends).
+pub fn record_join(nodes: &Nodes, body: &[u8], remote: IpAddr) {
+    let mac = nodes.joined(join_mac(body).as_deref(), remote);
     let line = format!("AIRLIFT-NETBOOT-JOINED mac={mac} ip={remote}");
     println!("{line}");
     tracing::info!("{line}");
