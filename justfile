@@ -115,9 +115,10 @@ e2e: deps base build
 e2e-ha: deps base build
     cargo test -p airlift-integration --test vm -- e2e_ha:: --nocapture
 
-# Figures beside cat, xorriso and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
+# Figures beside cat, xorriso, distribution v3 and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
 bench: deps base
-    command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk time; }
+    test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time; }
+    test -x "$HOME/.cache/airlift-peers/bin/registry" || nice -n 19 ../shared/peers/build.sh
     cargo build --release -p airlift-builder -p airlift-firstboot -p airlift-bench
     target/release/airlift-bench
 

@@ -1,7 +1,8 @@
 //! `airlift-bench`: airlift's figures beside its peers, in one run.
 //!
 //! 1. building: `airlift build` vs `xorriso -as mkisofs` vs `cat`;
-//! 2. serving: `airlift-firstboot serve` vs `docker-registry`, with `wrk`;
+//! 2. serving: `airlift-firstboot serve` vs distribution v3 and
+//!    `docker-registry`, plain HTTP and TLS, with the bench's load client;
 //! 3. first boot: `airlift-firstboot host0`;
 //! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG;
 //! 5. replicas: simulated nodes pulling from host0 and two replicas.
@@ -12,6 +13,8 @@
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
+pub mod go_registry;
+pub mod load;
 pub mod load_sharing;
 pub mod machine;
 pub mod measure;
@@ -21,7 +24,7 @@ pub mod servers;
 pub mod serving;
 pub mod settings;
 pub mod stats;
-pub mod wrk;
+pub mod tls_files;
 
 use std::path::{Path, PathBuf};
 
@@ -93,7 +96,7 @@ pub fn run(
                 Err(e) => failed("1. Building", e, &mut tables),
             },
             Part::Serve => match serving::run(s, bins) {
-                Ok(t) => tables.push(t),
+                Ok(t) => tables.extend(t),
                 Err(e) => failed("2. Serving", e, &mut tables),
             },
             Part::FirstBoot => match first_boot::run(s, bins) {

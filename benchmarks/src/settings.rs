@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 pub enum Part {
     /// `airlift build` beside `xorriso` and `cat`.
     Build,
-    /// `airlift-firstboot serve` beside `docker-registry`, driven by `wrk`.
+    /// `airlift-firstboot serve` beside distribution v3 and `docker-registry`.
     Serve,
     /// `airlift-firstboot host0`: first pull and background load.
     FirstBoot,
@@ -50,12 +50,14 @@ pub struct Settings {
     pub build_layer_mib: u64,
     /// ...plus one layer of this many MiB shared by all of them.
     pub build_shared_mib: u64,
-    /// Part 2: size of the blob fetched by `wrk`.
+    /// Part 2: size of the blob fetched over and over.
     pub serve_blob_mib: u64,
     /// Part 2: concurrent connections to try.
     pub serve_connections: Vec<u32>,
-    /// Part 2: seconds of each `wrk` run.
-    pub wrk_seconds: u64,
+    /// Part 2: seconds of each load run.
+    pub serve_seconds: u64,
+    /// Part 2: simulated nodes starting at once.
+    pub serve_nodes: usize,
     /// Part 3: payload sizes in MiB.
     pub first_boot_mib: Vec<u64>,
     /// Where payloads and outputs go (same disk as the outputs measured).
@@ -127,7 +129,8 @@ impl Settings {
                 .into_iter()
                 .map(|c| c as u32)
                 .collect(),
-            wrk_seconds: num("AIRLIFT_BENCH_WRK_SECONDS", 10, 1)?,
+            serve_seconds: num("AIRLIFT_BENCH_SERVE_SECONDS", 3, 1)?,
+            serve_nodes: num("AIRLIFT_BENCH_NODES", 24, 8)? as usize,
             first_boot_mib: list("AIRLIFT_BENCH_FIRSTBOOT_MIB", &[100, 2048], &[4])?,
             work_dir: path("AIRLIFT_BENCH_DIR", "target/bench-work"),
             results: path("AIRLIFT_BENCH_RESULTS", "benchmarks/RESULTS.md"),
@@ -143,8 +146,8 @@ impl Settings {
         if self.build_images == 0 || self.build_layer_mib == 0 {
             bail!("AIRLIFT_BENCH_IMAGES and AIRLIFT_BENCH_LAYER_MIB must be at least 1");
         }
-        if self.serve_blob_mib == 0 || self.wrk_seconds == 0 {
-            bail!("AIRLIFT_BENCH_BLOB_MIB and AIRLIFT_BENCH_WRK_SECONDS must be at least 1");
+        if self.serve_blob_mib == 0 || self.serve_seconds == 0 || self.serve_nodes == 0 {
+            bail!("AIRLIFT_BENCH_BLOB_MIB, AIRLIFT_BENCH_SERVE_SECONDS and AIRLIFT_BENCH_NODES must be at least 1");
         }
         if self.serve_connections.contains(&0) {
             bail!("AIRLIFT_BENCH_CONNECTIONS: every count must be at least 1");
@@ -175,7 +178,8 @@ pub const VARS: &[&str] = &[
     "AIRLIFT_BENCH_SHARED_MIB",
     "AIRLIFT_BENCH_BLOB_MIB",
     "AIRLIFT_BENCH_CONNECTIONS",
-    "AIRLIFT_BENCH_WRK_SECONDS",
+    "AIRLIFT_BENCH_SERVE_SECONDS",
+    "AIRLIFT_BENCH_NODES",
     "AIRLIFT_BENCH_FIRSTBOOT_MIB",
     "AIRLIFT_BENCH_DIR",
     "AIRLIFT_BENCH_RESULTS",
@@ -202,6 +206,7 @@ mod tests {
         assert_eq!(s.rounds, 3);
         assert_eq!(s.serve_connections, vec![1, 16, 64]);
         assert_eq!(s.serve_blob_mib, 64);
+        assert_eq!((s.serve_seconds, s.serve_nodes), (3, 24));
         assert!(s.build_payload_bytes() >= 2 << 30);
         assert_eq!(s.first_boot_mib, vec![100, 2048]);
         assert_eq!(s.work_dir, Path::new("/ws/target/bench-work"));
@@ -242,5 +247,6 @@ mod tests {
         assert!(format!("{e:#}").contains("AIRLIFT_BENCH_PARTS"));
         assert!(settings(&[("AIRLIFT_BENCH_ROUNDS", "0")]).is_err());
         assert!(settings(&[("AIRLIFT_BENCH_CONNECTIONS", "1,0")]).is_err());
+        assert!(settings(&[("AIRLIFT_BENCH_NODES", "0")]).is_err());
     }
 }

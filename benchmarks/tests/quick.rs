@@ -1,13 +1,14 @@
 //! The whole driver in quick mode with tiny sizes: every part runs and
 //! the results file holds every table with figures. Ignored by default
-//! (it needs wrk, /usr/bin/time, docker-registry, skopeo, xorriso, the
-//! boot base and the built binaries beside this test's profile): run it
+//! (it needs /usr/bin/time, docker-registry, distribution v3 from
+//! ../shared/peers/build.sh, skopeo, xorriso, the boot base and the
+//! built binaries beside this test's profile): run it
 //! with `cargo build --workspace --bins && cargo test -p airlift-bench -- --ignored`.
 
 use std::process::Command;
 
 #[test]
-#[ignore = "runs every benchmark part (tiny sizes, ~20 s); needs wrk, time, docker-registry and `just base`"]
+#[ignore = "runs every benchmark part (tiny sizes, ~1 min); needs time, docker-registry, distribution v3 and `just base`"]
 fn quick_run_writes_every_table() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("RESULTS.md");
@@ -23,6 +24,7 @@ fn quick_run_writes_every_table() {
     for heading in [
         "### 1. Building",
         "### 2. Serving",
+        "### 2b. Node start",
         "### 3. First boot",
         "### 4. End to end",
         "### 5. Replicas share the load",
@@ -38,6 +40,27 @@ fn quick_run_writes_every_table() {
     let ratio_cells = doc.matches('×').count();
     assert!(ratio_cells >= 10, "too few ratios:\n{doc}");
     assert!(!doc.contains("n/a"), "a figure is missing:\n{doc}");
+    // Serving: three registries, plain and TLS rows, a verified handshake
+    // with each, and every node of the node-start runs done.
+    let serving = doc.split("### 2. Serving").nth(1).unwrap();
+    let serving = serving.split("### 3.").next().unwrap();
+    for cell in ["| distribution v3.1.1 |", "| plain |", "| TLS |"] {
+        assert!(serving.contains(cell), "no {cell:?} in:\n{serving}");
+    }
+    let negotiated = serving
+        .lines()
+        .find(|l| l.starts_with("- TLS negotiated:"))
+        .unwrap();
+    assert_eq!(negotiated.matches("TLSv1_").count(), 3, "{negotiated}");
+    let nodes = serving.split("### 2b.").nth(1).unwrap();
+    let node_rows: Vec<&str> = nodes
+        .lines()
+        .filter(|l| l.starts_with("| plain |") || l.starts_with("| TLS |"))
+        .collect();
+    assert_eq!(node_rows.len(), 6, "{nodes}");
+    for r in node_rows {
+        assert_eq!(r.split(" | ").nth(7), Some("0"), "failed nodes in {r}");
+    }
     // The printed document is the written one.
     assert!(String::from_utf8_lossy(&out.stdout).contains(&doc));
 }

@@ -1,7 +1,7 @@
 //! Raw HTTP/1.1 over one `Connection: close` socket: for tests that need
 //! byte-level control of what a registry is sent, for readiness checks,
-//! and for the benchmarks' checks that two registries serve the same
-//! bytes (their load comes from `wrk`).
+//! and for the first-boot benchmark's polls of what host0 serves (the
+//! serving benchmark has its own load client, `airlift_bench::load`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
