@@ -172,6 +172,9 @@ pub struct Measured {
 fn add_rows(t: &mut Table, names: &[&str], results: &[Measured]) {
     for m in results {
         for (i, (name, sh)) in names.iter().zip(&m.shares).enumerate() {
+            // The stopped replica has no process to read figures from.
+            let down = m.strategy == Strategy::SpreadOneDown && i + 1 == names.len();
+            let server = |figure: String| if down { "stopped".to_string() } else { figure };
             t.row(vec![
                 if i == 0 {
                     m.strategy.label().to_string()
@@ -182,8 +185,8 @@ fn add_rows(t: &mut Table, names: &[&str], results: &[Measured]) {
                 sh.first_of.to_string(),
                 sh.requests.to_string(),
                 mib(sh.bytes),
-                sh.written.map_or_else(|| "-".to_string(), mib),
-                num(sh.cpu_secs),
+                server(sh.written.map_or_else(|| "-".to_string(), mib)),
+                server(num(sh.cpu_secs)),
                 if i == 0 {
                     format!("{} ({})", num(median(&m.wall_secs)), rounds(&m.wall_secs))
                 } else {
@@ -409,6 +412,7 @@ mod tests {
             "|  | replica 2 | 0 | 5 | 0.0 | 0.0 | 1.50 |  |",
             "| spread (rendezvous on MAC) | host0 | 20 | 5 | 100.0 |",
             "| spread, replica 2 stopped | host0 | 20 | 5 | 150.0 |",
+            "|  | replica 2 | 20 | 5 | 0.0 | stopped | stopped |  |",
         ] {
             assert!(md.contains(row), "no {row:?} in:\n{md}");
         }
