@@ -8,6 +8,7 @@
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
 
+pub mod boot_breakdown;
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
@@ -99,7 +100,7 @@ pub fn run(
                 Err(e) => failed("3. First boot", e, &mut tables),
             },
             Part::EndToEnd => match end_to_end::run(s, root) {
-                Ok(t) => tables.push(t),
+                Ok(t) => tables.extend(t),
                 Err(e) => failed("4. End to end", e, &mut tables),
             },
         }
