@@ -144,8 +144,10 @@ pub fn table(marks: &[Mark]) -> Table {
 }
 
 /// Run `just e2e` from `root`, then tabulate its timeline, the phases of
-/// each boot and systemd-analyze's figures from the VMs.
-pub fn run(s: &Settings, root: &Path) -> Result<Vec<Table>> {
+/// each boot and systemd-analyze's figures from the VMs. The images carry
+/// `firstboot` (the release build, as an appliance ships; `just e2e`
+/// alone puts the debug build in).
+pub fn run(s: &Settings, root: &Path, firstboot: &Path) -> Result<Vec<Table>> {
     let just = crate::measure::require("just", "just (cargo install just)")?;
     let dir = s.work_dir.join("e2e");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -167,6 +169,7 @@ pub fn run(s: &Settings, root: &Path) -> Result<Vec<Table>> {
     let start = Instant::now();
     let status = Command::new(&just)
         .arg("e2e")
+        .env("AIRLIFT_FIRSTBOOT", firstboot)
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -194,8 +197,10 @@ pub fn run(s: &Settings, root: &Path) -> Result<Vec<Table>> {
     );
     t.note(format!(
         "Command: `just e2e` (= `cargo test -p airlift-integration --test vm -- e2e_netboot:: --nocapture` after \
-         `just deps base build`), {wall:.0} s wall in all including the build; load average (1/5/15 min) \
+         `just deps base build`) with `AIRLIFT_FIRSTBOOT={}` (the VMs run the release `airlift-firstboot`, \
+         as an appliance ships it), {wall:.0} s wall in all including the build; load average (1/5/15 min) \
          before: {load_before}, after: {load_after}. Rows: {TIMELINE}; log: {}.",
+        firstboot.display(),
         log_path.display()
     ));
     if !status.success() {

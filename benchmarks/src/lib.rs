@@ -99,7 +99,7 @@ pub fn run(
                 Ok(t) => tables.push(t),
                 Err(e) => failed("3. First boot", e, &mut tables),
             },
-            Part::EndToEnd => match end_to_end::run(s, root) {
+            Part::EndToEnd => match end_to_end::run(s, root, &bins.firstboot) {
                 Ok(t) => tables.extend(t),
                 Err(e) => failed("4. End to end", e, &mut tables),
             },
