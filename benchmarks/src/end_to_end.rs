@@ -22,11 +22,15 @@ pub const TIMELINE: &str = "target/test-output/e2e-netboot/timeline.json";
 
 /// The events of the timeline, in the order a boot reaches them.
 pub const EVENTS: &[&str] = &[
+    "kernel running",
+    "stage 1 started",
+    "root mounted",
+    "systemd running",
     "ready",
     "netboot ready",
     "DHCP",
     "boot script",
-    "kernel running",
+    "GRUB config",
     "join started",
     "configured",
     "image resolved",
@@ -34,7 +38,7 @@ pub const EVENTS: &[&str] = &[
 ];
 
 /// The VM whose QEMU start is time zero.
-const HOST0: &str = "host0";
+pub const HOST0: &str = "host0";
 
 /// One row of timeline.json.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,8 +143,11 @@ pub fn table(marks: &[Mark]) -> Table {
     t
 }
 
-/// Run `just e2e` from `root`, then tabulate its timeline.
-pub fn run(s: &Settings, root: &Path) -> Result<Table> {
+/// Run `just e2e` from `root`, then tabulate its timeline, the phases of
+/// each boot and systemd-analyze's figures from the VMs. The images carry
+/// `firstboot` (the release build, as an appliance ships; `just e2e`
+/// alone puts the debug build in).
+pub fn run(s: &Settings, root: &Path, firstboot: &Path) -> Result<Vec<Table>> {
     let just = crate::measure::require("just", "just (cargo install just)")?;
     let dir = s.work_dir.join("e2e");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -162,6 +169,7 @@ pub fn run(s: &Settings, root: &Path) -> Result<Table> {
     let start = Instant::now();
     let status = Command::new(&just)
         .arg("e2e")
+        .env("AIRLIFT_FIRSTBOOT", firstboot)
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -189,8 +197,10 @@ pub fn run(s: &Settings, root: &Path) -> Result<Table> {
     );
     t.note(format!(
         "Command: `just e2e` (= `cargo test -p airlift-integration --test vm -- e2e_netboot:: --nocapture` after \
-         `just deps base build`), {wall:.0} s wall in all including the build; load average (1/5/15 min) \
+         `just deps base build`) with `AIRLIFT_FIRSTBOOT={}` (the VMs run the release `airlift-firstboot`, \
+         as an appliance ships it), {wall:.0} s wall in all including the build; load average (1/5/15 min) \
          before: {load_before}, after: {load_after}. Rows: {TIMELINE}; log: {}.",
+        firstboot.display(),
         log_path.display()
     ));
     if !status.success() {
@@ -200,7 +210,12 @@ pub fn run(s: &Settings, root: &Path) -> Result<Table> {
             log_path.display()
         );
     }
-    Ok(t)
+    let analyze = crate::boot_breakdown::parse_analyze(&text)?;
+    Ok(vec![
+        t,
+        crate::boot_breakdown::phases(&marks, HOST0),
+        crate::boot_breakdown::analyze_table(&analyze),
+    ])
 }
 
 /// The table when part 4 was not run.

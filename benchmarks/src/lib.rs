@@ -10,6 +10,7 @@
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
 
+pub mod boot_breakdown;
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
@@ -107,8 +108,8 @@ pub fn run(
                 Ok(t) => tables.push(t),
                 Err(e) => failed("5. Replicas", e, &mut tables),
             },
-            Part::EndToEnd => match end_to_end::run(s, root) {
-                Ok(t) => tables.push(t),
+            Part::EndToEnd => match end_to_end::run(s, root, &bins.firstboot) {
+                Ok(t) => tables.extend(t),
                 Err(e) => failed("4. End to end", e, &mut tables),
             },
         }

@@ -35,6 +35,8 @@ const TOTAL: Duration = Duration::from_secs(15 * 60);
 const HOST0_MAC: &str = "52:54:00:77:00:01";
 const BIOS_MAC: &str = "52:54:00:77:00:11";
 const UEFI_MAC: &str = "52:54:00:77:00:12";
+/// How long, at most, the timeline waits for systemd-analyze's figures.
+const ANALYZE_WAIT: Duration = Duration::from_secs(90);
 const PULLS: [&str; 2] = ["quay.io/test/hello:1.0", "docker.io/library/busybox:1.35"];
 
 /// Wait until `serial` shows `marker`; fail with every VM's tail.
@@ -221,6 +223,15 @@ fn host0_netboots_a_bios_and_a_uefi_node_that_join_and_pull_offline() {
         };
         check_node_table(fwd, mac, &format!("node:{}", node.name));
     }
+    // systemd-analyze's figures (printed once each boot has finished),
+    // for the timeline only: a VM that does not print them fails nothing.
+    let until = Instant::now() + ANALYZE_WAIT;
+    for s in [&h0, &nb, &nu] {
+        while s.find("AIRLIFT-E2E-ANALYZE-END").is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    timeline(&h0, &nb, &nu);
 }
 
 /// host0's node table lists `mac` as joined with `profile`.
@@ -246,6 +257,10 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
             rows.push((t, vm, what.to_string()));
         }
     };
+    add(h0, h0.name, "Linux version", "kernel running");
+    add(h0, h0.name, "AIRLIFT-STAGE1-START", "stage 1 started");
+    add(h0, h0.name, "AIRLIFT-STAGE1-ROOT", "root mounted");
+    add(h0, h0.name, "running in system mode", "systemd running");
     add(h0, h0.name, "AIRLIFT-HOST0-READY", "ready");
     add(h0, h0.name, "AIRLIFT-NETBOOT-READY", "netboot ready");
     for (node, mac) in [(nb, BIOS_MAC), (nu, UEFI_MAC)] {
@@ -264,6 +279,9 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
             "GRUB config",
         );
         add(node, n, "Linux version", "kernel running");
+        add(node, n, "AIRLIFT-STAGE1-START", "stage 1 started");
+        add(node, n, "AIRLIFT-STAGE1-ROOT", "root mounted");
+        add(node, n, "running in system mode", "systemd running");
         add(node, n, "AIRLIFT-JOIN-START", "join started");
         add(node, n, "AIRLIFT-JOIN-CONFIGURED", "configured");
         add(node, n, "AIRLIFT-JOIN-VERIFIED", "image resolved");
@@ -284,6 +302,11 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
         eprintln!("  host0: {}", l.trim());
     }
     // The same rows for `just bench` (part 4), replaced atomically.
+    let vms = [h0, nb, nu];
+    let analyze: BTreeMap<&str, Vec<String>> =
+        vms.iter().map(|s| (s.name, analyze_lines(s))).collect();
+    let uptime: BTreeMap<&str, serde_json::Value> =
+        vms.iter().map(|s| (s.name, stage1_uptimes(s))).collect();
     let json = serde_json::json!({
         "clock": "host-side seconds after host0's QEMU start (serial lines polled every 0.2 s)",
         "rows": rows.iter().map(|(t, vm, what)| serde_json::json!({
@@ -292,6 +315,8 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
             "event": what,
         })).collect::<Vec<_>>(),
         "netbootFiles": files.iter().map(|l| l.trim()).collect::<Vec<_>>(),
+        "analyze": analyze,
+        "uptime": uptime,
     });
     let dir = workspace_root().join("target/test-output/e2e-netboot");
     let written = std::fs::create_dir_all(&dir)
@@ -308,4 +333,32 @@ fn timeline(h0: &Serial, nb: &Serial, nu: &Serial) {
         Ok(()) => eprintln!("  (written to {}/timeline.json)", dir.display()),
         Err(e) => eprintln!("  (could not write {}/timeline.json: {e})", dir.display()),
     }
+}
+
+/// The systemd-analyze lines a VM printed (airlift-e2e-analyze.service),
+/// without their marker.
+fn analyze_lines(s: &Serial) -> Vec<String> {
+    const MARK: &str = "AIRLIFT-E2E-ANALYZE ";
+    s.all(MARK)
+        .iter()
+        .filter_map(|l| {
+            l.find(MARK)
+                .map(|i| l[i + MARK.len()..].trim_end().to_string())
+        })
+        .collect()
+}
+
+/// VM-side seconds since the kernel started at stage 1's start and when
+/// it mounted the root (its `uptime=` fields).
+fn stage1_uptimes(s: &Serial) -> serde_json::Value {
+    let at = |marker: &str| {
+        s.find(marker).and_then(|(_, l)| {
+            let v = l.split("uptime=").nth(1)?.split_whitespace().next()?;
+            v.trim_end_matches(')').parse::<f64>().ok()
+        })
+    };
+    serde_json::json!({
+        "stage 1 started": at("AIRLIFT-STAGE1-START"),
+        "root mounted": at("AIRLIFT-STAGE1-ROOT"),
+    })
 }

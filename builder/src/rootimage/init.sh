@@ -10,6 +10,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
+# Seconds since the kernel started, for the boot timeline.
+uptime_s() { read -r up _ </proc/uptime && echo "$up"; }
+echo "AIRLIFT-STAGE1-START uptime=$(uptime_s)"
 
 fail() {
     echo "AIRLIFT-STAGE1-ERROR $*"
@@ -70,7 +73,7 @@ fetch_root() {
             [ "$iface" = lo ] && continue
             ip link set "$iface" up
             udhcpc -i "$iface" -s /bin/airlift-udhcpc -q -n -t 5 -T 2 >/dev/null 2>&1 || continue
-            echo "airlift stage 1: $iface is up, fetching $root"
+            echo "airlift stage 1: $iface is up, fetching $root (uptime=$(uptime_s))"
             wget -q -O "$1" "$root" || fail "could not fetch the root image $root over $iface"
             ip addr flush dev "$iface"
             ip link set "$iface" down
@@ -105,7 +108,7 @@ mkdir -p /run/airlift/root-rw/upper /run/airlift/root-rw/work /newroot
 mount -t overlay -o lowerdir=/run/airlift/root-ro,upperdir=/run/airlift/root-rw/upper,workdir=/run/airlift/root-rw/work \
     overlay /newroot || fail "could not mount the overlay over the root image"
 [ -x "/newroot$init" ] || fail "the root image has no $init (init=)"
-echo "AIRLIFT-STAGE1-ROOT image=$image"
+echo "AIRLIFT-STAGE1-ROOT image=$image uptime=$(uptime_s)"
 for m in run dev sys proc; do
     mount --move "/$m" "/newroot/$m" || fail "could not move /$m into the new root"
 done

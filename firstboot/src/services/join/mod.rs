@@ -4,7 +4,7 @@
 //! 1. Learn host0's address and the token ([`params`]: kernel command
 //!    line, `/etc/airlift/join.conf`).
 //! 2. Ask host0's join endpoint for the node config, retrying with a
-//!    capped backoff (1 s doubling to 30 s) while host0 is unreachable,
+//!    capped backoff (250 ms doubling to 30 s) while host0 is unreachable,
 //!    one log line per attempt ([`client`]).
 //! 3. Check the CA it carries ([`trust`]: pinned by `airlift.ca=`, else
 //!    trusted on first use and remembered).
@@ -54,9 +54,11 @@ pub struct Options {
     pub no_verify: bool,
 }
 
-/// The pause after failed attempt number `attempt` (0-based): 1 s doubling, at most `max`.
+/// The pause after failed attempt number `attempt` (0-based): 250 ms
+/// doubling, at most `max`. A node's join usually starts a moment before
+/// its network is up, so the first retries come soon.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
-    Duration::from_secs(1u64 << attempt.min(16)).min(max)
+    Duration::from_millis(250u64 << attempt.min(20)).min(max)
 }
 
 /// Read the parameters from the command line and the file.
@@ -209,8 +211,8 @@ mod tests {
     #[test]
     fn backoff_is_capped() {
         let max = Duration::from_secs(30);
-        let s: Vec<u64> = (0..7).map(|a| backoff(a, max).as_secs()).collect();
-        assert_eq!(s, [1, 2, 4, 8, 16, 30, 30]);
+        let s: Vec<u128> = (0..9).map(|a| backoff(a, max).as_millis()).collect();
+        assert_eq!(s, [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
         assert_eq!(backoff(99, max), max);
     }
 }
