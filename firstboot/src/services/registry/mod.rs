@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod error;
 pub mod manifest;
 pub mod options;
