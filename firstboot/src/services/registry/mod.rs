@@ -5,7 +5,8 @@
 //!
 //! Layers: [`route`] (paths and names, pure), [`routes`] (thin HTTP
 //! handlers), [`store`] (blobs, metadata, uploads), [`auth`], [`error`]
-//! (the spec's error JSON), [`server`] (sockets, TLS, timeouts).
+//! (the spec's error JSON), [`server`] (sockets, TLS, timeouts), [`conn`]
+//! (the HTTP/1.1 driver in front of hyper: blob files with sendfile).
 
 pub mod auth;
 pub mod body;

@@ -198,17 +198,9 @@ pub async fn serve_connection<S>(
                 // Room for a whole body chunk (256 KiB) of records, so a
                 // write is one large send instead of several.
                 stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let read = if h2 {
-                    bytes::Bytes::new()
-                } else {
-                    match conn::drive(&mut stream, &service, header_timeout).await {
-                        conn::Outcome::Closed => return,
-                        conn::Outcome::Handoff(read) => read,
-                    }
-                };
-                let io = TokioIo::new(conn::Rewind::new(read, stream));
-                builder.serve_connection(io, to_hyper(service)).await
+                builder
+                    .serve_connection(TokioIo::new(stream), to_hyper(service))
+                    .await
             }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "TLS handshake failed: {e}");

@@ -1,10 +1,9 @@
-//! A small HTTP/1.1 connection driver in front of hyper, for plain and
-//! TLS connections. It answers bodiless `GET`/`HEAD` requests itself, through
+//! A small HTTP/1.1 connection driver in front of hyper, for plain-HTTP
+//! connections. It answers bodiless `GET`/`HEAD` requests itself, through
 //! the same router hyper calls (same auth, routing, handlers, errors and
 //! request extensions), and writes the response itself so a blob file's
 //! range ([`FileRange`] in the response's extensions) goes out with
-//! `sendfile(2)` on a plain connection instead of being copied through
-//! the process (in record-sized chunks on TLS); other
+//! `sendfile(2)` instead of being copied through the process; other
 //! bodies are written as they are (`Content-Length` or chunked).
 //!
 //! Anything else (a request with a body, HTTP/2, `Upgrade`, `Expect`,
@@ -21,14 +20,13 @@ mod rewind;
 pub mod sendfile;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::http::{Method, Request, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
@@ -73,43 +71,9 @@ impl<S> Routes for S where
 {
 }
 
-/// A connection the driver serves: plain TCP (blob files go out with
-/// `sendfile`) or TLS over it (blob files are read in record-sized
-/// chunks and written, see [`TLS_FILE_CHUNK`]).
-pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send {
-    /// The TCP socket, when bytes written to it go out as they are.
-    fn plain(&self) -> Option<&TcpStream>;
-}
-
-impl Connection for TcpStream {
-    fn plain(&self) -> Option<&TcpStream> {
-        Some(self)
-    }
-}
-
-impl Connection for tokio_rustls::server::TlsStream<TcpStream> {
-    fn plain(&self) -> Option<&TcpStream> {
-        None
-    }
-}
-
-/// Bytes of a blob file read at once for a TLS connection: four full
-/// TLS records, small enough to stay in the CPU cache from the read
-/// through the encryption to the socket write.
-pub const TLS_FILE_CHUNK: usize = 64 << 10;
-
-/// Blob file responses written in [`TLS_FILE_CHUNK`] pieces (on TLS).
-static COPIED: AtomicU64 = AtomicU64::new(0);
-
-/// How many blob file responses went out in [`TLS_FILE_CHUNK`] pieces
-/// since the process started (the TLS tests check it moves).
-pub fn copied_file_responses() -> u64 {
-    COPIED.load(Ordering::Relaxed)
-}
-
 /// Serve requests on `sock` until it closes or a request needs hyper.
-pub async fn drive<S: Routes, C: Connection>(
-    sock: &mut C,
+pub async fn drive<S: Routes>(
+    sock: &mut TcpStream,
     service: &S,
     header_timeout: Duration,
 ) -> Outcome
@@ -143,7 +107,7 @@ enum Next {
 }
 
 /// Read until `buf` starts with a whole head, within `timeout`.
-async fn read_head<C: Connection>(sock: &mut C, buf: &mut BytesMut, timeout: Duration) -> Next {
+async fn read_head(sock: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Next {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if !buf.is_empty() {
@@ -166,8 +130,8 @@ async fn read_head<C: Connection>(sock: &mut C, buf: &mut BytesMut, timeout: Dur
 }
 
 /// Answer one request; whether the connection stays open.
-async fn answer<S: Routes, C: Connection>(
-    sock: &mut C,
+async fn answer<S: Routes>(
+    sock: &mut TcpStream,
     service: &S,
     parsed: head::Parsed,
 ) -> std::io::Result<bool>
@@ -196,28 +160,18 @@ where
     match (framing, file) {
         (Framing::None, _) => sock.write_all(&out).await?,
         (Framing::Length(n), Some(range)) if n == range.len && cx.method == Method::GET => {
-            match sock.plain() {
-                Some(tcp) => {
-                    tcp_write_all(tcp, &out).await?;
-                    sendfile::send(tcp, &range).await?;
-                }
-                None => {
-                    let chunks = Body::from_stream(range.stream_in(TLS_FILE_CHUNK));
-                    write_body(sock, out, chunks, framing).await?;
-                    COPIED.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            sock.write_all(&out).await?;
+            sendfile::send(sock, &range).await?;
         }
         (framing, _) => write_body(sock, out, body, framing).await?,
     }
-    sock.flush().await?;
     Ok(keep)
 }
 
 /// Write `head` and then `body` framed as `framing`; a body that breaks
 /// or does not match its length is an error (the caller closes).
-async fn write_body<C: Connection>(
-    sock: &mut C,
+async fn write_body(
+    sock: &mut TcpStream,
     mut out: Vec<u8>,
     body: Body,
     framing: Framing,
@@ -257,11 +211,7 @@ async fn write_body<C: Connection>(
 }
 
 /// Add `chunk` to the pending bytes in `out`, writing them when large.
-async fn push<C: Connection>(
-    sock: &mut C,
-    out: &mut Vec<u8>,
-    chunk: &Bytes,
-) -> std::io::Result<()> {
+async fn push(sock: &mut TcpStream, out: &mut Vec<u8>, chunk: &Bytes) -> std::io::Result<()> {
     if out.len() + chunk.len() <= COALESCE {
         out.extend_from_slice(chunk);
         return Ok(());
@@ -271,17 +221,4 @@ async fn push<C: Connection>(
         out.clear();
     }
     sock.write_all(chunk).await
-}
-
-/// `write_all` on a TCP socket shared by reference.
-async fn tcp_write_all(tcp: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        tcp.writable().await?;
-        match tcp.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -81,8 +81,6 @@ struct Reader {
     /// system said it does not support them).
     nowait: bool,
     pool: Arc<Pool>,
-    /// Bytes per chunk (at most; [`CHUNK`] but for TLS connections).
-    chunk: usize,
 }
 
 /// What a `RWF_NOWAIT` read managed.
@@ -125,8 +123,8 @@ impl Reader {
     /// Read the next `min(left, CHUNK)` bytes. A file that ends early is
     /// an error (the response already promised the length).
     async fn next(&mut self) -> io::Result<Bytes> {
-        // `want` is at most `chunk`, a `usize`.
-        let want = self.left.min(self.chunk as u64) as usize;
+        // `want` is at most `CHUNK`, a `usize`.
+        let want = self.left.min(CHUNK as u64) as usize;
         let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
         let mut buf = spare.unwrap_or_default();
         if buf.len() < want {
@@ -219,9 +217,8 @@ impl FileRange {
         )
     }
 
-    fn reader(self, chunk: usize) -> Reader {
+    fn reader(self) -> Reader {
         Reader {
-            chunk,
             file: self.file,
             path: self.path.to_path_buf(),
             pos: self.start,
@@ -235,7 +232,7 @@ impl FileRange {
     /// is an error answer, not a cut-off body), the rest as the stream is
     /// polled. A range of at most [`CHUNK`] bytes comes back whole.
     pub async fn read(self) -> io::Result<BlobStream> {
-        let mut reader = self.reader(CHUNK);
+        let mut reader = self.reader();
         let first = reader.next().await?;
         if reader.left == 0 {
             return Ok(BlobStream::Whole(first));
@@ -247,13 +244,7 @@ impl FileRange {
     /// response body that a `sendfile(2)` connection never polls costs
     /// no reads. A read error ends the stream (the length was promised).
     pub fn stream(self) -> BoxStream<'static, io::Result<Bytes>> {
-        self.stream_in(CHUNK)
-    }
-
-    /// [`FileRange::stream`] in chunks of at most `chunk` bytes (smaller
-    /// ones stay in the CPU cache between the read and the TLS encryption).
-    pub fn stream_in(self, chunk: usize) -> BoxStream<'static, io::Result<Bytes>> {
-        chunks(None, self.reader(chunk.max(1)))
+        chunks(None, self.reader())
     }
 }
 
@@ -355,7 +346,6 @@ mod tests {
             left: (n - 3) as u64,
             nowait: false,
             pool: Arc::default(),
-            chunk: CHUNK,
         };
         let mut got = Vec::new();
         while reader.left > 0 {
@@ -392,7 +382,6 @@ mod tests {
             left: (4 * CHUNK) as u64,
             nowait: true,
             pool: Arc::default(),
-            chunk: CHUNK,
         };
         let first = reader.next().await.unwrap();
         let addr = first.as_ptr();
@@ -424,7 +413,6 @@ mod tests {
             left: 50,
             nowait: true,
             pool: Arc::default(),
-            chunk: CHUNK,
         };
         let chunk = reader.next().await.unwrap();
         assert!(chunk == data[100..150]);

