@@ -100,7 +100,7 @@ pub async fn serve(
                 local: sock.local_addr().unwrap_or(local),
             };
             app.clone()
-                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                .map_request(move |mut req: hyper::Request<axum::body::Body>| {
                     req.extensions_mut().insert(peer);
                     req.extensions_mut()
                         .insert(crate::services::registry::ClientAddr(remote.ip()));

@@ -5,10 +5,12 @@
 //!
 //! Layers: [`route`] (paths and names, pure), [`routes`] (thin HTTP
 //! handlers), [`store`] (blobs, metadata, uploads), [`auth`], [`error`]
-//! (the spec's error JSON), [`server`] (sockets, TLS, timeouts).
+//! (the spec's error JSON), [`server`] (sockets, TLS, timeouts), [`conn`]
+//! (the HTTP/1.1 driver in front of hyper: blob files with sendfile).
 
 pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod error;
 pub mod manifest;
 pub mod options;

@@ -68,11 +68,18 @@ pub async fn get(
     if head {
         return respond(status, &out, Body::empty());
     }
-    let body = match blob.read(start, len).await? {
-        BlobStream::Whole(bytes) => Body::from(bytes),
-        BlobStream::Chunks(stream) => Body::from_stream(stream),
+    let (body, file) = match blob.read(start, len).await? {
+        BlobStream::Whole(bytes) => (Body::from(bytes), None),
+        BlobStream::Chunks(stream) => (Body::from_stream(stream), None),
+        BlobStream::File(range) => (Body::from_stream(range.clone().stream()), Some(range)),
     };
-    respond(status, &out, body)
+    let mut resp = respond(status, &out, body)?;
+    if let Some(range) = file {
+        // A plain-HTTP connection sends the file with sendfile(2)
+        // instead of the body (crate::services::registry::conn).
+        resp.extensions_mut().insert(range);
+    }
+    Ok(resp)
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>`: the bytes are removed only when

@@ -62,17 +62,27 @@ pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Re
         .find(&repo.name, &r)
         .await?
         .ok_or_else(|| unknown(reg, repo, reference))?;
-    let headers = [
-        (header::CONTENT_TYPE, info.media_type.clone()),
-        (DOCKER_CONTENT_DIGEST, digest.to_string()),
-        (header::CONTENT_LENGTH, info.size.to_string()),
-        (header::ETAG, format!("\"{digest}\"")),
-    ];
-    if head {
-        return respond(StatusCode::OK, &headers, Body::empty());
-    }
-    let bytes = reg.store.manifest_bytes(&digest).await?;
-    respond(StatusCode::OK, &headers, Body::from(bytes))
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(reg.store.manifest_bytes(&digest).await?)
+    };
+    // The hottest answer: values built from owned strings (no copies),
+    // the header map sized once.
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.reserve(6);
+    h.insert(header::CONTENT_TYPE, value(info.media_type)?);
+    h.insert(header::ETAG, value(format!("\"{digest}\""))?);
+    h.insert(DOCKER_CONTENT_DIGEST, value(digest.to_string())?);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    Ok(resp)
+}
+
+/// A header value from a stored string.
+fn value(s: String) -> Result<HeaderValue> {
+    HeaderValue::try_from(s)
+        .map_err(|e| RegistryError::internal(anyhow::anyhow!("a stored manifest header: {e}")))
 }
 
 /// The most `tag` parameters one push may carry (the spec asks for at

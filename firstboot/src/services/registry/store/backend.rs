@@ -27,6 +27,9 @@ pub enum BlobStream {
     /// Chunks as they arrive; an error ends the stream (the length was
     /// already promised, so it cannot become an error answer).
     Chunks(BoxStream<'static, std::io::Result<Bytes>>),
+    /// A range of a local file, not read yet (a large read from a
+    /// folder): sent with `sendfile(2)` or read as a stream.
+    File(super::file_read::FileRange),
 }
 
 impl std::fmt::Debug for BlobStream {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for BlobStream {
         match self {
             BlobStream::Whole(b) => write!(f, "Whole({} bytes)", b.len()),
             BlobStream::Chunks(_) => f.write_str("Chunks"),
+            BlobStream::File(r) => write!(f, "File({r:?})"),
         }
     }
 }
@@ -141,16 +145,16 @@ impl Blob {
 
     /// The whole blob in memory (for manifests and image configs: small).
     pub async fn bytes(&self) -> StoreResult<Bytes> {
-        match self.read(0, self.size).await? {
-            BlobStream::Whole(b) => Ok(b),
-            BlobStream::Chunks(mut s) => {
-                let mut buf = BytesMut::new();
-                while let Some(chunk) = s.next().await {
-                    buf.extend_from_slice(&chunk?);
-                }
-                Ok(buf.freeze())
-            }
+        let mut stream = match self.read(0, self.size).await? {
+            BlobStream::Whole(b) => return Ok(b),
+            BlobStream::Chunks(s) => s,
+            BlobStream::File(range) => range.stream(),
+        };
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk?);
         }
+        Ok(buf.freeze())
     }
 
     /// Whether it came over a network (see [`BlobBackend::remote`]).

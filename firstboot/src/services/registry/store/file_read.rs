@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::{preadv2, Errno, ReadWriteFlags};
@@ -180,39 +181,108 @@ async fn open(path: &Path) -> io::Result<File> {
         .map_err(|e| io::Error::other(format!("blob open task failed: {e}")))?
 }
 
-/// `len` bytes of the file at `path` from offset `start`.
-///
-/// Opens the file and reads the first chunk before returning, so a file
-/// that cannot be opened or read is an error answer, not a cut-off
-/// body. A blob of at most [`CHUNK`] bytes comes back whole.
-pub async fn read_file(path: &Path, start: u64, len: u64) -> io::Result<BlobStream> {
-    let mut reader = Reader {
-        file: Arc::new(open(path).await?),
-        path: path.to_path_buf(),
-        pos: start,
-        left: len,
-        nowait: true,
-        pool: Arc::default(),
-    };
-    let first = reader.next().await?;
-    if reader.left == 0 {
-        return Ok(BlobStream::Whole(first));
+/// A range of an open blob file: what a plain-HTTP connection hands to
+/// `sendfile(2)` (see [`crate::services::registry::conn`]), and what any
+/// other connection reads as a stream ([`FileRange::stream`]).
+#[derive(Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub path: Arc<Path>,
+    pub start: u64,
+    pub len: u64,
+}
+
+impl std::fmt::Debug for FileRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes {}+{}",
+            self.path.display(),
+            self.start,
+            self.len
+        )
     }
-    let stream =
-        futures_util::stream::unfold((Some(first), Some(reader)), |(ready, reader)| async move {
-            if let Some(chunk) = ready {
-                return Some((Ok(chunk), (None, reader)));
+}
+
+impl FileRange {
+    /// The error for a file that ends before the range does.
+    pub fn early_end(&self, at: u64) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "blob file {} ends at byte {at}, before byte {}, the end of the response",
+                self.path.display(),
+                self.start + self.len
+            ),
+        )
+    }
+
+    fn reader(self) -> Reader {
+        Reader {
+            file: self.file,
+            path: self.path.to_path_buf(),
+            pos: self.start,
+            left: self.len,
+            nowait: true,
+            pool: Arc::default(),
+        }
+    }
+
+    /// Read the range: the first chunk now (so a file that cannot be read
+    /// is an error answer, not a cut-off body), the rest as the stream is
+    /// polled. A range of at most [`CHUNK`] bytes comes back whole.
+    pub async fn read(self) -> io::Result<BlobStream> {
+        let mut reader = self.reader();
+        let first = reader.next().await?;
+        if reader.left == 0 {
+            return Ok(BlobStream::Whole(first));
+        }
+        Ok(BlobStream::Chunks(chunks(Some(first), reader)))
+    }
+
+    /// The range as a stream that reads nothing until it is polled: a
+    /// response body that a `sendfile(2)` connection never polls costs
+    /// no reads. A read error ends the stream (the length was promised).
+    pub fn stream(self) -> BoxStream<'static, io::Result<Bytes>> {
+        chunks(None, self.reader())
+    }
+}
+
+/// `ready`, then the reader's chunks until it is done or fails.
+fn chunks(ready: Option<Bytes>, reader: Reader) -> BoxStream<'static, io::Result<Bytes>> {
+    let more = (reader.left > 0).then_some(reader);
+    futures_util::stream::unfold((ready, more), |(ready, reader)| async move {
+        if let Some(chunk) = ready {
+            return Some((Ok(chunk), (None, reader)));
+        }
+        let mut reader = reader?;
+        match reader.next().await {
+            Ok(chunk) => {
+                let more = (reader.left > 0).then_some(reader);
+                Some((Ok(chunk), (None, more)))
             }
-            let mut reader = reader?;
-            match reader.next().await {
-                Ok(chunk) => {
-                    let more = (reader.left > 0).then_some(reader);
-                    Some((Ok(chunk), (None, more)))
-                }
-                Err(e) => Some((Err(e), (None, None))),
-            }
-        });
-    Ok(BlobStream::Chunks(stream.boxed()))
+            Err(e) => Some((Err(e), (None, None))),
+        }
+    })
+    .boxed()
+}
+
+/// `len` bytes of the file at `path` from offset `start`: a range of at
+/// most [`CHUNK`] bytes is read now and comes back whole; a longer one
+/// comes back as the open file ([`BlobStream::File`]), read (or sent)
+/// when the response goes out. A file that cannot be opened is an error
+/// answer either way.
+pub async fn read_file(path: &Path, start: u64, len: u64) -> io::Result<BlobStream> {
+    let range = FileRange {
+        file: Arc::new(open(path).await?),
+        path: Arc::from(path),
+        start,
+        len,
+    };
+    if len <= CHUNK as u64 {
+        return range.read().await;
+    }
+    Ok(BlobStream::File(range))
 }
 
 #[cfg(test)]
@@ -223,6 +293,7 @@ mod tests {
         let mut stream = match body {
             BlobStream::Whole(b) => return Ok(b.to_vec()),
             BlobStream::Chunks(s) => s,
+            BlobStream::File(f) => f.stream(),
         };
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {

@@ -18,7 +18,7 @@ pub mod backend;
 pub mod bucket;
 pub mod changes;
 pub mod error;
-mod file_read;
+pub mod file_read;
 pub mod folder;
 pub mod index;
 pub mod layers;

@@ -22,6 +22,7 @@ mod auth;
 mod blob_delete;
 mod blob_scope;
 mod blobs;
+mod conn;
 mod content_range;
 mod discovery;
 mod manifest_classes;
