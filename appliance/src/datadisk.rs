@@ -23,6 +23,51 @@ pub struct Storage {
     /// Without a data disk: accept pushes into RAM (lost at reboot).
     #[serde(default)]
     pub allow_ram_push: bool,
+    /// Space host0 never fills, in MiB: an update or upload that would
+    /// leave less free is refused. None: [`Storage::reserve_bytes`]'s default.
+    #[serde(
+        default,
+        rename = "reserveMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reserve_mib: Option<u64>,
+    /// The status page warns when the data folder's filesystem is this
+    /// full (percent). None: [`DEFAULT_WARN_PERCENT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_percent: Option<u8>,
+    /// Releases garbage collection keeps: the current one and the ones
+    /// loaded most recently before it. None: [`DEFAULT_KEEP_RELEASES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_releases: Option<u32>,
+}
+
+/// The status page warns past this usage (percent) unless `warnPercent` says.
+pub const DEFAULT_WARN_PERCENT: u8 = 85;
+/// Garbage collection keeps the current and the previous release unless
+/// `keepReleases` says.
+pub const DEFAULT_KEEP_RELEASES: u32 = 2;
+/// The default reserve: 5 % of the data filesystem, at most this (2 GiB).
+pub const DEFAULT_RESERVE_CAP: u64 = 2 << 30;
+
+impl Storage {
+    /// The bytes to keep free on a filesystem of `fs_size` bytes:
+    /// `reserveMiB`, else 5 % of it capped at [`DEFAULT_RESERVE_CAP`].
+    pub fn reserve_bytes(&self, fs_size: u64) -> u64 {
+        match self.reserve_mib {
+            Some(m) => m.saturating_mul(1 << 20),
+            None => (fs_size / 20).min(DEFAULT_RESERVE_CAP),
+        }
+    }
+
+    /// `warnPercent`, else [`DEFAULT_WARN_PERCENT`].
+    pub fn warn_percent(&self) -> u8 {
+        self.warn_percent.unwrap_or(DEFAULT_WARN_PERCENT)
+    }
+
+    /// `keepReleases`, else [`DEFAULT_KEEP_RELEASES`].
+    pub fn keep_releases(&self) -> u32 {
+        self.keep_releases.unwrap_or(DEFAULT_KEEP_RELEASES)
+    }
 }
 
 /// Which disk holds `/var/lib/airlift`: one named by path, or the first
@@ -77,6 +122,7 @@ mod tests {
                 wipe: false,
             }),
             allow_ram_push: false,
+            ..Storage::default()
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
@@ -88,6 +134,23 @@ mod tests {
         let s: Storage = serde_json::from_str(r#"{"dataDisk": null}"#).unwrap();
         assert_eq!(s, Storage::default());
         assert_eq!(Filesystem::Xfs.to_string(), "xfs");
+    }
+
+    #[test]
+    fn day_two_settings_default_and_parse() {
+        let s = Storage::default();
+        assert_eq!(s.reserve_bytes(10 << 30), (10 << 30) / 20);
+        assert_eq!(s.reserve_bytes(1 << 40), DEFAULT_RESERVE_CAP);
+        assert_eq!((s.warn_percent(), s.keep_releases()), (85, 2));
+        let s: Storage =
+            serde_json::from_str(r#"{"reserveMiB": 512, "warnPercent": 70, "keepReleases": 3}"#)
+                .unwrap();
+        assert_eq!(s.reserve_bytes(1 << 40), 512 << 20);
+        assert_eq!((s.warn_percent(), s.keep_releases()), (70, 3));
+        assert!(serde_json::to_string(&s)
+            .unwrap()
+            .contains("\"reserveMiB\":512"));
+        assert!(serde_json::from_str::<Storage>(r#"{"reserveMib": 1}"#).is_err());
     }
 
     #[test]

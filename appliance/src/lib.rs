@@ -25,12 +25,14 @@ pub mod datadisk;
 pub mod ha;
 pub mod mirror_order;
 pub mod netboot;
+pub mod release;
 pub mod runtime;
 
 pub use bundle_manifest::{BundleImage, BundleManifest, Totals};
 pub use datadisk::{DataDisk, Filesystem, Storage};
 pub use ha::{Ha, IpCidr, VirtualIp};
 pub use netboot::{DhcpMode, Netboot, Node, NodeProfile};
+pub use release::{ReleaseId, UpdateManifest};
 pub use runtime::Runtime;
 
 use std::path::{Path, PathBuf};

@@ -85,6 +85,7 @@ fn by_device(dev: &Path, wipe: bool) -> Storage {
             wipe,
         }),
         allow_ram_push: false,
+        ..Default::default()
     }
 }
 
@@ -284,6 +285,7 @@ fn a_disk_with_data_is_left_alone_unless_wipe_names_it() {
             wipe: true,
         }),
         allow_ram_push: false,
+        ..Default::default()
     };
     match datadisk::prepare(&sel, &env(&target, &[&l])) {
         Outcome::Stopped { message, .. } => {
@@ -326,6 +328,7 @@ fn selector_takes_the_first_empty_disk_then_finds_its_own() {
             wipe: false,
         }),
         allow_ram_push: false,
+        ..Default::default()
     };
     // Too small for 1 GiB: none taken, each named with its reason.
     match datadisk::prepare(&sel(1), &env(&target, &[&a, &b, &ro])) {
@@ -415,6 +418,7 @@ fn refused_naming(l: &Loop, target: &Path, what: &str) {
             wipe: false,
         }),
         allow_ram_push: false,
+        ..Default::default()
     };
     match datadisk::prepare(&sel, &env(target, &[l])) {
         Outcome::Stopped { message, .. } => {

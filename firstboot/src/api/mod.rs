@@ -5,6 +5,7 @@
 //! [`replicas`]); JSON responses ([`json`]); and the
 //! client `airlift-firstboot status` reads them with ([`client`]).
 
+pub mod admin;
 pub mod client;
 pub mod images;
 pub mod join;

@@ -504,6 +504,7 @@ mod tests {
                 wipe: false,
             }),
             allow_ram_push: false,
+            ..Default::default()
         };
         assert!(check(&Storage::default()).is_ok());
         assert!(check(&disk(Some("/dev/vdb"), None)).is_ok());

@@ -11,5 +11,6 @@ pub mod media;
 pub mod mirrors;
 pub mod netboot;
 pub mod registry;
+pub mod releases;
 pub mod status;
 pub mod tls;

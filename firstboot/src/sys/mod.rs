@@ -5,6 +5,7 @@
 //! RFC 3339 text is `airlift_oci::civil_time`, shared with the builder.
 
 pub mod console;
+pub mod disk_space;
 pub mod logging;
 pub mod net;
 pub mod notify;

@@ -170,6 +170,21 @@ impl Validator<'_> {
     }
 
     pub(super) fn storage(&mut self) {
+        let s = &self.app.storage;
+        if let Some(p) = s.warn_percent.filter(|p| !(1..=99).contains(p)) {
+            self.problem(
+                "storage.warnPercent",
+                format!(
+                    "is {p}; give the usage (1 to 99 percent) past which the status page warns"
+                ),
+            );
+        }
+        if s.keep_releases == Some(0) {
+            self.problem(
+                "storage.keepReleases",
+                "is 0; garbage collection always keeps the current release: give 1 or more",
+            );
+        }
         let Some(d) = &self.app.storage.data_disk else {
             return;
         };

@@ -650,3 +650,22 @@ fn root_on_media_needs_a_busybox() {
     let e = one(&GOOD.replace("${BASE}/busybox", "${BASE}/nope"));
     assert!(e.contains("field base.busybox: "), "{e}");
 }
+
+#[test]
+fn day_two_storage_settings_are_checked() {
+    let e = one(&GOOD.replace(
+        "{ minSizeGiB: 20 }",
+        "{ minSizeGiB: 20 }\n  warnPercent: 100",
+    ));
+    assert!(e.contains("storage.warnPercent: is 100"), "{e}");
+    let e = one(&GOOD.replace(
+        "{ minSizeGiB: 20 }",
+        "{ minSizeGiB: 20 }\n  keepReleases: 0",
+    ));
+    assert!(e.contains("storage.keepReleases: is 0"), "{e}");
+    let ok = GOOD.replace(
+        "{ minSizeGiB: 20 }",
+        "{ minSizeGiB: 20 }\n  reserveMiB: 100\n  warnPercent: 90\n  keepReleases: 3",
+    );
+    assert_eq!(problems(&ok, Purpose::Build), Vec::<String>::new());
+}

@@ -3,6 +3,7 @@
 //! `/airlift/v1/images`, `/airlift/v1/nodes`, the replica table) into a
 //! [`Report`], and the report as text ([`render`], pure and unit-tested).
 
+pub mod admin;
 pub mod render;
 
 use std::fmt::Write as _;
@@ -62,7 +63,7 @@ pub fn base_url(server: &str) -> Result<String> {
     Ok(url)
 }
 
-fn client(args: &Connect) -> Result<reqwest::Client> {
+pub(crate) fn client(args: &Connect) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
