@@ -11,6 +11,8 @@
 //!                               blobs -> ../../registry/blobs
 //! ```
 
+pub mod ops;
 pub mod state;
 
+pub use ops::{OpGuard, Ops};
 pub use state::{Release, ReleasesState, Source};
