@@ -3,6 +3,7 @@
 //! host0's files directly, so it runs while host0 serves; the node table,
 //! kept in host0's memory, is asked of the running host0 when it answers.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +42,16 @@ pub fn run(args: BackupArgs) -> Result<()> {
     let now = SystemTime::now();
     let stamp = airlift_oci::civil_time::rfc3339_of(now);
     let out = output_path(&args.output, &stamp);
+    if let Some(dir) = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     let nodes = match node_table(&args.config, &args.data) {
         Ok(n) => Some(n),
         Err(e) => {
