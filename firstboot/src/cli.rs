@@ -35,6 +35,10 @@ pub enum Command {
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
+    /// Back up host0 (pushed images, tags, releases state, CA, admin token) into one tar.
+    Backup(crate::commands::backup::BackupArgs),
+    /// Restore a backup onto a freshly installed host0 of the same appliance.
+    Restore(crate::commands::restore::RestoreArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
@@ -60,6 +64,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => crate::commands::status::run(args),
         Command::Health(args) => crate::commands::health::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
+        Command::Backup(args) => crate::commands::backup::run(args),
+        Command::Restore(args) => crate::commands::restore::run(args),
     }
 }
 
@@ -134,7 +140,7 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "help"]
+            ["version", "serve", "render", "status", "backup", "restore", "help"]
         );
     }
 

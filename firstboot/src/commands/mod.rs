@@ -1,9 +1,11 @@
 //! Subcommands whose work is more than a call into one library module:
 //! their arguments and `run` functions, one file each.
 
+pub mod backup;
 pub mod health;
 pub mod host0;
 pub mod join;
 pub mod render;
 pub mod replica;
+pub mod restore;
 pub mod status;

@@ -2,8 +2,9 @@
 //! config for each container runtime, [`netboot`], joining host0
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
 //! [`tls`] material, the boot [`media`], the bundle [`loader`] and the
-//! machine's reported [`status`].
+//! machine's reported [`status`], and host0's [`backup`] and restore.
 
+pub mod backup;
 pub mod ha;
 pub mod join;
 pub mod loader;
