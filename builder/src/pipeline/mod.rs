@@ -224,13 +224,8 @@ fn write_root(
 /// The epoch (`SOURCE_DATE_EPOCH`, else the config's mtime) and the join
 /// token; see [`epoch`].
 fn stamp(config_path: &Path, app: &Appliance) -> Result<(i64, String)> {
-    let mtime = std::fs::metadata(config_path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
+    let epoch = build_epoch(config_path)?;
     let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = epoch::epoch(sde.as_deref(), mtime)?;
     let (token, token_source) = epoch::join_token(
         std::env::var("AIRLIFT_JOIN_TOKEN").ok().as_deref(),
         sde.as_ref().map(|_| epoch),
@@ -239,6 +234,18 @@ fn stamp(config_path: &Path, app: &Appliance) -> Result<(i64, String)> {
     )?;
     tracing::info!("epoch {epoch}, join token {token_source:?}");
     Ok((epoch, token))
+}
+
+/// Every timestamp of a build: `SOURCE_DATE_EPOCH`, else the config
+/// file's mtime (see [`epoch`]).
+pub fn build_epoch(config_path: &Path) -> Result<i64> {
+    let mtime = std::fs::metadata(config_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    epoch::epoch(sde.as_deref(), mtime)
 }
 
 /// The first-boot binary to put in the image; it must exist.
