@@ -132,7 +132,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // 2. The bundle.
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let bundle = write_bundle(&app, &bundle_dir, opts)?;
+    let bundle = write_bundle(&app, &bundle_dir, opts.concurrency, opts.progress)?;
     let seconds_bundle = t.elapsed().as_secs_f64();
     tracing::info!(
         "bundle: {} images, {} bytes in {seconds_bundle:.1}s",
@@ -265,8 +265,14 @@ fn firstboot_binary(opts: &BuildOptions) -> Result<PathBuf> {
 }
 
 /// Step 2: every image of the config into the bundle at `dir`, blobs of
-/// local layouts linked (checked later by the ISO writer).
-fn write_bundle(app: &Appliance, dir: &Path, opts: &BuildOptions) -> Result<bundler::BundleReport> {
+/// local layouts linked (checked later by the ISO writer; also how an
+/// update medium, [`crate::update`], collects its bundle).
+pub fn write_bundle(
+    app: &Appliance,
+    dir: &Path,
+    concurrency: usize,
+    progress: bool,
+) -> Result<bundler::BundleReport> {
     let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
     bundler::write_bundle_linked(
         &requests,
@@ -274,8 +280,8 @@ fn write_bundle(app: &Appliance, dir: &Path, opts: &BuildOptions) -> Result<bund
         &BundleOptions {
             name: app.metadata.name.clone(),
             version: app.metadata.version.clone(),
-            concurrency: opts.concurrency.max(1),
-            progress: opts.progress,
+            concurrency: concurrency.max(1),
+            progress,
         },
     )
     .context("writing the bundle")
@@ -335,7 +341,8 @@ fn write_iso(
     Ok(report)
 }
 
-fn parent_dir(p: &Path) -> &Path {
+/// The folder `p` is in (`.` for a bare file name).
+pub fn parent_dir(p: &Path) -> &Path {
     p.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

@@ -40,10 +40,7 @@ pub enum Content {
 
 /// Writes `entries` (path in the archive, content) as a tar at `out`.
 pub fn write(entries: Vec<(String, Content)>, epoch: i64, out: &Path) -> Result<Checks> {
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::pipeline::parent_dir(out);
     let tmp = tempfile::Builder::new()
         .prefix(".airlift-archive-")
         .tempfile_in(dir)

@@ -82,14 +82,27 @@ pub fn sniff(path: &Path) -> Result<Option<Container>> {
     Ok(None)
 }
 
+/// The three release files of a medium, as found.
+#[derive(Default)]
+struct Files {
+    bundle: Option<Vec<u8>>,
+    index: Option<Vec<u8>>,
+    update: Option<Vec<u8>>,
+}
+
 /// Parses the three release files (`what` names where they came from).
 fn parse(
     container: Container,
-    (bundle, index_json, update): (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>),
+    files: Files,
     blobs: BTreeMap<Digest, u64>,
     what: &str,
 ) -> Result<Medium> {
-    let (Some(bundle), Some(index_json)) = (bundle, index_json) else {
+    let Files {
+        bundle,
+        index,
+        update,
+    } = files;
+    let (Some(bundle), Some(index_json)) = (bundle, index) else {
         bail!(
             "{what} is not an airlift medium: it has no bundle.json and bundle index.json \
              (was it made by airlift build?)"
@@ -114,11 +127,11 @@ fn parse(
 fn from_iso(path: &Path) -> Result<Medium> {
     let iso = Iso::open(path)?;
     let what = path.display().to_string();
-    let files = (
-        iso.read_file("airlift/bundle.json")?,
-        iso.read_file(&format!("{BUNDLE_ISO_DIR}/index.json"))?,
-        iso.read_file(UPDATE_ISO_PATH)?,
-    );
+    let files = Files {
+        bundle: iso.read_file("airlift/bundle.json")?,
+        index: iso.read_file(&format!("{BUNDLE_ISO_DIR}/index.json"))?,
+        update: iso.read_file(UPDATE_ISO_PATH)?,
+    };
     let mut blobs = BTreeMap::new();
     if let Some(dir) = iso.lookup(&format!("{BUNDLE_ISO_DIR}/blobs"))? {
         for alg in iso.read_dir(&dir)? {
@@ -144,7 +157,7 @@ fn from_archive(path: &Path) -> Result<Medium> {
     let what = path.display().to_string();
     let f = File::open(path).with_context(|| format!("opening {what}"))?;
     let mut archive = tar::Archive::new(f);
-    let (mut bundle, mut index, mut update) = (None, None, None);
+    let mut files = Files::default();
     let mut blobs = BTreeMap::new();
     for entry in archive
         .entries_with_seek()
@@ -158,9 +171,9 @@ fn from_archive(path: &Path) -> Result<Medium> {
             .to_string();
         let size = entry.header().size()?;
         let slot = match name.as_str() {
-            airlift_appliance::bundle_manifest::BUNDLE_MANIFEST_FILE => &mut bundle,
-            "index.json" => &mut index,
-            UPDATE_FILE => &mut update,
+            airlift_appliance::bundle_manifest::BUNDLE_MANIFEST_FILE => &mut files.bundle,
+            "index.json" => &mut files.index,
+            UPDATE_FILE => &mut files.update,
             other => {
                 let parts: Vec<&str> = other.split('/').collect();
                 if let ["blobs", alg, hex] = parts[..] {
@@ -180,5 +193,5 @@ fn from_archive(path: &Path) -> Result<Medium> {
         entry.read_to_end(&mut bytes)?;
         *slot = Some(bytes);
     }
-    parse(Container::Archive, (bundle, index, update), blobs, &what)
+    parse(Container::Archive, files, blobs, &what)
 }

@@ -33,7 +33,7 @@ use airlift_oci::documents::REF_NAME;
 use airlift_oci::{Digest, Layout};
 use anyhow::{bail, Context, Result};
 
-use crate::bundler::{self, BundleOptions, BundleReport};
+use crate::bundler::{self, BundleReport};
 use crate::config::{self, Appliance};
 use crate::iso::Checks;
 use crate::pipeline::{self, checks::remember};
@@ -82,11 +82,7 @@ pub fn build(opts: &UpdateOptions) -> Result<UpdateReport> {
     let previous = previous::read(&opts.previous)?;
     same_appliance(&app, &previous, opts)?;
     let epoch = pipeline::build_epoch(&opts.config)?;
-    let out_dir = opts
-        .output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let out_dir = pipeline::parent_dir(&opts.output);
     let work = tempfile::Builder::new()
         .prefix(".airlift-update-")
         .tempdir_in(out_dir)
@@ -94,7 +90,7 @@ pub fn build(opts: &UpdateOptions) -> Result<UpdateReport> {
 
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let bundle = write_bundle(&app, &bundle_dir, opts)?;
+    let bundle = pipeline::write_bundle(&app, &bundle_dir, opts.concurrency, opts.progress)?;
     let images = new_images(&bundle_dir, &bundle)?;
     let plan = Plan::new(&images, &previous.held);
     let index_json = std::fs::read(bundle_dir.join("index.json")).context("reading index.json")?;
@@ -168,23 +164,6 @@ fn same_appliance(app: &Appliance, previous: &Previous, opts: &UpdateOptions) ->
         );
     }
     Ok(())
-}
-
-/// The bundle, as `airlift build` collects it (blobs of local layouts
-/// linked, checked when written out).
-fn write_bundle(app: &Appliance, dir: &Path, opts: &UpdateOptions) -> Result<BundleReport> {
-    let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
-    bundler::write_bundle_linked(
-        &requests,
-        dir,
-        &BundleOptions {
-            name: app.metadata.name.clone(),
-            version: app.metadata.version.clone(),
-            concurrency: opts.concurrency.max(1),
-            progress: opts.progress,
-        },
-    )
-    .context("writing the bundle")
 }
 
 /// Every image of the bundle at `dir` with the blobs it reaches.
