@@ -405,8 +405,27 @@ fn update_media_refuse_other_appliances_and_files_that_are_no_medium() {
 #[test]
 fn inspect_and_verify_read_update_media() {
     let f = fixture();
+    // An update does not boot: it needs none of the base files.
+    fs::remove_dir_all(f.dir.path().join("base")).unwrap();
     let iso = update(&f, &f.r2_config, &f.r1_iso, "u.iso").unwrap();
-    let tar = update(&f, &f.r2_config, &f.r1_iso, "u.tar").unwrap();
+    // As a user runs it.
+    let tar = f.dir.path().join("out/u.tar");
+    let out = Command::new(binary("airlift"))
+        .arg("build")
+        .arg(&f.r2_config)
+        .arg("--update-from")
+        .arg(&f.r1_iso)
+        .arg("-o")
+        .arg(&tar)
+        .arg("--no-cache")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(OCI archive)") && stderr.contains("carries 6 of 32 blobs"),
+        "{stderr}"
+    );
     let base = Medium::open(&f.r1_iso).unwrap().release();
     for p in [&iso, &tar] {
         let (ok, text) = airlift(&["inspect"], p);

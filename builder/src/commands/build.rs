@@ -22,7 +22,8 @@ pub struct Args {
     /// blob set), its update medium, or its bundle.json (with its
     /// index.json beside it or in bundle/ beside it; then only images whose
     /// top digest is unchanged count as present, everything else is
-    /// carried). The medium does not boot: base files are not needed.
+    /// carried). The medium does not boot: base: and overlays: files are
+    /// not needed.
     #[arg(long, value_name = "PREVIOUS")]
     pub update_from: Option<PathBuf>,
     /// The airlift-firstboot binary to put in the image (default: the one

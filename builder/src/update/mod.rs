@@ -4,8 +4,9 @@
 //! release it builds on and what it adds, changes and removes.
 //!
 //! Steps:
-//! 1. load the config as `airlift bundle` does (an update does not boot,
-//!    so `base:` files need not exist) and read PREVIOUS ([`previous`]);
+//! 1. load the config for an update (it does not boot, so `base:` and the
+//!    overlays are not checked: their files need not exist) and read
+//!    PREVIOUS ([`previous`]);
 //!    refuse another appliance's before any work;
 //! 2. collect the bundle exactly as `airlift build` does (same sources,
 //!    blobs of local layouts linked and checked as they are written out,
@@ -78,7 +79,7 @@ pub fn is_archive(output: &Path) -> bool {
 
 /// Builds the update medium `opts` describes.
 pub fn build(opts: &UpdateOptions) -> Result<UpdateReport> {
-    let app = config::load_and_validate(&opts.config, config::Purpose::Bundle)?;
+    let app = config::load_and_validate(&opts.config, config::Purpose::Update)?;
     let previous = previous::read(&opts.previous)?;
     same_appliance(&app, &previous, opts)?;
     let epoch = pipeline::build_epoch(&opts.config)?;
