@@ -3,6 +3,12 @@
 //! `SHA256SUMS` line is checked, and every descriptor reachable from the
 //! bundle's `index.json` must exist with its recorded size. Problems are
 //! collected, not the first one returned; `airlift verify` prints them.
+//!
+//! An update medium (with `/airlift/update.json`) leaves out the blobs its
+//! base release holds: a descriptor without its blob is counted as in the
+//! base, not a problem; instead the blobs it carries must be exactly as
+//! many, and as large, as `update.json` says, and `update.json` must name
+//! this bundle (the digest of its `index.json`).
 
 use std::io::Read;
 use std::path::Path;
@@ -10,6 +16,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
+
+use airlift_appliance::release::{UpdateManifest, UPDATE_ISO_PATH};
 
 use super::read::{Entry, Iso, Kind};
 
@@ -19,6 +27,8 @@ pub struct Report {
     pub blobs_checked: usize,
     pub sums_checked: usize,
     pub descriptors_checked: usize,
+    /// Descriptors whose blob an update medium leaves to its base release.
+    pub in_base: usize,
     /// One line per problem, naming the blob, file or digest.
     pub failures: Vec<String>,
 }
@@ -52,14 +62,54 @@ fn hash_entry(iso: &Iso, e: &Entry, alg: &str) -> Result<String> {
 pub fn verify(path: &Path) -> Result<Report> {
     let iso = Iso::open(path)?;
     let mut report = Report::default();
-    check_blobs(&iso, &mut report)?;
+    let update = update_manifest(&iso)?;
+    let carried = check_blobs(&iso, &mut report)?;
     check_sums(&iso, &mut report)?;
-    check_descriptors(&iso, &mut report)?;
+    let index = iso.read_file("airlift/bundle/index.json")?;
+    check_descriptors(&iso, index.as_deref(), update.is_some(), &mut report)?;
+    if let Some(u) = &update {
+        check_update(u, index.as_deref(), carried, &mut report);
+    }
     Ok(report)
 }
 
-/// Every blob in the store hashes to its name.
-fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
+/// `/airlift/update.json`, if the ISO is an update medium.
+fn update_manifest(iso: &Iso) -> Result<Option<UpdateManifest>> {
+    iso.read_file(UPDATE_ISO_PATH)?
+        .map(|b| airlift_oci::quiet_json::parse(&b, UPDATE_ISO_PATH))
+        .transpose()
+}
+
+/// An update medium carries what its `update.json` says (`(blobs,
+/// bytes)`: what it holds), for this bundle (`index`: its index.json).
+pub fn check_update(
+    u: &UpdateManifest,
+    index: Option<&[u8]>,
+    (blobs, bytes): (u64, u64),
+    report: &mut Report,
+) {
+    if (blobs, bytes) != (u.carried.blobs, u.carried.bytes) {
+        report.failures.push(format!(
+            "{UPDATE_ISO_PATH}: says {} blobs ({} bytes) are carried, the medium has {blobs} \
+             ({bytes} bytes)",
+            u.carried.blobs, u.carried.bytes
+        ));
+    }
+    if let Some(index) = index {
+        let id = airlift_appliance::release::bundle_id(index);
+        if id != u.release.bundle {
+            report.failures.push(format!(
+                "{UPDATE_ISO_PATH}: names bundle {}, but index.json is {id}",
+                u.release.bundle
+            ));
+        }
+    }
+}
+
+/// Every blob in the store hashes to its name; returns how many blobs
+/// and bytes the store holds.
+fn check_blobs(iso: &Iso, report: &mut Report) -> Result<(u64, u64)> {
+    let mut held = (0, 0);
     for (p, e) in &iso.walk()? {
         let Some(rest) = p.strip_prefix(&format!("{BLOBS}/")) else {
             continue;
@@ -86,6 +136,7 @@ fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
             continue;
         }
         report.blobs_checked += 1;
+        held = (held.0 + 1, held.1 + e.size);
         let got = hash_entry(iso, e, alg).with_context(|| format!("reading blob {alg}:{hexd}"))?;
         if got != hexd {
             report
@@ -93,7 +144,7 @@ fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
                 .push(format!("blob {alg}:{hexd}: content hashes to {alg}:{got}"));
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Every `SHA256SUMS` line names a file with that sha256.
@@ -134,16 +185,52 @@ fn check_sums(iso: &Iso, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Every descriptor reachable from `index.json` has its blob, with the
-/// recorded size; manifests and indexes are read for their children.
-fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
-    let Some(bytes) = iso.read_file("airlift/bundle/index.json")? else {
+/// Where [`check_descriptors`] finds a medium's blobs by `alg` and hex:
+/// the ISO, or an OCI archive ([`crate::update::verify_archive`]).
+pub trait BlobStore {
+    /// The blob's size, if the medium has it.
+    fn blob_size(&self, alg: &str, hex: &str) -> Result<Option<u64>>;
+    /// The bytes of a blob the medium has (only manifests and indexes of
+    /// at most [`MAX_DOCUMENT`] bytes are read).
+    fn read_blob(&self, alg: &str, hex: &str) -> Result<Vec<u8>>;
+}
+
+/// Largest manifest or index read for its children.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
+impl BlobStore for Iso {
+    fn blob_size(&self, alg: &str, hex: &str) -> Result<Option<u64>> {
+        Ok(self
+            .lookup(&format!("{BLOBS}/{alg}/{hex}"))?
+            .map(|e| e.size))
+    }
+
+    fn read_blob(&self, alg: &str, hex: &str) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        if let Some(e) = self.lookup(&format!("{BLOBS}/{alg}/{hex}"))? {
+            self.open_file(&e)?.read_to_end(&mut body)?;
+        }
+        Ok(body)
+    }
+}
+
+/// Every descriptor reachable from `index` (the bundle's `index.json`,
+/// `None` when missing) has its blob, with the recorded size; manifests
+/// and indexes are read for their children. On an `update` medium a
+/// missing blob is in the base release.
+pub fn check_descriptors(
+    store: &dyn BlobStore,
+    index: Option<&[u8]>,
+    update: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(bytes) = index else {
         report
             .failures
-            .push("airlift/bundle/index.json: missing".into());
+            .push("the bundle's index.json: missing".into());
         return Ok(());
     };
-    let index: Value = airlift_oci::quiet_json::parse(&bytes, "airlift/bundle/index.json")?;
+    let index: Value = airlift_oci::quiet_json::parse(bytes, "the bundle's index.json")?;
     let mut queue: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
     let mut seen = std::collections::HashSet::new();
     while let Some(d) = queue.pop() {
@@ -152,7 +239,7 @@ fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
             continue;
         }
         report.descriptors_checked += 1;
-        if let Some(children) = check_descriptor(iso, &d, &digest, report)? {
+        if let Some(children) = check_descriptor(store, &d, &digest, update, report)? {
             queue.extend(children);
         }
     }
@@ -162,9 +249,10 @@ fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
 /// One descriptor: its blob exists with the recorded size. Returns the
 /// descriptors a manifest or index (read when at most 16 MiB) lists.
 fn check_descriptor(
-    iso: &Iso,
+    store: &dyn BlobStore,
     d: &Value,
     digest: &str,
+    update: bool,
     report: &mut Report,
 ) -> Result<Option<Vec<Value>>> {
     let Some((alg, hexd)) = digest.split_once(':') else {
@@ -173,28 +261,29 @@ fn check_descriptor(
             .push(format!("descriptor with invalid digest {digest:?}"));
         return Ok(None);
     };
-    let blob = format!("{BLOBS}/{alg}/{hexd}");
-    let Some(e) = iso.lookup(&blob)? else {
-        report
-            .failures
-            .push(format!("descriptor {digest}: blob {blob} is missing"));
+    let Some(blob_size) = store.blob_size(alg, hexd)? else {
+        if update {
+            report.in_base += 1;
+            return Ok(None);
+        }
+        report.failures.push(format!(
+            "descriptor {digest}: blob {BLOBS}/{alg}/{hexd} is missing"
+        ));
         return Ok(None);
     };
     if let Some(size) = d["size"].as_u64() {
-        if size != e.size {
+        if size != blob_size {
             report.failures.push(format!(
-                "descriptor {digest}: size {size}, blob has {}",
-                e.size
+                "descriptor {digest}: size {size}, blob has {blob_size}"
             ));
         }
     }
     let mt = d["mediaType"].as_str().unwrap_or_default();
     let is_json = mt.contains("manifest") || mt.contains("index");
-    if !is_json || e.size > 16 << 20 {
+    if !is_json || blob_size > MAX_DOCUMENT {
         return Ok(None);
     }
-    let mut body = Vec::new();
-    iso.open_file(&e)?.read_to_end(&mut body)?;
+    let body = store.read_blob(alg, hexd)?;
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         report
             .failures
