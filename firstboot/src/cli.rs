@@ -35,6 +35,8 @@ pub enum Command {
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
+    /// Delete blobs no kept release and no pushed image references (`--dry-run` lists them).
+    Gc(crate::commands::gc::GcArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
         Command::Health(args) => crate::commands::health::run(args),
+        Command::Gc(args) => crate::commands::gc::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
     }
 }
