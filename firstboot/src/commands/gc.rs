@@ -73,7 +73,8 @@ pub fn run(args: GcArgs) -> Result<()> {
         };
         let r = rt.block_on(gc::collect_offline(&args.data, &req))?;
         if !r.dry_run {
-            crate::sys::console::milestone(&r.milestone());
+            // On stderr: stdout carries the report (maybe JSON).
+            eprintln!("{}", r.milestone());
         }
         r
     } else {
