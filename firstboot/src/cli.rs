@@ -137,7 +137,7 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "help"]
+            ["version", "serve", "render", "status", "gc", "help"]
         );
     }
 

@@ -105,7 +105,7 @@ pub async fn live(
     }
     walk_store(store, &mut reach).await?;
     let mut roots = reach.seen;
-    roots.extend(store.linked_blobs());
+    roots.extend(store.linked_blobs(grace));
     let files = tokio::task::spawn_blocking(move || scan::blob_files(&registry)).await??;
     Ok(Gathered {
         inputs: Inputs {
