@@ -35,6 +35,8 @@ pub enum Command {
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
+    /// Delete blobs no kept release and no pushed image references (`--dry-run` lists them).
+    Gc(crate::commands::gc::GcArgs),
     /// Back up host0 (pushed images, tags, releases state, CA, admin token) into one tar.
     Backup(crate::commands::backup::BackupArgs),
     /// Restore a backup onto a freshly installed host0 of the same appliance.
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
         Command::Health(args) => crate::commands::health::run(args),
+        Command::Gc(args) => crate::commands::gc::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
         Command::Backup(args) => crate::commands::backup::run(args),
         Command::Restore(args) => crate::commands::restore::run(args),
@@ -140,7 +143,7 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "backup", "restore", "help"]
+            ["version", "serve", "render", "status", "gc", "backup", "restore", "help"]
         );
     }
 

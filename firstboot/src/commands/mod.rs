@@ -2,6 +2,7 @@
 //! their arguments and `run` functions, one file each.
 
 pub mod backup;
+pub mod gc;
 pub mod health;
 pub mod host0;
 pub mod join;

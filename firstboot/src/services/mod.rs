@@ -1,10 +1,12 @@
 //! The services roles are made of: the OCI [`registry`], [`mirrors`]
 //! config for each container runtime, [`netboot`], joining host0
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
-//! [`tls`] material, the boot [`media`], the bundle [`loader`] and the
-//! machine's reported [`status`], and host0's [`backup`] and restore.
+//! [`tls`] material, the boot [`media`], the bundle [`loader`], garbage
+//! collection ([`gc`]), the machine's reported [`status`], and host0's
+//! [`backup`] and restore.
 
 pub mod backup;
+pub mod gc;
 pub mod ha;
 pub mod join;
 pub mod loader;
