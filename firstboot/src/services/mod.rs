@@ -2,8 +2,10 @@
 //! config for each container runtime, [`netboot`], joining host0
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
 //! [`tls`] material, the boot [`media`], the bundle [`loader`] and the
-//! machine's reported [`status`].
+//! machine's reported [`status`] with its [`disk_use`], and the
+//! [`media_watch`] that finds update media attached while host0 runs.
 
+pub mod disk_use;
 pub mod ha;
 pub mod join;
 pub mod loader;
