@@ -4,6 +4,7 @@
 //! [`Report`], and the report as text ([`render`], pure and unit-tested).
 
 pub mod admin;
+pub mod releases;
 pub mod render;
 
 use std::fmt::Write as _;

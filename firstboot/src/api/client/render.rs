@@ -116,7 +116,7 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
     out.push_str(&replicas_section(r.replicas.as_ref()));
     if let Some(v) = &r.releases {
         out.push_str("\nReleases\n");
-        out.push_str(&crate::commands::releases::render(v));
+        out.push_str(&super::releases::render(v));
     }
     Ok(out)
 }
