@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod gc_loopback;
 mod host0_crash;
 mod host0_loopback;
+mod host0_releases;
 mod mirrors_clients;
 mod registry_clients;
 mod registry_crash;
