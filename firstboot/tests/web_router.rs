@@ -202,7 +202,7 @@ fn fixture() -> Fixture {
     let app = airlift_firstboot::api::web::attach(
         app,
         &appliance(airlift_appliance::Netboot::default()),
-        &bdir,
+        airlift_firstboot::api::images::release_manifest(&bdir, tmp.path().join("state")),
         Arc::new(move || c.registry()),
         join,
     );

@@ -1,8 +1,12 @@
 //! `GET /airlift/v1/images`: every image the appliance serves.
 //!
 //! Two sources, merged by reference:
-//! - the bundle's `bundle.json` (read once at start: the media may be
-//!   ejected later), with the builder's sizes and platforms;
+//! - the `bundle.json` of the release whose tags are served
+//!   ([`release_manifest`]: the boot media's, read once at start since
+//!   the media may be ejected later, until a release is recorded on the
+//!   data disk; then the current release's copy there, re-read when an
+//!   update or a rollback moves the tags), with the builder's sizes and
+//!   platforms;
 //! - the registry's own store (catalog and tags), for images that are
 //!   not in `bundle.json`: pushed ones, or every image of a bundle
 //!   without a `bundle.json`. Their size and platforms are worked out
@@ -92,10 +96,13 @@ pub struct ImagesReport {
 /// on disk).
 pub type CurrentRegistry = Arc<dyn Fn() -> Arc<Registry> + Send + Sync>;
 
+/// Where the served release's `bundle.json` comes from, asked at each report.
+pub type ManifestSource = Arc<dyn Fn() -> Option<Arc<BundleManifest>> + Send + Sync>;
+
 /// The endpoint's state.
 #[derive(Clone)]
 pub struct Images {
-    manifest: Option<Arc<BundleManifest>>,
+    manifest: ManifestSource,
     registry: CurrentRegistry,
     cache: Arc<Mutex<HashMap<Digest, Details>>>,
 }
@@ -111,8 +118,15 @@ struct Details {
 impl Images {
     /// Serve `manifest` (if any) and what `registry` holds.
     pub fn new(manifest: Option<BundleManifest>, registry: CurrentRegistry) -> Images {
+        let manifest = manifest.map(Arc::new);
+        Images::with_source(Arc::new(move || manifest.clone()), registry)
+    }
+
+    /// Serve the `bundle.json` `source` gives at each report, and what
+    /// `registry` holds.
+    pub fn with_source(source: ManifestSource, registry: CurrentRegistry) -> Images {
         Images {
-            manifest: manifest.map(Arc::new),
+            manifest: source,
             registry,
             cache: Arc::default(),
         }
@@ -121,8 +135,9 @@ impl Images {
     /// The report now.
     pub async fn report(&self) -> ImagesReport {
         let registry = (self.registry)();
+        let manifest = (self.manifest)();
         let mut by_ref: BTreeMap<String, ImageEntry> = BTreeMap::new();
-        if let Some(m) = &self.manifest {
+        if let Some(m) = &manifest {
             for e in bundle_entries(m) {
                 by_ref.insert(e.reference.clone(), e);
             }
@@ -155,7 +170,7 @@ impl Images {
             );
         }
         ImagesReport {
-            bundle: self.manifest.as_deref().map(summary),
+            bundle: manifest.as_deref().map(summary),
             images: by_ref.into_values().collect(),
         }
     }
@@ -203,6 +218,39 @@ pub fn load_bundle_manifest(bundle_dir: &Path) -> Result<Option<BundleManifest>>
         return Ok(Some(m));
     }
     Ok(None)
+}
+
+/// The `bundle.json` of the release whose tags are served: the current
+/// release's copy in `data` (`DATA/releases/<hex>/bundle.json`) once
+/// `state.json` names one, else the boot media's (read now, from
+/// `media_bundle_dir`). The release's copy is read again only when the
+/// current release changes; a broken one is logged and none is shown.
+pub fn release_manifest(media_bundle_dir: &Path, data: PathBuf) -> ManifestSource {
+    let media = read_logged(media_bundle_dir);
+    let seen: Mutex<Option<(PathBuf, Option<Arc<BundleManifest>>)>> = Mutex::new(None);
+    Arc::new(move || {
+        let Some(dir) = crate::services::releases::dir::current_dir(&data) else {
+            return media.clone();
+        };
+        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.as_ref() {
+            Some((d, m)) if *d == dir => m.clone(),
+            _ => {
+                let m = read_logged(&dir);
+                *seen = Some((dir, m.clone()));
+                m
+            }
+        }
+    })
+}
+
+fn read_logged(dir: &Path) -> Option<Arc<BundleManifest>> {
+    load_bundle_manifest(dir)
+        .unwrap_or_else(|e| {
+            tracing::warn!("the status page lists the registry's images only: {e:#}");
+            None
+        })
+        .map(Arc::new)
 }
 
 /// The entries of `bundle.json`, in its order.
@@ -391,6 +439,56 @@ mod tests {
         let err = format!("{:#}", load_bundle_manifest(&bundle).unwrap_err());
         assert!(err.contains("airlift/bundle/bundle.json"), "{err}");
         assert!(err.contains("not a bundle manifest"), "{err}");
+    }
+
+    #[test]
+    fn the_served_release_s_bundle_json_follows_the_current_release() {
+        use crate::services::releases::dir::{self, SmallFiles, OCI_LAYOUT};
+        use crate::services::releases::state::{Release, ReleasesState, Source};
+        let tmp = tempfile::tempdir().unwrap();
+        let (media, data) = (tmp.path().join("media/bundle"), tmp.path().join("data"));
+        std::fs::create_dir_all(&media).unwrap();
+        std::fs::create_dir_all(data.join("registry/blobs")).unwrap();
+        let json = serde_json::to_vec(&manifest()).unwrap();
+        std::fs::write(media.join("bundle.json"), &json).unwrap();
+        let source = release_manifest(&media, data.clone());
+        assert_eq!(
+            source().unwrap().version,
+            "1.2.3",
+            "no release yet: the media's"
+        );
+
+        // Release 2 recorded on the data disk and made current.
+        let mut two = manifest();
+        two.version = "2.0".into();
+        let bundle = airlift_appliance::release::bundle_id(b"{}");
+        let files = SmallFiles {
+            oci_layout: OCI_LAYOUT.to_vec(),
+            index: b"{}".to_vec(),
+            bundle: Some(serde_json::to_vec(&two).unwrap()),
+            update: None,
+        };
+        dir::write(&data, &bundle, &files).unwrap();
+        let mut state = ReleasesState::default();
+        state.add(Release {
+            id: airlift_appliance::ReleaseId {
+                name: "demo".into(),
+                version: "2.0".into(),
+                bundle: bundle.clone(),
+            },
+            images: 1,
+            blobs: 1,
+            bytes: 1,
+            loaded_at: "2026-12-07T00:00:00Z".into(),
+            source: Source::Update,
+            base: None,
+        });
+        state.set_current(&bundle).unwrap();
+        state.save(&data).unwrap();
+        assert_eq!(source().unwrap().version, "2.0");
+        // The media's copy going away changes nothing now.
+        std::fs::remove_file(media.join("bundle.json")).unwrap();
+        assert_eq!(source().unwrap().version, "2.0");
     }
 
     #[test]

@@ -16,7 +16,6 @@
 pub mod assets;
 pub mod mirror_config;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use airlift_appliance::ApplianceFile;
@@ -27,7 +26,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 
-use crate::api::images::{CurrentRegistry, Images};
+use crate::api::images::{CurrentRegistry, Images, ManifestSource};
 use crate::api::join::Join;
 
 pub use assets::{Asset, ASSET_PREFIX};
@@ -62,9 +61,8 @@ pub async fn no_store(req: Request, next: Next) -> Response {
 }
 
 /// Add the page, `GET /airlift/v1/images` and `GET /airlift/v1/mirror-config`
-/// to host0's `app`, and `no-store` on its JSON. `bundle_dir`'s
-/// `bundle.json` is read now (the media may be ejected later); a broken
-/// one is logged and the images come from the registry alone.
+/// to host0's `app`, and `no-store` on its JSON. `manifest` gives the
+/// served release's `bundle.json` ([`crate::api::images::release_manifest`]).
 ///
 /// When netboot is off, host0 still keeps a node table, so the nodes
 /// that join (by token, installed some other way) are listed too; with
@@ -72,17 +70,15 @@ pub async fn no_store(req: Request, next: Next) -> Response {
 pub fn attach(
     app: Router,
     file: &ApplianceFile,
-    bundle_dir: &Path,
+    manifest: ManifestSource,
     registry: CurrentRegistry,
     join: Arc<Join>,
 ) -> Router {
-    let manifest = crate::api::images::load_bundle_manifest(bundle_dir).unwrap_or_else(|e| {
-        tracing::warn!("the status page lists the registry's images only: {e:#}");
-        None
-    });
     let mut app = app
         .merge(router())
-        .merge(crate::api::images::router(Images::new(manifest, registry)))
+        .merge(crate::api::images::router(Images::with_source(
+            manifest, registry,
+        )))
         .merge(mirror_config::router(join));
     let netboot_on =
         crate::services::netboot::config::checked(&file.netboot).is_ok_and(|c| c.enabled);

@@ -407,7 +407,8 @@ impl Host0 {
             tls.and_then(|t| t.ca_sha256.clone()),
         )
         .await;
-        let app = crate::api::web::attach(app, file, &media.dir, registry(), join);
+        let manifest = crate::api::images::release_manifest(&media.dir, self.opts.data.clone());
+        let app = crate::api::web::attach(app, file, manifest, registry(), join);
         (app, releases)
     }
 
