@@ -246,3 +246,39 @@ fn data_in_ram_without_a_data_disk_serves_from_the_media_only() {
     let (code, body) = curl(&dirs, &["/v2/quay.io/test/app/manifests/1.0"], &[]);
     assert_eq!(code, 200, "{body}");
 }
+
+/// host0 keeps `storage.reserveMiB` free: an upload that would eat into it
+/// is refused with 507, and the refusal says what garbage collection
+/// would free (worked out from host0's own files: nothing here).
+#[test]
+fn an_upload_into_the_reserve_is_refused_naming_what_gc_would_free() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(&tmp.path().join("media"));
+    let mut file = host0::appliance_file(host0::port(), &["quay.io", "docker.io"]);
+    file.registry.push = true;
+    file.storage.allow_ram_push = true;
+    file.storage.reserve_mib = Some(1 << 30); // 1 PiB: more than any disk here
+    let dirs = Host0Dirs::new(tmp.path(), &tmp.path().join("media"), &file);
+    let token = "reserve-test-push-token";
+    std::fs::write(dirs.config.parent().unwrap().join("push-token"), token).unwrap();
+    let mut h = Host0::start(&dirs, &[]);
+    let auth = format!("Authorization: Bearer {token}");
+    let (code, body) = curl(
+        &dirs,
+        &["/v2/quay.io/test/pushed/blobs/uploads/"],
+        &["-X", "POST", "-H", &auth],
+    );
+    assert_eq!(code, 507, "{body}");
+    assert!(
+        body.contains("DENIED") && body.contains("kept in reserve"),
+        "{body}"
+    );
+    assert!(
+        body.contains("garbage collection would free nothing"),
+        "the refusal must say what gc would free: {body}"
+    );
+    // Pulls go on.
+    let (code, _) = curl(&dirs, &["/v2/quay.io/test/app/manifests/1.0"], &[]);
+    assert_eq!(code, 200);
+    h.kill9();
+}

@@ -90,6 +90,15 @@ impl Host0 {
                 .await??,
             )
         };
+        // A refused upload says what `gc` would free: worked out then, on
+        // this (multi-threaded) runtime's worker, which may block for the
+        // walk of the blob folder; refusals are rare.
+        let (data, keep) = (self.opts.data.clone(), self.file.storage.keep_releases());
+        registry.space.set_reclaimable(Some(Arc::new(move || {
+            tokio::task::block_in_place(|| crate::services::gc::reclaimable(&data, keep))
+                .map_err(|e| tracing::warn!("working out what gc would free: {e:#}"))
+                .ok()
+        })));
         let initial = match (decision, loaded) {
             (CopyDecision::MediaOnly, _) => LoadState::MediaOnly,
             (CopyDecision::Copy, true) => LoadState::Ready,
