@@ -558,6 +558,34 @@ fn boot_host0(c: &Cluster, tag: &'static str, iso: &Path, data: &Path) -> Host0 
     }
 }
 
+/// Wait (up to `limit`) for a line holding every one of `markers` past
+/// the first `seen` such lines of host0's console; that line.
+fn new_line(h: &mut Host0, markers: &[&str], seen: usize, limit: Duration) -> String {
+    let t = Instant::now();
+    let count = |s: &Serial| {
+        s.all(markers[0])
+            .into_iter()
+            .filter(|l| markers.iter().all(|m| l.contains(m)))
+            .collect::<Vec<_>>()
+    };
+    loop {
+        if let Some(l) = count(&h.serial).get(seen) {
+            return l.clone();
+        }
+        assert!(
+            h.vm.exited().is_none() && t.elapsed() < limit,
+            "no new {markers:?} line on host0's console within {limit:?} (or host0 exited)\n{}",
+            vm::tail(&h.serial.text(), 60)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// How many console lines hold `marker` so far.
+fn lines(h: &Host0, marker: &str) -> usize {
+    h.serial.all(marker).len()
+}
+
 #[test]
 fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
     require("curl", "curl");
@@ -734,21 +762,23 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
     assert_eq!(release(&list, "1.0.0")["kept"], true, "{list:#}");
 
     steps.step("rollback moves the tags back to release 1, and forward again");
+    let before = lines(&h, "AIRLIFT-ROLLBACK");
     let out = h.sh.ok("airlift-firstboot rollback 2>&1", CMD);
     eprintln!("          rollback: {}", out.trim());
+    let said = new_line(&mut h, &["AIRLIFT-ROLLBACK"], before, CMD);
+    assert!(said.contains("e2e-update 1.0.0"), "{said}");
     assert_tag(h.fwd, APP, &app1, "after rollback");
     assert_tag(h.fwd, OLD, &old, "after rollback");
     assert_no_tag(h.fwd, NEW, "after rollback");
-    vm::wait_for(
-        &h.serial,
-        &["AIRLIFT-ROLLBACK", "1.0.0"],
-        Instant::now(),
-        CMD,
-        &mut [(&h.serial, &mut h.vm)],
-    );
+    assert_tag(h.fwd, PUSHED, &pushed, "after rollback");
+    let list = guest_json(&mut h.sh, "airlift-firstboot releases --json");
+    assert_eq!(release(&list, "1.0.0")["current"], true, "{list:#}");
     assert_eq!(node_pull(&mut node, APP), app1, "node-1 sees the rollback");
+    // With no argument: the newest held release that is not current.
     let out = h.sh.ok("airlift-firstboot rollback 2>&1", CMD);
     eprintln!("          rollback: {}", out.trim());
+    let said = new_line(&mut h, &["AIRLIFT-ROLLBACK"], before + 1, CMD);
+    assert!(said.contains("e2e-update 2.0.0"), "{said}");
     assert_tag(h.fwd, APP, &app2, "after rolling forward");
     assert_tag(h.fwd, NEW, &new, "after rolling forward");
     assert_no_tag(h.fwd, OLD, "after rolling forward");
@@ -778,6 +808,7 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
         &format!("find {BLOBS} -type f -exec touch -d '-1 hour' {{}} +"),
         CMD,
     );
+    let gc_before = lines(&h, "AIRLIFT-GC freed");
     let done = guest_json(&mut h.sh, "airlift-firstboot gc --keep 1 --json");
     eprintln!(
         "          gc --keep 1: {} blobs, {} bytes freed",
@@ -810,12 +841,13 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
     for b in &kept {
         assert!(left.contains(b), "{b} is gone from the data disk after gc");
     }
-    vm::wait_for(
-        &h.serial,
-        &["AIRLIFT-GC freed"],
-        Instant::now(),
-        CMD,
-        &mut [(&h.serial, &mut h.vm)],
+    let said = new_line(&mut h, &["AIRLIFT-GC freed"], gc_before, CMD);
+    assert!(
+        said.contains(&format!(
+            "freed {} blobs {}",
+            done["blobCount"], done["bytes"]
+        )),
+        "the console says what gc reported: {said}"
     );
     assert_eq!(
         by_digest(h.fwd, OLD, &old),
