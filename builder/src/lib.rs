@@ -15,4 +15,5 @@ pub mod signing;
 pub mod small_file;
 pub mod sources;
 pub mod store;
+pub mod update;
 pub mod verified;

@@ -305,3 +305,38 @@ fn verify_refuses_a_directory_that_contains_itself() {
     assert!(text.contains("loop/inner"), "{text}");
     assert!(text.contains("loops back"), "{text}");
 }
+
+/// An update ISO leaves blobs to its base release: verify counts them
+/// instead of failing, and checks what `update.json` claims.
+#[test]
+fn verify_leaves_an_update_isos_missing_blobs_to_its_base_and_checks_update_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = |v: &str| serde_json::json!({"name": "t", "version": v, "bundle": format!("sha256:{}", "ab".repeat(32))});
+    let update = serde_json::json!({
+        "schema": "airlift.update/v1",
+        "release": id("2"),
+        "base": id("1"),
+        "carried": {"blobs": 2, "bytes": 1},
+        "total": {"blobs": 3, "bytes": 100_100},
+        "added": [], "changed": [], "removed": []
+    });
+    let image = bundle_image_with(
+        true,
+        &[("/airlift/update.json", update.to_string().into_bytes())],
+    );
+    let p = tmp.path().join("update.iso");
+    iso::write(&image, &p).unwrap();
+    let (ok, text) = airlift(&["verify"], &p);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("an update medium: 1 descriptors are left to its base release"),
+        "{text}"
+    );
+    assert!(!text.contains("is missing"), "{text}");
+    assert!(
+        text.contains("says 2 blobs (1 bytes) are carried, the medium has 2 ("),
+        "{text}"
+    );
+    assert!(text.contains("names bundle sha256:abab"), "{text}");
+    assert!(text.contains("2 problem(s) found"), "{text}");
+}

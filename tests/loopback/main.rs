@@ -17,4 +17,5 @@ mod registry_crash;
 mod registry_hostile;
 mod replication_loopback;
 mod status_page;
+mod update_media;
 mod vip_keepalived;

@@ -1,18 +1,31 @@
-//! `airlift build CONFIG -o ISO`.
+//! `airlift build CONFIG -o ISO`, and with `--update-from PREVIOUS` an
+//! update medium ([`crate::update`]).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::pipeline::{self, BuildOptions};
+use crate::update::{self, medium::Container, UpdateOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image config (YAML).
     pub config: PathBuf,
-    /// The ISO to write (replaced atomically).
+    /// The ISO to write (replaced atomically). With --update-from, a name
+    /// ending in .tar writes one OCI archive instead of an ISO.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Write an update medium for host0s that hold PREVIOUS: the new
+    /// release's index.json and bundle.json, only the blobs PREVIOUS lacks,
+    /// and update.json. PREVIOUS is the previous release's ISO (its exact
+    /// blob set), its update medium, or its bundle.json (with its
+    /// index.json beside it or in bundle/ beside it; then only images whose
+    /// top digest is unchanged count as present, everything else is
+    /// carried). The medium does not boot: base: and overlays: files are
+    /// not needed.
+    #[arg(long, value_name = "PREVIOUS")]
+    pub update_from: Option<PathBuf>,
     /// The airlift-firstboot binary to put in the image (default: the one
     /// beside this airlift binary).
     #[arg(long, env = "AIRLIFT_FIRSTBOOT")]
@@ -54,6 +67,16 @@ fn cache_dir(args: &Args, var: impl Fn(&str) -> Option<String>) -> Option<PathBu
 
 pub fn run(args: Args) -> Result<()> {
     let cache = cache_dir(&args, |name| std::env::var(name).ok());
+    if let Some(previous) = args.update_from {
+        return run_update(UpdateOptions {
+            config: args.config,
+            previous,
+            output: args.output,
+            concurrency: args.concurrency,
+            progress: true,
+            cache,
+        });
+    }
     let mut opts = BuildOptions::new(args.config, args.output);
     opts.cache = cache;
     opts.firstboot = args.firstboot;
@@ -85,6 +108,40 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+fn run_update(opts: UpdateOptions) -> Result<()> {
+    let r = update::build(&opts)?;
+    let m = &r.manifest;
+    eprintln!(
+        "wrote {} ({}): {} bytes; update to {} over {} (from a {}); carries {} of {} blobs \
+         ({} of {} bytes); images: {} added, {} changed, {} removed; blobs hashed {} ({} bytes), \
+         {} unchanged since a recorded check ({} bytes); bundle {:.1}s, medium {:.1}s",
+        opts.output.display(),
+        if r.container == Container::Archive {
+            "OCI archive"
+        } else {
+            "ISO, data only"
+        },
+        r.output_bytes,
+        m.release,
+        m.base,
+        r.previous_kind,
+        m.carried.blobs,
+        m.total.blobs,
+        m.carried.bytes,
+        m.total.bytes,
+        m.added.len(),
+        m.changed.len(),
+        m.removed.len(),
+        r.checks.hashed_files,
+        r.checks.hashed_bytes,
+        r.checks.trusted_files,
+        r.checks.trusted_bytes,
+        r.seconds_bundle,
+        r.seconds_write
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +150,7 @@ mod tests {
         Args {
             config: "c.yaml".into(),
             output: "o.iso".into(),
+            update_from: None,
             firstboot: None,
             zstd_level: 3,
             concurrency: 1,

@@ -1,5 +1,6 @@
 //! `airlift verify ISO`: check an ISO's content without mounting it (see
-//! [`crate::iso::verify`]) and print what was checked and every problem.
+//! [`crate::iso::verify`]; an update ISO's blobs left to its base release
+//! are not problems) and print what was checked and every problem.
 
 use std::path::PathBuf;
 
@@ -22,6 +23,12 @@ pub fn run(args: Args) -> Result<()> {
         r.sums_checked,
         r.descriptors_checked
     );
+    if r.in_base > 0 {
+        println!(
+            "an update medium: {} descriptors are left to its base release (not carried)",
+            r.in_base
+        );
+    }
     if r.failures.is_empty() {
         println!("OK");
         return Ok(());

@@ -3,6 +3,12 @@
 //! `SHA256SUMS` line is checked, and every descriptor reachable from the
 //! bundle's `index.json` must exist with its recorded size. Problems are
 //! collected, not the first one returned; `airlift verify` prints them.
+//!
+//! An update medium (with `/airlift/update.json`) leaves out the blobs its
+//! base release holds: a descriptor without its blob is counted as in the
+//! base, not a problem; instead the blobs it carries must be exactly as
+//! many, and as large, as `update.json` says, and `update.json` must name
+//! this bundle (the digest of its `index.json`).
 
 use std::io::Read;
 use std::path::Path;
@@ -10,6 +16,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
+
+use airlift_appliance::release::{UpdateManifest, UPDATE_ISO_PATH};
 
 use super::read::{Entry, Iso, Kind};
 
@@ -19,6 +27,8 @@ pub struct Report {
     pub blobs_checked: usize,
     pub sums_checked: usize,
     pub descriptors_checked: usize,
+    /// Descriptors whose blob an update medium leaves to its base release.
+    pub in_base: usize,
     /// One line per problem, naming the blob, file or digest.
     pub failures: Vec<String>,
 }
@@ -52,14 +62,53 @@ fn hash_entry(iso: &Iso, e: &Entry, alg: &str) -> Result<String> {
 pub fn verify(path: &Path) -> Result<Report> {
     let iso = Iso::open(path)?;
     let mut report = Report::default();
-    check_blobs(&iso, &mut report)?;
+    let update = update_manifest(&iso)?;
+    let carried = check_blobs(&iso, &mut report)?;
     check_sums(&iso, &mut report)?;
-    check_descriptors(&iso, &mut report)?;
+    check_descriptors(&iso, update.is_some(), &mut report)?;
+    if let Some(u) = &update {
+        check_update(&iso, u, carried, &mut report)?;
+    }
     Ok(report)
 }
 
-/// Every blob in the store hashes to its name.
-fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
+/// `/airlift/update.json`, if the ISO is an update medium.
+fn update_manifest(iso: &Iso) -> Result<Option<UpdateManifest>> {
+    iso.read_file(UPDATE_ISO_PATH)?
+        .map(|b| airlift_oci::quiet_json::parse(&b, UPDATE_ISO_PATH))
+        .transpose()
+}
+
+/// An update medium carries what its `update.json` says, for this bundle.
+fn check_update(
+    iso: &Iso,
+    u: &UpdateManifest,
+    (blobs, bytes): (u64, u64),
+    report: &mut Report,
+) -> Result<()> {
+    if (blobs, bytes) != (u.carried.blobs, u.carried.bytes) {
+        report.failures.push(format!(
+            "{UPDATE_ISO_PATH}: says {} blobs ({} bytes) are carried, the medium has {blobs} \
+             ({bytes} bytes)",
+            u.carried.blobs, u.carried.bytes
+        ));
+    }
+    if let Some(index) = iso.read_file("airlift/bundle/index.json")? {
+        let id = airlift_appliance::release::bundle_id(&index);
+        if id != u.release.bundle {
+            report.failures.push(format!(
+                "{UPDATE_ISO_PATH}: names bundle {}, but index.json is {id}",
+                u.release.bundle
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every blob in the store hashes to its name; returns how many blobs
+/// and bytes the store holds.
+fn check_blobs(iso: &Iso, report: &mut Report) -> Result<(u64, u64)> {
+    let mut held = (0, 0);
     for (p, e) in &iso.walk()? {
         let Some(rest) = p.strip_prefix(&format!("{BLOBS}/")) else {
             continue;
@@ -86,6 +135,7 @@ fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
             continue;
         }
         report.blobs_checked += 1;
+        held = (held.0 + 1, held.1 + e.size);
         let got = hash_entry(iso, e, alg).with_context(|| format!("reading blob {alg}:{hexd}"))?;
         if got != hexd {
             report
@@ -93,7 +143,7 @@ fn check_blobs(iso: &Iso, report: &mut Report) -> Result<()> {
                 .push(format!("blob {alg}:{hexd}: content hashes to {alg}:{got}"));
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Every `SHA256SUMS` line names a file with that sha256.
@@ -135,8 +185,9 @@ fn check_sums(iso: &Iso, report: &mut Report) -> Result<()> {
 }
 
 /// Every descriptor reachable from `index.json` has its blob, with the
-/// recorded size; manifests and indexes are read for their children.
-fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
+/// recorded size; manifests and indexes are read for their children. On
+/// an `update` medium a missing blob is in the base release.
+fn check_descriptors(iso: &Iso, update: bool, report: &mut Report) -> Result<()> {
     let Some(bytes) = iso.read_file("airlift/bundle/index.json")? else {
         report
             .failures
@@ -152,7 +203,7 @@ fn check_descriptors(iso: &Iso, report: &mut Report) -> Result<()> {
             continue;
         }
         report.descriptors_checked += 1;
-        if let Some(children) = check_descriptor(iso, &d, &digest, report)? {
+        if let Some(children) = check_descriptor(iso, &d, &digest, update, report)? {
             queue.extend(children);
         }
     }
@@ -165,6 +216,7 @@ fn check_descriptor(
     iso: &Iso,
     d: &Value,
     digest: &str,
+    update: bool,
     report: &mut Report,
 ) -> Result<Option<Vec<Value>>> {
     let Some((alg, hexd)) = digest.split_once(':') else {
@@ -175,6 +227,10 @@ fn check_descriptor(
     };
     let blob = format!("{BLOBS}/{alg}/{hexd}");
     let Some(e) = iso.lookup(&blob)? else {
+        if update {
+            report.in_base += 1;
+            return Ok(None);
+        }
         report
             .failures
             .push(format!("descriptor {digest}: blob {blob} is missing"));

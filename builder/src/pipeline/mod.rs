@@ -132,7 +132,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // 2. The bundle.
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let bundle = write_bundle(&app, &bundle_dir, opts)?;
+    let bundle = write_bundle(&app, &bundle_dir, opts.concurrency, opts.progress)?;
     let seconds_bundle = t.elapsed().as_secs_f64();
     tracing::info!(
         "bundle: {} images, {} bytes in {seconds_bundle:.1}s",
@@ -224,13 +224,8 @@ fn write_root(
 /// The epoch (`SOURCE_DATE_EPOCH`, else the config's mtime) and the join
 /// token; see [`epoch`].
 fn stamp(config_path: &Path, app: &Appliance) -> Result<(i64, String)> {
-    let mtime = std::fs::metadata(config_path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
+    let epoch = build_epoch(config_path)?;
     let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = epoch::epoch(sde.as_deref(), mtime)?;
     let (token, token_source) = epoch::join_token(
         std::env::var("AIRLIFT_JOIN_TOKEN").ok().as_deref(),
         sde.as_ref().map(|_| epoch),
@@ -239,6 +234,18 @@ fn stamp(config_path: &Path, app: &Appliance) -> Result<(i64, String)> {
     )?;
     tracing::info!("epoch {epoch}, join token {token_source:?}");
     Ok((epoch, token))
+}
+
+/// Every timestamp of a build: `SOURCE_DATE_EPOCH`, else the config
+/// file's mtime (see [`epoch`]).
+pub fn build_epoch(config_path: &Path) -> Result<i64> {
+    let mtime = std::fs::metadata(config_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    epoch::epoch(sde.as_deref(), mtime)
 }
 
 /// The first-boot binary to put in the image; it must exist.
@@ -258,8 +265,14 @@ fn firstboot_binary(opts: &BuildOptions) -> Result<PathBuf> {
 }
 
 /// Step 2: every image of the config into the bundle at `dir`, blobs of
-/// local layouts linked (checked later by the ISO writer).
-fn write_bundle(app: &Appliance, dir: &Path, opts: &BuildOptions) -> Result<bundler::BundleReport> {
+/// local layouts linked (checked later by the ISO writer; also how an
+/// update medium, [`crate::update`], collects its bundle).
+pub fn write_bundle(
+    app: &Appliance,
+    dir: &Path,
+    concurrency: usize,
+    progress: bool,
+) -> Result<bundler::BundleReport> {
     let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
     bundler::write_bundle_linked(
         &requests,
@@ -267,8 +280,8 @@ fn write_bundle(app: &Appliance, dir: &Path, opts: &BuildOptions) -> Result<bund
         &BundleOptions {
             name: app.metadata.name.clone(),
             version: app.metadata.version.clone(),
-            concurrency: opts.concurrency.max(1),
-            progress: opts.progress,
+            concurrency: concurrency.max(1),
+            progress,
         },
     )
     .context("writing the bundle")
@@ -328,7 +341,8 @@ fn write_iso(
     Ok(report)
 }
 
-fn parent_dir(p: &Path) -> &Path {
+/// The folder `p` is in (`.` for a bare file name).
+pub fn parent_dir(p: &Path) -> &Path {
     p.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

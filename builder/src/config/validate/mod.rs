@@ -17,11 +17,14 @@ use super::normalise::Appliance;
 use super::problem::Problem;
 
 /// What the config is checked for: `airlift bundle` needs only images;
-/// `airlift build` also needs `base`.
+/// `airlift build` also needs `base`; an update medium (`airlift build
+/// --update-from`) does not boot, so `base` and the overlays are not
+/// checked at all (their files need not exist where it is built).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Bundle,
     Build,
+    Update,
 }
 
 /// Files `isolinux` must hold.
@@ -35,8 +38,10 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     };
     v.metadata();
     v.images();
-    v.base(purpose);
-    v.overlays();
+    if purpose != Purpose::Update {
+        v.base(purpose);
+        v.overlays();
+    }
     v.registry();
     v.netboot(purpose);
     v.runtimes();

@@ -207,6 +207,22 @@ fn base_is_optional_for_bundle_only() {
 }
 
 #[test]
+fn an_update_needs_neither_base_files_nor_overlays() {
+    let text = GOOD.replacen("kernel: ", "kernel: missing-", 1).replacen(
+        "overlays: [overlay]",
+        "overlays: [missing-overlay]",
+        1,
+    );
+    assert_eq!(problems(&text, Purpose::Update), Vec::<String>::new());
+    let build = problems(&text, Purpose::Build);
+    assert!(
+        build.iter().any(|p| p.contains("field base.kernel"))
+            && build.iter().any(|p| p.contains("missing-overlay")),
+        "{build:#?}"
+    );
+}
+
+#[test]
 fn missing_file_names_field_position_and_path() {
     let e = one(&GOOD.replace("images/app.tar", "images/nope.tar"));
     assert!(
