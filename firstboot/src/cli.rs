@@ -35,6 +35,12 @@ pub enum Command {
     Replica(crate::commands::replica::ReplicaArgs),
     /// Show host0's state (bundle load, images, nodes), as its status page does.
     Status(crate::commands::status::StatusArgs),
+    /// List host0's releases (current marked *) and the update load in progress.
+    Releases(crate::commands::releases::ReleasesArgs),
+    /// Load a release medium (folder, ISO, device or OCI archive) on host0 and move the tags to it.
+    Update(crate::commands::update::UpdateArgs),
+    /// Move host0's tags to another held release (default: the newest one that is not current).
+    Rollback(crate::commands::rollback::RollbackArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
@@ -59,6 +65,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
         Command::Health(args) => crate::commands::health::run(args),
+        Command::Releases(args) => crate::commands::releases::run(args),
+        Command::Update(args) => crate::commands::update::run(args),
+        Command::Rollback(args) => crate::commands::rollback::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
     }
 }
@@ -134,7 +143,7 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "help"]
+            ["version", "serve", "render", "status", "releases", "update", "rollback", "help"]
         );
     }
 

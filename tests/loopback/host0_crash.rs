@@ -90,13 +90,41 @@ fn kill9_during_the_load_then_restart_completes_with_every_blob_whole() {
         "temp files left: {:?}",
         files_under(&dirs.data)
     );
-    // Every image is registered in the data store's metadata.
+    // The bundle is recorded as the current release (its layout on the
+    // disk, blobs linked to the registry's), and every image is served
+    // by tag from it; the data metadata holds pushed content only.
+    let index = std::fs::read(media.join("index.json")).unwrap();
+    let bundle = airlift_oci::Digest::sha256_of(&index);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs.data.join("releases/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["current"], bundle.to_string(), "{state}");
+    let release = dirs.data.join("releases").join(bundle.hex());
+    assert_eq!(std::fs::read(release.join("index.json")).unwrap(), index);
+    assert!(release.join("blobs/sha256").is_dir());
     for m in &made {
         let repo = m.ref_name.trim_end_matches(":1.0");
         let tag = data.join("repositories").join(repo).join("_tags/1.0");
-        assert_eq!(
-            std::fs::read_to_string(&tag).unwrap().trim(),
-            m.manifest.digest.to_string()
+        assert!(
+            !tag.exists(),
+            "{} registered in the data metadata",
+            m.ref_name
+        );
+        let (code, head) = host0::curl(
+            &dirs,
+            &["/v2/", repo, "/manifests/1.0"],
+            &[
+                "-I",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json",
+            ],
+        );
+        assert_eq!(code, 200, "{}: {head}", m.ref_name);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("docker-content-digest: {}", m.manifest.digest)),
+            "{}: {head}",
+            m.ref_name
         );
     }
 }

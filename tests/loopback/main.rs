@@ -11,6 +11,7 @@ mod bundle_sources;
 mod fuzz_corpus;
 mod host0_crash;
 mod host0_loopback;
+mod host0_releases;
 mod mirrors_clients;
 mod registry_clients;
 mod registry_crash;

@@ -11,6 +11,7 @@ pub mod images;
 pub mod join;
 pub mod json;
 pub mod netboot;
+pub mod releases;
 pub mod replicas;
 pub mod replication;
 pub mod server;

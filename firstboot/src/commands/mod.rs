@@ -4,6 +4,9 @@
 pub mod health;
 pub mod host0;
 pub mod join;
+pub mod releases;
 pub mod render;
 pub mod replica;
+pub mod rollback;
 pub mod status;
+pub mod update;

@@ -20,7 +20,6 @@ pub mod format;
 pub mod mounts;
 pub mod plan;
 pub mod probe;
-pub mod stub;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -9,9 +9,10 @@
 //!   progress file, written atomically, records the counters and whether
 //!   the load completed for this bundle (by the digest of its
 //!   `index.json`), so a finished load is not scanned again.
-//! - Then every image's manifests and tag go into the data store's
-//!   metadata through the registry's storage API ([`register`]), so the
-//!   data store alone serves the whole bundle.
+//! - Then host0 records the bundle as a release (a small layout whose
+//!   blobs are the registry's, [`crate::services::releases`]) and serves
+//!   it as the store's read-only layer: bundled images never enter the
+//!   data folder's metadata, which holds pushed content only.
 //!
 //! Whether to copy at all is [`should_copy`]: not onto RAM (tmpfs or
 //! ramfs) unless asked to, since the appliance then runs from RAM and a
@@ -22,14 +23,10 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use airlift_oci::documents::media;
-use airlift_oci::{atomic, Descriptor, Digest, Layout, Reference};
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
+use airlift_oci::{atomic, Descriptor, Digest, Layout};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::services::registry::manifest::inspect;
-use crate::services::registry::store::{NewManifest, Store};
 use crate::services::status::{Progress, Status};
 
 /// The progress file's name in host0's state folder.
@@ -197,7 +194,7 @@ pub fn copy_blobs(
     let (mut last_log, mut last_percent) = (Instant::now(), 0u64);
     for desc in blobs {
         if !blob_present(data, desc)? {
-            copy_one(bundle, data, desc)?;
+            copy_one(bundle, data, &desc.digest, desc.size)?;
             p.bytes_copied += desc.size;
         }
         p.blobs_done += 1;
@@ -245,99 +242,34 @@ fn blob_present(data: &Layout, desc: &Descriptor) -> Result<bool> {
 }
 
 /// Copy one blob, hashing as it streams; renamed into place only if the
-/// digest and size match.
-fn copy_one(bundle: &Layout, data: &Layout, desc: &Descriptor) -> Result<()> {
-    let src = bundle.blob_path(&desc.digest);
-    let file = File::open(&src).with_context(|| {
-        format!(
-            "opening blob {} on the media ({})",
-            desc.digest,
-            src.display()
-        )
-    })?;
+/// digest and size match (an update load copies with it too).
+pub fn copy_one(bundle: &Layout, data: &Layout, digest: &Digest, size: u64) -> Result<()> {
+    let src = bundle.blob_path(digest);
+    let file = File::open(&src)
+        .with_context(|| format!("opening blob {} on the media ({})", digest, src.display()))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut writer = data.blob_writer(desc.digest.algorithm())?;
+    let mut writer = data.blob_writer(digest.algorithm())?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = reader
             .read(&mut buf)
-            .with_context(|| format!("reading blob {} from {}", desc.digest, src.display()))?;
+            .with_context(|| format!("reading blob {} from {}", digest, src.display()))?;
         if n == 0 {
             break;
         }
-        writer.write_all(&buf[..n]).with_context(|| {
-            format!("writing blob {} to {}", desc.digest, data.root().display())
-        })?;
+        writer
+            .write_all(&buf[..n])
+            .with_context(|| format!("writing blob {} to {}", digest, data.root().display()))?;
     }
-    writer
-        .commit(Some(&desc.digest), Some(desc.size))
-        .with_context(|| {
-            format!(
-                "blob {} on the media ({}) is corrupt; the media may be damaged: re-write it \
+    writer.commit(Some(digest), Some(size)).with_context(|| {
+        format!(
+            "blob {} on the media ({}) is corrupt; the media may be damaged: re-write it \
                  and check it with `airlift verify`",
-                desc.digest,
-                src.display()
-            )
-        })?;
+            digest,
+            src.display()
+        )
+    })?;
     Ok(())
-}
-
-/// Put every image of `bundle` (manifests, referrers, tags) into the
-/// store's data metadata. Idempotent. The manifests' blobs must be in
-/// the data store already.
-pub async fn register(store: &Store, bundle: &Layout) -> Result<usize> {
-    let index = bundle.read_index()?;
-    let mut images = 0;
-    for entry in &index.manifests {
-        let Some(ref_name) = entry.ref_name() else {
-            bail!(
-                "{}: index.json entry {} has no org.opencontainers.image.ref.name",
-                bundle.root().display(),
-                entry.digest
-            );
-        };
-        let reference: Reference = ref_name.parse().with_context(|| {
-            format!(
-                "{}: index.json entry {}",
-                bundle.root().display(),
-                entry.digest
-            )
-        })?;
-        let repo = reference.name();
-        let reachable = bundle.reachable(entry)?;
-        // Children first, so no manifest is a member before what it names.
-        for desc in reachable.iter().rev() {
-            if !(media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type)) {
-                continue;
-            }
-            let bytes = bundle.read_blob(&desc.digest)?;
-            let inspected = inspect(&bytes, Some(&desc.media_type)).map_err(|e| {
-                anyhow::anyhow!("manifest {} of {ref_name}: {}", desc.digest, e.message)
-            })?;
-            let referrer = inspected.subject.as_ref().map(|s| {
-                (
-                    s.digest.clone(),
-                    inspected.referrer_descriptor(&desc.digest, bytes.len() as u64),
-                )
-            });
-            let tag = (desc.digest == entry.digest)
-                .then(|| reference.tag())
-                .flatten();
-            store
-                .put_manifest(NewManifest {
-                    repo: &repo,
-                    tags: tag.as_slice(),
-                    digest: &desc.digest,
-                    bytes: Bytes::from(bytes),
-                    media_type: &inspected.media_type,
-                    referrer,
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!("registering {ref_name} ({}): {e}", desc.digest))?;
-        }
-        images += 1;
-    }
-    Ok(images)
 }
 
 /// Mark the load complete in the progress file.
@@ -368,6 +300,7 @@ pub fn progress_path(state_dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::services::status::{Identity, LoadState};
+    use airlift_oci::documents::media;
 
     fn status() -> Status {
         Status::new(

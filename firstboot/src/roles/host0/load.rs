@@ -1,25 +1,16 @@
-//! The background copy of the bundle to the data disk, and the switch to
-//! serving from the disk copy alone ([`crate::services::loader`]).
+//! The background copy of the bundle to the data disk, then the bundle
+//! recorded as a release and served from the disk alone
+//! ([`crate::services::loader`], [`crate::services::releases`]).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use airlift_oci::Layout;
 use anyhow::Result;
 
-use crate::api::server;
 use crate::services::loader::{self, Reporting};
-use crate::services::registry::{Registry, ServeOptions};
+use crate::services::releases::{OpGuard, Releases};
 use crate::services::status::{LoadState, Status};
 use crate::sys::console::milestone;
-
-/// Is every blob of the bundle in the registry's data folder (by size)?
-pub fn all_blobs_present(bundle: &Layout, reg_dir: &Path) -> Result<bool> {
-    let data = Layout::create(reg_dir)?;
-    Ok(loader::plan(bundle)?
-        .iter()
-        .all(|d| std::fs::metadata(data.blob_path(&d.digest)).is_ok_and(|m| m.len() == d.size)))
-}
 
 /// The background copy and the switch to the disk copy.
 pub struct LoadJob {
@@ -27,9 +18,9 @@ pub struct LoadJob {
     pub reg_dir: PathBuf,
     pub progress: PathBuf,
     pub status: Status,
-    pub current: server::Current,
-    pub registry: Arc<Registry>,
-    pub serve_opts: ServeOptions,
+    pub releases: Releases,
+    /// The day-two lock, held until the job ends.
+    pub _guard: OpGuard,
 }
 
 impl LoadJob {
@@ -60,23 +51,22 @@ impl LoadJob {
             )
         })
         .await??;
-        let images = loader::register(&self.registry.store, &self.bundle).await?;
+        // The release dir and state.json, then the store serves the
+        // releases (same store, same change feed) instead of the media.
+        let (release, current) = self.releases.adopt_media(self.bundle.root()).await?;
         loader::mark_complete(&self.progress, &self.bundle, &p)?;
-        if let Some(data) = self.reg_dir.parent() {
-            crate::datadisk::stub::save(self.bundle.root(), data)?;
-        }
-        let mut opts = self.serve_opts.clone();
-        opts.layers.clear();
-        // The disk store goes on with this store's change feed.
-        let changes = self.registry.store.changes().clone();
-        let disk = tokio::task::spawn_blocking(move || Registry::open_with_changes(&opts, changes))
-            .await??;
-        self.current.replace(Arc::new(disk));
         self.status.set_serving_from_disk();
         self.status.set_state(LoadState::Ready, None);
+        if !current {
+            tracing::info!(
+                "release {} is held already; the current release stays",
+                release.id
+            );
+        }
         milestone(&format!(
-            "AIRLIFT-HOST0-LOADED {images} images, {} blobs, {} MB verified in {}; \
+            "AIRLIFT-HOST0-LOADED {} images, {} blobs, {} MB verified in {}; \
              serving from the disk: the media can be ejected",
+            release.images,
             p.blobs_done,
             p.bytes_done / 1_000_000,
             self.reg_dir.display()

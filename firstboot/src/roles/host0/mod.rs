@@ -12,9 +12,11 @@
 //! 5. Point the local runtimes at it ([`runtimes`]), then tell systemd
 //!    `READY=1` ([`notify`]): units ordered after this one find a
 //!    registry that answers and config that names it.
-//! 6. In the background, copy the bundle to the data store ([`load`])
-//!    and then serve from the disk alone; or serve from the media only
-//!    when the data folder is in RAM and there is no data disk.
+//! 6. In the background, copy the bundle to the data store ([`load`]),
+//!    record it as a release ([`crate::services::releases`]) and serve
+//!    the releases from the disk alone; or serve from the media only
+//!    when the data folder is in RAM and there is no data disk. Later
+//!    releases come as updates (`/airlift/v1/releases`, [`crate::api::releases`]).
 //!
 //! Every step is idempotent, so a restart after a crash resumes and a
 //! re-run after success changes nothing.
@@ -45,6 +47,7 @@ use crate::datadisk::{Mode, StorageStatus};
 use crate::services::ha::vip;
 use crate::services::mirrors::runtimes::{self, Written};
 use crate::services::mirrors::{Endpoint, MirrorSpec, Runtime, Scheme};
+use crate::services::releases::{Ops, Releases};
 use crate::services::status::{ApplianceName, Identity, LoadState, Status};
 use crate::services::tls::TlsMaterial;
 use crate::sys::console::milestone;
@@ -94,9 +97,9 @@ pub async fn run(opts: Options) -> Result<()> {
     let net = bind(listen, tls.as_ref()).await?;
     let local = host0.configure_runtimes(&net, &ips, tls.as_ref())?;
     vip::apply_in_background(&host0.file, vip::Role::Host0, &host0.opts.root);
-    let status = host0.status(&reg, &net, &local, &media, tls.as_ref());
+    let status = host0.status(&reg, &net, &local, tls.as_ref());
     status.set_secure_boot(secure_boot);
-    let (app, current) = host0
+    let (app, releases) = host0
         .api(&reg, &status, &net, &local, &media, tls.as_ref())
         .await;
     announce_ready(&net, &local, reg.initial)?;
@@ -105,7 +108,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Duration::from_secs(reg.serve_opts.header_timeout_secs),
         reg.serve_opts.max_connections,
     );
-    start_load(media, reg, status, current);
+    start_load(media, reg, status, releases);
     server::serve(
         net.listener,
         net.acceptor,
@@ -124,6 +127,10 @@ pub struct Host0 {
     /// RFC 3339 UTC.
     pub started_at: String,
     pub storage: StorageStatus,
+    /// One day-two change at a time (the boot media's load included).
+    pub ops: Ops,
+    /// `DATA/admin-token`, made at start: the day-two endpoints' secret.
+    pub admin_token: String,
 }
 
 /// The bundle on the media (or the copy a full load left on the disk).
@@ -176,11 +183,14 @@ impl Host0 {
                 opts.data.display()
             );
         }
+        let admin_token = crate::api::admin::ensure_token(&opts.data)?;
         Ok(Host0 {
             opts,
             file,
             started_at,
             storage,
+            ops: Ops::default(),
+            admin_token,
         })
     }
 
@@ -212,9 +222,9 @@ impl Host0 {
     /// Find and mount the media by label, waiting for it; without it, the
     /// bundle a full load saved on the data disk.
     async fn find_media(&self) -> Result<PathBuf> {
-        // A bundle fully loaded onto the data disk is served without the media.
+        // The current release on the data disk is served without the media.
         let saved = (self.storage.mode == Mode::Disk)
-            .then(|| crate::datadisk::stub::find(&self.opts.data))
+            .then(|| crate::services::releases::dir::current_dir(&self.opts.data))
             .flatten();
         let (label, wait) = (self.file.volume_label.clone(), self.opts.media_wait);
         let wait = if saved.is_some() {
@@ -234,7 +244,7 @@ impl Host0 {
             (Ok(dir), _) => Ok(dir),
             (Err(e), Some(dir)) => {
                 milestone(&format!(
-                    "AIRLIFT-HOST0-NO-MEDIA serving the bundle loaded in {}: {e:#}",
+                    "AIRLIFT-HOST0-NO-MEDIA serving the release loaded in {}: {e:#}",
                     dir.display()
                 ));
                 Ok(dir)
@@ -298,7 +308,6 @@ impl Host0 {
         reg: &Opened,
         net: &Bound,
         local: &Local,
-        media: &Media,
         tls: Option<&TlsMaterial>,
     ) -> Status {
         let status = Status::new(
@@ -324,16 +333,13 @@ impl Host0 {
         }
         if reg.initial == LoadState::Ready {
             status.set_serving_from_disk();
-            if let Err(e) = crate::datadisk::stub::save(&media.dir, &self.opts.data) {
-                tracing::warn!("saving the bundle's description to the disk: {e:#}");
-            }
         }
         status
     }
 
     /// host0's API on the registry port ([`crate::api`]): status, join,
-    /// replication, netboot's boot endpoints, the status page, and the
-    /// registry behind them.
+    /// replication, releases, netboot's boot endpoints, the status page,
+    /// and the registry behind them.
     async fn api(
         &self,
         reg: &Opened,
@@ -342,7 +348,7 @@ impl Host0 {
         local: &Local,
         media: &Media,
         tls: Option<&TlsMaterial>,
-    ) -> (Router, Current) {
+    ) -> (Router, Releases) {
         let file = &self.file;
         let replicas = crate::api::replicas::Replicas::new();
         crate::api::replication::track_changes(reg.registry.store.changes(), replicas.clone());
@@ -374,7 +380,15 @@ impl Host0 {
             let c = current.clone();
             Arc::new(move || c.registry()) as CurrentRegistry
         };
+        let releases = Releases::new(&self.opts.data, file, registry(), self.ops.clone());
         let app = server::app(current.clone(), status.clone(), join.clone());
+        let app = crate::api::releases::attach(
+            app,
+            crate::api::releases::Admin {
+                releases: releases.clone(),
+                token: self.admin_token.clone(),
+            },
+        );
         let app = crate::api::replication::attach(
             app,
             Arc::new(crate::api::replication::FeedService {
@@ -393,7 +407,7 @@ impl Host0 {
         )
         .await;
         let app = crate::api::web::attach(app, file, &media.dir, registry(), join);
-        (app, current)
+        (app, releases)
     }
 
     /// The rest of the runtime config, slow and not needed by the
@@ -461,18 +475,26 @@ fn announce_ready(net: &Bound, local: &Local, initial: LoadState) -> Result<()> 
     Ok(())
 }
 
-/// The background copy, when the bundle is still to be loaded.
-fn start_load(media: Media, reg: Opened, status: Status, current: Current) {
-    if reg.initial == LoadState::Loading {
-        let job = LoadJob {
-            bundle: media.bundle,
-            reg_dir: reg.reg_dir,
-            progress: reg.progress,
-            status,
-            current,
-            registry: reg.registry,
-            serve_opts: reg.serve_opts,
-        };
-        tokio::spawn(job.run());
+/// The background copy, when the bundle is still to be loaded. It holds
+/// the day-two lock: no update or collection runs before it is done.
+fn start_load(media: Media, reg: Opened, status: Status, releases: Releases) {
+    if reg.initial != LoadState::Loading {
+        return;
     }
+    let guard = match releases.ops().begin("loading the boot media") {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return;
+        }
+    };
+    let job = LoadJob {
+        bundle: media.bundle,
+        reg_dir: reg.reg_dir,
+        progress: reg.progress,
+        status,
+        releases,
+        _guard: guard,
+    };
+    tokio::spawn(job.run());
 }

@@ -1,6 +1,8 @@
 //! host0's step that opens the registry: its data folder on the data
-//! disk, with the media's bundle as a read-only layer until a load has
-//! completed ([`crate::services::registry`], [`crate::services::loader`]).
+//! disk, with the releases held as read-only layers (the current one
+//! with its tags), or the media's bundle as the tagged layer until its
+//! load has completed ([`crate::services::registry`],
+//! [`crate::services::releases`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,11 +10,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use super::load::all_blobs_present;
 use super::{Host0, Media};
 use crate::datadisk::Mode;
 use crate::services::loader::{self, CopyDecision};
+use crate::services::registry::store::LayerSpec;
 use crate::services::registry::{Registry, ServeOptions};
+use crate::services::releases::{dir, state, ReleasesState};
 use crate::services::status::LoadState;
 use crate::services::tls::TlsMaterial;
 
@@ -29,8 +32,9 @@ pub struct Opened {
 }
 
 impl Host0 {
-    /// Open the registry: its data folder, with the media as a layer
-    /// unless an earlier run loaded this bundle completely.
+    /// Open the registry: its data folder, with the releases as layers
+    /// when the media's bundle is a held release, else with the media as
+    /// the tagged layer (held releases still pull by digest).
     pub(super) async fn open_registry(
         &self,
         media: &Media,
@@ -46,21 +50,11 @@ impl Host0 {
             self.storage.mode == Mode::Disk,
             self.opts.force_load,
         )?;
-        let loaded = match loader::already_complete(&progress, &media.bundle)? {
-            Some(_) if decision == CopyDecision::Copy => {
-                all_blobs_present(&media.bundle, &reg_dir)?
-            }
-            _ => false,
-        };
-        let layers = if loaded {
-            vec![]
-        } else {
-            vec![media.dir.clone()]
-        };
+        let (loaded, layers) = self.layers(media, decision)?;
         let mut serve_opts = serve_options(
             listen,
             &reg_dir,
-            layers,
+            vec![],
             tls,
             self.file.registry.allow_delete,
         )?;
@@ -73,10 +67,10 @@ impl Host0 {
             let (o, reason) = (serve_opts.clone(), self.storage.push_disabled_reason());
             Arc::new(
                 tokio::task::spawn_blocking(move || {
-                    Registry::open(&o).map(|mut r| {
-                        r.auth.push_disabled_reason = reason;
-                        r
-                    })
+                    let mut r = Registry::open(&o)?;
+                    r.auth.push_disabled_reason = reason;
+                    r.store.set_layers(&layers)?;
+                    anyhow::Ok(r)
                 })
                 .await??,
             )
@@ -93,6 +87,31 @@ impl Host0 {
             progress,
             initial,
         })
+    }
+}
+
+impl Host0 {
+    /// Is the media's bundle a held release (loaded before), and the
+    /// layers to serve.
+    fn layers(&self, media: &Media, decision: CopyDecision) -> Result<(bool, Vec<LayerSpec>)> {
+        let media_layer = LayerSpec::tagged(&media.dir);
+        if decision == CopyDecision::MediaOnly {
+            return Ok((false, vec![media_layer]));
+        }
+        let data = &self.opts.data;
+        let held = ReleasesState::load(data)?;
+        let index = media.dir.join("index.json");
+        let id = airlift_appliance::release::bundle_id(
+            &std::fs::read(&index).with_context(|| format!("reading {}", index.display()))?,
+        );
+        let specs = dir::layer_specs(data, &held);
+        let loaded =
+            held.get(&id).is_some() && specs.iter().any(|s| s.dir == state::release_dir(data, &id));
+        if loaded {
+            return Ok((true, specs));
+        }
+        let others = specs.into_iter().map(|s| LayerSpec { tags: false, ..s });
+        Ok((false, std::iter::once(media_layer).chain(others).collect()))
     }
 }
 

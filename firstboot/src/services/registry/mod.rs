@@ -76,7 +76,9 @@ impl Registry {
     /// [`Registry::open`], bumping `changes` (the feed of the store this
     /// one replaces, so replicas see the generations go on).
     pub fn open_with_changes(opts: &ServeOptions, changes: store::Changes) -> Result<Registry> {
-        let store = store::Store::open_with(&opts.data, &opts.layers, opts.remote()?, changes)?;
+        let layers: Vec<store::LayerSpec> =
+            opts.layers.iter().map(store::LayerSpec::tagged).collect();
+        let store = store::Store::open_with(&opts.data, &layers, opts.remote()?, changes)?;
         store.set_upload_policy(opts.upload_policy()?);
         Ok(Registry {
             store,

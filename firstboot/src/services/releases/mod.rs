@@ -11,8 +11,16 @@
 //!                               blobs -> ../../registry/blobs
 //! ```
 
+pub mod archive;
+pub mod checks;
+pub mod dir;
+pub mod load;
+pub mod medium;
 pub mod ops;
+pub mod progress;
+pub mod service;
 pub mod state;
 
 pub use ops::{OpGuard, Ops};
+pub use service::{AfterLoad, Refused, Releases};
 pub use state::{Release, ReleasesState, Source};

@@ -47,6 +47,7 @@ use self::error::lock_poisoned;
 pub use self::error::{StoreError, StoreResult};
 use self::folder::{FolderBlobs, FolderMeta};
 use self::index::{ManifestInfo, RepoIndex, Repos};
+pub use self::layers::{LayerSet, LayerSpec};
 use self::meta::Meta;
 use self::remote::{Remote, RemoteConfig};
 use self::upload_table::{Slot, UploadPolicy, UploadTable};
@@ -89,10 +90,9 @@ pub struct Store {
     blobs: Arc<dyn BlobBackend>,
     /// Where metadata changes are made durable.
     meta: Arc<dyn MetaBackend>,
-    /// The read-only layers' blobs, in order.
-    layers: Vec<Arc<dyn BlobBackend>>,
+    /// The read-only layers (blobs, index, manifests), swapped as one.
+    layers: RwLock<Arc<LayerSet>>,
     uploads_dir: PathBuf,
-    layer_repos: Repos,
     repos: RwLock<Repos>,
     manifests: RwLock<HashMap<Digest, Bytes>>,
     uploads: Arc<UploadTable>,
@@ -112,7 +112,8 @@ impl Store {
     /// layers. Leftover uploads and partial blobs and metadata temp
     /// files of a previous run are removed. Fails naming the layer and digest if a layer is broken.
     pub fn open(data: &Path, layer_dirs: &[PathBuf]) -> Result<Store> {
-        Store::open_with(data, layer_dirs, None, Changes::new())
+        let specs: Vec<LayerSpec> = layer_dirs.iter().map(LayerSpec::tagged).collect();
+        Store::open_with(data, &specs, None, Changes::new())
     }
 
     /// [`Store::open`], with blobs and metadata in S3 when `remote` is
@@ -120,7 +121,7 @@ impl Store {
     /// empty until [`Store::refresh`]), bumping `changes`.
     pub fn open_with(
         data: &Path,
-        layer_dirs: &[PathBuf],
+        layer_specs: &[LayerSpec],
         remote: Option<RemoteConfig>,
         changes: Changes,
     ) -> Result<Store> {
@@ -135,14 +136,7 @@ impl Store {
         atomic::remove_stale_temps(&data.join("blobs"))?;
         atomic::remove_stale_temps(&data.join("repositories"))?;
 
-        let mut layer_repos = Repos::new();
-        let mut cached = Vec::new();
-        let mut layers: Vec<Arc<dyn BlobBackend>> = Vec::new();
-        for dir in layer_dirs {
-            let l = layers::index_layout(dir, &mut layer_repos, &mut cached)
-                .with_context(|| format!("loading the read-only layer {}", dir.display()))?;
-            layers.push(Arc::new(FolderBlobs(l)));
-        }
+        let layers = LayerSet::index(layer_specs)?;
         let (blobs, meta, repos): (Arc<dyn BlobBackend>, Arc<dyn MetaBackend>, Repos) = match remote
         {
             Some(config) => {
@@ -161,8 +155,8 @@ impl Store {
             }
         };
         tracing::info!(
-            layers = layers.len(),
-            layer_repositories = layer_repos.len(),
+            layers = layers.backends.len(),
+            layer_repositories = layers.repos.len(),
             data_repositories = repos.len(),
             "storage ready in {}",
             data.display()
@@ -172,17 +166,46 @@ impl Store {
         Ok(Store {
             blobs,
             meta,
-            layers,
+            layers: RwLock::new(Arc::new(layers)),
             uploads_dir,
-            layer_repos,
             repos: RwLock::new(repos),
-            manifests: RwLock::new(cached.into_iter().collect()),
+            manifests: RwLock::new(HashMap::new()),
             uploads,
             links: links::BlobLinks::default(),
             write: tokio::sync::Mutex::new(()),
             writes: AtomicU64::new(0),
             changes,
         })
+    }
+
+    /// The read-only layers as of now (one consistent set).
+    pub(crate) fn layer_set(&self) -> Arc<LayerSet> {
+        self.layers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The read-only layers served now, in order.
+    pub fn layers(&self) -> Vec<LayerSpec> {
+        self.layer_set().specs.clone()
+    }
+
+    /// Serve these read-only layers from now on, in place of the
+    /// current ones, in one step (index first, then one swap under the
+    /// lock), then bump the change feed so replicas and nodes see the
+    /// new tags at once. Reads the layouts' index.json and manifests:
+    /// call it off the async runtime. On error nothing changes.
+    pub fn set_layers(&self, specs: &[LayerSpec]) -> Result<()> {
+        let set = Arc::new(LayerSet::index(specs)?);
+        tracing::info!(
+            layers = set.backends.len(),
+            layer_repositories = set.repos.len(),
+            "read-only layers swapped"
+        );
+        *self.layers.write().unwrap_or_else(|p| p.into_inner()) = set;
+        self.changes.bump();
+        Ok(())
     }
 
     /// This store's change feed.
@@ -202,10 +225,11 @@ impl Store {
     /// is logged and the blob reported unknown.
     pub async fn blob(&self, d: &Digest) -> Option<Blob> {
         let data = std::iter::once(&self.blobs);
+        let layers = self.layer_set();
         let order: Vec<&Arc<dyn BlobBackend>> = if self.blobs.remote() {
-            self.layers.iter().chain(data).collect()
+            layers.backends.iter().chain(data).collect()
         } else {
-            data.chain(self.layers.iter()).collect()
+            data.chain(layers.backends.iter()).collect()
         };
         for backend in order {
             match backend.stat(d).await {
@@ -294,7 +318,7 @@ impl Store {
 
     /// Does the repository exist (data or layers)?
     pub fn repo_exists(&self, repo: &str) -> bool {
-        self.layer_repos.contains_key(repo)
+        self.layer_set().repos.contains_key(repo)
             || self
                 .repos
                 .read()
@@ -306,7 +330,7 @@ impl Store {
         let data = self.repos.read().ok()?;
         data.get(repo)
             .and_then(&f)
-            .or_else(|| self.layer_repos.get(repo).and_then(&f))
+            .or_else(|| self.layer_set().repos.get(repo).and_then(&f))
     }
 
     /// Resolve a tag or digest to a member manifest of `repo`.
@@ -323,6 +347,9 @@ impl Store {
     /// back over a network, they are re-hashed first).
     pub async fn manifest_bytes(&self, d: &Digest) -> StoreResult<Bytes> {
         if let Some(b) = self.manifests.read().map_err(lock_poisoned)?.get(d) {
+            return Ok(b.clone());
+        }
+        if let Some(b) = self.layer_set().manifests.get(d) {
             return Ok(b.clone());
         }
         let blob = self
@@ -349,7 +376,8 @@ impl Store {
     /// A repository's tags, sorted; None if the repository is unknown.
     pub fn tags(&self, repo: &str) -> Option<Vec<String>> {
         let data = self.repos.read().ok()?;
-        let (a, b) = (data.get(repo), self.layer_repos.get(repo));
+        let layers = self.layer_set();
+        let (a, b) = (data.get(repo), layers.repos.get(repo));
         if a.is_none() && b.is_none() {
             return None;
         }
@@ -365,7 +393,7 @@ impl Store {
 
     /// Every stored repository name, sorted.
     pub fn catalog(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.layer_repos.keys().cloned().collect();
+        let mut names: Vec<String> = self.layer_set().repos.keys().cloned().collect();
         if let Ok(data) = self.repos.read() {
             names.extend(data.keys().cloned());
         }
@@ -378,7 +406,8 @@ impl Store {
     pub fn referrers(&self, repo: &str, subject: &Digest) -> Vec<Descriptor> {
         let mut all = std::collections::BTreeMap::new();
         if let Some(m) = self
-            .layer_repos
+            .layer_set()
+            .repos
             .get(repo)
             .and_then(|ri| ri.referrers.get(subject))
         {

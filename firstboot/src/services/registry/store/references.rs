@@ -53,9 +53,10 @@ impl Store {
             let Ok(data) = self.repos.read() else {
                 return false;
             };
+            let layers = self.layer_set();
             data.get(repo)
                 .into_iter()
-                .chain(self.layer_repos.get(repo))
+                .chain(layers.repos.get(repo))
                 .flat_map(|ri| ri.manifests.keys().cloned())
                 .collect()
         };
@@ -85,8 +86,9 @@ impl Store {
     pub async fn referencing_repos(&self, d: &Digest) -> StoreResult<Vec<String>> {
         let members: Vec<(String, Vec<Digest>)> = {
             let data = self.repos.read().map_err(lock_poisoned)?;
+            let layers = self.layer_set();
             data.iter()
-                .chain(self.layer_repos.iter())
+                .chain(layers.repos.iter())
                 .map(|(name, ri)| (name.clone(), ri.manifests.keys().cloned().collect()))
                 .collect()
         };

@@ -37,7 +37,7 @@ impl Store {
     /// Everything stored, as of now.
     pub fn snapshot(&self) -> StoreState {
         let mut out = StoreState::new();
-        for (name, ri) in &self.layer_repos {
+        for (name, ri) in &self.layer_set().repos {
             add(out.entry(name.clone()).or_default(), ri);
         }
         if let Ok(data) = self.repos.read() {

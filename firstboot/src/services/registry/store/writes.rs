@@ -103,7 +103,8 @@ impl Store {
             let repos = self.repos.read().map_err(lock_poisoned)?;
             let Some(ri) = repos.get(repo).filter(|ri| ri.manifests.contains_key(d)) else {
                 let in_layer = self
-                    .layer_repos
+                    .layer_set()
+                    .repos
                     .get(repo)
                     .is_some_and(|ri| ri.manifests.contains_key(d));
                 return Ok(if in_layer {
@@ -169,7 +170,8 @@ impl Store {
             .is_some_and(|ri| ri.tags.contains_key(tag));
         if !present {
             let in_layer = self
-                .layer_repos
+                .layer_set()
+                .repos
                 .get(repo)
                 .is_some_and(|ri| ri.tags.contains_key(tag));
             return Ok(if in_layer {

@@ -25,6 +25,7 @@ mod blobs;
 mod conn;
 mod content_range;
 mod discovery;
+mod layer_swap;
 mod manifest_classes;
 mod manifest_refs;
 mod manifests;
