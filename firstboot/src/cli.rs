@@ -41,6 +41,8 @@ pub enum Command {
     Update(crate::commands::update::UpdateArgs),
     /// Move host0's tags to another held release (default: the newest one that is not current).
     Rollback(crate::commands::rollback::RollbackArgs),
+    /// Delete blobs no kept release and no pushed image references (`--dry-run` lists them).
+    Gc(crate::commands::gc::GcArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
@@ -68,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Releases(args) => crate::commands::releases::run(args),
         Command::Update(args) => crate::commands::update::run(args),
         Command::Rollback(args) => crate::commands::rollback::run(args),
+        Command::Gc(args) => crate::commands::gc::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
     }
 }

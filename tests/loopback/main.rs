@@ -9,6 +9,7 @@ mod bundle_bad_inputs;
 mod bundle_registry_faults;
 mod bundle_sources;
 mod fuzz_corpus;
+mod gc_loopback;
 mod host0_crash;
 mod host0_loopback;
 mod host0_releases;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod gc;
 pub mod images;
 pub mod join;
 pub mod json;

@@ -1,6 +1,7 @@
 //! Subcommands whose work is more than a call into one library module:
 //! their arguments and `run` functions, one file each.
 
+pub mod gc;
 pub mod health;
 pub mod host0;
 pub mod join;

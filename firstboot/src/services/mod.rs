@@ -1,9 +1,11 @@
 //! The services roles are made of: the OCI [`registry`], [`mirrors`]
 //! config for each container runtime, [`netboot`], joining host0
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
-//! [`tls`] material, the boot [`media`], the bundle [`loader`] and the
+//! [`tls`] material, the boot [`media`], the bundle [`loader`], garbage
+//! collection ([`gc`]) and the
 //! machine's reported [`status`].
 
+pub mod gc;
 pub mod ha;
 pub mod join;
 pub mod loader;

@@ -2,7 +2,8 @@
 //! fetched and checked against their digests, their blobs streamed
 //! through the registry's own upload path (hashed while written,
 //! verified, then renamed into place), and only then the manifest, its
-//! tags and removals are recorded.
+//! tags and removals are recorded. After removals, blobs no manifest
+//! of the replica references any more are collected.
 
 use airlift_oci::Digest;
 use anyhow::{anyhow, bail, Context, Result};
@@ -10,6 +11,7 @@ use axum::body::Body;
 
 use super::plan::{Fetch, Plan};
 use super::source::{self, Source};
+use crate::services::gc;
 use crate::services::registry::body::chunks;
 use crate::services::registry::manifest::inspect;
 use crate::services::registry::store::NewManifest;
@@ -23,6 +25,9 @@ pub struct Applied {
     pub bytes: u64,
     pub tags: usize,
     pub removed: usize,
+    /// Blobs collected after removals, and their bytes.
+    pub collected: usize,
+    pub collected_bytes: u64,
 }
 
 fn reg_err(e: crate::services::registry::error::RegistryError) -> anyhow::Error {
@@ -68,7 +73,33 @@ pub async fn apply(plan: &Plan, reg: &Registry, src: &Source) -> Result<Applied>
         reg.store.delete_manifest(repo, d).await?;
         done.removed += 1;
     }
+    if !plan.remove.is_empty() {
+        collect(reg, &mut done).await;
+    }
     Ok(done)
+}
+
+/// Collect blobs no manifest of the replica references (roots: its data
+/// metadata, layers and links). No grace period: this task is the
+/// replica's only writer (pushes are refused), and it is done writing.
+/// A failure is logged; the next removal tries again.
+async fn collect(reg: &Registry, done: &mut Applied) {
+    if reg.store.data_folder().is_none() {
+        return;
+    }
+    let req = gc::Request {
+        keep: 1,
+        dry_run: false,
+        grace: std::time::Duration::ZERO,
+    };
+    match gc::collect_live(&reg.store, None, &req, None).await {
+        Ok(r) => {
+            done.collected = r.blob_count;
+            done.collected_bytes = r.bytes;
+            crate::sys::console::milestone(&r.milestone());
+        }
+        Err(e) => tracing::warn!("collecting blobs after removals: {e:#}"),
+    }
 }
 
 async fn manifest(f: &Fetch, reg: &Registry, src: &Source, done: &mut Applied) -> Result<()> {

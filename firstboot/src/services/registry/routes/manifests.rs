@@ -243,15 +243,26 @@ pub async fn put(
             inspected.referrer_descriptor(&digest, bytes.len() as u64),
         )
     });
+    // Checked again under the store's write lock: a garbage collection
+    // may have deleted one since `check`.
+    let blobs: Vec<Digest> = inspected
+        .children
+        .iter()
+        .filter(|c| !c.extra.contains_key("urls"))
+        .map(|c| c.digest.clone())
+        .collect();
     reg.store
-        .put_manifest(NewManifest {
-            repo: &repo.name,
-            tags: &tags,
-            digest: &digest,
-            bytes,
-            media_type: &inspected.media_type,
-            referrer,
-        })
+        .put_manifest_present(
+            NewManifest {
+                repo: &repo.name,
+                tags: &tags,
+                digest: &digest,
+                bytes,
+                media_type: &inspected.media_type,
+                referrer,
+            },
+            &blobs,
+        )
         .await?;
     tracing::info!(repository = %repo.name, reference, %digest, ?tags, "manifest stored");
     stored(repo, &r, &digest, &inspected, &tags)

@@ -39,4 +39,12 @@ impl BlobLinks {
             }
         }
     }
+
+    /// Every linked blob, in any repository.
+    pub fn all(&self) -> std::collections::BTreeSet<Digest> {
+        self.0
+            .read()
+            .map(|m| m.values().flatten().cloned().collect())
+            .unwrap_or_default()
+    }
 }

@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod bucket;
 pub mod changes;
+mod collect;
 pub mod error;
 pub mod file_read;
 pub mod folder;

@@ -17,6 +17,11 @@ impl Store {
     /// each durable before the next.
     pub async fn put_manifest(&self, m: NewManifest<'_>) -> StoreResult<()> {
         let _guard = self.write.lock().await;
+        self.put_manifest_locked(m).await
+    }
+
+    /// [`Store::put_manifest`], the write lock being held.
+    pub(super) async fn put_manifest_locked(&self, m: NewManifest<'_>) -> StoreResult<()> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.blobs.put_bytes(m.digest, m.bytes.clone()).await?;
         self.meta
@@ -70,11 +75,13 @@ impl Store {
         {
             return Ok(());
         }
+        // Looked up under the write lock, which garbage collection holds
+        // while it deletes: a manifest it removed is not adopted.
+        let _guard = self.write.lock().await;
         let blob = self
             .blob(d)
             .await
             .ok_or_else(|| StoreError::ManifestMissing(format!("manifest {d} is not stored")))?;
-        let _guard = self.write.lock().await;
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.meta.put_manifest(repo, d, media_type).await?;
         self.repos
