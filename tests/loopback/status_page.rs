@@ -295,6 +295,22 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
         "{}",
         testid_text(&dom, "secure-boot")
     );
+    // The data folder's disk use, read when the status is read.
+    let disk = &status["disk"];
+    assert!(disk["total"].as_u64().unwrap() > 0, "{disk}");
+    assert!(disk["available"].as_u64().unwrap() <= disk["total"].as_u64().unwrap());
+    assert_eq!(disk["warn-percent"], 85, "{disk}");
+    assert!(disk["used-percent"].as_u64().unwrap() <= 100, "{disk}");
+    // (Read again by the page: the percent may have moved meanwhile.)
+    let shown = testid_text(&dom, "disk-use");
+    let (pct, rest) = shown
+        .split_once(" % used · ")
+        .expect("the page shows the disk use");
+    assert!(pct.parse::<u8>().is_ok(), "{shown}");
+    assert!(
+        rest.contains(" free of ") && rest.ends_with(" kept in reserve"),
+        "{shown}"
+    );
     // The load: a full bar, every blob.
     assert_eq!(testid_text(&dom, "progress-percent"), "100 %");
     assert!(

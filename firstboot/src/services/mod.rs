@@ -2,9 +2,11 @@
 //! config for each container runtime, [`netboot`], joining host0
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
 //! [`tls`] material, the boot [`media`], the bundle [`loader`], garbage
-//! collection ([`gc`]) and the
-//! machine's reported [`status`].
+//! collection ([`gc`]), the machine's reported [`status`] with its
+//! [`disk_use`], and the [`media_watch`] that finds update media attached
+//! while host0 runs.
 
+pub mod disk_use;
 pub mod gc;
 pub mod ha;
 pub mod join;

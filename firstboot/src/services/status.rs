@@ -84,6 +84,9 @@ pub struct Snapshot {
     /// Where pushed images and the loaded bundle live ([`crate::datadisk`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<crate::datadisk::StorageStatus>,
+    /// The data folder's disk use, read now ([`crate::services::disk_use`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::services::disk_use::DiskUse>,
     /// Why the copy failed, or what to do next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -111,6 +114,7 @@ struct Inner {
     load_started: Option<Instant>,
     message: Option<String>,
     storage: Option<crate::datadisk::StorageStatus>,
+    disk: Option<crate::services::disk_use::DiskWatch>,
     replication: Option<ReplicationStatus>,
     secure_boot: Option<SecureBoot>,
 }
@@ -134,6 +138,7 @@ impl Status {
                 load_started: None,
                 message: None,
                 storage: None,
+                disk: None,
                 replication: None,
                 secure_boot: None,
             })),
@@ -177,6 +182,11 @@ impl Status {
         self.with(|i| i.storage = Some(storage));
     }
 
+    /// Report the disk use of `watch.path` (read at each snapshot).
+    pub fn set_disk(&self, watch: crate::services::disk_use::DiskWatch) {
+        self.with(|i| i.disk = Some(watch));
+    }
+
     /// A replica's replication state.
     pub fn set_replication(&self, r: ReplicationStatus) {
         self.with(|i| i.replication = Some(r));
@@ -197,9 +207,11 @@ impl Status {
         self.with(|i| i.state)
     }
 
-    /// The status as JSON-ready data.
+    /// The status as JSON-ready data (the disk use measured now).
     pub fn snapshot(&self) -> Snapshot {
-        self.with(|i| {
+        let watch = self.with(|i| i.disk.clone());
+        let disk = watch.and_then(|w| w.read());
+        let mut snap = self.with(|i| {
             let elapsed = i.load_started.map(|s| s.elapsed()).unwrap_or_default();
             let mut s = render(
                 &self.identity,
@@ -213,7 +225,9 @@ impl Status {
             s.replication = i.replication.clone();
             s.secure_boot = i.secure_boot;
             s
-        })
+        });
+        snap.disk = disk;
+        snap
     }
 }
 
@@ -242,6 +256,7 @@ pub fn render(
         registry: id.registry.clone(),
         ca_fingerprint: id.ca_fingerprint.clone(),
         storage: None,
+        disk: None,
         replication: None,
         secure_boot: None,
         message,
@@ -374,6 +389,16 @@ mod tests {
         );
         assert_eq!(snap.state, LoadState::Ready);
         assert_eq!(snap.blobs_done, 2);
+        assert_eq!(snap.disk, None);
+        let t = tempfile::tempdir().unwrap();
+        s.set_disk(crate::services::disk_use::DiskWatch {
+            path: t.path().to_path_buf(),
+            reserve: u64::MAX,
+            warn_percent: 100,
+        });
+        let d = s.snapshot().disk.unwrap();
+        assert_eq!(d.reserve, u64::MAX);
+        assert!(d.total > 0 && d.warning.is_some(), "{d:?}");
         assert_eq!(snap.serving_from, "disk");
     }
 

@@ -172,6 +172,21 @@ fn load_section(s: &Snapshot) -> String {
     if let Some(m) = &s.message {
         let _ = writeln!(out, "  {:<13}{m}", "note");
     }
+    if let Some(d) = &s.disk {
+        let _ = writeln!(
+            out,
+            "  {:<13}{} % used  {} free of {}  {} reserve  ({})",
+            "data disk",
+            d.used_percent,
+            human_bytes(d.available),
+            human_bytes(d.total),
+            human_bytes(d.reserve),
+            d.path
+        );
+        if let Some(w) = &d.warning {
+            let _ = writeln!(out, "  {:<13}{w}", "WARNING");
+        }
+    }
 
     out
 }
@@ -405,6 +420,30 @@ mod tests {
         assert!(!text.contains(" left"), "{text}");
         assert!(text.contains("no node table"), "{text}");
         assert!(text.contains("no /airlift/v1/images"), "{text}");
+        assert!(!text.contains("data disk"), "{text}");
+
+        // The disk use, and its warning.
+        let mut st = status("ready", 0, 0);
+        st["disk"] = serde_json::json!({
+            "path": "/var/lib/airlift/registry", "total": 10u64 << 30, "available": 1u64 << 30,
+            "reserve": 512u64 << 20, "used-percent": 90, "warn-percent": 85,
+            "warning": "the data disk is 90 % full"
+        });
+        let disk = Report {
+            status: st,
+            images: None,
+            nodes: None,
+            replicas: None,
+        };
+        let text = render(&disk, now).unwrap();
+        assert!(
+            text.contains("  data disk    90 % used  1.00 GiB free of 10.0 GiB  512.0 MiB reserve  (/var/lib/airlift/registry)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  WARNING      the data disk is 90 % full\n"),
+            "{text}"
+        );
 
         let bad = Report {
             status: serde_json::json!({"state": "weird"}),

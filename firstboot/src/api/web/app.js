@@ -162,6 +162,7 @@ function renderStatus(s) {
   setText("serving-from", s["serving-from"] === "disk" ? "Data disk (the media can be ejected)" : "Boot media (keep it attached)");
   setText("started-at", localTime(s["started-at"]));
   setText("secure-boot", SECURE_BOOT[s["secure-boot"]] || "Not reported");
+  renderDisk(s.disk);
 
   const [label, cls] = STATE_LABEL[s.state] || [s.state, ""];
   const chip = $("load-state");
@@ -195,6 +196,16 @@ function renderStatus(s) {
     state.loadState = s.state;
     state.lastImages = 0;
   }
+}
+
+/** The data folder's disk use, and the warning past storage.warnPercent. */
+function renderDisk(d) {
+  setText("disk-use", d
+    ? `${d["used-percent"]} % used · ${humanBytes(d.available)} free of ${humanBytes(d.total)} · ${humanBytes(d.reserve)} kept in reserve`
+    : "Not reported");
+  const warn = $("disk-warning");
+  warn.hidden = !(d && d.warning);
+  warn.textContent = (d && d.warning) || "";
 }
 
 // ---------- images ----------

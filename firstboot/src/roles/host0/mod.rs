@@ -321,6 +321,7 @@ impl Host0 {
             reg.initial,
         );
         status.set_storage(self.storage.clone());
+        status.set_disk(reg.disk_watch(self.file.storage.warn_percent()));
         if reg.initial == LoadState::MediaOnly {
             status.set_state(
                 LoadState::MediaOnly,

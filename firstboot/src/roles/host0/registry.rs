@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use super::{Host0, Media};
 use crate::datadisk::Mode;
+use crate::services::disk_use::DiskWatch;
 use crate::services::loader::{self, CopyDecision};
 use crate::services::registry::store::LayerSpec;
 use crate::services::registry::{Registry, ServeOptions};
@@ -29,6 +30,18 @@ pub struct Opened {
     pub progress: PathBuf,
     /// Whether the bundle is served from the media alone, loaded, or loading.
     pub initial: LoadState,
+}
+
+impl Opened {
+    /// What the status reports of the data folder's disk: the registry's
+    /// reserve, and the usage past which it warns.
+    pub fn disk_watch(&self, warn_percent: u8) -> DiskWatch {
+        DiskWatch {
+            path: self.reg_dir.clone(),
+            reserve: self.registry.space.reserve(),
+            warn_percent,
+        }
+    }
 }
 
 impl Host0 {
@@ -58,6 +71,8 @@ impl Host0 {
             tls,
             self.file.registry.allow_delete,
         )?;
+        serve_opts.reserve_mib = self.file.storage.reserve_mib; // None: the same default reserve
+
         if self.file.registry.push {
             let dir = self.opts.config.parent().unwrap_or(Path::new("/"));
             serve_opts.push_token_file = Some(dir.join("push-token")).filter(|p| p.is_file());

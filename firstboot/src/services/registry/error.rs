@@ -150,6 +150,9 @@ impl From<StoreError> for RegistryError {
             ),
             StoreError::Busy(m) => RegistryError::new(Code::TooManyRequests, m)
                 .with_status(StatusCode::TOO_MANY_REQUESTS),
+            // 507: the request is fine, the server's disk is not.
+            StoreError::NoSpace(e) => RegistryError::new(Code::Denied, e.to_string())
+                .with_status(StatusCode::INSUFFICIENT_STORAGE),
             StoreError::Internal(e) => RegistryError::internal(e),
         }
     }

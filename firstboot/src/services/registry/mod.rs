@@ -18,12 +18,14 @@ pub mod route;
 pub mod routes;
 pub mod s3;
 pub mod server;
+pub mod space;
 pub mod store;
 
 #[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -47,6 +49,10 @@ pub struct Registry {
     /// Whether `DELETE` of manifests, tags and blobs is allowed.
     pub allow_delete: bool,
     pub limits: Limits,
+    /// The reserve uploads leave free ([`space`]); its
+    /// [`SpaceGuard::set_reclaimable`](space::SpaceGuard::set_reclaimable)
+    /// hook (None by default) says what `gc` would free.
+    pub space: Arc<space::SpaceGuard>,
 }
 
 /// The address of the client that sent a request (a request extension
@@ -80,6 +86,7 @@ impl Registry {
             opts.layers.iter().map(store::LayerSpec::tagged).collect();
         let store = store::Store::open_with(&opts.data, &layers, opts.remote()?, changes)?;
         store.set_upload_policy(opts.upload_policy()?);
+        let space = Arc::new(space::SpaceGuard::new(&opts.data, opts.reserve_bytes()?));
         Ok(Registry {
             store,
             auth: auth::Auth::load(opts.htpasswd.as_deref(), opts.push_token_file.as_deref())?,
@@ -88,6 +95,7 @@ impl Registry {
                 body_stall: Duration::from_secs(opts.body_stall_secs),
                 max_blob_bytes: MAX_BLOB_BYTES,
             },
+            space,
         })
     }
 }

@@ -128,6 +128,14 @@ pub struct ServeOptions {
     #[serde(default = "default_max_uploads_per_client")]
     pub max_uploads_per_client: usize,
 
+    /// MiB the data folder's filesystem keeps free: an upload that would
+    /// leave less is refused (507 DENIED) and its partial file removed.
+    /// Default: 5 % of the filesystem, at most 2 GiB (as host0's
+    /// `storage.reserveMiB`). 0 refuses only what does not fit at all.
+    #[arg(long, value_name = "MIB")]
+    #[serde(default)]
+    pub reserve_mib: Option<u64>,
+
     /// Keep blobs and repository metadata in this S3-compatible store
     /// (path-style URL, e.g. http://127.0.0.1:3900) instead of --data,
     /// which then holds upload files only. Credentials come from
@@ -183,6 +191,17 @@ impl ServeOptions {
         })
     }
 
+    /// The bytes uploads leave free on the filesystem of `data` (which
+    /// must exist): `reserve-mib`, else the appliance's default reserve.
+    pub fn reserve_bytes(&self) -> Result<u64> {
+        let total = crate::sys::disk_space::space(&self.data)?.total;
+        let storage = airlift_appliance::datadisk::Storage {
+            reserve_mib: self.reserve_mib,
+            ..Default::default()
+        };
+        Ok(storage.reserve_bytes(total))
+    }
+
     /// The S3 backend these options ask for (None: the data folder).
     pub fn remote(&self) -> Result<Option<RemoteConfig>> {
         let (Some(endpoint), Some(bucket)) = (&self.s3_endpoint, &self.s3_bucket) else {
@@ -224,6 +243,25 @@ mod tests {
         assert_eq!(o.layers, vec![PathBuf::from("/run/media/bundle")]);
         assert!(serde_json::from_str::<ServeOptions>(r#"{"data":"/x","bogus":1}"#).is_err());
         assert!(o.remote().unwrap().is_none());
+        assert_eq!(o.reserve_mib, None);
+    }
+
+    #[test]
+    fn the_reserve_is_the_option_or_the_appliance_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let o: ServeOptions =
+            serde_json::from_value(serde_json::json!({ "data": dir.path() })).unwrap();
+        let total = crate::sys::disk_space::space(dir.path()).unwrap().total;
+        assert_eq!(o.reserve_bytes().unwrap(), (total / 20).min(2 << 30));
+        let o: ServeOptions =
+            serde_json::from_value(serde_json::json!({ "data": dir.path(), "reserve-mib": 3 }))
+                .unwrap();
+        assert_eq!(o.reserve_bytes().unwrap(), 3 << 20);
+        let o = ServeOptions {
+            data: dir.path().join("absent"),
+            ..o
+        };
+        assert!(o.reserve_bytes().is_err());
     }
 
     #[test]

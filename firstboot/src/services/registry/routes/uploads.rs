@@ -1,8 +1,10 @@
 //! Blob uploads: `POST` (start, monolithic with `?digest=`, or
 //! cross-repository `?mount=&from=`), chunked `PATCH`, `PUT ?digest=`
-//! to finish, `GET` for status and `DELETE` to cancel.
+//! to finish, `GET` for status and `DELETE` to cancel. Bytes are taken
+//! only while the data folder keeps its reserve ([`crate::services::registry::space`]); an upload
+//! refused for space is removed with its file (507 `DENIED`).
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
@@ -12,6 +14,7 @@ use crate::services::registry::body::chunks;
 use crate::services::registry::error::{Code, RegistryError, Result};
 use crate::services::registry::route::{parse_digest, resolve_name};
 use crate::services::registry::store::uploads::Upload;
+use crate::services::registry::store::StoreError;
 use crate::services::registry::Registry;
 
 fn progress(repo: &Repo, id: &str, size: u64, status: StatusCode) -> Result<Response> {
@@ -87,6 +90,9 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
         }
     }
     let digest = q.get("digest").map(parse_digest).transpose()?;
+    // A new upload needs the reserve free (its bytes are checked as they come).
+    reg.space
+        .check(&format!("a new upload to {}", repo.name), 0)?;
     let client = req
         .extensions()
         .get::<crate::services::registry::ClientAddr>()
@@ -100,10 +106,8 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
         let slot = reg.store.upload(&repo.name, &id)?;
         let mut guard = slot.lock().await;
         let mut upload = guard.take().ok_or_else(|| gone(&id))?;
-        if let Err(e) = upload
-            .append(body(reg, req), reg.limits.max_blob_bytes, None)
-            .await
-        {
+        let body = body(reg, &id, &repo.name, None, req);
+        if let Err(e) = upload.append(body, reg.limits.max_blob_bytes, None).await {
             upload.discard().await;
             return Err(e.into());
         }
@@ -115,9 +119,48 @@ pub async fn start(reg: &Registry, repo: &Repo, q: &Query, req: Request) -> Resu
     created(repo, &result?.to_string())
 }
 
-/// The request's body as the store takes it.
-fn body(reg: &Registry, req: Request) -> impl crate::services::registry::store::uploads::Chunks {
-    chunks(req.into_body(), reg.limits.body_stall)
+/// The request's body as the store takes it, checked against the
+/// reserve: for the length it declares (`range`, else the body's exact
+/// length, which `Content-Length` gives), or one window at a time.
+fn body(
+    reg: &Registry,
+    id: &str,
+    repo: &str,
+    range: Option<(u64, u64)>,
+    req: Request,
+) -> impl crate::services::registry::store::uploads::Chunks {
+    let declared = range
+        .map(|(start, end)| end.saturating_sub(start).saturating_add(1))
+        .or_else(|| req.body().size_hint().exact())
+        .or_else(|| content_length(req.headers()));
+    let what = format!("the upload {id} to {repo}");
+    let bytes = chunks(req.into_body(), reg.limits.body_stall);
+    reg.space.guard(bytes, what, declared)
+}
+
+/// A well-formed `Content-Length`, if the request has one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// After a refusal for space the upload is removed with its file, so
+/// nothing it wrote stays on the full disk; any other error leaves it
+/// resumable.
+async fn drop_if_no_space(reg: &Registry, id: &str, e: &StoreError, upload: Option<Upload>) {
+    if !matches!(e, StoreError::NoSpace(_)) {
+        return;
+    }
+    if let Some(u) = upload {
+        u.discard().await;
+    }
+    reg.store.forget_upload(id);
+    tracing::info!(upload = %id, "upload removed: {e}");
 }
 
 fn gone(id: &str) -> RegistryError {
@@ -140,9 +183,14 @@ pub async fn patch(reg: &Registry, repo: &Repo, id: &str, req: Request) -> Resul
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let upload = guard.as_mut().ok_or_else(|| gone(id))?;
-    upload
-        .append(body(reg, req), reg.limits.max_blob_bytes, range)
-        .await?;
+    let body = body(reg, id, &repo.name, range, req);
+    if let Err(e) = upload.append(body, reg.limits.max_blob_bytes, range).await {
+        let taken = matches!(e, StoreError::NoSpace(_))
+            .then(|| guard.take())
+            .flatten();
+        drop_if_no_space(reg, id, &e, taken).await;
+        return Err(e.into());
+    }
     progress(repo, id, upload.size(), StatusCode::ACCEPTED)
 }
 
@@ -161,12 +209,14 @@ pub async fn put(
     let slot = reg.store.upload(&repo.name, id)?;
     let mut guard = slot.lock().await;
     let mut upload = guard.take().ok_or_else(|| gone(id))?;
-    if let Err(e) = upload
-        .append(body(reg, req), reg.limits.max_blob_bytes, range)
-        .await
-    {
-        // The chunk was rolled back: the upload stays resumable.
-        *guard = Some(upload);
+    let body = body(reg, id, &repo.name, range, req);
+    if let Err(e) = upload.append(body, reg.limits.max_blob_bytes, range).await {
+        if matches!(e, StoreError::NoSpace(_)) {
+            drop_if_no_space(reg, id, &e, Some(upload)).await;
+        } else {
+            // The chunk was rolled back: the upload stays resumable.
+            *guard = Some(upload);
+        }
         return Err(e.into());
     }
     let result = finish(reg, &repo.name, upload, &d).await;

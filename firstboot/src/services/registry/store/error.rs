@@ -32,6 +32,8 @@ pub enum StoreError {
     },
     /// An upload cap is reached.
     Busy(String),
+    /// Accepting the bytes would eat into the data folder's reserve.
+    NoSpace(crate::sys::disk_space::NoSpace),
     /// A fault of the storage itself (I/O, the bucket, a poisoned lock).
     Internal(anyhow::Error),
 }
@@ -58,6 +60,7 @@ impl std::fmt::Display for StoreError {
             | StoreError::TooLarge(m)
             | StoreError::Busy(m)
             | StoreError::DigestMismatch { message: m, .. } => f.write_str(m),
+            StoreError::NoSpace(e) => write!(f, "{e}"),
             StoreError::Internal(e) => write!(f, "{e:#}"),
         }
     }

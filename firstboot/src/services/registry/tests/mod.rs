@@ -34,6 +34,7 @@ mod password_guessing;
 mod storage;
 mod upload_errors;
 mod upload_limits;
+mod upload_space;
 mod uploads;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -113,6 +114,7 @@ fn registry(
             body_stall: Duration::from_secs(5),
             max_blob_bytes: 1 << 20,
         },
+        space: Arc::new(super::space::SpaceGuard::new(data, 0)),
     };
     Arc::new(reg)
 }

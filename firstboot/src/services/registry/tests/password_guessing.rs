@@ -27,6 +27,7 @@ async fn password_guessing_does_not_stall_anonymous_pulls() {
             body_stall: Duration::from_secs(5),
             max_blob_bytes: 1 << 20,
         },
+        space: Arc::new(super::super::space::SpaceGuard::new(dir.path(), 0)),
     };
     let env = Arc::new(Env {
         dir,
