@@ -43,6 +43,10 @@ pub enum Command {
     Rollback(crate::commands::rollback::RollbackArgs),
     /// Delete blobs no kept release and no pushed image references (`--dry-run` lists them).
     Gc(crate::commands::gc::GcArgs),
+    /// Back up host0 (pushed images, tags, releases state, CA, admin token) into one tar.
+    Backup(crate::commands::backup::BackupArgs),
+    /// Restore a backup onto a freshly installed host0 of the same appliance.
+    Restore(crate::commands::restore::RestoreArgs),
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
@@ -72,6 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rollback(args) => crate::commands::rollback::run(args),
         Command::Gc(args) => crate::commands::gc::run(args),
         Command::Replica(args) => crate::commands::replica::run(args),
+        Command::Backup(args) => crate::commands::backup::run(args),
+        Command::Restore(args) => crate::commands::restore::run(args),
     }
 }
 
@@ -146,7 +152,7 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "releases", "update", "rollback", "help"]
+            ["version", "serve", "render", "status", "releases", "update", "rollback", "backup", "restore", "help"]
         );
     }
 

@@ -5,6 +5,7 @@
 //! `check` profile). One binary, one module per subject: a test keeps the
 //! name it had as its own binary, now `module::test` (`registry_hostile::...`).
 
+mod backup_restore;
 mod bundle_bad_inputs;
 mod bundle_registry_faults;
 mod bundle_sources;

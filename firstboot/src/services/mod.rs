@@ -3,9 +3,10 @@
 //! ([`join`]), high availability ([`ha`]: virtual IP and replication),
 //! [`tls`] material, the boot [`media`], the bundle [`loader`], garbage
 //! collection ([`gc`]), the machine's reported [`status`] with its
-//! [`disk_use`], and the [`media_watch`] that finds update media attached
-//! while host0 runs.
+//! [`disk_use`], the [`media_watch`] that finds update media attached
+//! while host0 runs, and host0's [`backup`] and restore.
 
+pub mod backup;
 pub mod disk_use;
 pub mod gc;
 pub mod ha;

@@ -36,7 +36,8 @@ impl Store {
 
     /// Every manifest of the read-only layers, with its media type.
     pub fn layer_manifests(&self) -> Vec<(Digest, String)> {
-        self.layer_repos
+        self.layer_set()
+            .repos
             .values()
             .flat_map(|ri| ri.manifests.iter())
             .map(|(d, i)| (d.clone(), i.media_type.clone()))
