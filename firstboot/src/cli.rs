@@ -152,7 +152,10 @@ mod tests {
     fn help_lists_only_the_user_facing_subcommands() {
         assert_eq!(
             listed_in_help(),
-            ["version", "serve", "render", "status", "releases", "update", "rollback", "backup", "restore", "help"]
+            [
+                "version", "serve", "render", "status", "releases", "update", "rollback", "backup",
+                "restore", "help"
+            ]
         );
     }
 

@@ -24,6 +24,7 @@
 pub mod address_wait;
 pub mod addresses;
 pub mod certs;
+pub mod day_two;
 pub mod load;
 pub mod registry;
 
@@ -389,6 +390,15 @@ impl Host0 {
                 releases: releases.clone(),
                 token: self.admin_token.clone(),
             },
+        );
+        let app = day_two::attach(
+            app,
+            &current,
+            &self.opts.data,
+            file,
+            &self.ops,
+            &self.admin_token,
+            &releases,
         );
         let app = crate::api::replication::attach(
             app,
