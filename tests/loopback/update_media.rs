@@ -469,4 +469,41 @@ fn inspect_and_verify_read_update_media() {
     );
     let (ok, text) = airlift(&["verify"], &f.r1_iso);
     assert!(ok && !text.contains("left to its base"), "{text}");
+    let (ok, text) = airlift(&["verify"], &tar);
+    assert!(ok, "{text}");
+    assert!(text.contains(": 6 blobs,"), "{text}");
+    assert!(
+        text.contains("descriptors are left to its base release"),
+        "{text}"
+    );
+    // A flipped byte in a carried blob of the archive is named.
+    let (offset, digest) = {
+        let mut ar = tar::Archive::new(fs::File::open(&tar).unwrap());
+        let e = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| {
+                e.header().size().unwrap() > 1000 && e.path().unwrap().starts_with("blobs/sha256")
+            })
+            .unwrap();
+        let hex = e
+            .path()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        (e.raw_file_position(), hex)
+    };
+    let bad = f.dir.path().join("out/bad.tar");
+    let mut bytes = fs::read(&tar).unwrap();
+    bytes[offset as usize + 10] ^= 1;
+    fs::write(&bad, bytes).unwrap();
+    let (ok, text) = airlift(&["verify"], &bad);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("FAILED blob sha256:{digest}: content hashes to")),
+        "{text}"
+    );
 }

@@ -1,21 +1,27 @@
 //! `airlift verify ISO`: check an ISO's content without mounting it (see
 //! [`crate::iso::verify`]; an update ISO's blobs left to its base release
-//! are not problems) and print what was checked and every problem.
+//! are not problems), or an update OCI archive
+//! ([`crate::update::verify_archive`]), and print what was checked and
+//! every problem.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
 use crate::iso::verify::verify;
+use crate::update::medium::{sniff, Container};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The ISO image to read.
+    /// The ISO image, or update OCI archive (.tar), to read.
     pub iso: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let r = verify(&args.iso)?;
+    let r = match sniff(&args.iso)? {
+        Some(Container::Archive) => crate::update::verify_archive::verify(&args.iso)?,
+        _ => verify(&args.iso)?,
+    };
     println!(
         "{}: {} blobs, {} SHA256SUMS entries, {} descriptors checked",
         args.iso.display(),

@@ -65,9 +65,10 @@ pub fn verify(path: &Path) -> Result<Report> {
     let update = update_manifest(&iso)?;
     let carried = check_blobs(&iso, &mut report)?;
     check_sums(&iso, &mut report)?;
-    check_descriptors(&iso, update.is_some(), &mut report)?;
+    let index = iso.read_file("airlift/bundle/index.json")?;
+    check_descriptors(&iso, index.as_deref(), update.is_some(), &mut report)?;
     if let Some(u) = &update {
-        check_update(&iso, u, carried, &mut report)?;
+        check_update(u, index.as_deref(), carried, &mut report);
     }
     Ok(report)
 }
@@ -79,13 +80,14 @@ fn update_manifest(iso: &Iso) -> Result<Option<UpdateManifest>> {
         .transpose()
 }
 
-/// An update medium carries what its `update.json` says, for this bundle.
-fn check_update(
-    iso: &Iso,
+/// An update medium carries what its `update.json` says (`(blobs,
+/// bytes)`: what it holds), for this bundle (`index`: its index.json).
+pub fn check_update(
     u: &UpdateManifest,
+    index: Option<&[u8]>,
     (blobs, bytes): (u64, u64),
     report: &mut Report,
-) -> Result<()> {
+) {
     if (blobs, bytes) != (u.carried.blobs, u.carried.bytes) {
         report.failures.push(format!(
             "{UPDATE_ISO_PATH}: says {} blobs ({} bytes) are carried, the medium has {blobs} \
@@ -93,8 +95,8 @@ fn check_update(
             u.carried.blobs, u.carried.bytes
         ));
     }
-    if let Some(index) = iso.read_file("airlift/bundle/index.json")? {
-        let id = airlift_appliance::release::bundle_id(&index);
+    if let Some(index) = index {
+        let id = airlift_appliance::release::bundle_id(index);
         if id != u.release.bundle {
             report.failures.push(format!(
                 "{UPDATE_ISO_PATH}: names bundle {}, but index.json is {id}",
@@ -102,7 +104,6 @@ fn check_update(
             ));
         }
     }
-    Ok(())
 }
 
 /// Every blob in the store hashes to its name; returns how many blobs
@@ -184,17 +185,52 @@ fn check_sums(iso: &Iso, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Every descriptor reachable from `index.json` has its blob, with the
-/// recorded size; manifests and indexes are read for their children. On
-/// an `update` medium a missing blob is in the base release.
-fn check_descriptors(iso: &Iso, update: bool, report: &mut Report) -> Result<()> {
-    let Some(bytes) = iso.read_file("airlift/bundle/index.json")? else {
+/// Where [`check_descriptors`] finds a medium's blobs by `alg` and hex:
+/// the ISO, or an OCI archive ([`crate::update::verify_archive`]).
+pub trait BlobStore {
+    /// The blob's size, if the medium has it.
+    fn blob_size(&self, alg: &str, hex: &str) -> Result<Option<u64>>;
+    /// The bytes of a blob the medium has (only manifests and indexes of
+    /// at most [`MAX_DOCUMENT`] bytes are read).
+    fn read_blob(&self, alg: &str, hex: &str) -> Result<Vec<u8>>;
+}
+
+/// Largest manifest or index read for its children.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
+impl BlobStore for Iso {
+    fn blob_size(&self, alg: &str, hex: &str) -> Result<Option<u64>> {
+        Ok(self
+            .lookup(&format!("{BLOBS}/{alg}/{hex}"))?
+            .map(|e| e.size))
+    }
+
+    fn read_blob(&self, alg: &str, hex: &str) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        if let Some(e) = self.lookup(&format!("{BLOBS}/{alg}/{hex}"))? {
+            self.open_file(&e)?.read_to_end(&mut body)?;
+        }
+        Ok(body)
+    }
+}
+
+/// Every descriptor reachable from `index` (the bundle's `index.json`,
+/// `None` when missing) has its blob, with the recorded size; manifests
+/// and indexes are read for their children. On an `update` medium a
+/// missing blob is in the base release.
+pub fn check_descriptors(
+    store: &dyn BlobStore,
+    index: Option<&[u8]>,
+    update: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(bytes) = index else {
         report
             .failures
-            .push("airlift/bundle/index.json: missing".into());
+            .push("the bundle's index.json: missing".into());
         return Ok(());
     };
-    let index: Value = airlift_oci::quiet_json::parse(&bytes, "airlift/bundle/index.json")?;
+    let index: Value = airlift_oci::quiet_json::parse(bytes, "the bundle's index.json")?;
     let mut queue: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
     let mut seen = std::collections::HashSet::new();
     while let Some(d) = queue.pop() {
@@ -203,7 +239,7 @@ fn check_descriptors(iso: &Iso, update: bool, report: &mut Report) -> Result<()>
             continue;
         }
         report.descriptors_checked += 1;
-        if let Some(children) = check_descriptor(iso, &d, &digest, update, report)? {
+        if let Some(children) = check_descriptor(store, &d, &digest, update, report)? {
             queue.extend(children);
         }
     }
@@ -213,7 +249,7 @@ fn check_descriptors(iso: &Iso, update: bool, report: &mut Report) -> Result<()>
 /// One descriptor: its blob exists with the recorded size. Returns the
 /// descriptors a manifest or index (read when at most 16 MiB) lists.
 fn check_descriptor(
-    iso: &Iso,
+    store: &dyn BlobStore,
     d: &Value,
     digest: &str,
     update: bool,
@@ -225,32 +261,29 @@ fn check_descriptor(
             .push(format!("descriptor with invalid digest {digest:?}"));
         return Ok(None);
     };
-    let blob = format!("{BLOBS}/{alg}/{hexd}");
-    let Some(e) = iso.lookup(&blob)? else {
+    let Some(blob_size) = store.blob_size(alg, hexd)? else {
         if update {
             report.in_base += 1;
             return Ok(None);
         }
-        report
-            .failures
-            .push(format!("descriptor {digest}: blob {blob} is missing"));
+        report.failures.push(format!(
+            "descriptor {digest}: blob {BLOBS}/{alg}/{hexd} is missing"
+        ));
         return Ok(None);
     };
     if let Some(size) = d["size"].as_u64() {
-        if size != e.size {
+        if size != blob_size {
             report.failures.push(format!(
-                "descriptor {digest}: size {size}, blob has {}",
-                e.size
+                "descriptor {digest}: size {size}, blob has {blob_size}"
             ));
         }
     }
     let mt = d["mediaType"].as_str().unwrap_or_default();
     let is_json = mt.contains("manifest") || mt.contains("index");
-    if !is_json || e.size > 16 << 20 {
+    if !is_json || blob_size > MAX_DOCUMENT {
         return Ok(None);
     }
-    let mut body = Vec::new();
-    iso.open_file(&e)?.read_to_end(&mut body)?;
+    let body = store.read_blob(alg, hexd)?;
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         report
             .failures

@@ -15,8 +15,8 @@
 //! 4. write OUT atomically: `.tar` → one OCI archive ([`archive`]), else a
 //!    data-only ISO 9660 with the config's volume label ([`media_iso`]).
 //!
-//! [`medium`] reads media back (inspect, verify, PREVIOUS); [`describe`]
-//! says what one is.
+//! [`medium`] reads media back (inspect, PREVIOUS); [`describe`] says
+//! what one is; [`verify_archive`] checks an archive's blobs.
 
 pub mod archive;
 pub mod describe;
@@ -24,6 +24,7 @@ pub mod media_iso;
 pub mod medium;
 pub mod plan;
 pub mod previous;
+pub mod verify_archive;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
