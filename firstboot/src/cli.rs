@@ -153,8 +153,8 @@ mod tests {
         assert_eq!(
             listed_in_help(),
             [
-                "version", "serve", "render", "status", "releases", "update", "rollback", "backup",
-                "restore", "help"
+                "version", "serve", "render", "status", "releases", "update", "rollback", "gc",
+                "backup", "restore", "help"
             ]
         );
     }

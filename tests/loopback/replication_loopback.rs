@@ -468,3 +468,149 @@ fn a_node_reorders_its_mirrors_only_when_a_replica_syncs() {
         );
     }
 }
+
+/// The blob file `d` under `root` (any `blobs/<alg>/<hex>`), if any.
+fn blob_file(root: &Path, d: &str) -> Option<PathBuf> {
+    let (alg, hex) = d.split_once(':')?;
+    let want = Path::new("blobs").join(alg).join(hex);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()?.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if p.ends_with(&want) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A manifest's digest and those of its config and layers, read from `root`.
+fn manifest_blobs(root: &Path, manifest: &str) -> Vec<String> {
+    let path = blob_file(root, manifest).expect("the manifest's blob");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut out = vec![manifest.to_string()];
+    out.push(m["config"]["digest"].as_str().unwrap().to_string());
+    for l in m["layers"].as_array().unwrap() {
+        out.push(l["digest"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+#[test]
+fn a_replica_collects_the_blobs_of_a_manifest_deleted_on_host0() {
+    require("skopeo", "skopeo");
+    require("curl", "curl");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let media = t.join("media");
+    write_layout(
+        &media,
+        &[TestImage::random("quay.io/test/app:1.0", 1, 50_000)],
+    )
+    .unwrap();
+    let mut file = host0::appliance_file(host0::port(), &["quay.io"]);
+    file.registry.push = true;
+    file.registry.allow_delete = true;
+    file.storage.allow_ram_push = true;
+    let dirs = Host0Dirs::new(t, &media, &file);
+    std::fs::write(t.join("push-token"), PUSH_TOKEN).unwrap();
+    let _h0 = Host0::start(&dirs, &["--force-load"]);
+    let certs = cert_dir(&dirs, t);
+    let mut r = Replica::start(t, &dirs);
+    r.wait_line("AIRLIFT-REPLICA-SYNCED", Duration::from_secs(120));
+
+    let layout = t.join("pushes");
+    write_layout(
+        &layout,
+        &[
+            TestImage::random("keep", 30, 60_000),
+            TestImage::random("drop", 31, 60_000),
+        ],
+    )
+    .unwrap();
+    let mut pushed = Vec::new();
+    for name in ["keep", "drop"] {
+        let reference = format!("gc/{name}:1");
+        let (out, digest) = push(&layout, name, &dirs.host(), &reference, &certs);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_digest(&r.host(), &reference, &digest, &certs);
+        pushed.push(digest);
+    }
+    let replica_data = t.join("replica-data");
+    let keep = manifest_blobs(&replica_data, &pushed[0]);
+    let drop = manifest_blobs(&replica_data, &pushed[1]);
+    assert!(
+        drop.iter().all(|d| !keep.contains(d)),
+        "the two images share no blob"
+    );
+
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "DELETE",
+            "-u",
+            &format!("push:{PUSH_TOKEN}"),
+            "--cacert",
+        ])
+        .arg(dirs.ca())
+        .arg(format!(
+            "https://{}/v2/gc/drop/manifests/{}",
+            dirs.host(),
+            pushed[1]
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "DELETE on host0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let line = r.wait_line("AIRLIFT-GC freed", Duration::from_secs(60));
+    let left: Vec<PathBuf> = drop
+        .iter()
+        .filter_map(|d| blob_file(&replica_data, d))
+        .collect();
+    assert!(
+        line.contains(&format!("freed {} blobs", drop.len())),
+        "{line}; left: {left:?} of {drop:?}"
+    );
+    for d in &drop {
+        assert!(
+            blob_file(&replica_data, d).is_none(),
+            "{d} of the deleted image is still on the replica"
+        );
+    }
+    for d in &keep {
+        assert!(
+            blob_file(&replica_data, d).is_some(),
+            "{d} of a kept image is gone"
+        );
+    }
+    for reference in ["gc/keep:1", "quay.io/test/app:1.0"] {
+        let out = Command::new("skopeo")
+            .args(["copy", "--src-cert-dir"])
+            .arg(&certs)
+            .arg(format!("docker://{}/{reference}", r.host()))
+            .arg(format!(
+                "dir:{}",
+                t.join(format!("pulled-{}", reference.replace(['/', ':'], "-")))
+                    .display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pulling {reference} from the replica: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -72,7 +72,7 @@ pub fn offline(data: &Path, keep: u32, grace: Duration) -> Result<Gathered> {
 
 /// Walk `reach` reading manifests through the store (data or layers).
 pub async fn walk_store(store: &Store, reach: &mut Reach) -> Result<()> {
-    while let Some((d, mt)) = reach.next() {
+    while let Some((d, mt)) = reach.next_manifest() {
         match store.manifest_bytes(&d).await {
             Ok(bytes) => reach.found(&d, &mt, &bytes)?,
             Err(StoreError::ManifestGone(_)) => {}
@@ -105,7 +105,7 @@ pub async fn live(
     }
     walk_store(store, &mut reach).await?;
     let mut roots = reach.seen;
-    roots.extend(store.linked_blobs());
+    roots.extend(store.linked_blobs(grace));
     let files = tokio::task::spawn_blocking(move || scan::blob_files(&registry)).await??;
     Ok(Gathered {
         inputs: Inputs {

@@ -8,7 +8,7 @@
 //!
 //! Roots: the kept releases (`state.kept(keep)`), every manifest of the
 //! registry's data metadata and what it reaches, the layers' manifests,
-//! blobs pushed or mounted since start, and blob files younger than the
+//! blobs pushed or mounted within the grace period, and blob files younger than the
 //! grace period (uploads finishing, loads in progress).
 
 pub mod gather;

@@ -31,11 +31,11 @@ impl Reach {
     }
 
     /// The next manifest to read (its digest and media type).
-    pub fn next(&mut self) -> Option<(Digest, String)> {
+    pub fn next_manifest(&mut self) -> Option<(Digest, String)> {
         self.todo.pop()
     }
 
-    /// The bytes of manifest `d` (from [`Reach::next`]): reach its children.
+    /// The bytes of manifest `d` (from [`Reach::next_manifest`]): reach its children.
     pub fn found(&mut self, d: &Digest, media_type: &str, bytes: &[u8]) -> Result<()> {
         let doc = Document::parse(bytes, Some(media_type)).with_context(|| {
             format!("manifest {d} cannot be read, so what it references is unknown; nothing was collected")
@@ -48,7 +48,7 @@ impl Reach {
 
     /// Walk to the end, reading each manifest with `read` (None: not stored).
     pub fn run(&mut self, read: impl Fn(&Digest) -> Result<Option<Vec<u8>>>) -> Result<()> {
-        while let Some((d, mt)) = self.next() {
+        while let Some((d, mt)) = self.next_manifest() {
             if let Some(bytes) = read(&d)? {
                 self.found(&d, &mt, &bytes)?;
             }

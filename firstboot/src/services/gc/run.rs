@@ -62,7 +62,11 @@ pub fn drop_releases(
 }
 
 /// What is linked or pushed since the plan (under the write lock).
-async fn spared_now(store: &Store, seen: &BTreeSet<Digest>) -> Result<BTreeSet<Digest>> {
+async fn spared_now(
+    store: &Store,
+    seen: &BTreeSet<Digest>,
+    grace: Duration,
+) -> Result<BTreeSet<Digest>> {
     let mut reach = Reach::default();
     for (d, mt) in store.pushed_manifests()? {
         if !seen.contains(&d) {
@@ -71,7 +75,7 @@ async fn spared_now(store: &Store, seen: &BTreeSet<Digest>) -> Result<BTreeSet<D
     }
     walk_store(store, &mut reach).await?;
     let mut spared = reach.seen;
-    spared.extend(store.linked_blobs());
+    spared.extend(store.linked_blobs(grace));
     Ok(spared)
 }
 
@@ -81,13 +85,14 @@ pub async fn unlink(
     store: Option<&Store>,
     doomed: &[Doomed],
     seen: &BTreeSet<Digest>,
+    grace: Duration,
 ) -> Result<Vec<Doomed>> {
     let _guard = match store {
         Some(s) => Some(s.collection_lock().await),
         None => None,
     };
     let spared = match store {
-        Some(s) => spared_now(s, seen).await?,
+        Some(s) => spared_now(s, seen, grace).await?,
         None => BTreeSet::new(),
     };
     let mut removed = Vec::new();
@@ -145,7 +150,7 @@ pub async fn execute(
         drop_releases(data, g.state, plan, on_releases)?;
         pause().await;
     }
-    let removed = unlink(registry, store, &plan.blobs, &g.pushed).await?;
+    let removed = unlink(registry, store, &plan.blobs, &g.pushed, g.inputs.grace).await?;
     pause().await;
     if let Some(data) = data {
         remove_dirs(data, &plan.dirs)?;

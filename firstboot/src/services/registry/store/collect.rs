@@ -1,6 +1,6 @@
 //! What garbage collection needs from the running store: the manifests
 //! it serves (pushed ones from the data metadata, the layers'), the
-//! blobs linked since start, and the metadata write lock, held while
+//! blobs pushed or mounted lately, and the metadata write lock, held while
 //! blob files are deleted. A manifest push checks its blobs under the
 //! same lock ([`Store::put_manifest_present`]), so no manifest is
 //! accepted that names a blob being deleted.
@@ -44,9 +44,9 @@ impl Store {
             .collect()
     }
 
-    /// Blobs pushed or mounted since start, in any repository.
-    pub fn linked_blobs(&self) -> BTreeSet<Digest> {
-        self.links.all()
+    /// Blobs pushed or mounted into any repository less than `within` ago.
+    pub fn linked_blobs(&self, within: std::time::Duration) -> BTreeSet<Digest> {
+        self.links.pushed_within(within)
     }
 
     /// Hold the metadata write lock (no manifest is stored meanwhile).

@@ -63,7 +63,7 @@ impl Store {
         for m in members {
             match self.manifest_bytes(&m).await {
                 Ok(bytes) if references(&bytes, d) => {
-                    self.links.link(repo, d);
+                    self.links.remember(repo, d);
                     return true;
                 }
                 Ok(_) => {}
