@@ -13,6 +13,7 @@ pub mod ha;
 pub mod join;
 pub mod loader;
 pub mod media;
+pub mod media_watch;
 pub mod mirrors;
 pub mod netboot;
 pub mod registry;
