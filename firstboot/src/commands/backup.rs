@@ -59,7 +59,13 @@ pub fn run(args: BackupArgs) -> Result<()> {
             None
         }
     };
-    let inputs = collect::collect(&args.data, &file.name, &stamp, nodes)?;
+    let inputs = collect::collect(
+        &args.data,
+        &crate::api::admin::token_path(&args.data),
+        &file.name,
+        &stamp,
+        nodes,
+    )?;
     let plan = plan::plan(&inputs, env!("CARGO_PKG_VERSION"))?;
     let size = write::write(&out, &args.data.join(REGISTRY_DIR), &plan)?;
     let i = &plan.info;

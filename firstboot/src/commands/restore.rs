@@ -46,7 +46,11 @@ pub fn run(args: RestoreArgs) -> Result<()> {
     let pushed = collect::pushed_manifests(&registry)?;
     let check = |info: &BackupInfo| refuse(info, &file.name, pushed, args.force);
     let restored = read::read(&args.archive, &registry, &check)?;
-    let done = install::install(&args.data, &restored)?;
+    let done = install::install(
+        &args.data,
+        &crate::api::admin::token_path(&args.data),
+        &restored,
+    )?;
     let i = &restored.info;
     println!(
         "restored {} images ({} manifests) of {} taken {}: {} blobs ({}) verified by digest, \

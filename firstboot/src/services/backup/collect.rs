@@ -4,7 +4,8 @@
 //!
 //! Where things live: the registry (`DATA/registry`, its blobs and
 //! metadata), the releases (`DATA/releases/`), TLS (`DATA/tls`,
-//! [`crate::services::tls`]), the admin token ([`crate::api::admin`]).
+//! [`crate::services::tls`]), the admin token (`DATA/admin-token`, whose
+//! path the command passes in from `api::admin`, a floor above).
 //! The node table is kept in host0's memory
 //! ([`crate::services::netboot::Nodes`]), so the command asks the running
 //! host0 for it and passes it in.
@@ -22,9 +23,15 @@ use crate::services::registry::store::meta::Meta;
 use crate::services::registry::REGISTRY_DIR;
 use crate::services::releases::{state, ReleasesState};
 
-/// Read what a backup of `data` holds. `nodes` is the node table's JSON
-/// when host0 answered.
-pub fn collect(data: &Path, appliance: &str, now: &str, nodes: Option<Vec<u8>>) -> Result<Inputs> {
+/// Read what a backup of `data` holds; `token` is the admin token's
+/// file, `nodes` the node table's JSON when host0 answered.
+pub fn collect(
+    data: &Path,
+    token: &Path,
+    appliance: &str,
+    now: &str,
+    nodes: Option<Vec<u8>>,
+) -> Result<Inputs> {
     let registry = data.join(REGISTRY_DIR);
     let mut inputs = Inputs {
         appliance: appliance.to_string(),
@@ -46,7 +53,7 @@ pub fn collect(data: &Path, appliance: &str, now: &str, nodes: Option<Vec<u8>>) 
             inputs.files.push((format!("{}{name}", entry::TLS), bytes));
         }
     }
-    if let Some(bytes) = read_opt(&crate::api::admin::token_path(data))? {
+    if let Some(bytes) = read_opt(token)? {
         inputs.files.push((entry::ADMIN_TOKEN.into(), bytes));
     }
     if let Some(nodes) = nodes {

@@ -34,14 +34,15 @@ pub struct Installed {
     pub nodes: Option<usize>,
 }
 
-/// Install `r` into host0's state folder `data`.
-pub fn install(data: &Path, r: &Restored) -> Result<Installed> {
+/// Install `r` into host0's state folder `data`; `token` is where the
+/// admin token goes (`DATA/admin-token`).
+pub fn install(data: &Path, token: &Path, r: &Restored) -> Result<Installed> {
     let mut done = Installed::default();
     let repos = data.join(REGISTRY_DIR).join("repositories");
     for (kind, bytes) in &r.files {
         let dest = match kind {
             Kind::Tls(name) => data.join(crate::services::tls::TLS_DIR).join(name),
-            Kind::AdminToken => crate::api::admin::token_path(data),
+            Kind::AdminToken => token.to_path_buf(),
             Kind::Nodes => {
                 done.nodes = serde_json::from_slice::<serde_json::Value>(bytes)
                     .ok()

@@ -10,6 +10,9 @@ use airlift_oci::documents::media;
 use airlift_oci::{Descriptor, Index, Layout};
 
 use super::*;
+
+/// The admin token's file in the state folder (`api::admin::TOKEN_FILE`).
+const TOKEN: &str = "admin-token";
 use crate::services::registry::store::meta::Meta;
 use crate::services::releases::{state, Release, ReleasesState, Source};
 
@@ -59,7 +62,7 @@ fn host0(data: &Path) -> (Descriptor, Descriptor, ReleaseId) {
     let tls = data.join("tls");
     airlift_oci::atomic::write_with_mode(&tls.join("ca.key"), b"CA KEY", 0o600).unwrap();
     airlift_oci::atomic::write_with_mode(&tls.join("ca.crt"), b"CA CERT", 0o644).unwrap();
-    crate::api::admin::ensure_token(data).unwrap();
+    airlift_oci::atomic::write_with_mode(&data.join(TOKEN), b"admin token\n", 0o600).unwrap();
     (pushed, referrer, id)
 }
 
@@ -85,7 +88,14 @@ fn release_dir(data: &Path, id: &ReleaseId, index_json: &[u8]) {
 }
 
 fn backup(data: &Path, out: &Path) -> plan::Plan {
-    let inputs = collect::collect(data, "demo", "2026-12-07T00:00:00Z", None).unwrap();
+    let inputs = collect::collect(
+        data,
+        &data.join(TOKEN),
+        "demo",
+        "2026-12-07T00:00:00Z",
+        None,
+    )
+    .unwrap();
     let p = plan::plan(&inputs, "test").unwrap();
     write::write(out, &data.join("registry"), &p).unwrap();
     p
@@ -140,7 +150,7 @@ fn backs_up_pushed_content_and_restores_it_onto_a_fresh_host0() {
     let fresh = fresh(t.path(), &data);
     let r = read::read(&out, &fresh.join("registry"), &accept).unwrap();
     assert_eq!(r.blobs, 4);
-    let done = install::install(&fresh, &r).unwrap();
+    let done = install::install(&fresh, &fresh.join(TOKEN), &r).unwrap();
     assert_eq!(done.releases, vec![id.clone()]);
     assert!(done.need_media.is_empty());
     let repos = Meta::new(&fresh.join("registry/repositories"))
@@ -156,10 +166,7 @@ fn backs_up_pushed_content_and_restores_it_onto_a_fresh_host0() {
     assert_eq!(mode(&fresh.join("tls/ca.key")), 0o600);
     assert_eq!(mode(&fresh.join("tls/ca.crt")), 0o644);
     assert_eq!(mode(&fresh.join("admin-token")), 0o600);
-    assert_eq!(
-        crate::api::admin::read_token(&fresh).unwrap(),
-        crate::api::admin::read_token(&data).unwrap()
-    );
+    assert_eq!(std::fs::read(fresh.join(TOKEN)).unwrap(), b"admin token\n");
     assert_eq!(
         ReleasesState::load(&fresh).unwrap().current,
         Some(id.bundle)
@@ -187,7 +194,7 @@ fn a_release_whose_blobs_are_absent_is_reported_and_left_out() {
     assert_eq!(p.info.releases.len(), 2);
     let fresh = fresh(t.path(), &data);
     let r = read::read(&out, &fresh.join("registry"), &accept).unwrap();
-    let done = install::install(&fresh, &r).unwrap();
+    let done = install::install(&fresh, &fresh.join(TOKEN), &r).unwrap();
     assert_eq!(done.releases, vec![id1.clone()]);
     assert_eq!(done.need_media.len(), 1);
     assert_eq!(done.need_media[0].0, id2);
