@@ -109,6 +109,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Duration::from_secs(reg.serve_opts.header_timeout_secs),
         reg.serve_opts.max_connections,
     );
+    day_two::watch_media(&host0.file, &releases);
     start_load(media, reg, status, releases);
     server::serve(
         net.listener,
