@@ -709,9 +709,10 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
         loaded.trim(),
         load_time.as_secs_f64()
     );
+    // The second IDE CD drive (secondary slave) is the guest's sr1.
     assert!(
-        found.is_some_and(|f| f.contains("2.0.0")),
-        "AIRLIFT-UPDATE-FOUND names the release"
+        found.is_some_and(|f| f.contains("/dev/sr1")),
+        "AIRLIFT-UPDATE-FOUND names the device the medium is in"
     );
     assert!(loaded.contains("e2e-update 2.0.0"), "{loaded}");
     let list = guest_json(&mut h.sh, "airlift-firstboot releases --json");
