@@ -153,6 +153,20 @@ fn blob_digest(alg: &str, hex: &str) -> Option<Digest> {
     format!("{alg}:{hex}").parse().ok()
 }
 
+/// An archive entry and its path (without a leading `./`).
+pub fn named<'a, R: Read>(
+    entry: std::io::Result<tar::Entry<'a, R>>,
+    what: &str,
+) -> Result<(tar::Entry<'a, R>, String)> {
+    let entry = entry.with_context(|| format!("reading the tar archive {what}"))?;
+    let name = entry
+        .path()?
+        .to_string_lossy()
+        .trim_start_matches("./")
+        .to_string();
+    Ok((entry, name))
+}
+
 fn from_archive(path: &Path) -> Result<Medium> {
     let what = path.display().to_string();
     let f = File::open(path).with_context(|| format!("opening {what}"))?;
@@ -163,12 +177,7 @@ fn from_archive(path: &Path) -> Result<Medium> {
         .entries_with_seek()
         .with_context(|| format!("reading the tar archive {what}"))?
     {
-        let mut entry = entry.with_context(|| format!("reading the tar archive {what}"))?;
-        let name = entry
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
+        let (mut entry, name) = named(entry, &what)?;
         let size = entry.header().size()?;
         let slot = match name.as_str() {
             airlift_appliance::bundle_manifest::BUNDLE_MANIFEST_FILE => &mut files.bundle,

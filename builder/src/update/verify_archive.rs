@@ -50,12 +50,7 @@ pub fn verify(path: &Path) -> Result<Report> {
     let (mut index, mut update) = (None, None);
     let mut archive = tar::Archive::new(&file);
     for entry in archive.entries_with_seek()? {
-        let mut entry = entry.with_context(|| format!("reading the tar archive {what}"))?;
-        let name = entry
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
+        let (mut entry, name) = super::medium::named(entry, &what)?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
