@@ -349,6 +349,23 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
     );
     assert!(node_rows[0].contains(r#"data-state="joined""#));
     assert!(node_rows[0].contains("127.0.0.1"));
+    // Releases: the boot media's bundle, current.
+    let release_rows = rows(&dom, "release-row");
+    assert_eq!(release_rows.len(), 1, "{release_rows:#?}");
+    let bundle = airlift_oci::Digest::sha256_of(
+        &std::fs::read(tmp.path().join("media/index.json")).unwrap(),
+    );
+    assert!(
+        release_rows[0].contains(r#"data-current="true""#),
+        "{}",
+        release_rows[0]
+    );
+    assert!(
+        release_rows[0].contains(&format!("sha256:{}", &bundle.hex()[..12])),
+        "{}",
+        release_rows[0]
+    );
+    assert_eq!(testid_text(&dom, "release-current"), "current");
     // Replicas: the placeholder until HA lands.
     assert_eq!(
         testid_text(&dom, "replicas-empty"),

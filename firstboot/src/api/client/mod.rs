@@ -23,6 +23,8 @@ pub struct Report {
     pub nodes: Option<Value>,
     /// host0's replica table (None: a server without one).
     pub replicas: Option<Value>,
+    /// host0's releases (None: a server without them, a replica).
+    pub releases: Option<Value>,
 }
 
 impl Report {
@@ -33,6 +35,7 @@ impl Report {
             "images": self.images,
             "nodes": self.nodes,
             "replicas": self.replicas,
+            "releases": self.releases,
         })
     }
 }
@@ -123,7 +126,7 @@ pub async fn fetch(base: &str, args: &Connect) -> Result<Report> {
     let status = get(&c, base, crate::api::status::PATH, hint)
         .await?
         .with_context(|| format!("{base} has no /airlift/v1/status: is it host0's registry?"))?;
-    let (images, nodes, replicas) = tokio::join!(
+    let (images, nodes, replicas, releases) = tokio::join!(
         get(&c, base, crate::api::images::PATH, ""),
         get(&c, base, "/airlift/v1/nodes", ""),
         get(
@@ -131,13 +134,15 @@ pub async fn fetch(base: &str, args: &Connect) -> Result<Report> {
             base,
             crate::services::ha::replication::REPLICAS_PATH,
             ""
-        )
+        ),
+        get(&c, base, crate::api::releases::PATH, "")
     );
     Ok(Report {
         status,
         images: images?,
         nodes: nodes?,
         replicas: replicas?,
+        releases: releases?,
     })
 }
 
@@ -154,16 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn report_json_has_the_four_parts() {
+    fn report_json_has_the_five_parts() {
         let r = Report {
             status: serde_json::json!({"state": "ready"}),
             images: None,
             nodes: Some(serde_json::json!([])),
             replicas: None,
+            releases: Some(serde_json::json!({"releases": []})),
         };
         assert_eq!(
             r.to_json(),
-            serde_json::json!({"status": {"state": "ready"}, "images": null, "nodes": [], "replicas": null})
+            serde_json::json!({"status": {"state": "ready"}, "images": null, "nodes": [],
+                "replicas": null, "releases": {"releases": []}})
         );
     }
 }

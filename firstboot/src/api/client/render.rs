@@ -114,6 +114,10 @@ pub fn render(r: &Report, now: SystemTime) -> Result<String> {
     out.push('\n');
     out.push_str(&nodes_section(r.nodes.as_ref(), now)?);
     out.push_str(&replicas_section(r.replicas.as_ref()));
+    if let Some(v) = &r.releases {
+        out.push_str("\nReleases\n");
+        out.push_str(&crate::commands::releases::render(v));
+    }
     Ok(out)
 }
 
@@ -381,6 +385,14 @@ mod tests {
                 "applied-generation": 3, "source-generation": 5, "lag-seconds": 2.34,
                 "first-seen": "2026-11-22T12:00:00Z", "last-seen": "2026-11-22T12:00:59Z"
             }])),
+            releases: Some(serde_json::json!({
+                "current": format!("sha256:{}", "d".repeat(64)), "keep": 2,
+                "releases": [{"id": {"name": "demo", "version": "1.0",
+                    "bundle": format!("sha256:{}", "d".repeat(64))},
+                    "images": 1, "blobs": 3, "bytes": 2048, "loadedAt": "2026-11-22T12:00:00Z",
+                    "source": "media", "current": true, "kept": true}],
+                "loading": null
+            })),
         };
         let now = UNIX_EPOCH
             + Duration::from_secs(
@@ -407,6 +419,10 @@ mod tests {
             text.contains("52:54:00:a1:00:02  https://10.0.0.10:5000  behind  2.3 s  3/5"),
             "{text}"
         );
+        assert!(
+            text.contains("\nReleases\n") && text.contains("* demo 1.0     dddddddddddd"),
+            "{text}"
+        );
 
         // Ready shows 100 %; no node table and no images endpoint are said so.
         let ready = Report {
@@ -414,6 +430,7 @@ mod tests {
             images: None,
             nodes: None,
             replicas: None,
+            releases: None,
         };
         let text = render(&ready, now).unwrap();
         assert!(text.contains("] 100 %"), "{text}");
@@ -421,6 +438,7 @@ mod tests {
         assert!(text.contains("no node table"), "{text}");
         assert!(text.contains("no /airlift/v1/images"), "{text}");
         assert!(!text.contains("data disk"), "{text}");
+        assert!(!text.contains("Releases"), "{text}");
 
         // The disk use, and its warning.
         let mut st = status("ready", 0, 0);
@@ -434,6 +452,7 @@ mod tests {
             images: None,
             nodes: None,
             replicas: None,
+            releases: None,
         };
         let text = render(&disk, now).unwrap();
         assert!(
@@ -450,6 +469,7 @@ mod tests {
             images: None,
             nodes: None,
             replicas: None,
+            releases: None,
         };
         let err = format!("{:#}", render(&bad, now).unwrap_err());
         assert!(err.contains("/airlift/v1/status"), "{err}");

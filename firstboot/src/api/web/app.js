@@ -8,6 +8,7 @@ const API = {
   status: "/airlift/v1/status",
   nodes: "/airlift/v1/nodes",
   replicas: "/airlift/v1/replicas",
+  releases: "/airlift/v1/releases",
   images: "/airlift/v1/images",
   mirror: "/airlift/v1/mirror-config",
 };
@@ -26,6 +27,7 @@ const state = {
   imagesKey: "",
   nodesKey: "",
   replicasKey: "",
+  releasesKey: "",
   mirror: null,
   mirrorTab: "podman",
 };
@@ -314,6 +316,37 @@ function renderReplicas(res) {
   $("replicas-empty").hidden = list.length > 0;
 }
 
+// ---------- releases ----------
+
+function releasesLoading(l) {
+  if (!l) return "";
+  const what = l.release ? `release ${l.release.name} ${l.release.version}` : l.from;
+  if (l.state === "failed") return `Loading ${what} failed: ${l.error || "unknown error"}`;
+  const pct = l.bytesTotal > 0 ? Math.min(100, Math.floor((l.bytesDone * 100) / l.bytesTotal)) : 100;
+  return `Loading ${what}: ${pct} % (${l.blobsDone}/${l.blobsTotal} blobs, ${humanBytes(l.bytesDone)} of ${humanBytes(l.bytesTotal)})`;
+}
+
+function renderReleases(res) {
+  const v = res.data;
+  const key = JSON.stringify(v || null);
+  if (key === state.releasesKey) return;
+  state.releasesKey = key;
+  const list = (v && v.releases) || [];
+  const rows = list.map((r) => el("tr", { "data-testid": "release-row", "data-current": String(r.current) },
+    el("td", { "data-testid": "release-current" }, r.current ? el("span", { class: "chip chip-ok" }, "current") : ""),
+    el("td", { class: "ref", "data-testid": "release-name" }, `${r.id.name} ${r.id.version}`),
+    el("td", { class: "mono", title: r.id.bundle }, shortDigest(r.id.bundle)),
+    el("td", { class: "num" }, String(r.images)),
+    el("td", { class: "num" }, humanBytes(r.bytes)),
+    el("td", { title: r.loadedAt }, localTime(r.loadedAt)),
+    el("td", {}, r.source + (r.kept ? "" : " (to collect)"))));
+  $("releases-body").replaceChildren(...rows);
+  $("releases-empty").hidden = list.length > 0;
+  const line = releasesLoading(v && v.loading);
+  setText("releases-loading", line);
+  $("releases-loading").hidden = !line;
+}
+
 // ---------- mirror config ----------
 
 function renderMirror() {
@@ -348,12 +381,13 @@ function setConnection(ok, detail) {
 
 async function tick() {
   const now = Date.now();
-  const [status, nodes, replicas] = await Promise.all(
-    [getJSON(API.status), getJSON(API.nodes), getJSON(API.replicas)]);
+  const [status, nodes, replicas, releases] = await Promise.all(
+    [getJSON(API.status), getJSON(API.nodes), getJSON(API.replicas), getJSON(API.releases)]);
   if (status.missing) throw new Error("no /airlift/v1/status here: is this host0?");
   renderStatus(status.data);
   renderNodes(nodes);
   renderReplicas(replicas);
+  renderReleases(releases);
   if (now - state.lastImages >= IMAGES_EVERY_MS) {
     const r = await getJSON(API.images);
     if (r.data) { state.images = r.data; state.imagesKey = ""; renderImages(); }
