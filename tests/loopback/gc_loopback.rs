@@ -230,6 +230,23 @@ fn gc_keeps_the_kept_release_and_pushed_images_and_frees_the_rest() {
             String::from_utf8_lossy(&r.body)
         );
     }
+    // --offline refuses while host0's port answers.
+    let config = tmp.path().join("appliance.json");
+    let file = airlift_integration::host0::appliance_file(srv.addr.port(), &[]);
+    std::fs::write(&config, serde_json::to_vec(&file).unwrap()).unwrap();
+    let out = Command::new(binary("airlift-firstboot"))
+        .args(["gc", "--offline", "--grace-secs", "0", "--keep", "1"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("stop it first"),
+        "{err}"
+    );
     srv.kill9();
 
     let mut want: BTreeSet<Digest> = reach(&r1.made[2]);

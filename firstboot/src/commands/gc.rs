@@ -66,6 +66,9 @@ pub fn run(args: GcArgs) -> Result<()> {
         None => configured_keep(&args.config)?,
     };
     let report: Report = if args.offline {
+        if !args.dry_run {
+            refuse_if_serving(&args.config)?;
+        }
         let req = Request {
             keep,
             dry_run: args.dry_run,
@@ -87,6 +90,25 @@ pub fn run(args: GcArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+/// `--offline` deletes under a running host0's feet: refuse while
+/// something answers on the configured registry port.
+fn refuse_if_serving(config: &Path) -> Result<()> {
+    if !config.exists() {
+        return Ok(());
+    }
+    let port = airlift_appliance::ApplianceFile::load(config)?
+        .registry
+        .port;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        anyhow::bail!(
+            "host0 answers on {addr}: stop it first (systemctl stop airlift-host0.service), \
+             or run gc without --offline"
+        );
     }
     Ok(())
 }
