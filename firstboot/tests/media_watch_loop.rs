@@ -22,18 +22,17 @@ use airlift_firstboot::services::media_watch::{OnFound, Paths, Watcher};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
+/// Run a tool; its trimmed stdout (a failure panics with its stderr).
 fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Command::new(cmd).args(args).output();
+    let out = out.unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
     assert!(
         out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{cmd} {args:?}: {}",
+        text(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    text(&out.stdout)
 }
 
 /// A medium labelled `label` holding `airlift/update.json` = `text`: a
@@ -117,6 +116,14 @@ fn reporter() -> (OnFound, mpsc::UnboundedReceiver<(String, String)>) {
     (f, rx)
 }
 
+/// The next (device, update.json) the callback reported.
+async fn next_found(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(120), rx.recv())
+        .await
+        .expect("no medium was handed to the callback")
+        .unwrap()
+}
+
 /// Poll until the watcher holds nothing mounted (the callback is done).
 async fn until_unmounted(w: &mut Watcher) {
     for _ in 0..600 {
@@ -161,10 +168,7 @@ async fn finds_a_labelled_medium_forgets_it_when_gone_and_sees_the_next() {
     let _other = Loop::attach(&other);
     let a = Loop::attach(&first);
     w.poll_once().await;
-    let (device, text) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
-        .await
-        .expect("the first medium was not handed to the callback")
-        .unwrap();
+    let (device, text) = next_found(&mut rx).await;
     assert_eq!(
         (device.as_str(), text.as_str()),
         (a.dev.to_str().unwrap(), "first release")
@@ -187,10 +191,7 @@ async fn finds_a_labelled_medium_forgets_it_when_gone_and_sees_the_next() {
     until_forgotten(&mut w).await;
     let b = Loop::attach(&second);
     w.poll_once().await;
-    let (device, text) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
-        .await
-        .expect("the second medium was not handed to the callback")
-        .unwrap();
+    let (device, text) = next_found(&mut rx).await;
     assert_eq!(
         (device.as_str(), text.as_str()),
         (b.dev.to_str().unwrap(), "second release")
