@@ -329,7 +329,10 @@ fn push(port: u16, dir: &Path) -> (String, MadeImage) {
     let digest_arg = digest_file.display().to_string();
     run_ok(
         Command::new(require("skopeo", "skopeo"))
-            .args(["copy", "--retry-times", "3", "--dest-tls-verify=false"])
+            // As made: skopeo would gzip the plain tar layers, and the
+            // layer shared with `old` would no longer be shared.
+            .args(["copy", "--preserve-digests", "--retry-times", "3"])
+            .arg("--dest-tls-verify=false")
             .args([
                 "--dest-creds",
                 &creds,
@@ -340,6 +343,11 @@ fn push(port: u16, dir: &Path) -> (String, MadeImage) {
             ]),
     );
     let digest = std::fs::read_to_string(digest_file).unwrap();
+    assert_eq!(
+        digest.trim(),
+        made.manifest.digest.to_string(),
+        "pushed as made"
+    );
     (digest.trim().to_string(), made)
 }
 
