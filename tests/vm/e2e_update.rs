@@ -794,12 +794,11 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
 
     steps.step("gc --keep 1 deletes release 1's own blobs, keeps pushed content");
     // Blob files that must stay: the layer `old` shares with the pushed
-    // image, app's base layer, the pushed image's config and layers,
-    // release 2's `new` (pushed manifests live in the registry's
-    // metadata, not as blob files; gc must not list them either).
+    // image, app's base layer, the pushed image's manifest, config and
+    // layers, release 2's `new`.
     let pushed_blobs: Vec<String> = pushed_made.blobs.iter().map(ToString::to_string).collect();
     let kept: Vec<String> = [
-        vec![want.app2.blobs[1].to_string()],
+        vec![want.app2.blobs[1].to_string(), pushed.clone()],
         pushed_blobs.clone(),
         want.new.blobs.iter().map(ToString::to_string).collect(),
     ]
@@ -839,7 +838,7 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
     for b in want.release1_only() {
         assert!(deleted.contains(&b), "gc did not delete {b}: {done:#}");
     }
-    for b in kept.iter().chain([&pushed]) {
+    for b in &kept {
         assert!(
             !deleted.contains(b),
             "gc deleted {b}, which must stay: {done:#}"
