@@ -115,6 +115,10 @@ e2e: deps base build
 e2e-ha: deps base build
     cargo test -p airlift-integration --test vm -- e2e_ha:: --nocapture
 
+# Day two in QEMU: host0 boots release 1 with a data disk, a node netboots; release 2's update ISO put in a second CD drive is loaded with no reboot and the node pulls the new tags; rollback and forward, gc, backup, then a restore onto a blank data disk (figures printed).
+e2e-update: deps base build
+    cargo test -p airlift-integration --test vm -- e2e_update:: --nocapture --test-threads 1
+
 # Figures beside cat, xorriso, distribution v3 and docker-registry (never pass/fail) into benchmarks/RESULTS.md; AIRLIFT_BENCH_QUICK=1 for a smoke run.
 bench: deps base
     test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time; }

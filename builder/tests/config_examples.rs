@@ -145,6 +145,8 @@ fn config_examples_meant_to_be_used_validate() {
         ("e2e-netboot.yaml", Purpose::Build),
         ("e2e-ha.yaml", Purpose::Build),
         ("e2e-storage.yaml", Purpose::Build),
+        ("e2e-update-1.yaml", Purpose::Build),
+        ("e2e-update-2.yaml", Purpose::Build),
         // Written by the build side; validated when present.
         ("demo.yaml", Purpose::Build),
         ("smoke.yaml", Purpose::Build),

@@ -16,4 +16,5 @@ pub mod oci_suite;
 pub mod own_process;
 pub mod registry;
 pub mod tools;
+pub mod update_images;
 pub mod vm;

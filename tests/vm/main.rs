@@ -16,6 +16,7 @@ mod demo_tour;
 mod e2e_ha;
 mod e2e_netboot;
 mod e2e_storage;
+mod e2e_update;
 mod hardware_matrix;
 mod host0_qemu;
 mod netboot_secure_boot;

@@ -437,8 +437,8 @@ mod tests {
         assert!(!text.contains(" left"), "{text}");
         assert!(text.contains("no node table"), "{text}");
         assert!(text.contains("no /airlift/v1/images"), "{text}");
-        assert!(!text.contains("Releases"), "{text}");
         assert!(!text.contains("data disk"), "{text}");
+        assert!(!text.contains("Releases"), "{text}");
 
         // The disk use, and its warning.
         let mut st = status("ready", 0, 0);

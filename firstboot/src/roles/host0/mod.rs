@@ -24,6 +24,7 @@
 pub mod address_wait;
 pub mod addresses;
 pub mod certs;
+pub mod day_two;
 pub mod load;
 pub mod registry;
 
@@ -108,6 +109,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Duration::from_secs(reg.serve_opts.header_timeout_secs),
         reg.serve_opts.max_connections,
     );
+    day_two::watch_media(&host0.file, &releases);
     start_load(media, reg, status, releases);
     server::serve(
         net.listener,
@@ -389,6 +391,15 @@ impl Host0 {
                 releases: releases.clone(),
                 token: self.admin_token.clone(),
             },
+        );
+        let app = day_two::attach(
+            app,
+            &current,
+            &self.opts.data,
+            file,
+            &self.ops,
+            &self.admin_token,
+            &releases,
         );
         let app = crate::api::replication::attach(
             app,
