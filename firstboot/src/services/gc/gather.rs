@@ -100,8 +100,23 @@ pub async fn live(
         reach.add(&d, &mt);
     }
     let pushed: BTreeSet<Digest> = reach.seen.clone();
-    for (d, mt) in store.layer_manifests() {
-        reach.add(&d, &mt);
+    // Layers other than held releases (the boot media while it loads)
+    // are roots; a release's layer counts only if the release is kept
+    // (`releases` above), or no release could ever be collected.
+    let release_dirs_root = data.map(|d| d.join(crate::services::releases::state::DIR));
+    for spec in store.layers() {
+        if release_dirs_root
+            .as_ref()
+            .is_some_and(|r| spec.dir.starts_with(r))
+        {
+            continue;
+        }
+        let index = airlift_oci::Layout::open(&spec.dir)
+            .and_then(|l| l.read_index())
+            .map_err(|e| anyhow!("reading the layer {}: {e:#}", spec.dir.display()))?;
+        for e in &index.manifests {
+            reach.add(&e.digest, &e.media_type);
+        }
     }
     walk_store(store, &mut reach).await?;
     let mut roots = reach.seen;

@@ -34,16 +34,6 @@ impl Store {
             .collect())
     }
 
-    /// Every manifest of the read-only layers, with its media type.
-    pub fn layer_manifests(&self) -> Vec<(Digest, String)> {
-        self.layer_set()
-            .repos
-            .values()
-            .flat_map(|ri| ri.manifests.iter())
-            .map(|(d, i)| (d.clone(), i.media_type.clone()))
-            .collect()
-    }
-
     /// Blobs pushed or mounted into any repository less than `within` ago.
     pub fn linked_blobs(&self, within: std::time::Duration) -> BTreeSet<Digest> {
         self.links.pushed_within(within)
