@@ -4,7 +4,7 @@
 //! crash tests). Prints each blob that went (or would go) with its size
 //! and the release(s) it came from, then the total.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -32,16 +32,8 @@ pub struct GcArgs {
     /// With --offline: blob files younger than this many seconds stay.
     #[arg(long, value_name = "SECS", default_value_t = gc::GRACE.as_secs(), requires = "offline")]
     pub grace_secs: u64,
-    /// The appliance config.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "/etc/airlift/appliance.json"
-    )]
-    pub config: PathBuf,
-    /// host0's state folder.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/airlift")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub host: super::releases::HostArgs,
 }
 
 /// The configured `storage.keepReleases` (the default without a config
@@ -63,18 +55,18 @@ pub fn run(args: GcArgs) -> Result<()> {
         .context("starting the async runtime")?;
     let keep = match args.keep {
         Some(k) => k,
-        None => configured_keep(&args.config)?,
+        None => configured_keep(&args.host.config)?,
     };
     let report: Report = if args.offline {
         if !args.dry_run {
-            refuse_if_serving(&args.config)?;
+            refuse_if_serving(&args.host.config)?;
         }
         let req = Request {
             keep,
             dry_run: args.dry_run,
             grace: Duration::from_secs(args.grace_secs),
         };
-        let r = rt.block_on(gc::collect_offline(&args.data, &req))?;
+        let r = rt.block_on(gc::collect_offline(&args.host.data, &req))?;
         if !r.dry_run {
             // On stderr: stdout carries the report (maybe JSON).
             eprintln!("{}", r.milestone());
@@ -82,7 +74,7 @@ pub fn run(args: GcArgs) -> Result<()> {
         r
     } else {
         let body = serde_json::json!({ "dryRun": args.dry_run, "keep": keep });
-        let client = AdminClient::local(&args.config, &args.data)?;
+        let client = AdminClient::local(&args.host.config, &args.host.data)?;
         let v = rt.block_on(client.post(crate::api::gc::PATH, &body))?;
         report_from(v)?
     };
