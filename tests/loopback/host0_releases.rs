@@ -476,3 +476,40 @@ fn assert_whole(data: &Path) {
         assert_eq!(Digest::sha256_of(&std::fs::read(p).unwrap()), d, "{rel}");
     }
 }
+
+/// An update that would eat into the reserve (`storage.reserveMiB`,
+/// here more than any disk) is refused before a blob is written, naming
+/// what it needs and what gc would free; host0 goes on serving release 1.
+#[test]
+fn an_update_that_would_not_fit_is_refused_and_host0_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, _) = media(tmp.path(), 2);
+    let mut file = host0::appliance_file(host0::port(), &["quay.io"]);
+    file.storage.reserve_mib = Some(1 << 30); // 1 PiB
+    let dirs = Host0Dirs::new(tmp.path(), &tmp.path().join("media"), &file);
+    let mut h = Host0::start(&dirs, &["--force-load"]);
+    h.wait_line("AIRLIFT-HOST0-LOADED", Duration::from_secs(120));
+    h.wait_state("ready", Duration::from_secs(60));
+
+    let (state, blobs) = (state_bytes(&dirs), blob_names(&dirs.registry_data()));
+    let update = tmp.path().join("update");
+    let (ok, _, err) = cli(&dirs, &["update", update.to_str().unwrap()]);
+    assert!(!ok, "an update into the reserve loaded");
+    assert!(
+        err.contains("not enough space for loading release host0-test 2.0")
+            && err.contains("kept in reserve")
+            && err.contains("garbage collection would free nothing"),
+        "{err}"
+    );
+    assert_eq!(state_bytes(&dirs), state, "state.json changed");
+    assert_eq!(
+        blob_names(&dirs.registry_data()),
+        blobs,
+        "blobs were written"
+    );
+    assert_eq!(tag_digest(&dirs, "quay.io/rel/new:1"), None);
+    for m in &one {
+        pull_verified(&dirs, m);
+    }
+    h.kill9();
+}

@@ -58,13 +58,14 @@ pub fn load(host: &Host, path: &Path, progress: &LoadProgress) -> Result<(Releas
     let needed: u64 = missing.iter().map(|(_, s)| s).sum();
     let space = disk_space::space(&reg_dir)?;
     let what = format!("loading release {}", medium.id);
-    disk_space::check(
-        &what,
-        needed,
-        space,
-        host.storage.reserve_bytes(space.total),
-        None,
-    )?;
+    let reserve = host.storage.reserve_bytes(space.total);
+    disk_space::check(&what, needed, space, reserve, None).map_err(|mut refusal| {
+        // Say what garbage collection would free (a walk of the blob
+        // folder: only worked out when refusing).
+        let keep = host.storage.keep_releases();
+        refusal.reclaimable = crate::services::gc::reclaimable(host.data, keep).ok();
+        refusal
+    })?;
     progress.update(|l| {
         l.blobs_total = missing.len() as u64;
         l.bytes_total = needed;
