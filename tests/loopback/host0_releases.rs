@@ -205,6 +205,19 @@ fn by_ref<'a>(made: &'a [MadeImage], r: &str) -> &'a MadeImage {
     made.iter().find(|m| m.ref_name == r).unwrap()
 }
 
+/// `update PATH` fails and changes nothing: `state.json`, the blob
+/// files and release 2's new tag as before. Its stderr.
+fn refused_without_change(dirs: &Host0Dirs, path: &Path, what: &str) -> String {
+    let (state, blobs) = (state_bytes(dirs), blob_names(&dirs.registry_data()));
+    let (ok, _, err) = cli(dirs, &["update", path.to_str().unwrap()]);
+    assert!(!ok, "{what} loaded");
+    assert_eq!(state_bytes(dirs), state, "state.json changed by {what}");
+    let after = blob_names(&dirs.registry_data());
+    assert_eq!(after, blobs, "blobs were written by {what}");
+    assert_eq!(tag_digest(dirs, "quay.io/rel/new:1"), None);
+    err
+}
+
 fn state_bytes(dirs: &Host0Dirs) -> Vec<u8> {
     std::fs::read(dirs.data.join("releases/state.json")).unwrap()
 }
@@ -358,30 +371,20 @@ fn another_appliances_medium_and_a_missing_base_are_refused_then_an_archive_load
         "bundle": Digest::sha256_of(b"never loaded").to_string()});
     update_medium(&orphan, &full2, missing_base, NAME, "2.0");
 
-    let (state, blobs) = (state_bytes(&dirs), blob_names(&dirs.registry_data()));
-    let (ok, _, err) = cli(&dirs, &["update", other.to_str().unwrap()]);
-    assert!(!ok, "another appliance's medium loaded");
+    let err = refused_without_change(&dirs, &other, "another appliance's medium");
     assert!(
         err.contains(
             "another appliance's medium: it is for other-appliance, this host0 is host0-test"
         ),
         "{err}"
     );
-    let (ok, _, err) = cli(&dirs, &["update", orphan.to_str().unwrap()]);
-    assert!(!ok, "an update without its base loaded");
+    let err = refused_without_change(&dirs, &orphan, "an update without its base");
     assert!(
         err.contains("needs release host0-test 0.9 (")
             && err.contains("which holds host0-test 1.0 (")
             && err.contains("load that first"),
         "{err}"
     );
-    assert_eq!(state_bytes(&dirs), state, "state.json changed");
-    assert_eq!(
-        blob_names(&dirs.registry_data()),
-        blobs,
-        "blobs were written"
-    );
-    assert_eq!(tag_digest(&dirs, "quay.io/rel/new:1"), None);
     let v = releases(&dirs);
     assert_eq!(v["loading"]["state"], "failed", "{v}");
 
@@ -491,23 +494,14 @@ fn an_update_that_would_not_fit_is_refused_and_host0_keeps_serving() {
     h.wait_line("AIRLIFT-HOST0-LOADED", Duration::from_secs(120));
     h.wait_state("ready", Duration::from_secs(60));
 
-    let (state, blobs) = (state_bytes(&dirs), blob_names(&dirs.registry_data()));
     let update = tmp.path().join("update");
-    let (ok, _, err) = cli(&dirs, &["update", update.to_str().unwrap()]);
-    assert!(!ok, "an update into the reserve loaded");
+    let err = refused_without_change(&dirs, &update, "an update into the reserve");
     assert!(
         err.contains("not enough space for loading release host0-test 2.0")
             && err.contains("kept in reserve")
             && err.contains("garbage collection would free nothing"),
         "{err}"
     );
-    assert_eq!(state_bytes(&dirs), state, "state.json changed");
-    assert_eq!(
-        blob_names(&dirs.registry_data()),
-        blobs,
-        "blobs were written"
-    );
-    assert_eq!(tag_digest(&dirs, "quay.io/rel/new:1"), None);
     for m in &one {
         pull_verified(&dirs, m);
     }

@@ -61,6 +61,12 @@ fn open(path: &Path) -> Result<tar::Archive<BufReader<File>>> {
     Ok(tar::Archive::new(BufReader::with_capacity(1 << 20, f)))
 }
 
+/// An entry's path as text (lossy: a name that is not UTF-8 matches no
+/// entry airlift reads, so it is skipped like any other unknown name).
+fn entry_name<R: std::io::Read>(entry: &tar::Entry<'_, R>) -> std::io::Result<String> {
+    Ok(entry.path()?.to_string_lossy().into_owned())
+}
+
 /// The small files and the blobs (digest, size) of the archive.
 pub fn scan(path: &Path) -> Result<(SmallFiles, Vec<(Digest, u64)>)> {
     let mut archive = open(path)?;
@@ -69,11 +75,7 @@ pub fn scan(path: &Path) -> Result<(SmallFiles, Vec<(Digest, u64)>)> {
     let ctx = || format!("reading the archive {}", path.display());
     for entry in archive.entries_with_seek().with_context(ctx)? {
         let mut entry = entry.with_context(ctx)?;
-        let name = entry
-            .path()
-            .with_context(ctx)?
-            .to_string_lossy()
-            .to_string();
+        let name = entry_name(&entry).with_context(ctx)?;
         match classify(&name) {
             Entry::Small(which) => {
                 if entry.size() > SMALL_MAX {
@@ -127,11 +129,7 @@ pub fn copy(
     let ctx = || format!("reading the archive {}", path.display());
     for entry in archive.entries().with_context(ctx)? {
         let mut entry = entry.with_context(ctx)?;
-        let name = entry
-            .path()
-            .with_context(ctx)?
-            .to_string_lossy()
-            .to_string();
+        let name = entry_name(&entry).with_context(ctx)?;
         let Entry::Blob(d) = classify(&name) else {
             continue;
         };
