@@ -1,10 +1,28 @@
 //! The bundle manifest (`bundle.json`): every image in the bundle with
-//! its reference, digest, platforms and size, and totals that show what
+//! its reference, digest, platforms and size, what refers to it
+//! (signatures, SBOMs, attestations: [`Attachment`]) and which trusted
+//! key verified it ([`VerifiedSignature`]), and totals that show what
 //! sharing blobs saved.
+//!
+//! ## Attachments in the bundle's `index.json`
+//!
+//! Beside one entry per image, `index.json` has one entry per attachment,
+//! annotated with [`ATTACHMENT_SUBJECT`] (the manifest it refers to), so
+//! host0 serves it in the image's repository exactly as upstream did:
+//! - a sigstore/cosign attachment tag keeps its tag:
+//!   `org.opencontainers.image.ref.name` = `quay.io/org/app:sha256-<hex>.sig`;
+//! - an OCI 1.1 referrer (a manifest with `subject`) is named by its own
+//!   digest, `quay.io/org/app@sha256:<its digest>`: served by digest, and
+//!   listed by the referrers API through its `subject`.
 
 use serde::{Deserialize, Serialize};
 
 use airlift_oci::Digest;
+
+/// Annotation on an attachment's `index.json` entry: the digest of the
+/// manifest it refers to (the image's top manifest or index, or one of
+/// its platform manifests). Entries without it are images.
+pub const ATTACHMENT_SUBJECT: &str = "io.airlift.attachment.subject";
 
 /// File name of the bundle manifest beside (or inside) a bundle.
 pub const BUNDLE_MANIFEST_FILE: &str = "bundle.json";
@@ -34,8 +52,107 @@ pub struct BundleImage {
     pub media_type: String,
     /// `os/arch[/variant]` of every platform kept.
     pub platforms: Vec<String>,
-    /// Bytes of every blob this image reaches, manifests included.
+    /// Bytes of every blob this image reaches, manifests and attachments
+    /// included.
     pub size: u64,
+    /// What refers to the image or its platform manifests and was carried
+    /// (sorted by subject, then digest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Signatures that verified at build with a key of the config's
+    /// `verify:` section (empty when the image is in no key's scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<VerifiedSignature>,
+}
+
+/// Something that refers to an image: a sigstore/cosign attachment tag or
+/// an OCI 1.1 referrer, carried into the bundle with every blob it reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Attachment {
+    /// The manifest it refers to: the image's top digest or a platform
+    /// manifest's.
+    pub subject: Digest,
+    /// The attachment's own manifest.
+    pub digest: Digest,
+    pub media_type: String,
+    /// What it is, for people: judged from `artifact_type`.
+    pub kind: AttachmentKind,
+    /// The manifest's `artifactType`, else its config's media type unless
+    /// that is the generic image config or the empty descriptor, else its
+    /// first layer's media type (cosign `.sig`:
+    /// `application/vnd.dev.cosign.simplesigning.v1+json`). What the
+    /// config's `attachments.artifactTypes` filter matches.
+    pub artifact_type: String,
+    /// The cosign tag it was found under (`sha256-<hex>.sig`); absent for
+    /// an OCI 1.1 referrer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Bytes of every blob it reaches, its manifest included.
+    pub size: u64,
+}
+
+/// The kinds of [`Attachment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttachmentKind {
+    /// A sigstore/cosign signature (`.sig`, simple signing payloads).
+    Signature,
+    /// An in-toto attestation (`.att`, or a DSSE envelope referrer).
+    Attestation,
+    /// A software bill of materials (`.sbom`, SPDX or CycloneDX referrer).
+    Sbom,
+    /// Any other referrer.
+    Artifact,
+}
+
+impl AttachmentKind {
+    /// The kind an artifact type (see [`Attachment::artifact_type`]) and
+    /// cosign tag suffix say.
+    pub fn judge(artifact_type: &str, tag: Option<&str>) -> AttachmentKind {
+        let t = artifact_type.to_ascii_lowercase();
+        if tag.is_some_and(|t| t.ends_with(".sig")) || t.contains("cosign.simplesigning") {
+            AttachmentKind::Signature
+        } else if tag.is_some_and(|t| t.ends_with(".att"))
+            || t.contains("in-toto")
+            || t.contains("dsse")
+        {
+            AttachmentKind::Attestation
+        } else if tag.is_some_and(|t| t.ends_with(".sbom"))
+            || t.contains("spdx")
+            || t.contains("cyclonedx")
+            || t.contains("syft")
+        {
+            AttachmentKind::Sbom
+        } else {
+            AttachmentKind::Artifact
+        }
+    }
+
+    /// The name as written (`signature`, `sbom`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::Signature => "signature",
+            AttachmentKind::Attestation => "attestation",
+            AttachmentKind::Sbom => "sbom",
+            AttachmentKind::Artifact => "artifact",
+        }
+    }
+}
+
+/// A signature that verified at build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VerifiedSignature {
+    /// The manifest digest the signature is over.
+    pub subject: Digest,
+    /// The trusted key's name (the config's `verify.keys[].name`).
+    pub key: String,
+    /// The identity the signature claims (`docker-reference` of its
+    /// simple signing payload).
+    pub identity: String,
+    /// The `.sig` manifest that carries it.
+    pub signature: Digest,
 }
 
 /// Totals over the whole bundle.

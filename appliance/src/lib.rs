@@ -27,13 +27,17 @@ pub mod mirror_order;
 pub mod netboot;
 pub mod release;
 pub mod runtime;
+pub mod trust;
 
-pub use bundle_manifest::{BundleImage, BundleManifest, Totals};
+pub use bundle_manifest::{
+    Attachment, AttachmentKind, BundleImage, BundleManifest, Totals, VerifiedSignature,
+};
 pub use datadisk::{DataDisk, Filesystem, Storage};
 pub use ha::{Ha, IpCidr, VirtualIp};
 pub use netboot::{DhcpMode, Netboot, Node, NodeProfile};
 pub use release::{ReleaseId, UpdateManifest};
 pub use runtime::Runtime;
+pub use trust::{TrustPolicy, TrustedKey};
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +94,11 @@ pub struct ApplianceFile {
     /// written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<Ha>,
+    /// The keys images must be signed by (the config's `verify:`), for
+    /// the signature policy host0 writes and sends to nodes; absent when
+    /// the config has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustPolicy>,
 }
 
 /// Registry settings host0 serves with.
@@ -206,6 +215,9 @@ impl ApplianceFile {
             && (self.registry.tls_cert.is_none() || self.registry.tls_key.is_none())
         {
             bail!("registry.tls is provided but registry.tlsCert or registry.tlsKey is missing");
+        }
+        if let Some(t) = &self.trust {
+            t.validate().context("trust")?;
         }
         if let Some(v) = self.virtual_ip() {
             if v.virtual_router_id == 0 {

@@ -29,6 +29,7 @@ fn sample() -> ApplianceFile {
         netboot: Netboot::default(),
         storage: Storage::default(),
         ha: None,
+        trust: None,
     }
 }
 

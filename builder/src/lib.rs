@@ -1,5 +1,6 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
+pub mod attachments;
 pub mod bundler;
 pub mod cli;
 pub mod commands;

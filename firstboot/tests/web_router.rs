@@ -100,6 +100,8 @@ fn bundle(dir: &Path) -> Bundle {
             media_type: media::OCI_MANIFEST.into(),
             platforms: vec!["linux/amd64".into()],
             size: 4242,
+            attachments: Vec::new(),
+            signatures: Vec::new(),
         }],
         totals: Totals {
             images: 1,
@@ -144,6 +146,7 @@ fn appliance(netboot: airlift_appliance::Netboot) -> ApplianceFile {
         netboot,
         storage: Storage::default(),
         ha: None,
+        trust: None,
     }
 }
 

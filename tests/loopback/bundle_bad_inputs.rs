@@ -19,6 +19,7 @@ fn opts() -> BundleOptions {
         version: "1".into(),
         concurrency: 2,
         progress: false,
+        ..BundleOptions::default()
     }
 }
 

@@ -20,6 +20,7 @@ fn opts() -> BundleOptions {
         version: "1".into(),
         concurrency: 4,
         progress: false,
+        ..BundleOptions::default()
     }
 }
 

@@ -38,6 +38,7 @@ fn opts() -> BundleOptions {
         version: "1".into(),
         concurrency: 4,
         progress: false,
+        ..BundleOptions::default()
     }
 }
 

@@ -99,6 +99,8 @@ fn bundle(dir: &Path) -> Vec<MadeImage> {
             media_type: m.manifest.media_type.clone(),
             platforms,
             size,
+            attachments: Vec::new(),
+            signatures: Vec::new(),
         });
     }
     let unique: u64 = all.values().sum();

@@ -40,6 +40,7 @@ pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
         netboot: airlift_appliance::Netboot::default(),
         storage: Storage::default(),
         ha: None,
+        trust: None,
     }
 }
 

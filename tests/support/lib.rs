@@ -15,6 +15,7 @@ pub mod netns;
 pub mod oci_suite;
 pub mod own_process;
 pub mod registry;
+pub mod sigstore;
 pub mod tools;
 pub mod update_images;
 pub mod vm;

@@ -36,6 +36,10 @@ pub struct BundleOptions {
     pub concurrency: usize,
     /// Show progress bars when stderr is a terminal.
     pub progress: bool,
+    /// What that refers to each image is carried (`attachments:`).
+    pub attachments: crate::attachments::Filter,
+    /// The keys images in their scopes must be signed by (`verify:`).
+    pub trust: Option<airlift_appliance::TrustPolicy>,
 }
 
 impl Default for BundleOptions {
@@ -45,6 +49,8 @@ impl Default for BundleOptions {
             version: "0".to_string(),
             concurrency: 4,
             progress: true,
+            attachments: crate::attachments::Filter::default(),
+            trust: None,
         }
     }
 }
@@ -264,6 +270,8 @@ fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<Bun
             media_type: ing.root.media_type.clone(),
             platforms: ing.platforms.clone(),
             size: b.blobs.values().sum(),
+            attachments: Vec::new(),
+            signatures: Vec::new(),
         });
     }
     layout.write_index(&index)?;

@@ -31,6 +31,7 @@ pub fn run(args: Args) -> Result<()> {
             version,
             concurrency: args.concurrency,
             progress: true,
+            ..BundleOptions::default()
         },
     )?;
     Ok(())

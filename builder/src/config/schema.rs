@@ -73,6 +73,76 @@ pub struct Config {
     /// How the UEFI boot path is signed for Secure Boot.
     #[serde(default)]
     pub secure_boot: SecureBoot,
+    /// Keys bundled images must be signed by, checked at build and
+    /// enforced on host0 and nodes.
+    #[serde(default)]
+    pub verify: Option<Verify>,
+    /// What that refers to each image (signatures, SBOMs, attestations)
+    /// is carried into the bundle.
+    #[serde(default)]
+    pub attachments: Attachments,
+}
+
+/// `verify:`: the trusted keys.
+///
+/// ```yaml
+/// verify:
+///   keys:
+///     - name: example                 # default: the key file's name without .pub
+///       publicKey: keys/example.pub   # cosign/sigstore PEM: ECDSA P-256 or Ed25519
+///       scopes: [quay.io/example, registry.airlift.test/signed]
+///   enforce: true                     # write the policy on host0 and nodes (default)
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Verify {
+    pub keys: Vec<VerifyKey>,
+    #[serde(default = "default_true")]
+    pub enforce: bool,
+}
+
+/// One trusted key and the references it governs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VerifyKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A PEM public key file (relative paths: to the config file).
+    pub public_key: PathBuf,
+    /// Registries or registry/repository prefixes (`quay.io/example`).
+    pub scopes: Vec<String>,
+}
+
+/// `attachments:`: what is carried beside each image.
+///
+/// ```yaml
+/// attachments:
+///   carry: true            # false: carry nothing (then `verify:` is refused)
+///   artifactTypes: []      # non-empty: only attachments of these artifact types
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Attachments {
+    #[serde(default = "default_true")]
+    pub carry: bool,
+    /// Artifact types to keep (see `airlift_appliance::Attachment::artifact_type`:
+    /// `application/spdx+json`, `application/vnd.dev.cosign.simplesigning.v1+json`,
+    /// `application/vnd.dsse.envelope.v1+json`, …); empty keeps all.
+    #[serde(default)]
+    pub artifact_types: Vec<String>,
+}
+
+impl Default for Attachments {
+    fn default() -> Self {
+        Attachments {
+            carry: true,
+            artifact_types: Vec::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Identity of the appliance.

@@ -150,6 +150,8 @@ mod tests {
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     platforms: vec!["linux/amd64".into()],
                     size: 0,
+                    attachments: Vec::new(),
+                    signatures: Vec::new(),
                 })
                 .collect(),
             totals: Totals::default(),

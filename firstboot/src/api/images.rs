@@ -402,6 +402,8 @@ mod tests {
                 media_type: media::OCI_INDEX.into(),
                 platforms: vec!["linux/amd64".into(), "linux/arm64/v8".into()],
                 size: 12_345,
+                attachments: Vec::new(),
+                signatures: Vec::new(),
             }],
             totals: Totals {
                 images: 1,
