@@ -37,7 +37,7 @@ pub use ha::{Ha, IpCidr, VirtualIp};
 pub use netboot::{DhcpMode, Netboot, Node, NodeProfile};
 pub use release::{ReleaseId, UpdateManifest};
 pub use runtime::Runtime;
-pub use trust::{TrustPolicy, TrustedKey};
+pub use trust::{Outcome, TrustPolicy, TrustedKey, Verifier};
 
 use std::path::{Path, PathBuf};
 

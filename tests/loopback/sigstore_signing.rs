@@ -78,7 +78,12 @@ fn debians_skopeo_cannot_verify_sigstore_signatures() {
     assert!(key.public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     reg.push_layout(&layout, "app", "t/good:1.0");
     target
-        .sign("t/good", &digest, &format!("{}/t/good:1.0", reg.host()), &key)
+        .sign(
+            "t/good",
+            &digest,
+            &format!("{}/t/good:1.0", reg.host()),
+            &key,
+        )
         .unwrap();
     let scope = format!("{}/t", reg.host());
     let e = pull(tmp.path(), &reg, "t/good", &scope, &key.public_path).unwrap_err();

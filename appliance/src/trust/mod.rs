@@ -11,12 +11,22 @@
 //! the nodes' policy always agree. Each scope belongs to one key: the
 //! policy.json that Debian 12's containers/image (5.23) reads has no
 //! "signed by either key" requirement for sigstore signatures.
+//!
+//! The check itself: [`keys`] (PEM public keys, signature verification),
+//! [`payload`] (the simple signing payload and identity matching) and
+//! [`check`] (an image's `.sig` manifest), brought together by
+//! [`Verifier`], which the builder and host0's registry both use.
+
+pub mod check;
+pub mod keys;
+pub mod payload;
 
 use std::collections::BTreeMap;
 
+use airlift_oci::documents::Descriptor;
 use airlift_oci::reference::{looks_like_host, validate_registry, validate_repository};
-use airlift_oci::Reference;
-use anyhow::{bail, Result};
+use airlift_oci::{Digest, Reference};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Where the trusted public keys are written on host0 and nodes
@@ -157,6 +167,113 @@ impl TrustPolicy {
             .flat_map(|k| k.scopes.iter().map(move |s| (k, s.as_str())))
             .filter(|(_, s)| covers(s, &name))
             .max_by_key(|(_, s)| s.len())
+    }
+}
+
+/// A [`TrustPolicy`] with its keys parsed, ready to check images.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    policy: TrustPolicy,
+    keys: BTreeMap<String, keys::PublicKey>,
+}
+
+/// What [`Verifier::verify`] decided for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No key's scope covers it: nothing is required.
+    OutOfScope,
+    /// Signed by the key governing it.
+    Verified(crate::VerifiedSignature),
+    /// In `scope` of `key`, without a valid signature by it.
+    Refused {
+        key: String,
+        scope: String,
+        refusal: check::Refusal,
+    },
+}
+
+impl Verifier {
+    /// Validate the policy and parse its keys; errors name the key.
+    pub fn new(policy: &TrustPolicy) -> Result<Verifier> {
+        policy.validate()?;
+        let mut keys = BTreeMap::new();
+        for k in &policy.keys {
+            let parsed = keys::PublicKey::from_pem(&k.public_key_pem)
+                .with_context(|| format!("trusted key {:?}", k.name))?;
+            keys.insert(k.name.clone(), parsed);
+        }
+        Ok(Verifier {
+            policy: policy.clone(),
+            keys,
+        })
+    }
+
+    /// The policy it checks against.
+    pub fn policy(&self) -> &TrustPolicy {
+        &self.policy
+    }
+
+    /// The key name and scope governing `reference`, if any.
+    pub fn governing(&self, reference: &Reference) -> Option<(&str, &str)> {
+        self.policy
+            .key_for(reference)
+            .map(|(k, s)| (k.name.as_str(), s))
+    }
+
+    /// Check `reference` at `digest` (its manifest or index) against its
+    /// key. `signatures` is the `sha256-<hex>.sig` manifest (its digest
+    /// and bytes) when there is one; `read_payload` reads a layer's bytes.
+    pub fn verify(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        signatures: Option<(&Digest, &[u8])>,
+        read_payload: &mut dyn FnMut(&Descriptor) -> Result<Vec<u8>>,
+    ) -> Outcome {
+        let Some((key, scope)) = self.policy.key_for(reference) else {
+            return Outcome::OutOfScope;
+        };
+        let public = &self.keys[&key.name];
+        let refused = |refusal| Outcome::Refused {
+            key: key.name.clone(),
+            scope: scope.to_string(),
+            refusal,
+        };
+        match check::check(
+            signatures.map(|(_, b)| b),
+            read_payload,
+            public,
+            reference,
+            digest,
+        ) {
+            Ok(v) => Outcome::Verified(crate::VerifiedSignature {
+                subject: digest.clone(),
+                key: key.name.clone(),
+                identity: v.identity,
+                signature: signatures
+                    .map(|(d, _)| d.clone())
+                    .expect("a verified image has a signature manifest"),
+            }),
+            Err(r) => refused(r),
+        }
+    }
+}
+
+impl Outcome {
+    /// The refusal as one sentence naming the image, digest, key and
+    /// reason; `None` unless refused.
+    pub fn refusal_message(&self, reference: &Reference, digest: &Digest) -> Option<String> {
+        match self {
+            Outcome::Refused {
+                key,
+                scope,
+                refusal,
+            } => Some(format!(
+                "image {reference} ({digest}) must be signed by key {key:?} (scope {scope}): \
+                 {refusal}"
+            )),
+            _ => None,
+        }
     }
 }
 
