@@ -47,6 +47,9 @@ pub struct Join {
     pub replica_sans: Vec<std::net::IpAddr>,
     /// The replica table: synced replicas are offered to nodes.
     pub replicas: crate::api::replicas::Replicas,
+    /// The appliance's trust policy, carried in the mirror spec so every
+    /// node (and replica) writes the same signature files as host0.
+    pub trust: Option<airlift_appliance::TrustPolicy>,
 }
 
 /// The two ends of a connection, put into each request by the server.
@@ -140,7 +143,8 @@ impl Join {
         NodeConfig {
             schema: NODE_CONFIG_SCHEMA,
             appliance: self.appliance.clone(),
-            mirror: MirrorSpec::new(endpoints, self.upstreams.clone(), self.ca_pem.clone()),
+            mirror: MirrorSpec::new(endpoints, self.upstreams.clone(), self.ca_pem.clone())
+                .with_trust(self.trust.clone()),
             ca_pem: self.ca_pem.clone(),
             registries,
             runtimes: self.runtimes.clone(),
@@ -252,6 +256,7 @@ mod tests {
             tls_dir: None,
             replica_sans: vec![],
             replicas: Default::default(),
+            trust: None,
         }
     }
 

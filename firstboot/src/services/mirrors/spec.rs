@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use airlift_appliance::trust::{TrustPolicy, Verifier};
 use airlift_oci::reference::validate_registry;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,11 @@ pub struct MirrorSpec {
     /// Consent to plain HTTP: an `http` endpoint is refused without it.
     #[serde(default)]
     pub insecure: bool,
+    /// The keys images must be signed by and their scopes (the
+    /// appliance's `trust`), for the signature files
+    /// ([`super::signatures`]). None: no signature files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustPolicy>,
 }
 
 /// One airlift registry.
@@ -128,7 +134,14 @@ impl MirrorSpec {
             upstreams,
             ca_pem,
             insecure,
+            trust: None,
         }
+    }
+
+    /// The same spec carrying `trust` (the appliance's trust policy).
+    pub fn with_trust(mut self, trust: Option<TrustPolicy>) -> MirrorSpec {
+        self.trust = trust;
+        self
     }
 
     /// Parse the JSON form and validate it.
@@ -187,6 +200,11 @@ impl MirrorSpec {
                     "mirror spec: `ca-pem` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
                 );
             }
+        }
+        if let Some(trust) = &self.trust {
+            // Parsing the keys too: a key written to the nodes must be one
+            // the tools that read it can use.
+            Verifier::new(trust).context("mirror spec: `trust`")?;
         }
         Ok(())
     }
