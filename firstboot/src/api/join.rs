@@ -309,6 +309,30 @@ mod tests {
         assert_eq!(none.registries.len(), 2);
     }
 
+    #[test]
+    fn node_config_carries_the_trust_policy() {
+        let plain = join().node_config(None, KEY);
+        assert_eq!(plain.mirror.trust, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("\"trust\""));
+        let trust = airlift_appliance::TrustPolicy {
+            keys: vec![airlift_appliance::TrustedKey {
+                name: "release".into(),
+                scopes: vec!["quay.io/org".into()],
+                public_key_pem: crate::services::mirrors::signatures::tests::P256_PEM.to_string(),
+            }],
+            enforce: true,
+        };
+        let j = Join {
+            trust: Some(trust.clone()),
+            ..join()
+        };
+        let c = j.node_config(None, KEY);
+        assert_eq!(c.mirror.trust.as_ref(), Some(&trust));
+        c.mirror.validate().unwrap();
+        let back: NodeConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.mirror.trust, Some(trust));
+    }
+
     const KEY: &str = "mac:52:54:00:a1:00:01";
 
     fn report(name: &str, synced: bool) -> crate::services::ha::replication::Report {

@@ -289,6 +289,28 @@ mod tests {
     }
 
     #[test]
+    fn trust_rides_along_and_its_keys_are_checked() {
+        use crate::services::mirrors::signatures::tests::trust;
+        let s = spec().with_trust(Some(trust(true)));
+        let json = s.to_json();
+        assert!(json.contains("\"trust\""), "{json}");
+        assert_eq!(MirrorSpec::from_json(&json).unwrap(), s);
+        // An older spec (no `trust`) still parses.
+        assert_eq!(
+            MirrorSpec::from_json(&spec().to_json()).unwrap().trust,
+            None
+        );
+        let mut bad = trust(true);
+        bad.keys[1].public_key_pem =
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into();
+        let e = format!("{:#}", spec().with_trust(Some(bad)).validate().unwrap_err());
+        assert!(e.contains("trust") && e.contains("\"team\""), "{e}");
+        let mut dup = trust(true);
+        dup.keys[1].scopes = vec!["quay.io".into()];
+        assert!(spec().with_trust(Some(dup)).validate().is_err());
+    }
+
+    #[test]
     fn ca_file_only_for_https() {
         let mut s = MirrorSpec::new(vec![Endpoint::http("h:1")], vec!["quay.io".into()], None);
         s.ca_pem = Some("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----".into());
