@@ -215,9 +215,9 @@ function renderDisk(d) {
 function renderTrust(t) {
   if (!t) { setText("trust", "No trusted keys: signatures are not checked"); return; }
   const keys = t.keys.map((k) => `${k.name} (${k.scopes.join(", ")})`).join("; ");
-  const enforced = !t.enforce ? "not enforced (keys written only)"
-    : t["policy-json"] ? "enforced by host0's registry and containers-policy.json"
-    : `enforced by host0's registry; containers-policy.json not written: ${t["policy-json-reason"]}`;
+  const enforced = !t.enforce ? "Not enforced (keys written only)"
+    : t["policy-json"] ? "Enforced by host0's registry and containers-policy.json"
+    : `Enforced by host0's registry; containers-policy.json not written: ${t["policy-json-reason"]}`;
   setText("trust", `Keys: ${keys}. ${enforced}.`);
 }
 

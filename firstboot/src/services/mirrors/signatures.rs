@@ -264,6 +264,15 @@ pub fn render_policy_controller(trust: &TrustPolicy) -> String {
             },
         });
         out.push_str("---\n");
+        let algorithm = airlift_appliance::trust::keys::PublicKey::from_pem(&key.public_key_pem)
+            .map(|k| k.algorithm());
+        if let Ok(a @ "Ed25519") = algorithm {
+            out.push_str(&format!(
+                "# Key {:?} is {a}: policy-controller's documentation lists ECDSA keys only; \
+                 check your version accepts it.\n",
+                key.name
+            ));
+        }
         if !nested.is_empty() {
             out.push_str(&format!(
                 "# Every matching policy must pass: images under {} match this policy too and \
@@ -577,6 +586,8 @@ pub(crate) mod tests {
         assert!(auth.get("ctlog").is_none(), "no transparency log offline");
         assert_eq!(docs[1]["spec"]["images"][0]["glob"], "quay.io/example/**");
         assert!(text.contains("images under quay.io/example match this policy too"));
+        assert!(text.contains("Key \"team\" is Ed25519"), "{text}");
+        assert!(!text.contains("Key \"broad\" is"), "{text}");
     }
 
     #[test]
