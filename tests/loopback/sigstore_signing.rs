@@ -12,7 +12,9 @@ use std::process::Command;
 
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
-use airlift_integration::sigstore::{skopeo_copy_signed, KeyKind, PushTarget, TestKey};
+use airlift_integration::sigstore::{
+    skopeo_copy_signed, KeyKind, PushTarget, TestKey, E2E_KEY_SEED,
+};
 use airlift_integration::tools::require;
 
 /// `skopeo copy` from the registry with a policy requiring `key` for
@@ -202,4 +204,19 @@ fn the_harness_signatures_pass_airlifts_verifier_after_a_registry_round_trip() {
         let msg = refused.refusal_message(&image, &digest).unwrap();
         assert!(msg.contains("\"team\"") && msg.contains("another"), "{msg}");
     }
+}
+
+#[test]
+fn the_committed_e2e_public_key_is_the_seeded_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = TestKey::from_seed(KeyKind::P256, E2E_KEY_SEED, tmp.path(), "e2e").unwrap();
+    let path = airlift_integration::tools::workspace_root()
+        .join("image-configs/files/e2e-update/signing.pub");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        key.public_pem,
+        "{} must hold the public key of seed {E2E_KEY_SEED:#x}",
+        path.display()
+    );
 }

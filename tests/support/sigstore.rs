@@ -21,6 +21,10 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 /// The annotation on a `.sig` layer holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
+/// The seed of the key the e2e configs trust
+/// (image-configs/files/e2e-update/signing.pub, checked by a loopback test).
+pub const E2E_KEY_SEED: u8 = 0xe2;
+
 /// The passphrase every test key is sealed with.
 const PASSPHRASE: &str = "airlift-test-passphrase";
 
@@ -52,33 +56,51 @@ pub struct TestKey {
 impl TestKey {
     /// Make a fresh key pair and write its files into `dir`.
     pub fn generate(kind: KeyKind, dir: &Path, name: &str) -> Result<TestKey> {
-        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
         let mut rng = rand_core::OsRng;
-        let (secret, pkcs8, public_pem) = match kind {
-            KeyKind::P256 => {
-                let k = p256::ecdsa::SigningKey::random(&mut rng);
-                let der = k.to_pkcs8_der().context("encoding the P-256 key")?;
-                let public = k
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .context("encoding the P-256 public key")?;
-                (Secret::P256(k), der.as_bytes().to_vec(), public)
-            }
+        let secret = match kind {
+            KeyKind::P256 => Secret::P256(p256::ecdsa::SigningKey::random(&mut rng)),
             KeyKind::Ed25519 => {
-                let k = ed25519_dalek::SigningKey::generate(&mut rng);
-                let der = k.to_pkcs8_der().context("encoding the Ed25519 key")?;
-                let public = k
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .context("encoding the Ed25519 public key")?;
-                (
-                    Secret::Ed25519(Box::new(k)),
-                    der.as_bytes().to_vec(),
-                    public,
-                )
+                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(&mut rng)))
             }
         };
-        let sealed = seal(&pkcs8, PASSPHRASE.as_bytes())?;
+        TestKey::write(secret, dir, name)
+    }
+
+    /// The same key pair every time for `seed`: for a public key committed
+    /// beside a static config (image-configs/files/…), whose private half
+    /// the test derives instead of committing it.
+    pub fn from_seed(kind: KeyKind, seed: u8, dir: &Path, name: &str) -> Result<TestKey> {
+        let bytes = [seed.max(1); 32];
+        let secret = match kind {
+            KeyKind::P256 => Secret::P256(
+                p256::ecdsa::SigningKey::from_slice(&bytes).context("a P-256 key from a seed")?,
+            ),
+            KeyKind::Ed25519 => {
+                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&bytes)))
+            }
+        };
+        TestKey::write(secret, dir, name)
+    }
+
+    fn write(secret: Secret, dir: &Path, name: &str) -> Result<TestKey> {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let (kind, pkcs8, public_pem) = match &secret {
+            Secret::P256(k) => (
+                KeyKind::P256,
+                k.to_pkcs8_der().context("encoding the P-256 key")?,
+                k.verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .context("encoding the P-256 public key")?,
+            ),
+            Secret::Ed25519(k) => (
+                KeyKind::Ed25519,
+                k.to_pkcs8_der().context("encoding the Ed25519 key")?,
+                k.verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .context("encoding the Ed25519 public key")?,
+            ),
+        };
+        let sealed = seal(pkcs8.as_bytes(), PASSPHRASE.as_bytes())?;
         let private_pem = pem_block("ENCRYPTED SIGSTORE PRIVATE KEY", &sealed);
         let key = TestKey {
             kind,
