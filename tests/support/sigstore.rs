@@ -349,48 +349,18 @@ impl PushTarget {
     }
 
     /// Push a `.sig` manifest for `digest` into `repo` in cosign's format
-    /// (what cosign and containers/image write): a config naming the
-    /// payloads, and one `application/vnd.dev.cosign.simplesigning.v1+json`
-    /// layer per signature with its base64 signature in the
-    /// `dev.cosignproject.cosign/signature` annotation. Returns the
-    /// `.sig` manifest's digest.
+    /// ([`signature_manifest`]) under the `sha256-<hex>.sig` tag. Returns
+    /// the `.sig` manifest's digest.
     pub fn push_signatures(
         &self,
         repo: &str,
         digest: &str,
         layers: &[SignatureLayer],
     ) -> Result<String> {
-        let mut descs = Vec::new();
-        let mut diff_ids = Vec::new();
-        for l in layers {
-            let d = self.push_blob(repo, &l.payload)?;
-            diff_ids.push(d.clone());
-            descs.push(serde_json::json!({
-                "mediaType": SIMPLE_SIGNING,
-                "size": l.payload.len(),
-                "digest": d,
-                "annotations": { SIGNATURE_ANNOTATION: l.signature_b64 },
-            }));
+        let (manifest, blobs) = signature_manifest(layers)?;
+        for b in &blobs {
+            self.push_blob(repo, b)?;
         }
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "",
-            "created": "0001-01-01T00:00:00Z",
-            "history": [{ "created": "0001-01-01T00:00:00Z" }],
-            "os": "",
-            "rootfs": { "type": "layers", "diff_ids": diff_ids },
-            "config": {},
-        }))?;
-        let config_digest = self.push_blob(repo, &config)?;
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "size": config.len(),
-                "digest": config_digest,
-            },
-            "layers": descs,
-        }))?;
         self.push_manifest(
             repo,
             &sig_tag(digest),
@@ -404,4 +374,77 @@ impl PushTarget {
     pub fn sign(&self, repo: &str, digest: &str, identity: &str, key: &TestKey) -> Result<String> {
         self.push_signatures(repo, digest, &[SignatureLayer::new(key, identity, digest)])
     }
+}
+
+/// A `.sig` manifest in cosign's format (what cosign and containers/image
+/// write): a config naming the payloads, and one
+/// `application/vnd.dev.cosign.simplesigning.v1+json` layer per signature
+/// with its base64 signature in the `dev.cosignproject.cosign/signature`
+/// annotation. Returns the manifest and the blobs it needs.
+pub fn signature_manifest(layers: &[SignatureLayer]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut blobs = Vec::new();
+    for l in layers {
+        let d = airlift_oci::Digest::sha256_of(&l.payload).to_string();
+        diff_ids.push(d.clone());
+        descs.push(serde_json::json!({
+            "mediaType": SIMPLE_SIGNING,
+            "size": l.payload.len(),
+            "digest": d,
+            "annotations": { SIGNATURE_ANNOTATION: l.signature_b64 },
+        }));
+        blobs.push(l.payload.clone());
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{ "created": "0001-01-01T00:00:00Z" }],
+        "os": "",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "config": {},
+    }))?;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": config.len(),
+            "digest": airlift_oci::Digest::sha256_of(&config).to_string(),
+        },
+        "layers": descs,
+    }))?;
+    blobs.push(config);
+    Ok((manifest, blobs))
+}
+
+/// Write a `.sig` manifest for `digest`, one signature by `key` for
+/// `identity`, as the only image of an OCI layout at `dir` (named
+/// `ref_name`), for `skopeo copy --preserve-digests` to a registry only
+/// reachable over TLS. Returns the `.sig` manifest's digest.
+pub fn write_signature_layout(
+    dir: &Path,
+    ref_name: &str,
+    key: &TestKey,
+    identity: &str,
+    digest: &str,
+) -> Result<String> {
+    use airlift_oci::documents::{Descriptor, Index, REF_NAME};
+    let (manifest, blobs) = signature_manifest(&[SignatureLayer::new(key, identity, digest)])?;
+    let layout = airlift_oci::Layout::create(dir)?;
+    for b in &blobs {
+        layout.put_blob(b, None)?;
+    }
+    let (d, size) = layout.put_blob(&manifest, None)?;
+    let mut desc = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        d.clone(),
+        size,
+    );
+    desc.annotations
+        .insert(REF_NAME.to_string(), ref_name.to_string());
+    let mut index = Index::empty();
+    index.manifests.push(desc);
+    layout.write_index(&index)?;
+    Ok(d.to_string())
 }
