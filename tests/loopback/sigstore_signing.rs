@@ -12,7 +12,9 @@ use std::process::Command;
 
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
-use airlift_integration::sigstore::{skopeo_copy_signed, KeyKind, PushTarget, TestKey};
+use airlift_integration::sigstore::{
+    skopeo_copy_signed, KeyKind, PushTarget, TestKey, E2E_KEY_SEED,
+};
 use airlift_integration::tools::require;
 
 /// `skopeo copy` from the registry with a policy requiring `key` for
@@ -118,5 +120,103 @@ fn debians_skopeo_cannot_sign_with_sigstore_keys() {
     assert!(
         format!("{e:#}").contains("sigstore disabled"),
         "skopeo now signs with sigstore keys (use it in the tests): {e:#}"
+    );
+}
+
+/// GET `path` from the registry; the body of a 200.
+fn get(reg: &TestRegistry, path: &str, accept: &str) -> Vec<u8> {
+    let r = airlift_integration::http::request(reg.addr(), "GET", path, &[("Accept", accept)], b"")
+        .unwrap();
+    assert_eq!(r.status, 200, "GET {path}");
+    r.body
+}
+
+#[test]
+fn the_harness_signatures_pass_airlifts_verifier_after_a_registry_round_trip() {
+    use airlift_appliance::trust::check::signature_tag;
+    use airlift_appliance::{Outcome, TrustPolicy, TrustedKey, Verifier};
+    use airlift_oci::{Digest, Reference};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let made = write_layout(&layout, &[TestImage::random("app", 73, 2048)]).unwrap();
+    let digest: Digest = made[0].manifest.digest.clone();
+    let reg = TestRegistry::start();
+    let target = PushTarget {
+        addr: reg.addr(),
+        basic: None,
+    };
+    for kind in [KeyKind::P256, KeyKind::Ed25519] {
+        let key = TestKey::generate(kind, tmp.path(), "k").unwrap();
+        let other = TestKey::generate(kind, tmp.path(), "o").unwrap();
+        let verifier = |pem: &str| {
+            Verifier::new(&TrustPolicy {
+                keys: vec![TrustedKey {
+                    name: "team".into(),
+                    scopes: vec![reg.host()],
+                    public_key_pem: pem.to_string(),
+                }],
+                enforce: true,
+            })
+            .unwrap()
+        };
+        let repo = format!("{kind:?}/app").to_lowercase();
+        reg.push_layout(&layout, "app", &format!("{repo}:1.0"));
+        target
+            .sign(
+                &repo,
+                &digest.to_string(),
+                &format!("{}/{repo}", reg.host()),
+                &key,
+            )
+            .unwrap();
+        // Read the signature back from the registry, as the builder does.
+        let tag = signature_tag(&digest);
+        let sig = get(
+            &reg,
+            &format!("/v2/{repo}/manifests/{tag}"),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        let sig_digest = Digest::sha256_of(&sig);
+        let mut read = |d: &airlift_oci::Descriptor| {
+            Ok(get(&reg, &format!("/v2/{repo}/blobs/{}", d.digest), "*/*"))
+        };
+        let image: Reference = format!("{}/{repo}:1.0", reg.host()).parse().unwrap();
+        match verifier(&key.public_pem).verify(
+            &image,
+            &digest,
+            Some((&sig_digest, &sig)),
+            &mut read,
+        ) {
+            Outcome::Verified(v) => {
+                assert_eq!(v.key, "team");
+                assert_eq!(v.identity, format!("{}/{repo}", reg.host()));
+                assert_eq!(v.signature, sig_digest);
+            }
+            o => panic!("{kind:?}: the harness's signature did not verify: {o:?}"),
+        }
+        let refused = verifier(&other.public_pem).verify(
+            &image,
+            &digest,
+            Some((&sig_digest, &sig)),
+            &mut read,
+        );
+        let msg = refused.refusal_message(&image, &digest).unwrap();
+        assert!(msg.contains("\"team\"") && msg.contains("another"), "{msg}");
+    }
+}
+
+#[test]
+fn the_committed_e2e_public_key_is_the_seeded_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = TestKey::from_seed(KeyKind::P256, E2E_KEY_SEED, tmp.path(), "e2e").unwrap();
+    let path = airlift_integration::tools::workspace_root()
+        .join("image-configs/files/e2e-update/signing.pub");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        key.public_pem,
+        "{} must hold the public key of seed {E2E_KEY_SEED:#x}",
+        path.display()
     );
 }

@@ -21,6 +21,10 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 /// The annotation on a `.sig` layer holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
+/// The seed of the key the e2e configs trust
+/// (image-configs/files/e2e-update/signing.pub, checked by a loopback test).
+pub const E2E_KEY_SEED: u8 = 0xe2;
+
 /// The passphrase every test key is sealed with.
 const PASSPHRASE: &str = "airlift-test-passphrase";
 
@@ -52,33 +56,51 @@ pub struct TestKey {
 impl TestKey {
     /// Make a fresh key pair and write its files into `dir`.
     pub fn generate(kind: KeyKind, dir: &Path, name: &str) -> Result<TestKey> {
-        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
         let mut rng = rand_core::OsRng;
-        let (secret, pkcs8, public_pem) = match kind {
-            KeyKind::P256 => {
-                let k = p256::ecdsa::SigningKey::random(&mut rng);
-                let der = k.to_pkcs8_der().context("encoding the P-256 key")?;
-                let public = k
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .context("encoding the P-256 public key")?;
-                (Secret::P256(k), der.as_bytes().to_vec(), public)
-            }
+        let secret = match kind {
+            KeyKind::P256 => Secret::P256(p256::ecdsa::SigningKey::random(&mut rng)),
             KeyKind::Ed25519 => {
-                let k = ed25519_dalek::SigningKey::generate(&mut rng);
-                let der = k.to_pkcs8_der().context("encoding the Ed25519 key")?;
-                let public = k
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .context("encoding the Ed25519 public key")?;
-                (
-                    Secret::Ed25519(Box::new(k)),
-                    der.as_bytes().to_vec(),
-                    public,
-                )
+                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(&mut rng)))
             }
         };
-        let sealed = seal(&pkcs8, PASSPHRASE.as_bytes())?;
+        TestKey::write(secret, dir, name)
+    }
+
+    /// The same key pair every time for `seed`: for a public key committed
+    /// beside a static config (image-configs/files/…), whose private half
+    /// the test derives instead of committing it.
+    pub fn from_seed(kind: KeyKind, seed: u8, dir: &Path, name: &str) -> Result<TestKey> {
+        let bytes = [seed.max(1); 32];
+        let secret = match kind {
+            KeyKind::P256 => Secret::P256(
+                p256::ecdsa::SigningKey::from_slice(&bytes).context("a P-256 key from a seed")?,
+            ),
+            KeyKind::Ed25519 => {
+                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&bytes)))
+            }
+        };
+        TestKey::write(secret, dir, name)
+    }
+
+    fn write(secret: Secret, dir: &Path, name: &str) -> Result<TestKey> {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let (kind, pkcs8, public_pem) = match &secret {
+            Secret::P256(k) => (
+                KeyKind::P256,
+                k.to_pkcs8_der().context("encoding the P-256 key")?,
+                k.verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .context("encoding the P-256 public key")?,
+            ),
+            Secret::Ed25519(k) => (
+                KeyKind::Ed25519,
+                k.to_pkcs8_der().context("encoding the Ed25519 key")?,
+                k.verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .context("encoding the Ed25519 public key")?,
+            ),
+        };
+        let sealed = seal(pkcs8.as_bytes(), PASSPHRASE.as_bytes())?;
         let private_pem = pem_block("ENCRYPTED SIGSTORE PRIVATE KEY", &sealed);
         let key = TestKey {
             kind,
@@ -327,48 +349,18 @@ impl PushTarget {
     }
 
     /// Push a `.sig` manifest for `digest` into `repo` in cosign's format
-    /// (what cosign and containers/image write): a config naming the
-    /// payloads, and one `application/vnd.dev.cosign.simplesigning.v1+json`
-    /// layer per signature with its base64 signature in the
-    /// `dev.cosignproject.cosign/signature` annotation. Returns the
-    /// `.sig` manifest's digest.
+    /// ([`signature_manifest`]) under the `sha256-<hex>.sig` tag. Returns
+    /// the `.sig` manifest's digest.
     pub fn push_signatures(
         &self,
         repo: &str,
         digest: &str,
         layers: &[SignatureLayer],
     ) -> Result<String> {
-        let mut descs = Vec::new();
-        let mut diff_ids = Vec::new();
-        for l in layers {
-            let d = self.push_blob(repo, &l.payload)?;
-            diff_ids.push(d.clone());
-            descs.push(serde_json::json!({
-                "mediaType": SIMPLE_SIGNING,
-                "size": l.payload.len(),
-                "digest": d,
-                "annotations": { SIGNATURE_ANNOTATION: l.signature_b64 },
-            }));
+        let (manifest, blobs) = signature_manifest(layers)?;
+        for b in &blobs {
+            self.push_blob(repo, b)?;
         }
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "",
-            "created": "0001-01-01T00:00:00Z",
-            "history": [{ "created": "0001-01-01T00:00:00Z" }],
-            "os": "",
-            "rootfs": { "type": "layers", "diff_ids": diff_ids },
-            "config": {},
-        }))?;
-        let config_digest = self.push_blob(repo, &config)?;
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "size": config.len(),
-                "digest": config_digest,
-            },
-            "layers": descs,
-        }))?;
         self.push_manifest(
             repo,
             &sig_tag(digest),
@@ -382,4 +374,77 @@ impl PushTarget {
     pub fn sign(&self, repo: &str, digest: &str, identity: &str, key: &TestKey) -> Result<String> {
         self.push_signatures(repo, digest, &[SignatureLayer::new(key, identity, digest)])
     }
+}
+
+/// A `.sig` manifest in cosign's format (what cosign and containers/image
+/// write): a config naming the payloads, and one
+/// `application/vnd.dev.cosign.simplesigning.v1+json` layer per signature
+/// with its base64 signature in the `dev.cosignproject.cosign/signature`
+/// annotation. Returns the manifest and the blobs it needs.
+pub fn signature_manifest(layers: &[SignatureLayer]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut blobs = Vec::new();
+    for l in layers {
+        let d = airlift_oci::Digest::sha256_of(&l.payload).to_string();
+        diff_ids.push(d.clone());
+        descs.push(serde_json::json!({
+            "mediaType": SIMPLE_SIGNING,
+            "size": l.payload.len(),
+            "digest": d,
+            "annotations": { SIGNATURE_ANNOTATION: l.signature_b64 },
+        }));
+        blobs.push(l.payload.clone());
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{ "created": "0001-01-01T00:00:00Z" }],
+        "os": "",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "config": {},
+    }))?;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": config.len(),
+            "digest": airlift_oci::Digest::sha256_of(&config).to_string(),
+        },
+        "layers": descs,
+    }))?;
+    blobs.push(config);
+    Ok((manifest, blobs))
+}
+
+/// Write a `.sig` manifest for `digest`, one signature by `key` for
+/// `identity`, as the only image of an OCI layout at `dir` (named
+/// `ref_name`), for `skopeo copy --preserve-digests` to a registry only
+/// reachable over TLS. Returns the `.sig` manifest's digest.
+pub fn write_signature_layout(
+    dir: &Path,
+    ref_name: &str,
+    key: &TestKey,
+    identity: &str,
+    digest: &str,
+) -> Result<String> {
+    use airlift_oci::documents::{Descriptor, Index, REF_NAME};
+    let (manifest, blobs) = signature_manifest(&[SignatureLayer::new(key, identity, digest)])?;
+    let layout = airlift_oci::Layout::create(dir)?;
+    for b in &blobs {
+        layout.put_blob(b, None)?;
+    }
+    let (d, size) = layout.put_blob(&manifest, None)?;
+    let mut desc = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        d.clone(),
+        size,
+    );
+    desc.annotations
+        .insert(REF_NAME.to_string(), ref_name.to_string());
+    let mut index = Index::empty();
+    index.manifests.push(desc);
+    layout.write_index(&index)?;
+    Ok(d.to_string())
 }

@@ -43,11 +43,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use airlift_integration::images::{write_layout, MadeImage};
+use airlift_integration::images::{write_layout, MadeImage, TestImage};
 use airlift_integration::tools::{binary, free_port, require, run_ok, workspace_root};
 use airlift_integration::update_images;
 use airlift_integration::vm::{self, guest_shell, qmp, Cluster, GuestShell, Qmp, Running, Serial};
 use serde_json::Value;
+
+mod signatures;
 
 const HOST0_MAC: &str = "52:54:00:79:00:01";
 const NODE_MAC: &str = "52:54:00:79:00:11";
@@ -315,17 +317,31 @@ fn by_digest(port: u16, reference: &str, digest: &str) -> u16 {
 
 /// Push the test's image to host0 through the forward; its digest.
 fn push(port: u16, dir: &Path) -> (String, MadeImage) {
-    let layout = dir.join("pushed-layout");
-    let made = write_layout(&layout, &[update_images::pushed(77, 64 * 1024)])
-        .unwrap()
-        .remove(0);
+    push_as(port, dir, update_images::pushed(77, 64 * 1024), PUSHED)
+}
+
+/// Push `image` to host0 as `reference` with the push token; its digest.
+fn push_as(port: u16, dir: &Path, image: TestImage, reference: &str) -> (String, MadeImage) {
+    let name = image.ref_name.clone();
+    let layout = dir.join(format!("{name}-layout"));
+    let made = write_layout(&layout, &[image]).unwrap().remove(0);
+    let digest = copy_to_host0(
+        port,
+        dir,
+        &format!("oci:{}:{name}", layout.display()),
+        reference,
+    );
+    assert_eq!(digest, made.manifest.digest.to_string(), "pushed as made");
+    (digest, made)
+}
+
+/// `skopeo copy --preserve-digests SRC` to host0's `reference` with the
+/// push token; the digest pushed.
+fn copy_to_host0(port: u16, dir: &Path, src: &str, reference: &str) -> String {
     let token = std::fs::read_to_string(workspace_root().join(TOKEN_FILE)).unwrap();
     let digest_file = dir.join("pushed.digest");
     let creds = format!("push:{}", token.trim());
-    let (src, dest) = (
-        format!("oci:{}:pushed", layout.display()),
-        format!("docker://127.0.0.1:{port}/{PUSHED}"),
-    );
+    let dest = format!("docker://127.0.0.1:{port}/{reference}");
     let digest_arg = digest_file.display().to_string();
     run_ok(
         Command::new(require("skopeo", "skopeo"))
@@ -338,17 +354,14 @@ fn push(port: u16, dir: &Path) -> (String, MadeImage) {
                 &creds,
                 "--digestfile",
                 &digest_arg,
-                &src,
+                src,
                 &dest,
             ]),
     );
-    let digest = std::fs::read_to_string(digest_file).unwrap();
-    assert_eq!(
-        digest.trim(),
-        made.manifest.digest.to_string(),
-        "pushed as made"
-    );
-    (digest.trim().to_string(), made)
+    std::fs::read_to_string(digest_file)
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// A whole pull (every blob verified by skopeo) through the forward.
@@ -680,6 +693,9 @@ fn an_update_medium_is_loaded_rolled_back_collected_backed_up_and_restored() {
         pushed,
         "node-1 pulls the pushed image"
     );
+
+    steps.step("signatures: the node's trust files; signed pulls, unsigned refused");
+    signatures::check(&mut node, h.fwd, &dir);
 
     steps.step("the update ISO goes into the second CD drive; host0 loads it");
     let mut q = Qmp::connect(&dir.join("host0.qmp"), Duration::from_secs(10)).unwrap();
