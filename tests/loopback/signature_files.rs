@@ -6,6 +6,8 @@
 //! containers/image cannot verify sigstore signatures, so policy.json is
 //! left alone and the warning says why; keys and admission policies are
 //! written, a stale key is backed up, and a second join changes nothing.
+//! And the policy.json and registries.d written where containers/image
+//! can verify are read by the real skopeo against a real registry.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,10 +18,11 @@ use airlift_firstboot::services::mirrors::signature_probe;
 use airlift_firstboot::services::mirrors::signatures::{
     KYVERNO, POLICY_CONTROLLER, POLICY_JSON, REGISTRIES_D,
 };
-use airlift_firstboot::services::mirrors::Sigstore;
+use airlift_firstboot::services::mirrors::{apply_with, Endpoint, MirrorSpec, Runtime, Sigstore};
 use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
-use airlift_integration::sigstore::{KeyKind, TestKey};
+use airlift_integration::registry::TestRegistry;
+use airlift_integration::sigstore::{KeyKind, PushTarget, TestKey};
 use airlift_integration::tools::{binary, require};
 
 const MAC: &str = "52:54:00:5a:7e:42";
@@ -243,4 +246,83 @@ fn host0_and_a_joined_node_get_keys_and_admission_policies_not_policy_json() {
     let (again, _) = node_join(t, &dirs);
     assert!(again.contains("already in place"), "{again}");
     assert_eq!(snapshot(&node), before);
+}
+
+/// `skopeo copy docker://<reg>/<repo>:1.0` with the policy.json and
+/// registries.d airlift rendered under `root`; stderr on failure.
+fn pull_with_rendered(root: &Path, reg: &TestRegistry, repo: &str) -> Result<(), String> {
+    let out_dir = root.join("pulled");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(require("skopeo", "skopeo"))
+        .arg("--policy")
+        .arg(at(root, POLICY_JSON))
+        .arg("--registries.d")
+        .arg(at(root, "/etc/containers/registries.d"))
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/{repo}:1.0", reg.host()))
+        .arg(format!("oci:{}:x", out_dir.display()))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn skopeo_reads_the_rendered_policy_json_and_registries_d() {
+    // The files as written where containers/image verifies sigstore,
+    // read by Debian's real skopeo: the policy parses, an image out of
+    // scope copies, one in scope without a signature is refused for the
+    // missing signature, and a signed one is found through registries.d
+    // (use-sigstore-attachments) and reaches the sigstore check, which
+    // Debian's build then refuses ("sigstore disabled").
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let reg = TestRegistry::start();
+    let layout = t.join("layout");
+    let made = write_layout(&layout, &[TestImage::random("app", 91, 4096)]).unwrap();
+    let digest = made[0].manifest.digest.to_string();
+    for repo in ["signed/good", "signed/bare", "free/app"] {
+        reg.push_layout(&layout, "app", &format!("{repo}:1.0"));
+    }
+    let key = TestKey::generate(KeyKind::P256, t, "release").unwrap();
+    PushTarget {
+        addr: reg.addr(),
+        basic: None,
+    }
+    .sign(
+        "signed/good",
+        &digest,
+        &format!("{}/signed/good:1.0", reg.host()),
+        &key,
+    )
+    .unwrap();
+    let spec = MirrorSpec::new(
+        vec![Endpoint::http(&reg.host())],
+        vec!["quay.io".into()],
+        None,
+    )
+    .with_trust(Some(TrustPolicy {
+        keys: vec![TrustedKey {
+            name: "release".into(),
+            scopes: vec![format!("{}/signed", reg.host())],
+            public_key_pem: key.public_pem.clone(),
+        }],
+        enforce: true,
+    }));
+    let root = t.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    apply_with(&root, &spec, &[Runtime::Podman], &Sigstore::Verifies).unwrap();
+
+    pull_with_rendered(&root, &reg, "free/app")
+        .unwrap_or_else(|e| panic!("an image out of scope refused: {e}"));
+    let e = pull_with_rendered(&root, &reg, "signed/bare").unwrap_err();
+    assert!(e.contains("no signature exists"), "{e}");
+    let e = pull_with_rendered(&root, &reg, "signed/good").unwrap_err();
+    assert!(
+        e.contains("sigstore disabled"),
+        "the signature was not found through registries.d, or skopeo now verifies: {e}"
+    );
 }
