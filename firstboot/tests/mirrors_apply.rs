@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use airlift_firstboot::services::mirrors::apply::{plan_files, ORIG_SUFFIX, PREV_SUFFIX};
-use airlift_firstboot::services::mirrors::{apply, Endpoint, MirrorSpec, Runtime};
+use airlift_firstboot::services::mirrors::{apply, Endpoint, MirrorSpec, Runtime, Sigstore};
 
 const CA: &str = "-----BEGIN CERTIFICATE-----\nTUlJQmZha2VDQQ==\n-----END CERTIFICATE-----\n";
 
@@ -57,7 +57,7 @@ fn fresh_root_gets_every_file_and_a_rerun_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let spec = spec();
     let report = apply(root.path(), &spec, &Runtime::ALL).unwrap();
-    let planned = plan_files(&spec, &Runtime::ALL).unwrap();
+    let planned = plan_files(&spec, &Runtime::ALL, &Sigstore::NoTools).unwrap();
     assert_eq!(report.written.len(), planned.len(), "{report:#?}");
     assert!(
         report.backups.is_empty() && report.warnings.is_empty(),

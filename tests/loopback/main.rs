@@ -19,6 +19,7 @@ mod registry_clients;
 mod registry_crash;
 mod registry_hostile;
 mod replication_loopback;
+mod signature_files;
 mod sigstore_signing;
 mod status_page;
 mod update_media;

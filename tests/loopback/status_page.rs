@@ -3,7 +3,8 @@
 //! joined with the appliance's token, then the page rendered by headless
 //! Chromium after its script ran (`--dump-dom`): the appliance, the load
 //! at 100 %, every image, the node, the replicas placeholder and the
-//! mirror config. A screenshot goes to
+//! mirror config, and which images are signed by which trusted key. A
+//! screenshot goes to
 //! `target/test-output/status-page/status.png` for people to look at.
 //! `airlift-firstboot status` against the same server prints the same.
 
@@ -11,9 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlift_appliance::bundle_manifest::{BundleImage, BundleManifest, Totals, BUNDLE_SCHEMA};
+use airlift_appliance::bundle_manifest::{
+    BundleImage, BundleManifest, Totals, VerifiedSignature, BUNDLE_SCHEMA,
+};
+use airlift_appliance::{TrustPolicy, TrustedKey};
 use airlift_integration::host0::{self, curl, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, write_multiarch, Layer, MadeImage, TestImage};
+use airlift_integration::sigstore::{KeyKind, TestKey};
 use airlift_integration::tools::{binary, require, workspace_root};
 use airlift_oci::Layout;
 
@@ -93,6 +98,18 @@ fn bundle(dir: &Path) -> Vec<MadeImage> {
         } else {
             vec!["linux/amd64".into()]
         };
+        // The app is signed by the trusted key `release` (as the builder
+        // records it after verifying); the others are not.
+        let signatures = if m.ref_name.starts_with("quay.io/test/") {
+            vec![VerifiedSignature {
+                subject: m.manifest.digest.clone(),
+                key: "release".into(),
+                identity: m.ref_name.clone(),
+                signature: airlift_oci::Digest::sha256_of(m.ref_name.as_bytes()),
+            }]
+        } else {
+            Vec::new()
+        };
         images.push(BundleImage {
             reference: m.ref_name.clone(),
             digest: m.manifest.digest.clone(),
@@ -100,7 +117,7 @@ fn bundle(dir: &Path) -> Vec<MadeImage> {
             platforms,
             size,
             attachments: Vec::new(),
-            signatures: Vec::new(),
+            signatures,
         });
     }
     let unique: u64 = all.values().sum();
@@ -237,7 +254,19 @@ fn firstboot(args: &[&str]) -> std::process::Output {
 fn the_page_shows_the_load_images_nodes_and_mirror_config() {
     let tmp = tempfile::tempdir().unwrap();
     let made = bundle(&tmp.path().join("media"));
-    let file = host0::appliance_file(host0::port(), &["quay.io", "docker.io", "registry.k8s.io"]);
+    let mut file =
+        host0::appliance_file(host0::port(), &["quay.io", "docker.io", "registry.k8s.io"]);
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let release = TestKey::generate(KeyKind::P256, &keys, "release").unwrap();
+    file.trust = Some(TrustPolicy {
+        keys: vec![TrustedKey {
+            name: "release".into(),
+            scopes: vec!["quay.io/test".into()],
+            public_key_pem: release.public_pem.clone(),
+        }],
+        enforce: true,
+    });
     let dirs = Host0Dirs::new(tmp.path(), &tmp.path().join("media"), &file);
     let mut h = Host0::start(&dirs, &["--force-load"]);
     h.wait_line("AIRLIFT-HOST0-LOADED", Duration::from_secs(120));
@@ -339,8 +368,25 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
             "{row}"
         );
         assert!(row.contains("linux/amd64"), "{row}");
+        // Signed by which key, or unsigned.
+        if m.ref_name.starts_with("quay.io/test/") {
+            assert!(row.contains(r#"data-keys="release""#), "{row}");
+        } else {
+            assert!(
+                row.contains(r#"data-keys="""#) && row.contains("unsigned"),
+                "{row}"
+            );
+        }
     }
     assert_eq!(testid_text(&dom, "images-count"), "(3)");
+    // The trust state: the key, its scope, and why policy.json is not
+    // written on this machine (Debian's skopeo has sigstore disabled).
+    let trust = testid_text(&dom, "trust");
+    assert!(
+        trust.starts_with("Keys: release (quay.io/test). Enforced by host0's registry; containers-policy.json not written:")
+            && trust.contains("sigstore disabled"),
+        "{trust}"
+    );
     // The node that joined.
     let node_rows = rows(&dom, "node-row");
     assert_eq!(node_rows.len(), 1, "{node_rows:#?}");
@@ -442,7 +488,17 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
             line.contains(&format!("sha256:{}", &m.manifest.digest.hex()[..12])),
             "{line}"
         );
+        let signed = if m.ref_name.starts_with("quay.io/test/") {
+            "  release  "
+        } else {
+            "  unsigned  "
+        };
+        assert!(line.contains(signed), "{line}");
     }
+    assert!(
+        text.contains("  signatures   keys release (quay.io/test); enforced by host0's registry; containers-policy.json not written:"),
+        "{text}"
+    );
     assert!(text.contains("Nodes (1)"), "{text}");
     let node = text
         .lines()

@@ -66,6 +66,23 @@ pub struct ImageEntry {
     /// Bytes of every distinct blob the image reaches, manifests included.
     pub size: u64,
     pub source: ImageSource,
+    /// The signatures verified at build (`bundle.json`), each naming the
+    /// trusted key; empty: not signed by any trusted key (or not from the
+    /// bundle).
+    #[serde(default)]
+    pub signatures: Vec<ImageSignature>,
+}
+
+/// A signature the builder verified, as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageSignature {
+    /// The trusted key's name.
+    pub key: String,
+    /// The identity it signs (`docker-reference` of its payload).
+    pub identity: String,
+    /// The manifest digest it is over.
+    pub subject: String,
 }
 
 /// The bundle's own facts, from `bundle.json`.
@@ -166,6 +183,7 @@ impl Images {
                     platforms: details.platforms,
                     size: details.size,
                     source: ImageSource::Registry,
+                    signatures: Vec::new(),
                 },
             );
         }
@@ -264,6 +282,15 @@ pub fn bundle_entries(m: &BundleManifest) -> Vec<ImageEntry> {
             platforms: i.platforms.clone(),
             size: i.size,
             source: ImageSource::Bundle,
+            signatures: i
+                .signatures
+                .iter()
+                .map(|s| ImageSignature {
+                    key: s.key.clone(),
+                    identity: s.identity.clone(),
+                    subject: s.subject.to_string(),
+                })
+                .collect(),
         })
         .collect()
 }
@@ -403,7 +430,12 @@ mod tests {
                 platforms: vec!["linux/amd64".into(), "linux/arm64/v8".into()],
                 size: 12_345,
                 attachments: Vec::new(),
-                signatures: Vec::new(),
+                signatures: vec![airlift_appliance::VerifiedSignature {
+                    subject: Digest::sha256_of(b"x"),
+                    key: "release".into(),
+                    identity: "quay.io/org/app:1.0".into(),
+                    signature: Digest::sha256_of(b"sig"),
+                }],
             }],
             totals: Totals {
                 images: 1,
@@ -426,6 +458,12 @@ mod tests {
         let v = serde_json::to_value(&e[0]).unwrap();
         assert_eq!(v["media-type"], media::OCI_INDEX);
         assert_eq!(v["source"], "bundle");
+        assert_eq!(v["signatures"][0]["key"], "release");
+        assert_eq!(v["signatures"][0]["identity"], "quay.io/org/app:1.0");
+        assert_eq!(
+            v["signatures"][0]["subject"],
+            Digest::sha256_of(b"x").to_string()
+        );
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct Join {
     pub replica_sans: Vec<std::net::IpAddr>,
     /// The replica table: synced replicas are offered to nodes.
     pub replicas: crate::api::replicas::Replicas,
+    /// The appliance's trust policy, carried in the mirror spec so every
+    /// node (and replica) writes the same signature files as host0.
+    pub trust: Option<airlift_appliance::TrustPolicy>,
 }
 
 /// The two ends of a connection, put into each request by the server.
@@ -140,7 +143,8 @@ impl Join {
         NodeConfig {
             schema: NODE_CONFIG_SCHEMA,
             appliance: self.appliance.clone(),
-            mirror: MirrorSpec::new(endpoints, self.upstreams.clone(), self.ca_pem.clone()),
+            mirror: MirrorSpec::new(endpoints, self.upstreams.clone(), self.ca_pem.clone())
+                .with_trust(self.trust.clone()),
             ca_pem: self.ca_pem.clone(),
             registries,
             runtimes: self.runtimes.clone(),
@@ -252,6 +256,7 @@ mod tests {
             tls_dir: None,
             replica_sans: vec![],
             replicas: Default::default(),
+            trust: None,
         }
     }
 
@@ -302,6 +307,30 @@ mod tests {
         assert_eq!(mapped.registries[0], "https://10.0.0.9:5000");
         let none = join().node_config(Some("0.0.0.0:5000".parse().unwrap()), KEY);
         assert_eq!(none.registries.len(), 2);
+    }
+
+    #[test]
+    fn node_config_carries_the_trust_policy() {
+        let plain = join().node_config(None, KEY);
+        assert_eq!(plain.mirror.trust, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("\"trust\""));
+        let trust = airlift_appliance::TrustPolicy {
+            keys: vec![airlift_appliance::TrustedKey {
+                name: "release".into(),
+                scopes: vec!["quay.io/org".into()],
+                public_key_pem: crate::services::mirrors::signatures::tests::P256_PEM.to_string(),
+            }],
+            enforce: true,
+        };
+        let j = Join {
+            trust: Some(trust.clone()),
+            ..join()
+        };
+        let c = j.node_config(None, KEY);
+        assert_eq!(c.mirror.trust.as_ref(), Some(&trust));
+        c.mirror.validate().unwrap();
+        let back: NodeConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.mirror.trust, Some(trust));
     }
 
     const KEY: &str = "mac:52:54:00:a1:00:01";

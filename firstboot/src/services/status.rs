@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::services::mirrors::signatures::TrustStatus;
 use crate::sys::secure_boot::SecureBoot;
 
 /// Where host0 is with the bundle.
@@ -97,6 +98,10 @@ pub struct Snapshot {
     /// ([`crate::sys::secure_boot`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot: Option<SecureBoot>,
+    /// The trusted keys and what enforces them here
+    /// ([`crate::services::mirrors::signatures`]); None without a trust policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustStatus>,
 }
 
 /// The appliance's name and version.
@@ -117,6 +122,7 @@ struct Inner {
     disk: Option<crate::services::disk_use::DiskWatch>,
     replication: Option<ReplicationStatus>,
     secure_boot: Option<SecureBoot>,
+    trust: Option<TrustStatus>,
 }
 
 /// The shared, updatable status.
@@ -141,6 +147,7 @@ impl Status {
                 disk: None,
                 replication: None,
                 secure_boot: None,
+                trust: None,
             })),
         }
     }
@@ -197,6 +204,11 @@ impl Status {
         self.with(|i| i.secure_boot = Some(state));
     }
 
+    /// The trust policy's state on this machine.
+    pub fn set_trust(&self, trust: TrustStatus) {
+        self.with(|i| i.trust = Some(trust));
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -224,6 +236,7 @@ impl Status {
             s.storage = i.storage.clone();
             s.replication = i.replication.clone();
             s.secure_boot = i.secure_boot;
+            s.trust = i.trust.clone();
             s
         });
         snap.disk = disk;
@@ -259,6 +272,7 @@ pub fn render(
         disk: None,
         replication: None,
         secure_boot: None,
+        trust: None,
         message,
     }
 }

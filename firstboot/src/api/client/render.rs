@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Report;
 use crate::api::images::{ImageSource, ImagesReport};
+use crate::services::mirrors::signatures::TrustStatus;
 use crate::services::netboot::nodes::NodeRecord;
 use crate::services::status::{LoadState, Snapshot};
 use airlift_oci::civil_time::parse_rfc3339;
@@ -191,8 +192,36 @@ fn load_section(s: &Snapshot) -> String {
             let _ = writeln!(out, "  {:<13}{w}", "WARNING");
         }
     }
-
+    let _ = writeln!(
+        out,
+        "  {:<13}{}",
+        "signatures",
+        trust_line(s.trust.as_ref())
+    );
     out
+}
+
+/// The trusted keys and what enforces them, in one line.
+fn trust_line(t: Option<&TrustStatus>) -> String {
+    let Some(t) = t else {
+        return "no trusted keys: signatures are not checked".into();
+    };
+    let keys: Vec<String> = t
+        .keys
+        .iter()
+        .map(|k| format!("{} ({})", k.name, k.scopes.join(", ")))
+        .collect();
+    let how = if !t.enforce {
+        "not enforced (keys written only)".to_string()
+    } else if t.policy_json {
+        "enforced by host0's registry and containers-policy.json".to_string()
+    } else {
+        format!(
+            "enforced by host0's registry; containers-policy.json not written: {}",
+            t.policy_json_reason
+        )
+    };
+    format!("keys {}; {how}", keys.join("; "))
 }
 
 /// The images table, or why there is none.
@@ -218,6 +247,15 @@ fn images_section(images: Option<&Value>) -> Result<String> {
                         } else {
                             i.platforms.join(", ")
                         },
+                        if i.signatures.is_empty() {
+                            "unsigned".into()
+                        } else {
+                            i.signatures
+                                .iter()
+                                .map(|g| g.key.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
                         match i.source {
                             ImageSource::Bundle => "bundle".into(),
                             ImageSource::Registry => "pushed".into(),
@@ -226,7 +264,14 @@ fn images_section(images: Option<&Value>) -> Result<String> {
                 })
                 .collect();
             out.push_str(&table(
-                &["REFERENCE", "DIGEST", "SIZE", "PLATFORMS", "SOURCE"],
+                &[
+                    "REFERENCE",
+                    "DIGEST",
+                    "SIZE",
+                    "PLATFORMS",
+                    "SIGNED BY",
+                    "SOURCE",
+                ],
                 &rows,
             ));
         }
@@ -372,7 +417,14 @@ mod tests {
                     "digest": format!("sha256:{}", "c".repeat(64)),
                     "media-type": "application/vnd.oci.image.index.v1+json",
                     "platforms": ["linux/amd64", "linux/arm64"],
-                    "size": 2048, "source": "bundle"
+                    "size": 2048, "source": "bundle",
+                    "signatures": [{"key": "release", "identity": "quay.io/org/app:1.0",
+                        "subject": format!("sha256:{}", "c".repeat(64))}]
+                }, {
+                    "reference": "quay.io/org/other:1",
+                    "digest": format!("sha256:{}", "e".repeat(64)),
+                    "media-type": "application/vnd.oci.image.manifest.v1+json",
+                    "platforms": [], "size": 10, "source": "registry"
                 }]
             })),
             nodes: Some(serde_json::json!([{
@@ -406,9 +458,17 @@ mod tests {
             text.contains("[#######-----------------------]  25 %  1.00 MiB / 4.00 MiB  1/4 blobs  1.00 MiB/s  3 s left"),
             "{text}"
         );
-        assert!(text.contains("Images (1)"), "{text}");
+        assert!(text.contains("Images (2)"), "{text}");
         assert!(
-            text.contains("quay.io/org/app:1.0  sha256:cccccccccccc  2.00 KiB  linux/amd64, linux/arm64  bundle"),
+            text.contains("quay.io/org/app:1.0  sha256:cccccccccccc  2.00 KiB  linux/amd64, linux/arm64  release    bundle"),
+            "{text}"
+        );
+        assert!(
+            text.contains("quay.io/org/other:1  sha256:eeeeeeeeeeee  10 B      -                         unsigned   pushed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  signatures   no trusted keys: signatures are not checked\n"),
             "{text}"
         );
         assert!(
@@ -461,6 +521,29 @@ mod tests {
         );
         assert!(
             text.contains("  WARNING      the data disk is 90 % full\n"),
+            "{text}"
+        );
+
+        // The trust state: keys, scopes, and why policy.json is not written.
+        let mut st = status("ready", 0, 0);
+        st["trust"] = serde_json::json!({
+            "enforce": true,
+            "keys": [{"name": "release", "scopes": ["quay.io/org", "ghcr.io"],
+                "path": "/etc/airlift/keys/release.pub"}],
+            "policy-json": false,
+            "policy-json-reason": "built with sigstore disabled",
+            "admission-policies": []
+        });
+        let trusted = Report {
+            status: st,
+            images: None,
+            nodes: None,
+            replicas: None,
+            releases: None,
+        };
+        let text = render(&trusted, now).unwrap();
+        assert!(
+            text.contains("  signatures   keys release (quay.io/org, ghcr.io); enforced by host0's registry; containers-policy.json not written: built with sigstore disabled\n"),
             "{text}"
         );
 

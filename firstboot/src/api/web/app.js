@@ -165,6 +165,7 @@ function renderStatus(s) {
   setText("started-at", localTime(s["started-at"]));
   setText("secure-boot", SECURE_BOOT[s["secure-boot"]] || "Not reported");
   renderDisk(s.disk);
+  renderTrust(s.trust);
 
   const [label, cls] = STATE_LABEL[s.state] || [s.state, ""];
   const chip = $("load-state");
@@ -210,11 +211,22 @@ function renderDisk(d) {
   warn.textContent = (d && d.warning) || "";
 }
 
+/** The trusted keys and what enforces them (status `trust`). */
+function renderTrust(t) {
+  if (!t) { setText("trust", "No trusted keys: signatures are not checked"); return; }
+  const keys = t.keys.map((k) => `${k.name} (${k.scopes.join(", ")})`).join("; ");
+  const enforced = !t.enforce ? "Not enforced (keys written only)"
+    : t["policy-json"] ? "Enforced by host0's registry and containers-policy.json"
+    : `Enforced by host0's registry; containers-policy.json not written: ${t["policy-json-reason"]}`;
+  setText("trust", `Keys: ${keys}. ${enforced}.`);
+}
+
 // ---------- images ----------
 
 function imageMatches(img, q) {
   if (!q) return true;
-  const hay = `${img.reference} ${img.digest} ${img.platforms.join(" ")} ${img.source}`.toLowerCase();
+  const keys = (img.signatures || []).map((g) => g.key).join(" ");
+  const hay = `${img.reference} ${img.digest} ${img.platforms.join(" ")} ${img.source} ${keys}`.toLowerCase();
   return q.split(/\s+/).every((w) => hay.includes(w));
 }
 
@@ -245,6 +257,10 @@ function renderImages() {
     el("td", { class: "num", "data-testid": "image-size", title: `${img.size} bytes` }, humanBytes(img.size)),
     el("td", { "data-testid": "image-platforms" },
       ...(img.platforms.length ? img.platforms.map((p) => el("span", { class: "tag" }, p)) : [el("span", { class: "muted" }, "–")])),
+    el("td", { "data-testid": "image-signed", "data-keys": (img.signatures || []).map((g) => g.key).join(",") },
+      ...((img.signatures || []).length
+        ? img.signatures.map((g) => el("span", { class: "chip chip-ok", title: `signed as ${g.identity}` }, g.key))
+        : [el("span", { class: "muted" }, "unsigned")])),
     el("td", { "data-testid": "image-source" },
       el("span", { class: img.source === "bundle" ? "chip" : "chip chip-busy" }, img.source === "bundle" ? "bundle" : "pushed"))));
   $("images-body").replaceChildren(...rows);

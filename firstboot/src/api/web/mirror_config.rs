@@ -94,7 +94,7 @@ fn apply_word(k: FileKind) -> &'static str {
     match k {
         FileKind::Owned => "replace",
         FileKind::IfAbsent | FileKind::ContainerdConfig => "if-absent",
-        FileKind::MergeRancher | FileKind::MergeDocker => "merge",
+        FileKind::MergeRancher | FileKind::MergeDocker | FileKind::MergePolicyJson => "merge",
     }
 }
 

@@ -47,7 +47,9 @@ use crate::api::server::{self, Current};
 use crate::datadisk::{Mode, StorageStatus};
 use crate::services::ha::vip;
 use crate::services::mirrors::runtimes::{self, Written};
-use crate::services::mirrors::{Endpoint, MirrorSpec, Runtime, Scheme};
+use crate::services::mirrors::{
+    signature_probe, signatures, Endpoint, MirrorSpec, Runtime, Scheme,
+};
 use crate::services::releases::{Ops, Releases};
 use crate::services::status::{ApplianceName, Identity, LoadState, Status};
 use crate::services::tls::TlsMaterial;
@@ -282,7 +284,8 @@ impl Host0 {
                 .collect(),
             runtimes::upstreams(&self.file.mirrors),
             tls.and_then(|t| t.ca_pem.clone()),
-        );
+        )
+        .with_trust(self.file.trust.clone());
         let rts = self.file.runtimes.clone();
         let written = runtimes::write_files(&self.opts.root, &self.opts.data, &spec, &rts)?;
         match &written {
@@ -337,6 +340,10 @@ impl Host0 {
         if reg.initial == LoadState::Ready {
             status.set_serving_from_disk();
         }
+        if let Some(trust) = &local.spec.trust {
+            let sigstore = signature_probe::detect_for(&local.spec);
+            status.set_trust(signatures::trust_status(trust, &sigstore));
+        }
         status
     }
 
@@ -377,6 +384,7 @@ impl Host0 {
                 .map(|t| t.dir.clone()),
             replica_sans: vip::address(file).into_iter().collect(),
             replicas: replicas.clone(),
+            trust: local.spec.trust.clone(),
         });
         let current = Current::new(reg.registry.clone());
         let registry = || {

@@ -148,7 +148,11 @@ pub async fn configure(cfg: &NodeConfig, opts: &Options, marker: &str) -> Result
     };
     let json = serde_json::to_vec_pretty(&saved).context("rendering the node config")?;
     airlift_oci::atomic::write(&opts.data.join(NODE_CONFIG), &json)?;
-    let files = crate::services::mirrors::apply::plan_files(&cfg.mirror, &runtimes)?;
+    let files = crate::services::mirrors::apply::plan_files(
+        &cfg.mirror,
+        &runtimes,
+        &crate::services::mirrors::signature_probe::detect_for(&cfg.mirror),
+    )?;
     milestone(&format!(
         "{marker} appliance={} {} registries={} runtimes={} files={} ({})",
         cfg.appliance.name,

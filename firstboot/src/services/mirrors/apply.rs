@@ -26,7 +26,10 @@ use serde::Serialize;
 
 use super::containerd::{self, ConfigCheck};
 use super::rancher::Flavour;
-use super::{docker, files_for, rancher, trust, FileKind, MirrorSpec, RenderedFile, Runtime};
+use super::{
+    docker, files_for, rancher, signature_probe, signatures, trust, FileKind, MirrorSpec,
+    RenderedFile, Runtime, Sigstore,
+};
 
 /// Suffix of the never-overwritten backup of the user's original file.
 pub const ORIG_SUFFIX: &str = ".airlift-orig";
@@ -61,14 +64,20 @@ impl ApplyReport {
     }
 }
 
-/// Every file the runtimes need, plus the trust-store CA; deduplicated
-/// by path (CRI-O and podman share theirs).
-pub fn plan_files(spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<Vec<RenderedFile>> {
+/// Every file the runtimes need, plus the trust-store CA and the
+/// signature files (`sigstore`: what containers/image here can verify);
+/// deduplicated by path (CRI-O and podman share theirs).
+pub fn plan_files(
+    spec: &MirrorSpec,
+    runtimes: &[Runtime],
+    sigstore: &Sigstore,
+) -> Result<Vec<RenderedFile>> {
     let mut by_path: BTreeMap<PathBuf, RenderedFile> = BTreeMap::new();
     let all = runtimes
         .iter()
         .flat_map(|r| files_for(spec, *r))
-        .chain(trust::files(spec));
+        .chain(trust::files(spec))
+        .chain(signatures::files(spec, sigstore));
     for f in all {
         match by_path.get(&f.path) {
             Some(prev) if prev != &f => {
@@ -80,9 +89,15 @@ pub fn plan_files(spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<Vec<Rendere
             }
         }
     }
-    // CA files first, so no config ever names a CA that is not there yet.
+    // CA and key files first, so no config ever names a CA or a key that
+    // is not there yet.
     let mut files: Vec<RenderedFile> = by_path.into_values().collect();
-    files.sort_by_key(|f| f.path.extension() != Some(std::ffi::OsStr::new("crt")));
+    files.sort_by_key(|f| {
+        !matches!(
+            f.path.extension().and_then(|e| e.to_str()),
+            Some("crt" | "pub")
+        )
+    });
     Ok(files)
 }
 
@@ -95,13 +110,29 @@ struct Step {
     new: Option<String>,
 }
 
-/// Write the mirror config for `runtimes` under `root`.
+/// Write the mirror config for `runtimes` under `root`, and the
+/// signature files for what this machine's containers/image can verify
+/// ([`signature_probe::detect_for`]).
 pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<ApplyReport> {
+    apply_with(root, spec, runtimes, &signature_probe::detect_for(spec))
+}
+
+/// [`apply()`] with the probe's answer given.
+pub fn apply_with(
+    root: &Path,
+    spec: &MirrorSpec,
+    runtimes: &[Runtime],
+    sigstore: &Sigstore,
+) -> Result<ApplyReport> {
     spec.validate()?;
     let mut report = ApplyReport::default();
+    if let Some(w) = signatures::warning(spec, sigstore) {
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
 
     let mut steps = Vec::new();
-    for file in plan_files(spec, runtimes)? {
+    for file in plan_files(spec, runtimes, sigstore)? {
         let target = under_root(root, &file.path)?;
         // Files only read (never written) may be links, as the user set them up.
         let read_only = matches!(file.kind, FileKind::IfAbsent | FileKind::ContainerdConfig);
@@ -133,6 +164,20 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
                 Some(rancher::merge(text()?, spec, flavour)?)
             }
             (FileKind::MergeDocker, Some(_)) => Some(docker::merge(text()?, spec)?),
+            (FileKind::MergePolicyJson, Some(_)) => {
+                let trust = spec
+                    .trust
+                    .as_ref()
+                    .context("policy.json rendered without a trust policy")?;
+                Some(
+                    signatures::merge_policy_json(text()?, trust).with_context(|| {
+                        format!(
+                            "{} cannot take airlift's signature requirements",
+                            target.display()
+                        )
+                    })?,
+                )
+            }
         };
         steps.push(Step {
             file,
@@ -173,7 +218,7 @@ pub fn apply(root: &Path, spec: &MirrorSpec, runtimes: &[Runtime]) -> Result<App
         }
         let merged = matches!(
             step.file.kind,
-            FileKind::MergeRancher | FileKind::MergeDocker
+            FileKind::MergeRancher | FileKind::MergeDocker | FileKind::MergePolicyJson
         ) && step.existing.is_some();
         if merged {
             report.merged.push(path);

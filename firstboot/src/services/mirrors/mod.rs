@@ -13,7 +13,10 @@
 //! | docker | [`docker`]: daemon.json (merged), certs.d CA |
 //!
 //! The CA also goes into the system trust store ([`trust`]) whenever one
-//! is given.
+//! is given. When the spec carries a trust policy, every machine also gets
+//! the signature files ([`signatures`]: keys, admission policies, and
+//! containers-policy.json where containers/image can verify sigstore
+//! signatures, as [`signature_probe`] finds out).
 
 pub mod apply;
 pub mod containerd;
@@ -22,6 +25,8 @@ pub mod docker;
 pub mod rancher;
 pub mod registries_conf;
 pub mod runtimes;
+pub mod signature_probe;
+pub mod signatures;
 pub mod spec;
 pub mod trust;
 
@@ -30,7 +35,8 @@ use std::path::PathBuf;
 
 /// The runtimes (their names are the builder config's `runtimes:` values).
 pub use airlift_appliance::Runtime;
-pub use apply::{apply, ApplyReport};
+pub use apply::{apply, apply_with, ApplyReport};
+pub use signatures::Sigstore;
 pub use spec::{Endpoint, MirrorSpec, Scheme, DEFAULT_UPSTREAMS};
 
 /// The first line of every file airlift writes whole (where the format
@@ -57,6 +63,8 @@ pub enum FileKind {
     MergeRancher,
     /// Docker's daemon.json: our mirrors merged into the user's keys.
     MergeDocker,
+    /// containers-policy.json: our scopes merged into the user's policy.
+    MergePolicyJson,
 }
 
 /// One rendered file. For merged kinds, `content` is what is written
@@ -119,7 +127,7 @@ pub fn render_text(spec: &MirrorSpec, runtime: Runtime) -> String {
             FileKind::ContainerdConfig => {
                 " (only if absent; an existing config.toml needs this config_path line)"
             }
-            FileKind::MergeRancher | FileKind::MergeDocker => {
+            FileKind::MergeRancher | FileKind::MergeDocker | FileKind::MergePolicyJson => {
                 " (merge into an existing file: `airlift-firstboot` keeps other keys)"
             }
         };

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use airlift_appliance::trust::{TrustPolicy, Verifier};
 use airlift_oci::reference::validate_registry;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,11 @@ pub struct MirrorSpec {
     /// Consent to plain HTTP: an `http` endpoint is refused without it.
     #[serde(default)]
     pub insecure: bool,
+    /// The keys images must be signed by and their scopes (the
+    /// appliance's `trust`), for the signature files
+    /// ([`super::signatures`]). None: no signature files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustPolicy>,
 }
 
 /// One airlift registry.
@@ -128,7 +134,14 @@ impl MirrorSpec {
             upstreams,
             ca_pem,
             insecure,
+            trust: None,
         }
+    }
+
+    /// The same spec carrying `trust` (the appliance's trust policy).
+    pub fn with_trust(mut self, trust: Option<TrustPolicy>) -> MirrorSpec {
+        self.trust = trust;
+        self
     }
 
     /// Parse the JSON form and validate it.
@@ -187,6 +200,11 @@ impl MirrorSpec {
                     "mirror spec: `ca-pem` holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
                 );
             }
+        }
+        if let Some(trust) = &self.trust {
+            // Parsing the keys too: a key written to the nodes must be one
+            // the tools that read it can use.
+            Verifier::new(trust).context("mirror spec: `trust`")?;
         }
         Ok(())
     }
@@ -268,6 +286,28 @@ mod tests {
         s.ca_pem = Some("not a cert".into());
         assert!(s.validate().is_err());
         assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn trust_rides_along_and_its_keys_are_checked() {
+        use crate::services::mirrors::signatures::tests::trust;
+        let s = spec().with_trust(Some(trust(true)));
+        let json = s.to_json();
+        assert!(json.contains("\"trust\""), "{json}");
+        assert_eq!(MirrorSpec::from_json(&json).unwrap(), s);
+        // An older spec (no `trust`) still parses.
+        assert_eq!(
+            MirrorSpec::from_json(&spec().to_json()).unwrap().trust,
+            None
+        );
+        let mut bad = trust(true);
+        bad.keys[1].public_key_pem =
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into();
+        let e = format!("{:#}", spec().with_trust(Some(bad)).validate().unwrap_err());
+        assert!(e.contains("trust") && e.contains("\"team\""), "{e}");
+        let mut dup = trust(true);
+        dup.keys[1].scopes = vec!["quay.io".into()];
+        assert!(spec().with_trust(Some(dup)).validate().is_err());
     }
 
     #[test]
