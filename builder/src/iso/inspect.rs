@@ -5,6 +5,7 @@
 //! its digest from `SHA256SUMS`), read directly from the image file, and
 //! its text rendering (pure).
 
+use airlift_appliance::{Attachment, VerifiedSignature};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -17,6 +18,27 @@ pub struct ImageInfo {
     pub reference: String,
     pub digest: String,
     pub size: Option<u64>,
+    /// What refers to it and was carried (signatures, SBOMs, attestations).
+    pub attachments: Vec<Attachment>,
+    /// Signatures verified at build, with the key that verified each.
+    pub signatures: Vec<VerifiedSignature>,
+}
+
+impl ImageInfo {
+    /// One image of a parsed `bundle.json`; lists that do not parse are
+    /// left empty (an older or damaged file still shows its images).
+    fn of(v: &serde_json::Value) -> ImageInfo {
+        fn list<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Vec<T> {
+            serde_json::from_value(v.clone()).unwrap_or_default()
+        }
+        ImageInfo {
+            reference: v["reference"].as_str().unwrap_or_default().to_string(),
+            digest: v["digest"].as_str().unwrap_or_default().to_string(),
+            size: v["size"].as_u64(),
+            attachments: list(&v["attachments"]),
+            signatures: list(&v["signatures"]),
+        }
+    }
 }
 
 /// The root filesystem image on the media (`base.rootOn: media`).
@@ -54,11 +76,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
         let v: serde_json::Value =
             airlift_oci::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
         for i in v["images"].as_array().into_iter().flatten() {
-            images.push(ImageInfo {
-                reference: i["reference"].as_str().unwrap_or_default().to_string(),
-                digest: i["digest"].as_str().unwrap_or_default().to_string(),
-                size: i["size"].as_u64(),
-            });
+            images.push(ImageInfo::of(i));
         }
     }
     let el_torito = iso.el_torito()?;
@@ -175,6 +193,35 @@ pub fn render(i: &Inspection) -> String {
         s.push_str(&format!(
             "  {} {} {} bytes\n",
             im.reference, im.digest, size
+        ));
+        s.push_str(&render_attachments(im));
+    }
+    s
+}
+
+/// An image's attachments and verified signatures, one line each.
+fn render_attachments(im: &ImageInfo) -> String {
+    let mut s = String::new();
+    for a in &im.attachments {
+        let of = if a.subject.to_string() == im.digest {
+            String::new()
+        } else {
+            format!(" of {}", a.subject)
+        };
+        s.push_str(&format!(
+            "    {} {} {}{}{of}\n",
+            a.kind.as_str(),
+            a.artifact_type,
+            a.digest,
+            a.tag
+                .as_deref()
+                .map_or(String::new(), |t| format!(" tag {t}"))
+        ));
+    }
+    for v in &im.signatures {
+        s.push_str(&format!(
+            "    signed by key {} for {} ({})\n",
+            v.key, v.identity, v.signature
         ));
     }
     s
