@@ -223,6 +223,77 @@ mod tests {
     use super::*;
 
     #[test]
+    fn next_links_follow_rel_next_only() {
+        assert_eq!(
+            next_link(r#"</v2/app/referrers/sha256:ab?n=2&last=x>; rel="next""#).as_deref(),
+            Some("/v2/app/referrers/sha256:ab?n=2&last=x")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example/a>; rel="prev", <https://r.example/b>; rel=next"#)
+                .as_deref(),
+            Some("https://r.example/b")
+        );
+        assert_eq!(next_link(r#"</a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+        assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn index_entries_are_named_so_the_bundle_registry_parses_them() {
+        let image: Reference = "quay.io/org/app:1.0".parse().unwrap();
+        let subject = Digest::sha256_of(b"image");
+        let own = Digest::sha256_of(b"sbom");
+        let tag = cosign_tag(&subject, ".sig");
+        assert_eq!(tag, format!("sha256-{}.sig", &subject.to_string()[7..]));
+        let carried = |tag: Option<String>| Carried {
+            record: Attachment {
+                subject: subject.clone(),
+                digest: own.clone(),
+                media_type: media::OCI_MANIFEST.into(),
+                kind: AttachmentKind::Sbom,
+                artifact_type: "application/spdx+json".into(),
+                tag,
+                size: 10,
+            },
+            manifest: Descriptor::new(media::OCI_MANIFEST, own.clone(), 7),
+            blobs: BTreeMap::new(),
+        };
+        let sig = index_entry(&image, &carried(Some(tag.clone())));
+        let name = sig.ref_name().unwrap();
+        assert_eq!(name, format!("quay.io/org/app:{tag}"));
+        let r: Reference = name.parse().unwrap();
+        assert_eq!((r.name(), r.tag()), (image.name(), Some(tag.as_str())));
+        assert_eq!(
+            sig.annotations.get(ATTACHMENT_SUBJECT),
+            Some(&subject.to_string())
+        );
+        assert_eq!(sig.size, 7);
+        let referrer = index_entry(&image, &carried(None));
+        let r: Reference = referrer.ref_name().unwrap().parse().unwrap();
+        assert_eq!((r.tag(), r.digest()), (None, Some(&own)));
+    }
+
+    #[test]
+    fn subjects_are_the_top_and_each_kept_platform_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let (kept, _) = layout.put_blob(b"{\"kept\":1}", None).unwrap();
+        let dropped = Digest::sha256_of(b"dropped");
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[
+            {{"mediaType":"{m}","digest":"{kept}","size":10}},
+            {{"mediaType":"{m}","digest":"{dropped}","size":10}}]}}"#,
+            media::OCI_INDEX,
+            m = media::OCI_MANIFEST
+        );
+        let (top, size) = layout.put_blob(index.as_bytes(), None).unwrap();
+        let root = Descriptor::new(media::OCI_INDEX, top.clone(), size);
+        assert_eq!(subjects(&layout, &root).unwrap(), vec![top, kept.clone()]);
+        let single = Descriptor::new(media::OCI_MANIFEST, kept.clone(), 10);
+        assert_eq!(subjects(&layout, &single).unwrap(), vec![kept]);
+    }
+
+    #[test]
     fn artifact_types_and_kinds() {
         let doc = |json: &str| Document::parse(json.as_bytes(), None).unwrap();
         let cfg = |mt: &str| {

@@ -249,3 +249,48 @@ fn render_root(r: Option<&RootImageInfo>) -> String {
         r.digest.as_deref().unwrap_or("(not in SHA256SUMS)")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_list_their_attachments_and_signatures() {
+        let top = format!("sha256:{}", "a".repeat(64));
+        let child = format!("sha256:{}", "b".repeat(64));
+        let sig = format!("sha256:{}", "c".repeat(64));
+        let sbom = format!("sha256:{}", "d".repeat(64));
+        let v = serde_json::json!({
+            "reference": "quay.io/org/app:1.0", "digest": top, "size": 10,
+            "attachments": [
+                { "subject": top, "digest": sig, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "kind": "signature", "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                  "tag": "sha256-aaaa.sig", "size": 5 },
+                { "subject": child, "digest": sbom, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "kind": "sbom", "artifactType": "application/spdx+json", "size": 7 },
+            ],
+            "signatures": [{ "subject": top, "key": "release", "identity": "quay.io/org/app:1.0", "signature": sig }],
+        });
+        let im = ImageInfo::of(&v);
+        assert_eq!(im.attachments.len(), 2);
+        assert_eq!(im.signatures[0].key, "release");
+        let text = render_attachments(&im);
+        assert_eq!(
+            text,
+            format!(
+                "    signature application/vnd.dev.cosign.simplesigning.v1+json {sig} tag sha256-aaaa.sig\n\
+                 \x20   sbom application/spdx+json {sbom} of {child}\n\
+                 \x20   signed by key release for quay.io/org/app:1.0 ({sig})\n"
+            )
+        );
+        let json = serde_json::to_value(&im).unwrap();
+        assert_eq!(
+            json["attachments"][1]["artifactType"],
+            "application/spdx+json"
+        );
+        assert_eq!(json["signatures"][0]["identity"], "quay.io/org/app:1.0");
+        // An older bundle.json without the lists still shows the image.
+        let old = ImageInfo::of(&serde_json::json!({ "reference": "x", "digest": top }));
+        assert!(old.attachments.is_empty() && old.signatures.is_empty());
+    }
+}
