@@ -607,3 +607,66 @@ fn host0s_referrers_api_as_a_source_carries_the_sbom() {
     );
     h.kill9();
 }
+
+#[test]
+fn platform_manifests_are_subjects_only_when_their_platform_is_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("layout");
+    let arch = |a: &str, seed| TestImage {
+        architecture: a.into(),
+        ..TestImage::random("x", seed, 4096)
+    };
+    let made = airlift_integration::images::write_multiarch(
+        &dir,
+        "app",
+        &[arch("amd64", 95), arch("arm64", 96)],
+    )
+    .unwrap();
+    let layout = Layout::open(&dir).unwrap();
+    let index: airlift_oci::Index =
+        serde_json::from_slice(&layout.read_blob(&made.manifest.digest).unwrap()).unwrap();
+    let arm = index.manifests[1].clone();
+    assert_eq!(arm.platform.as_ref().unwrap().architecture, "arm64");
+    // An SBOM of the arm64 manifest, and a `.sig` of the index.
+    let put = |b: &[u8]| layout.put_blob(b, None).unwrap().0.to_string();
+    let sbom = artifact(&put, Some(SPDX), SPDX, SBOM_BODY, Some(&arm));
+    let top = made.manifest.digest.to_string();
+    let payload =
+        airlift_integration::sigstore::simple_signing_payload("quay.io/test/app:1.0", &top);
+    let sig = artifact(&put, None, SIMPLE_SIGNING, &payload, None);
+    let mut entries = layout.read_index().unwrap();
+    let (sbom_d, size) = layout.put_blob(&sbom, None).unwrap();
+    entries
+        .manifests
+        .push(Descriptor::new(media::OCI_MANIFEST, sbom_d.clone(), size));
+    let (sig_d, size) = layout.put_blob(&sig, None).unwrap();
+    let mut e = Descriptor::new(media::OCI_MANIFEST, sig_d.clone(), size);
+    e.annotations.insert(REF_NAME.into(), sig_tag(&top));
+    entries.manifests.push(e);
+    layout.write_index(&entries).unwrap();
+
+    let req = |platforms: &[&str]| ImageRequest {
+        reference: "quay.io/test/app:1.0".parse().unwrap(),
+        source: SourceSpec::OciLayout {
+            path: dir.clone(),
+            reference: Some("app".into()),
+        },
+        platforms: platforms.iter().map(|p| p.to_string()).collect(),
+    };
+    let all = write_bundle(&[req(&[])], &work.path().join("all"), &opts()).unwrap();
+    let a = &all.manifest.images[0].attachments;
+    let got: Vec<_> = a
+        .iter()
+        .map(|a| (a.subject.clone(), a.digest.clone()))
+        .collect();
+    let mut want = vec![
+        (made.manifest.digest.clone(), sig_d.clone()),
+        (arm.digest.clone(), sbom_d.clone()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "sorted by subject, then digest");
+    let amd = write_bundle(&[req(&["linux/amd64"])], &work.path().join("amd"), &opts()).unwrap();
+    let a = &amd.manifest.images[0].attachments;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].digest, sig_d);
+}
