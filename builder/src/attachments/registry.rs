@@ -98,6 +98,11 @@ pub async fn carry(
                 .content_type
                 .clone()
                 .filter(|c| client::is_manifest_type(c))
+                .or_else(|| {
+                    Document::parse(&fetched.bytes, None)
+                        .ok()
+                        .map(|d| d.media_type().to_string())
+                })
                 .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
             let found = Found {
                 subject: subject.clone(),
