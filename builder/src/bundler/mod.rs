@@ -16,11 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use airlift_appliance::bundle_manifest::{BUNDLE_MANIFEST_FILE, BUNDLE_SCHEMA};
-use airlift_appliance::{BundleImage, BundleManifest, Totals};
+use airlift_appliance::{Attachment, BundleImage, BundleManifest, Totals};
 use airlift_oci::documents::{media, Descriptor, Document, REF_NAME};
 use airlift_oci::{atomic, Digest, Index, Layout};
 use anyhow::{bail, Context, Result};
 
+use crate::attachments::{self, Carried};
 use crate::progress::Progress;
 use crate::sources::{self, ImageRequest, Ingested, SourceSpec};
 use crate::store::Store;
@@ -176,11 +177,12 @@ fn check_unique(requests: &[ImageRequest]) -> Result<()> {
     Ok(())
 }
 
-/// An image in the bundle: its request, what was stored, and every blob
-/// it reaches with its size.
+/// An image in the bundle: its request, what was stored, what refers to
+/// it, and every blob it and they reach with its size.
 struct Bundled {
     request: ImageRequest,
     ingested: Ingested,
+    attachments: Vec<Carried>,
     blobs: BTreeMap<Digest, u64>,
 }
 
@@ -205,8 +207,14 @@ async fn build(
         store.set_link_root(None);
         let ingested =
             ingested.with_context(|| format!("image {} from {describe}", req.reference))?;
-        let blobs = image_blobs(store.layout(), &ingested.root)
+        let mut blobs = image_blobs(store.layout(), &ingested.root)
             .with_context(|| format!("image {}", req.reference))?;
+        let attachments = carry(req, &ingested, store, opts)
+            .await
+            .with_context(|| format!("attachments of image {} from {describe}", req.reference))?;
+        for a in &attachments {
+            blobs.extend(a.blobs.clone());
+        }
         store.progress().image_done(
             &req.reference.to_string(),
             blobs.len(),
@@ -215,6 +223,7 @@ async fn build(
         out.push(Bundled {
             request: req.clone(),
             ingested,
+            attachments,
             blobs,
         });
     }
@@ -250,12 +259,56 @@ async fn ingest(req: &ImageRequest, store: &Arc<Store>, concurrency: usize) -> R
     }
 }
 
-/// Write `index.json` and `bundle.json` into the staging layout.
+/// Copy what refers to the image `ing` stored (see [`crate::attachments`]),
+/// each attachment verified like the image; blobs are always copied,
+/// never linked.
+async fn carry(
+    req: &ImageRequest,
+    ing: &Ingested,
+    store: &Arc<Store>,
+    opts: &BundleOptions,
+) -> Result<Vec<Carried>> {
+    let filter = &opts.attachments;
+    if !filter.carry {
+        return Ok(Vec::new());
+    }
+    let subjects = attachments::subjects(store.layout(), &ing.root)?;
+    match &req.source {
+        SourceSpec::Registry {
+            mirror,
+            credentials,
+            insecure,
+        } => {
+            let source = attachments::registry::Source {
+                reference: &req.reference,
+                mirror: mirror.as_deref(),
+                credentials: credentials.as_deref(),
+                insecure: *insecure,
+            };
+            attachments::registry::carry(&source, &subjects, filter, store, opts.concurrency).await
+        }
+        local => {
+            let (local, filter, store) = (local.clone(), filter.clone(), Arc::clone(store));
+            tokio::task::spawn_blocking(move || {
+                attachments::local::carry(&local, &subjects, &filter, &store)
+            })
+            .await
+            .context("a bundling task panicked")?
+        }
+    }
+}
+
+/// Write `index.json` and `bundle.json` into the staging layout: one
+/// entry per image, then one per attachment (named as
+/// `airlift_appliance::bundle_manifest` says; an attachment two images
+/// share is listed once).
 fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<BundleManifest> {
     let layout = store.layout();
     let mut index = Index::empty();
     let mut entries = Vec::new();
     let mut unique: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut attachment_entries = Vec::new();
+    let mut named = std::collections::BTreeSet::new();
     for b in images {
         let (req, ing) = (&b.request, &b.ingested);
         unique.extend(b.blobs.clone());
@@ -264,16 +317,25 @@ fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<Bun
         desc.annotations
             .insert(REF_NAME.to_string(), req.reference.to_string());
         index.manifests.push(desc);
+        for a in &b.attachments {
+            let entry = attachments::index_entry(&req.reference, a);
+            if named.insert(entry.ref_name().unwrap_or_default().to_string()) {
+                attachment_entries.push(entry);
+            }
+        }
+        let mut carried: Vec<Attachment> = b.attachments.iter().map(|a| a.record.clone()).collect();
+        carried.sort_by(|x, y| (&x.subject, &x.digest).cmp(&(&y.subject, &y.digest)));
         entries.push(BundleImage {
             reference: req.reference.to_string(),
             digest: ing.root.digest.clone(),
             media_type: ing.root.media_type.clone(),
             platforms: ing.platforms.clone(),
             size: b.blobs.values().sum(),
-            attachments: Vec::new(),
+            attachments: carried,
             signatures: Vec::new(),
         });
     }
+    index.manifests.extend(attachment_entries);
     layout.write_index(&index)?;
     let unique_bytes: u64 = unique.values().sum();
     let referenced_bytes: u64 = entries.iter().map(|e| e.size).sum();

@@ -21,6 +21,28 @@ pub fn dns_label(s: &str) -> Result<(), String> {
     }
 }
 
+/// A media type as an artifact type is written: `type/subtype`, each a
+/// restricted name of RFC 6838 (a letter or digit, then up to 126 of
+/// letters, digits and `!#$&-^_.+`), no parameters
+/// (`application/spdx+json`).
+pub fn media_type(s: &str) -> Result<(), String> {
+    let name = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b.len() <= 127
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(c))
+    };
+    match s.split_once('/') {
+        Some((t, sub)) if name(t) && name(sub) => Ok(()),
+        _ => Err(format!(
+            "{s:?} is not a media type: write type/subtype, such as application/spdx+json or \
+             application/vnd.dev.cosign.simplesigning.v1+json"
+        )),
+    }
+}
+
 /// A host name: DNS labels joined by `.`, at most 253 characters.
 pub fn hostname(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 253 || s.split('.').any(|l| dns_label(l).is_err()) {
@@ -208,6 +230,28 @@ mod tests {
         assert!(interface("sixteen-chars-xx").is_err());
         assert!(module_name("virtio_blk").is_ok());
         assert!(module_name("virtio_blk.ko").is_err());
+    }
+
+    #[test]
+    fn media_types() {
+        for ok in [
+            "application/spdx+json",
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            "text/spdx",
+        ] {
+            assert!(media_type(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "spdx",
+            "/json",
+            "application/",
+            "a/b/c",
+            "application/spdx+json; v=1",
+        ] {
+            let e = media_type(bad).unwrap_err();
+            assert!(e.contains("is not a media type"), "{e}");
+        }
     }
 
     #[test]

@@ -3,9 +3,21 @@
 //! [`ImageRequest`]. `airlift bundle`, `airlift build` and `airlift
 //! validate` all go through here; the sources know nothing of the config.
 
-use super::normalise::ImageEntry;
+use super::normalise::{Appliance, ImageEntry};
 use super::schema::ImageSource;
+use crate::attachments::Filter;
 use crate::sources::{ImageRequest, SourceSpec};
+
+impl Appliance {
+    /// The config's `attachments:` section, as the bundler takes it.
+    pub fn attachment_filter(&self) -> Filter {
+        let a = &self.config.attachments;
+        Filter {
+            carry: a.carry,
+            artifact_types: a.artifact_types.clone(),
+        }
+    }
+}
 
 impl ImageEntry {
     /// This image as a bundle request.

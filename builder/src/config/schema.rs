@@ -127,7 +127,9 @@ pub struct Attachments {
     pub carry: bool,
     /// Artifact types to keep (see `airlift_appliance::Attachment::artifact_type`:
     /// `application/spdx+json`, `application/vnd.dev.cosign.simplesigning.v1+json`,
-    /// `application/vnd.dsse.envelope.v1+json`, …); empty keeps all.
+    /// `application/vnd.dsse.envelope.v1+json`, …); empty keeps all. List
+    /// `application/vnd.dev.cosign.simplesigning.v1+json` to keep cosign
+    /// signatures (`.sig`). Each is a media type, `type/subtype`.
     #[serde(default)]
     pub artifact_types: Vec<String>,
 }

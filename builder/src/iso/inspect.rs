@@ -5,6 +5,7 @@
 //! its digest from `SHA256SUMS`), read directly from the image file, and
 //! its text rendering (pure).
 
+use airlift_appliance::{Attachment, VerifiedSignature};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -17,6 +18,27 @@ pub struct ImageInfo {
     pub reference: String,
     pub digest: String,
     pub size: Option<u64>,
+    /// What refers to it and was carried (signatures, SBOMs, attestations).
+    pub attachments: Vec<Attachment>,
+    /// Signatures verified at build, with the key that verified each.
+    pub signatures: Vec<VerifiedSignature>,
+}
+
+impl ImageInfo {
+    /// One image of a parsed `bundle.json`; lists that do not parse are
+    /// left empty (an older or damaged file still shows its images).
+    fn of(v: &serde_json::Value) -> ImageInfo {
+        fn list<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Vec<T> {
+            serde_json::from_value(v.clone()).unwrap_or_default()
+        }
+        ImageInfo {
+            reference: v["reference"].as_str().unwrap_or_default().to_string(),
+            digest: v["digest"].as_str().unwrap_or_default().to_string(),
+            size: v["size"].as_u64(),
+            attachments: list(&v["attachments"]),
+            signatures: list(&v["signatures"]),
+        }
+    }
 }
 
 /// The root filesystem image on the media (`base.rootOn: media`).
@@ -54,11 +76,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
         let v: serde_json::Value =
             airlift_oci::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
         for i in v["images"].as_array().into_iter().flatten() {
-            images.push(ImageInfo {
-                reference: i["reference"].as_str().unwrap_or_default().to_string(),
-                digest: i["digest"].as_str().unwrap_or_default().to_string(),
-                size: i["size"].as_u64(),
-            });
+            images.push(ImageInfo::of(i));
         }
     }
     let el_torito = iso.el_torito()?;
@@ -176,6 +194,35 @@ pub fn render(i: &Inspection) -> String {
             "  {} {} {} bytes\n",
             im.reference, im.digest, size
         ));
+        s.push_str(&render_attachments(im));
+    }
+    s
+}
+
+/// An image's attachments and verified signatures, one line each.
+fn render_attachments(im: &ImageInfo) -> String {
+    let mut s = String::new();
+    for a in &im.attachments {
+        let of = if a.subject.to_string() == im.digest {
+            String::new()
+        } else {
+            format!(" of {}", a.subject)
+        };
+        s.push_str(&format!(
+            "    {} {} {}{}{of}\n",
+            a.kind.as_str(),
+            a.artifact_type,
+            a.digest,
+            a.tag
+                .as_deref()
+                .map_or(String::new(), |t| format!(" tag {t}"))
+        ));
+    }
+    for v in &im.signatures {
+        s.push_str(&format!(
+            "    signed by key {} for {} ({})\n",
+            v.key, v.identity, v.signature
+        ));
     }
     s
 }
@@ -201,4 +248,49 @@ fn render_root(r: Option<&RootImageInfo>) -> String {
         r.size,
         r.digest.as_deref().unwrap_or("(not in SHA256SUMS)")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_list_their_attachments_and_signatures() {
+        let top = format!("sha256:{}", "a".repeat(64));
+        let child = format!("sha256:{}", "b".repeat(64));
+        let sig = format!("sha256:{}", "c".repeat(64));
+        let sbom = format!("sha256:{}", "d".repeat(64));
+        let v = serde_json::json!({
+            "reference": "quay.io/org/app:1.0", "digest": top, "size": 10,
+            "attachments": [
+                { "subject": top, "digest": sig, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "kind": "signature", "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                  "tag": "sha256-aaaa.sig", "size": 5 },
+                { "subject": child, "digest": sbom, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "kind": "sbom", "artifactType": "application/spdx+json", "size": 7 },
+            ],
+            "signatures": [{ "subject": top, "key": "release", "identity": "quay.io/org/app:1.0", "signature": sig }],
+        });
+        let im = ImageInfo::of(&v);
+        assert_eq!(im.attachments.len(), 2);
+        assert_eq!(im.signatures[0].key, "release");
+        let text = render_attachments(&im);
+        assert_eq!(
+            text,
+            format!(
+                "    signature application/vnd.dev.cosign.simplesigning.v1+json {sig} tag sha256-aaaa.sig\n\
+                 \x20   sbom application/spdx+json {sbom} of {child}\n\
+                 \x20   signed by key release for quay.io/org/app:1.0 ({sig})\n"
+            )
+        );
+        let json = serde_json::to_value(&im).unwrap();
+        assert_eq!(
+            json["attachments"][1]["artifactType"],
+            "application/spdx+json"
+        );
+        assert_eq!(json["signatures"][0]["identity"], "quay.io/org/app:1.0");
+        // An older bundle.json without the lists still shows the image.
+        let old = ImageInfo::of(&serde_json::json!({ "reference": "x", "digest": top }));
+        assert!(old.attachments.is_empty() && old.signatures.is_empty());
+    }
 }

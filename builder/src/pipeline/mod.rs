@@ -278,6 +278,7 @@ pub fn write_bundle(
         &requests,
         dir,
         &BundleOptions {
+            attachments: app.attachment_filter(),
             name: app.metadata.name.clone(),
             version: app.metadata.version.clone(),
             concurrency: concurrency.max(1),

@@ -179,7 +179,7 @@ pub fn check_image(src: &dyn BlobSource, root: &Descriptor, platforms: &[String]
 }
 
 /// A document's bytes, bounded and checked against its descriptor.
-fn read_verified(src: &dyn BlobSource, desc: &Descriptor, source: &str) -> Result<Vec<u8>> {
+pub fn read_verified(src: &dyn BlobSource, desc: &Descriptor, source: &str) -> Result<Vec<u8>> {
     if desc.size > MAX_DOCUMENT {
         bail!(
             "{} {} from {source} claims {} bytes; documents over {MAX_DOCUMENT} bytes are refused",

@@ -28,6 +28,14 @@ impl BlobSource for ArchiveSource {
 
 /// Indexes the archive at `path` and resolves `reference` in its index.json.
 pub fn open(path: &Path, reference: Option<&str>) -> Result<LocalImage<ArchiveSource>> {
+    let (src, index) = open_index(path)?;
+    let root = local::resolve_entry(&index, reference, &src.label())?;
+    Ok(LocalImage { src, root })
+}
+
+/// Indexes the archive at `path`: its blobs and its whole index.json
+/// (the attachments are found there).
+pub fn open_index(path: &Path) -> Result<(ArchiveSource, Index)> {
     let tar = TarIndex::open(path)?;
     let src = ArchiveSource { tar };
     if !src.tar.contains("oci-layout") {
@@ -41,6 +49,5 @@ pub fn open(path: &Path, reference: Option<&str>) -> Result<LocalImage<ArchiveSo
         &bytes,
         &format!("index.json in {} is malformed", src.label()),
     )?;
-    let root = local::resolve_entry(&index, reference, &src.label())?;
-    Ok(LocalImage { src, root })
+    Ok((src, index))
 }

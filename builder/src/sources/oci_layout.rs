@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use airlift_oci::{Digest, Layout};
+use airlift_oci::{Digest, Index, Layout};
 use anyhow::Result;
 
 use super::local::{self, BlobSource, LocalImage};
@@ -28,11 +28,18 @@ impl BlobSource for LayoutDir {
 
 /// Opens the layout at `path` and resolves `reference` in its index.json.
 pub fn open(path: &Path, reference: Option<&str>) -> Result<LocalImage<LayoutDir>> {
+    let (src, index) = open_index(path)?;
+    let root = local::resolve_entry(&index, reference, &src.label())?;
+    Ok(LocalImage { src, root })
+}
+
+/// Opens the layout at `path`: its blobs and its whole index.json (the
+/// attachments are found there).
+pub fn open_index(path: &Path) -> Result<(LayoutDir, Index)> {
     let layout = Layout::open(path)?;
     let index = layout.read_index()?;
     let src = LayoutDir {
         root: path.to_path_buf(),
     };
-    let root = local::resolve_entry(&index, reference, &src.label())?;
-    Ok(LocalImage { src, root })
+    Ok((src, index))
 }

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::Path;
 
+mod attachments;
 mod base;
 mod images;
 mod modules;
@@ -38,6 +39,7 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     };
     v.metadata();
     v.images();
+    v.attachments();
     if purpose != Purpose::Update {
         v.base(purpose);
         v.overlays();

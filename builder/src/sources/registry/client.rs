@@ -123,11 +123,36 @@ impl Client {
     /// GET a manifest by tag or digest: at most [`MAX_MANIFEST`] bytes,
     /// fetched again when the body breaks off or stalls.
     pub async fn manifest(&self, reference: &str) -> Result<FetchedManifest> {
+        match self.fetch_manifest(reference, false).await? {
+            Some(m) => Ok(m),
+            None => bail!("GET {}: no manifest", self.manifest_url(reference)),
+        }
+    }
+
+    /// [`Client::manifest`], but `None` when the registry answers 404:
+    /// for tags that may or may not exist (cosign's `sha256-<hex>.sig`,
+    /// the referrers tag schema's `sha256-<hex>`).
+    pub async fn manifest_if_any(&self, reference: &str) -> Result<Option<FetchedManifest>> {
+        self.fetch_manifest(reference, true).await
+    }
+
+    async fn fetch_manifest(
+        &self,
+        reference: &str,
+        optional: bool,
+    ) -> Result<Option<FetchedManifest>> {
         let url = self.manifest_url(reference);
+        let absent: &[StatusCode] = if optional {
+            &[StatusCode::NOT_FOUND]
+        } else {
+            &[]
+        };
         let mut tries = 0;
         loop {
             tries += 1;
-            let resp = self.get(&url, Some(MANIFEST_ACCEPT)).await?;
+            let Some(resp) = self.get_unless(&url, Some(MANIFEST_ACCEPT), absent).await? else {
+                return Ok(None);
+            };
             let header = |name: &str| {
                 resp.headers()
                     .get(name)
@@ -138,11 +163,11 @@ impl Client {
             let header_digest = header("docker-content-digest");
             match limits::read_capped(resp, MAX_MANIFEST).await {
                 Ok(bytes) => {
-                    return Ok(FetchedManifest {
+                    return Ok(Some(FetchedManifest {
                         bytes,
                         content_type,
                         header_digest,
-                    })
+                    }))
                 }
                 Err(BodyError::TooLarge) => bail!(
                     "{url}: the manifest is larger than {MAX_MANIFEST} bytes (4 MiB), the most \
@@ -172,8 +197,78 @@ impl Client {
         self.get(&self.blob_url(digest), None).await
     }
 
+    /// `BASE/v2/REPO/referrers/DIGEST`: the OCI 1.1 referrers API.
+    pub fn referrers_url(&self, subject: &Digest) -> String {
+        format!("{}/v2/{}/referrers/{subject}", self.base, self.repository)
+    }
+
+    /// One page of the referrers API for `url` (see
+    /// [`Client::referrers_url`]; later pages come from the `Link`
+    /// header): `None` when the registry lacks the API (it answers 404,
+    /// 405 or 400, as the distribution spec says clients must expect).
+    pub async fn referrers_page(&self, url: &str) -> Result<Option<ReferrersPage>> {
+        let absent = [
+            StatusCode::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::BAD_REQUEST,
+        ];
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(resp) = self
+                .get_unless(url, Some(media::OCI_INDEX), &absent)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let link = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            match limits::read_capped(resp, MAX_MANIFEST).await {
+                Ok(bytes) => return Ok(Some(ReferrersPage { bytes, link })),
+                Err(BodyError::TooLarge) => bail!(
+                    "{url}: the referrers list is larger than {MAX_MANIFEST} bytes (4 MiB), the \
+                     most accepted"
+                ),
+                Err(BodyError::Http(e)) if tries < MANIFEST_TRIES => {
+                    tracing::warn!(
+                        "referrers {url} broke off ({}); fetching it again",
+                        limits::describe(&e, self.idle)
+                    );
+                }
+                Err(BodyError::Http(e)) => bail!(
+                    "reading {url} failed after {tries} tries: {}",
+                    limits::describe(&e, self.idle)
+                ),
+            }
+        }
+    }
+
+    /// The base URL (`https://host[:port]`, or the mirror's), to resolve
+    /// a relative `Link` against.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// GET with authentication on demand and retries.
     async fn get(&self, url: &str, accept: Option<&str>) -> Result<Response> {
+        match self.get_unless(url, accept, &[]).await? {
+            Some(r) => Ok(r),
+            None => bail!("GET {url}: no answer"),
+        }
+    }
+
+    /// [`Client::get`], but `None` when the answer's status is one of
+    /// `absent` (after authentication: a 404 hidden behind a 401 is still
+    /// a 404).
+    async fn get_unless(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        absent: &[StatusCode],
+    ) -> Result<Option<Response>> {
         let mut tried_auth = false;
         let mut attempt = 0;
         loop {
@@ -199,7 +294,10 @@ impl Client {
             };
             let status = resp.status();
             if status.is_success() {
-                return Ok(resp);
+                return Ok(Some(resp));
+            }
+            if absent.contains(&status) {
+                return Ok(None);
             }
             if status == StatusCode::UNAUTHORIZED && !tried_auth {
                 tried_auth = true;
@@ -297,6 +395,14 @@ impl Client {
         *self.authorization.lock().await = Some(header);
         Ok(())
     }
+}
+
+/// One page of a referrers answer: the index's bytes and the `Link`
+/// header naming the next page, if any.
+#[derive(Debug, Clone)]
+pub struct ReferrersPage {
+    pub bytes: Vec<u8>,
+    pub link: Option<String>,
 }
 
 /// Is `content_type` one of the manifest types we asked for?

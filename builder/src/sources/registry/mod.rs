@@ -145,7 +145,7 @@ pub async fn ingest(
 
 /// A child of an index: from the store if present (or reusable), else
 /// fetched by digest and verified.
-async fn child_manifest(
+pub(crate) async fn child_manifest(
     client: &Client,
     child: &Descriptor,
     store: &Store,
@@ -171,7 +171,7 @@ async fn child_manifest(
 }
 
 /// Fetch blobs not already stored, `concurrency` at a time.
-async fn fetch_blobs(
+pub(crate) async fn fetch_blobs(
     client: &Client,
     blobs: &[Descriptor],
     store: &Store,
