@@ -1,7 +1,7 @@
 //! `airlift bundle CONFIG -o DIR`: collect every image of the config into
 //! one OCI image layout.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -22,24 +22,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let (name, version, requests) = load(&args.config)?;
+    let app = config::load_and_validate(&args.config, config::Purpose::Bundle)?;
+    let requests: Vec<ImageRequest> = app.images.iter().map(config::ImageEntry::request).collect();
     bundler::write_bundle(
         &requests,
         &args.output,
         &BundleOptions {
-            name,
-            version,
+            name: app.metadata.name,
+            version: app.metadata.version,
             concurrency: args.concurrency,
             progress: true,
+            trust: app.trust,
             ..BundleOptions::default()
         },
     )?;
     Ok(())
-}
-
-/// Read and validate the config: appliance name, version and the images.
-fn load(path: &Path) -> Result<(String, String, Vec<ImageRequest>)> {
-    let app = config::load_and_validate(path, config::Purpose::Bundle)?;
-    let requests = app.images.iter().map(config::ImageEntry::request).collect();
-    Ok((app.metadata.name, app.metadata.version, requests))
 }

@@ -282,6 +282,7 @@ pub fn write_bundle(
             version: app.metadata.version.clone(),
             concurrency: concurrency.max(1),
             progress,
+            trust: app.trust.clone(),
             ..BundleOptions::default()
         },
     )
