@@ -21,6 +21,7 @@
 
 pub mod local;
 pub mod registry;
+pub mod verify;
 
 use airlift_appliance::{Attachment, AttachmentKind};
 use airlift_oci::documents::{media, Descriptor, Document};
