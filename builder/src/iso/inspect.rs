@@ -17,18 +17,6 @@ pub struct ImageInfo {
     pub reference: String,
     pub digest: String,
     pub size: Option<u64>,
-    /// Signatures verified at build (the config's `verify:`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub signatures: Vec<SignatureInfo>,
-}
-
-/// A signature `bundle.json` records as verified at build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SignatureInfo {
-    /// The trusted key's name.
-    pub key: String,
-    /// The identity it signed.
-    pub identity: String,
 }
 
 /// The root filesystem image on the media (`base.rootOn: media`).
@@ -70,15 +58,6 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
                 reference: i["reference"].as_str().unwrap_or_default().to_string(),
                 digest: i["digest"].as_str().unwrap_or_default().to_string(),
                 size: i["size"].as_u64(),
-                signatures: i["signatures"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|s| SignatureInfo {
-                        key: s["key"].as_str().unwrap_or_default().to_string(),
-                        identity: s["identity"].as_str().unwrap_or_default().to_string(),
-                    })
-                    .collect(),
             });
         }
     }
@@ -197,12 +176,6 @@ pub fn render(i: &Inspection) -> String {
             "  {} {} {} bytes\n",
             im.reference, im.digest, size
         ));
-        for sig in &im.signatures {
-            s.push_str(&format!(
-                "    signed by key {:?} for {}\n",
-                sig.key, sig.identity
-            ));
-        }
     }
     s
 }
