@@ -266,6 +266,9 @@ fn signed_images_in_scope_are_bundled_and_recorded() {
     assert_eq!(team.signatures[0].subject.to_string(), team_digest);
 }
 
+/// How a case signs its image: `(repo, digest)`.
+type SignWith<'a> = Box<dyn Fn(&str, &str) + 'a>;
+
 #[test]
 fn bad_signatures_fail_the_build_naming_image_key_and_reason() {
     let f = Fixture::new();
@@ -298,7 +301,7 @@ fn bad_signatures_fail_the_build_naming_image_key_and_reason() {
     }
 
     // The rest through `airlift bundle`, one image each.
-    let cases: Vec<(&str, Box<dyn Fn(&str, &str)>, &str)> = vec![
+    let cases: Vec<(&str, SignWith, &str)> = vec![
         (
             "team/other-key",
             Box::new(|repo: &str, digest: &str| {
