@@ -139,6 +139,7 @@ fn config_examples_meant_to_be_used_validate() {
     let mut failures = Vec::new();
     for (name, purpose) in [
         ("registry-pull.yaml", Purpose::Bundle),
+        ("signed-images.yaml", Purpose::Bundle),
         ("netboot-cluster.yaml", Purpose::Build),
         // What the QEMU tests build.
         ("hardware-matrix.yaml", Purpose::Build),
@@ -230,7 +231,9 @@ fn config_examples_render_the_golden_appliance_json() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/appliance");
     let bless = std::env::var_os("AIRLIFT_BLESS").is_some();
     for f in yaml_files() {
-        let app = load(&f, root.path()).unwrap();
+        let mut app = load(&f, root.path()).unwrap();
+        // `verify:` keys read, as `load_and_validate` does.
+        app.trust = config::trust::policy(&app).unwrap();
         let bytes = render(&appliance_file(&app, &"ab".repeat(32), "6.1.0-golden")).unwrap();
         let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
         let path = golden.join(format!("{stem}.json"));
@@ -248,4 +251,20 @@ fn config_examples_render_the_golden_appliance_json() {
             String::from_utf8_lossy(&bytes)
         );
     }
+}
+
+/// The signed-images example reads its public key (committed beside it)
+/// into the appliance's trust policy, named after the file.
+#[test]
+fn config_examples_signed_images_carry_their_key() {
+    let app = config::load_and_validate(&configs_dir().join("signed-images.yaml"), Purpose::Bundle)
+        .unwrap();
+    let trust = app.trust.expect("verify: gives a trust policy");
+    assert_eq!(trust.keys.len(), 1);
+    assert_eq!(trust.keys[0].name, "release");
+    assert_eq!(trust.keys[0].scopes, ["quay.io/edge"]);
+    assert!(trust.keys[0]
+        .public_key_pem
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    airlift_appliance::Verifier::new(&trust).unwrap();
 }

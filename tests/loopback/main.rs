@@ -10,6 +10,7 @@ mod bundle_attachments;
 mod bundle_bad_inputs;
 mod bundle_registry_faults;
 mod bundle_sources;
+mod bundle_verify;
 mod fuzz_corpus;
 mod gc_loopback;
 mod host0_crash;

@@ -31,6 +31,7 @@
 
 pub mod local;
 pub mod registry;
+pub mod verify;
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use airlift_appliance::bundle_manifest::{BUNDLE_MANIFEST_FILE, BUNDLE_SCHEMA};
-use airlift_appliance::{Attachment, BundleImage, BundleManifest, Totals};
+use airlift_appliance::{Attachment, BundleImage, BundleManifest, Totals, Verifier};
 use airlift_oci::documents::{media, Descriptor, Document, REF_NAME};
 use airlift_oci::{atomic, Digest, Index, Layout};
 use anyhow::{bail, Context, Result};
@@ -122,6 +122,12 @@ async fn write(
     link: bool,
 ) -> Result<BundleReport> {
     check_unique(requests)?;
+    let verifier = opts
+        .trust
+        .as_ref()
+        .map(Verifier::new)
+        .transpose()
+        .context("the verify: keys")?;
     swap::check_output(out_dir)?;
     let staging = swap::staging_dir(out_dir)?;
     let layout = Layout::create(staging.path())?;
@@ -137,7 +143,7 @@ async fn write(
     progress.finish();
     let images = result?;
 
-    let manifest = finish(&store, &images, opts)?;
+    let manifest = finish(&store, &images, opts, verifier.as_ref())?;
     let stats = store.stats();
     let unverified = store.unverified();
     drop(store);
@@ -298,11 +304,18 @@ async fn carry(
     }
 }
 
-/// Write `index.json` and `bundle.json` into the staging layout: one
-/// entry per image, then one per attachment (named as
+/// Check the images' signatures against `verifier` (the config's
+/// `verify:`), then write `index.json` and `bundle.json` into the staging
+/// layout: one entry per image, then one per attachment (named as
 /// `airlift_appliance::bundle_manifest` says; an attachment two images
-/// share is listed once).
-fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<BundleManifest> {
+/// share is listed once). A refused image fails here, before either is
+/// written: the staging folder is dropped and the output left as it was.
+fn finish(
+    store: &Store,
+    images: &[Bundled],
+    opts: &BundleOptions,
+    verifier: Option<&Verifier>,
+) -> Result<BundleManifest> {
     let layout = store.layout();
     let mut index = Index::empty();
     let mut entries = Vec::new();
@@ -335,6 +348,7 @@ fn finish(store: &Store, images: &[Bundled], opts: &BundleOptions) -> Result<Bun
             signatures: Vec::new(),
         });
     }
+    crate::attachments::verify::check(layout, &mut entries, verifier)?;
     index.manifests.extend(attachment_entries);
     layout.write_index(&index)?;
     let unique_bytes: u64 = unique.values().sum();

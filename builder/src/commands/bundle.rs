@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<()> {
             version,
             concurrency: args.concurrency,
             progress: true,
-            ..BundleOptions::default()
+            trust: app.trust,
         },
     )?;
     Ok(())

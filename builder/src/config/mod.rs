@@ -17,6 +17,7 @@ pub mod problem;
 pub mod redact;
 pub mod requests;
 pub mod schema;
+pub mod trust;
 pub mod validate;
 
 use std::path::Path;
@@ -61,10 +62,12 @@ pub fn read_config_text(path: &Path) -> Result<String> {
     })
 }
 
-/// [`load`], then [`validate()`] for `purpose`; the error lists every problem.
+/// [`load`], then [`validate()`] for `purpose`; the error lists every
+/// problem. Fills [`Appliance::trust`] from `verify:`.
 pub fn load_and_validate(path: &Path, purpose: Purpose) -> Result<Appliance> {
-    let app = load(path)?;
+    let mut app = load(path)?;
     validate(&app, purpose).map_err(ConfigError::from)?;
+    app.trust = trust::policy(&app).map_err(ConfigError::from)?;
     Ok(app)
 }
 

@@ -72,6 +72,12 @@ pub struct Appliance {
     pub output: Output,
     /// `key` and `certificate` absolute.
     pub secure_boot: SecureBoot,
+    /// `verify:` with each `publicKey` absolute.
+    pub verify: Option<Verify>,
+    /// `verify:` as the appliance carries it, its key files read: filled
+    /// by [`crate::config::load_and_validate`] (`None` before, and
+    /// without `verify:`).
+    pub trust: Option<airlift_appliance::TrustPolicy>,
 }
 
 /// One image, normalised.
@@ -151,6 +157,21 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         certificate: n.opt_path("secureBoot.certificate", &config.secure_boot.certificate),
         ..config.secure_boot.clone()
     };
+    let verify = config.verify.as_ref().map(|v| Verify {
+        keys: v
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| VerifyKey {
+                public_key: n.path(
+                    &join_key(&join_index("verify.keys", i), "publicKey"),
+                    &k.public_key,
+                ),
+                ..k.clone()
+            })
+            .collect(),
+        enforce: v.enforce,
+    });
     if !n.problems.is_empty() {
         return Err(ConfigError::from(n.problems));
     }
@@ -166,6 +187,8 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         ha,
         output,
         secure_boot,
+        verify,
+        trust: None,
         config,
         origin,
     })

@@ -85,7 +85,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         netboot: app.netboot.clone(),
         storage: app.storage.clone(),
         ha: app.ha.clone(),
-        trust: None,
+        trust: app.trust.clone(),
     }
 }
 

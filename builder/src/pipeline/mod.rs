@@ -283,7 +283,7 @@ pub fn write_bundle(
             version: app.metadata.version.clone(),
             concurrency: concurrency.max(1),
             progress,
-            ..BundleOptions::default()
+            trust: app.trust.clone(),
         },
     )
     .context("writing the bundle")

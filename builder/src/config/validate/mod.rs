@@ -16,6 +16,7 @@ use super::checks;
 use super::locate::join_key;
 use super::normalise::Appliance;
 use super::problem::Problem;
+use super::trust;
 
 /// What the config is checked for: `airlift bundle` needs only images;
 /// `airlift build` also needs `base`; an update medium (`airlift build
@@ -51,6 +52,7 @@ pub fn validate(app: &Appliance, purpose: Purpose) -> Result<(), Vec<Problem>> {
     v.ha();
     v.output();
     v.secure_boot(purpose);
+    v.verify();
     if v.problems.is_empty() {
         Ok(())
     } else {
@@ -119,6 +121,20 @@ impl Validator<'_> {
                 "metadata.version",
                 "is empty; write a version such as 1.0.0",
             );
+        }
+    }
+
+    /// `verify:`: its key files read and parsed, and `attachments:`
+    /// carrying the signatures it needs.
+    fn verify(&mut self) {
+        if self.app.verify.is_none() {
+            return;
+        }
+        if let Some((field, message)) = trust::attachments_problem(&self.app.config.attachments) {
+            self.problem(field, message);
+        }
+        if let Err(problems) = trust::policy(self.app) {
+            self.problems.extend(problems);
         }
     }
 
