@@ -72,6 +72,8 @@ impl Host0 {
             self.file.registry.allow_delete,
         )?;
         serve_opts.reserve_mib = self.file.storage.reserve_mib; // None: the same default reserve
+        serve_opts.verifier =
+            crate::services::registry::gate::verifier_for(self.file.trust.as_ref())?;
 
         if self.file.registry.push {
             let dir = self.opts.config.parent().unwrap_or(Path::new("/"));

@@ -62,6 +62,9 @@ pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Re
         .find(&repo.name, &r)
         .await?
         .ok_or_else(|| unknown(reg, repo, reference))?;
+    if let Some(gate) = &reg.gate {
+        gate.check(&reg.store, &repo.name, &r, &digest).await?;
+    }
     let body = if head {
         Body::empty()
     } else {
