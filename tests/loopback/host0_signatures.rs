@@ -5,12 +5,14 @@
 //! copies; an unsigned image in the key's scope and a signed tag
 //! re-pushed with other content are refused, and skopeo prints the
 //! registry's message (key and reason); images out of scope copy.
+//! containerd's `ctr`, through the hosts.toml files host0 wrote, is
+//! refused too (403; it resolves with HEAD, so it has no message to print).
 
 use std::path::Path;
 use std::process::Command;
 
 use airlift_appliance::{TlsMode, TrustPolicy, TrustedKey};
-use airlift_integration::host0::{self, Host0, Host0Dirs};
+use airlift_integration::host0::{self, Containerd, Host0, Host0Dirs};
 use airlift_integration::images::{write_layout, Layer, TestImage};
 use airlift_integration::sigstore::{sig_tag, KeyKind, PushTarget, TestKey};
 use airlift_integration::tools::require;
@@ -169,6 +171,32 @@ fn skopeo_pulls_signed_images_only_in_a_keys_scope() {
     pull(t, &host, "quay.io/free/app:1.0").unwrap_or_else(|e| panic!("out of scope: {e}"));
     pull(t, &host, "docker.io/library/busybox:1.36")
         .unwrap_or_else(|e| panic!("the bundle's image: {e}"));
+
+    // containerd's ctr through the hosts.toml files host0 wrote (plain
+    // HTTP here, so no CA path to rewrite): the same refusal.
+    let cd = Containerd::start(&t.join("containerd"));
+    let hosts = dirs.root.join("etc/containerd/certs.d");
+    cd.pull(&hosts, "quay.io/free/app:1.0");
+    let out = cd
+        .ctr()
+        .args(["images", "pull", "--hosts-dir"])
+        .arg(&hosts)
+        .args(["--snapshotter", "native", "quay.io/signed/bare:1.0"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // containerd resolves with HEAD, whose answer has no body: it can
+    // print the status only (host0's log has the message).
+    assert!(
+        !out.status.success()
+            && text.contains(&format!("{host} failed with status code"))
+            && text.contains("403 Forbidden"),
+        "ctr pulled an unsigned image, or failed otherwise: {text}"
+    );
 
     let log = h.log_text();
     assert!(
