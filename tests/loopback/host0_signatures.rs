@@ -198,6 +198,14 @@ fn skopeo_pulls_signed_images_only_in_a_keys_scope() {
         "ctr pulled an unsigned image, or failed otherwise: {text}"
     );
 
+    // The status counts the refusals (skopeo's three, ctr's at least one).
+    let status =
+        airlift_integration::http::request(target.addr, "GET", "/airlift/v1/status", &[], b"")
+            .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    let refused = status["refused-pulls"].as_u64().unwrap_or(0);
+    assert!(refused >= 4, "status: {status}");
+
     let log = h.log_text();
     assert!(
         log.contains("pull refused: image quay.io/signed/bare:1.0"),

@@ -97,6 +97,10 @@ pub struct Snapshot {
     /// ([`crate::sys::secure_boot`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot: Option<SecureBoot>,
+    /// Pulls the registry's signature gate refused since start
+    /// ([`crate::services::registry::gate`]); absent without a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_pulls: Option<u64>,
 }
 
 /// The appliance's name and version.
@@ -117,6 +121,7 @@ struct Inner {
     disk: Option<crate::services::disk_use::DiskWatch>,
     replication: Option<ReplicationStatus>,
     secure_boot: Option<SecureBoot>,
+    signature_gate: bool,
 }
 
 /// The shared, updatable status.
@@ -141,6 +146,7 @@ impl Status {
                 disk: None,
                 replication: None,
                 secure_boot: None,
+                signature_gate: false,
             })),
         }
     }
@@ -197,6 +203,11 @@ impl Status {
         self.with(|i| i.secure_boot = Some(state));
     }
 
+    /// The registry gates pulls on signatures: report its refusals.
+    pub fn set_signature_gate(&self) {
+        self.with(|i| i.signature_gate = true);
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -224,6 +235,9 @@ impl Status {
             s.storage = i.storage.clone();
             s.replication = i.replication.clone();
             s.secure_boot = i.secure_boot;
+            s.refused_pulls = i
+                .signature_gate
+                .then(crate::services::registry::gate::refused_total);
             s
         });
         snap.disk = disk;
@@ -259,6 +273,7 @@ pub fn render(
         disk: None,
         replication: None,
         secure_boot: None,
+        refused_pulls: None,
         message,
     }
 }
@@ -400,6 +415,16 @@ mod tests {
         assert_eq!(d.reserve, u64::MAX);
         assert!(d.total > 0 && d.warning.is_some(), "{d:?}");
         assert_eq!(snap.serving_from, "disk");
+    }
+
+    #[test]
+    fn refused_pulls_are_reported_only_with_a_signature_gate() {
+        let s = Status::new(id(), LoadState::Ready);
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert!(v.get("refused-pulls").is_none(), "{v}");
+        s.set_signature_gate();
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert!(v["refused-pulls"].is_u64(), "{v}");
     }
 
     #[test]

@@ -75,6 +75,15 @@ pub fn verifier_for(policy: Option<&TrustPolicy>) -> anyhow::Result<Option<Arc<V
 /// Cached positive results kept at most (the cache is emptied when full).
 pub const MAX_CACHED: usize = 16 * 1024;
 
+/// Pulls refused by every gate of this process (the status reports it;
+/// a gate outlives no store swap, this count does).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// The pulls refused since this process started.
+pub fn refused_total() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
+}
+
 /// The gate in front of manifest reads.
 pub struct Gate {
     verifier: Arc<Verifier>,
@@ -121,7 +130,7 @@ impl Gate {
         }
     }
 
-    /// The pulls refused since start.
+    /// The pulls this gate refused.
     pub fn refusals(&self) -> u64 {
         self.refusals.load(Ordering::Relaxed)
     }
@@ -159,6 +168,7 @@ impl Gate {
             }
             Verdict::Refuse { key, message } => {
                 self.refusals.fetch_add(1, Ordering::Relaxed);
+                REFUSED.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(repository = %repo, %reference, %digest, key = %key,
                     "pull refused: {message}");
                 Err(RegistryError::new(Code::Denied, message).with_detail(
