@@ -380,6 +380,10 @@ impl Host0 {
                 .map(|t| t.dir.clone()),
             replica_sans: vip::address(file).into_iter().collect(),
             replicas: replicas.clone(),
+            replica_trust: file
+                .trust
+                .clone()
+                .filter(|_| reg.serve_opts.verifier.is_some()),
         });
         let current = Current::new(reg.registry.clone());
         let registry = || {
