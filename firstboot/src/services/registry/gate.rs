@@ -29,6 +29,11 @@
 //!   key and reason (clients print it), a warning in the log, and one
 //!   more in [`Gate::refusals`].
 //!
+//! A request bearing the **replication token** (host0's join token, as
+//! `Authorization: Bearer`, which replicas send) is not gated: a replica
+//! copies all host0 holds and gates its own pulls with the same policy.
+//! Runtimes never send it.
+//!
 //! Not gated, by design: **pushes** (an unsigned image may be pushed;
 //! pulling it is refused), **tag lists**, the **referrers API**, and
 //! **blobs** (content-addressed; a runtime reaches them only through a
@@ -87,6 +92,8 @@ pub fn refused_total() -> u64 {
 /// The gate in front of manifest reads.
 pub struct Gate {
     verifier: Arc<Verifier>,
+    /// Requests bearing this token are not gated (replication).
+    bypass: Option<String>,
     cache: Mutex<Cache>,
     refusals: AtomicU64,
 }
@@ -125,9 +132,30 @@ impl Gate {
     pub fn new(verifier: Arc<Verifier>) -> Gate {
         Gate {
             verifier,
+            bypass: None,
             cache: Mutex::default(),
             refusals: AtomicU64::new(0),
         }
+    }
+
+    /// Let requests with `Authorization: Bearer <token>` through ungated
+    /// (the replicas' join token); None: every request is gated.
+    pub fn with_bypass(mut self, token: Option<String>) -> Gate {
+        self.bypass = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Does `authorization` (the request's header) carry the bypass token?
+    fn bypassed(&self, authorization: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let (Some(want), Some(given)) = (&self.bypass, authorization) else {
+            return false;
+        };
+        let Some((scheme, token)) = given.split_once(' ') else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("bearer")
+            && bool::from(want.as_bytes().ct_eq(token.trim().as_bytes()))
     }
 
     /// The pulls this gate refused.
@@ -136,18 +164,20 @@ impl Gate {
     }
 
     /// May the manifest `digest`, which `r` resolved to in `repo`, be
-    /// served? `Err` is the 403 to answer.
+    /// served to a request with the `Authorization` header
+    /// `authorization`? `Err` is the 403 to answer.
     pub async fn check(
         &self,
         store: &Store,
         repo: &str,
         r: &ManifestRef,
         digest: &Digest,
+        authorization: Option<&str>,
     ) -> Result<()> {
         let Some(reference) = pulled_reference(repo, r, digest) else {
             return Ok(());
         };
-        if self.verifier.governing(&reference).is_none() {
+        if self.verifier.governing(&reference).is_none() || self.bypassed(authorization) {
             return Ok(());
         }
         let tag = match r {
@@ -476,6 +506,35 @@ mod tests {
         assert!(!runnable(&with(check::SIMPLE_SIGNING)));
         assert!(!runnable(&with("application/vnd.dsse.envelope.v1+json")));
         assert!(runnable(b"not json"));
+    }
+
+    #[test]
+    fn only_the_bypass_token_as_bearer_passes_ungated() {
+        let policy = TrustPolicy {
+            keys: vec![],
+            enforce: true,
+        };
+        let g = Gate::new(Arc::new(Verifier::new(&policy).unwrap()));
+        assert!(
+            !g.bypassed(Some("Bearer join-token-0123456789")),
+            "no token set"
+        );
+        let g = g.with_bypass(Some("join-token-0123456789".into()));
+        assert!(g.bypassed(Some("Bearer join-token-0123456789")));
+        assert!(g.bypassed(Some("bearer join-token-0123456789")));
+        for other in [
+            None,
+            Some("Bearer join-token-012345678"),
+            Some("Basic am9pbi10b2tlbi0wMTIzNDU2Nzg5"),
+            Some("join-token-0123456789"),
+            Some("Bearer "),
+        ] {
+            assert!(!g.bypassed(other), "{other:?}");
+        }
+        assert!(Gate::new(Arc::new(Verifier::new(&policy).unwrap()))
+            .with_bypass(Some(String::new()))
+            .bypass
+            .is_none());
     }
 
     #[test]

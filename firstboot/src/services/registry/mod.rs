@@ -101,7 +101,10 @@ impl Registry {
                 max_blob_bytes: MAX_BLOB_BYTES,
             },
             space,
-            gate: opts.verifier.clone().map(gate::Gate::new),
+            gate: opts
+                .verifier
+                .clone()
+                .map(|v| gate::Gate::new(v).with_bypass(opts.gate_bypass_token.clone())),
         })
     }
 }

@@ -186,6 +186,13 @@ pub struct ServeOptions {
     #[arg(skip)]
     #[serde(skip)]
     pub verifier: Option<Arc<Verifier>>,
+
+    /// Requests bearing this token (`Authorization: Bearer`) pass the
+    /// signature gate: host0's join token, which replicas present to copy
+    /// everything. Set by host0 only.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub gate_bypass_token: Option<String>,
 }
 
 impl ServeOptions {

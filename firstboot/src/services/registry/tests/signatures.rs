@@ -13,6 +13,8 @@ use super::*;
 use crate::services::registry::gate::Gate;
 
 const REPO: &str = "quay.io/org/app";
+/// The token replicas present (host0's join token).
+const JOIN: &str = "join-token-0123456789abcdef";
 
 /// A fixed P-256 key (no RNG).
 fn key(seed: u8) -> SigningKey {
@@ -39,7 +41,7 @@ fn gated(allow_delete: bool) -> (Env, Arc<Registry>) {
         enforce: true,
     };
     let verifier = Arc::new(Verifier::new(&policy).unwrap());
-    Arc::get_mut(&mut reg).unwrap().gate = Some(Gate::new(verifier));
+    Arc::get_mut(&mut reg).unwrap().gate = Some(Gate::new(verifier).with_bypass(Some(JOIN.into())));
     let app = router(reg.clone());
     (Env { dir, app }, reg)
 }
@@ -400,4 +402,28 @@ async fn pushes_are_not_gated() {
     let layer = Digest::sha256_of(b"layer-pushed");
     let r = env.get(&format!("/v2/{REPO}/blobs/{layer}")).await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn replication_with_the_join_token_is_served_unsigned_images() {
+    let (env, reg) = gated(false);
+    let (_, d) = env.push_image(REPO, "1.0", "replicated").await;
+    let uri = format!("/v2/{REPO}/manifests/{d}");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let r = env
+        .call(
+            Method::GET,
+            &uri,
+            &[("authorization", &bearer(JOIN))],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for wrong in [bearer("nope-0123456789abcdef"), bearer(TOKEN)] {
+        let r = env
+            .call(Method::GET, &uri, &[("authorization", &wrong)], vec![])
+            .await;
+        assert_refused(&r, &d, "no signature");
+    }
+    assert_eq!(reg.gate.as_ref().unwrap().refusals(), 2);
 }
