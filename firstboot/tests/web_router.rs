@@ -198,6 +198,7 @@ fn fixture() -> Fixture {
         tls_dir: None,
         replica_sans: vec![],
         replicas: Default::default(),
+        replica_trust: None,
     });
     let current = Current::new(registry.clone());
     let app = server::app(current.clone(), status, join.clone());
