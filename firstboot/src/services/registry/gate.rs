@@ -24,7 +24,8 @@
 //!   `repo@D` by digest; payloads read from the store, at most
 //!   [`check::MAX_PAYLOAD`] bytes each); or, pulled by digest, D is
 //!   listed by an index of the same repository that verifies (the
-//!   platform manifests a client fetches after their index);
+//!   platform manifests a client fetches after their index; up to
+//!   [`MAX_NESTING`] levels of indexes);
 //! - **refused**: 403 `DENIED` with a message naming the image, digest,
 //!   key and reason (clients print it), a warning in the log, and one
 //!   more in [`Gate::refusals`].
@@ -76,6 +77,10 @@ pub fn verifier_for(policy: Option<&TrustPolicy>) -> anyhow::Result<Option<Arc<V
     );
     Ok(Some(Arc::new(v)))
 }
+
+/// How many index levels above a manifest pulled by digest may carry
+/// its signature (an index of indexes of platform manifests: 2).
+pub const MAX_NESTING: usize = 2;
 
 /// Cached positive results kept at most (the cache is emptied when full).
 pub const MAX_CACHED: usize = 16 * 1024;
@@ -233,18 +238,17 @@ impl Gate {
             return Ok(Verdict::Serve);
         }
         let outcome = self.verify(store, repo, reference, digest).await?;
-        if !matches!(outcome, Outcome::Refused { .. }) {
+        let Outcome::Refused { key, .. } = &outcome else {
             return Ok(Verdict::Serve);
-        }
+        };
         if matches!(r, ManifestRef::Digest(_))
-            && self.listed_by_verified_index(store, repo, digest).await?
+            && self
+                .listed_by_verified_index(store, repo, digest, MAX_NESTING)
+                .await?
         {
             return Ok(Verdict::Serve);
         }
-        let key = match &outcome {
-            Outcome::Refused { key, .. } => key.clone(),
-            _ => unreachable!("refused above"),
-        };
+        let key = key.clone();
         let message = outcome
             .refusal_message(reference, digest)
             .unwrap_or_default();
@@ -252,37 +256,49 @@ impl Gate {
     }
 
     /// Is `digest` a child of an index of `repo` that verifies (pulled
-    /// by digest)? Reads each index of the repository at most once.
-    async fn listed_by_verified_index(
-        &self,
-        store: &Store,
-        repo: &str,
-        digest: &Digest,
-    ) -> Result<bool> {
-        for index in store.member_indexes(repo) {
-            if &index == digest {
-                continue;
-            }
-            let bytes = match store.manifest_bytes(&index).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(repository = %repo, %index, "reading an index for the signature gate: {e}");
+    /// by digest)? An index verifies when it is signed, or is itself a
+    /// child of one that verifies, [`MAX_NESTING`] levels up. Reads each
+    /// index of the repository once per level.
+    fn listed_by_verified_index<'a>(
+        &'a self,
+        store: &'a Store,
+        repo: &'a str,
+        digest: &'a Digest,
+        levels: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>> {
+        Box::pin(async move {
+            for index in store.member_indexes(repo) {
+                if &index == digest {
                     continue;
                 }
-            };
-            if !lists(&bytes, digest) {
-                continue;
+                let bytes = match store.manifest_bytes(&index).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(repository = %repo, %index, "reading an index for the signature gate: {e}");
+                        continue;
+                    }
+                };
+                if !lists(&bytes, digest) {
+                    continue;
+                }
+                let Some(by_digest) =
+                    pulled_reference(repo, &ManifestRef::Digest(index.clone()), &index)
+                else {
+                    continue;
+                };
+                if let Outcome::Verified(_) = self.verify(store, repo, &by_digest, &index).await? {
+                    return Ok(true);
+                }
+                if levels > 1
+                    && self
+                        .listed_by_verified_index(store, repo, &index, levels - 1)
+                        .await?
+                {
+                    return Ok(true);
+                }
             }
-            let Some(by_digest) =
-                pulled_reference(repo, &ManifestRef::Digest(index.clone()), &index)
-            else {
-                continue;
-            };
-            if let Outcome::Verified(_) = self.verify(store, repo, &by_digest, &index).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            Ok(false)
+        })
     }
 
     /// Check `digest`'s `.sig` manifest in `repo`, its payloads read

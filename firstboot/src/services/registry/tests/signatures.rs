@@ -427,3 +427,36 @@ async fn replication_with_the_join_token_is_served_unsigned_images() {
     }
     assert_eq!(reg.gate.as_ref().unwrap().refusals(), 2);
 }
+
+#[tokio::test]
+async fn an_index_of_indexes_signed_at_the_top_serves_every_level_by_digest() {
+    let (env, _) = gated(false);
+    let (inner, children) = push_index(&env, "inner", "nested").await;
+    let inner_bytes = pull(&env, REPO, &inner.to_string()).await;
+    assert_eq!(inner_bytes.status, StatusCode::FORBIDDEN, "unsigned so far");
+    let inner_size = env
+        .call(
+            Method::GET,
+            &format!("/v2/{REPO}/manifests/{inner}"),
+            &[("authorization", &format!("Bearer {JOIN}"))],
+            vec![],
+        )
+        .await
+        .body
+        .len();
+    let outer = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": media::OCI_INDEX,
+        "manifests": [{"mediaType": media::OCI_INDEX, "digest": inner.to_string(), "size": inner_size}],
+    }))
+    .unwrap();
+    let r = env
+        .push_manifest(REPO, "outer", media::OCI_INDEX, &outer)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    sign(&env, REPO, &Digest::sha256_of(&outer), REPO, &key(1)).await;
+    assert_eq!(pull(&env, REPO, "outer").await.status, StatusCode::OK);
+    for d in std::iter::once(&inner).chain(&children) {
+        let r = pull(&env, REPO, &d.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{d}: {}", r.message());
+    }
+}
