@@ -404,15 +404,18 @@ pub fn has_subject(bytes: &[u8]) -> bool {
 
 /// Could a runtime run the manifest document `bytes`: a manifest with a
 /// filesystem layer (OCI `application/vnd.oci.image.layer.*`, Docker
-/// `application/vnd.docker.image.rootfs.*`), or anything unparsable?
+/// `application/vnd.docker.image.rootfs.*`) or a WebAssembly module
+/// (`application/wasm`, `application/vnd.wasm.*`), or anything unparsable?
 /// Signatures, SBOMs, attestations and indexes are not (an index's
 /// children are checked on their own when pulled).
 pub fn runnable(bytes: &[u8]) -> bool {
     match Document::parse(bytes, None) {
         Ok(Document::Manifest(m)) => m.layers.iter().any(|l| {
-            l.media_type.starts_with("application/vnd.oci.image.layer.")
-                || l.media_type
-                    .starts_with("application/vnd.docker.image.rootfs.")
+            let mt = l.media_type.as_str();
+            mt.starts_with("application/vnd.oci.image.layer.")
+                || mt.starts_with("application/vnd.docker.image.rootfs.")
+                || mt.starts_with("application/vnd.wasm.")
+                || mt == "application/wasm"
         }),
         Ok(Document::Index(_)) => false,
         Err(_) => true,
@@ -518,6 +521,9 @@ mod tests {
         )));
         assert!(runnable(&with(
             "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        )));
+        assert!(runnable(&with(
+            "application/vnd.wasm.content.layer.v1+wasm"
         )));
         assert!(!runnable(&with(check::SIMPLE_SIGNING)));
         assert!(!runnable(&with("application/vnd.dsse.envelope.v1+json")));
