@@ -16,6 +16,7 @@ mod gc_loopback;
 mod host0_crash;
 mod host0_loopback;
 mod host0_releases;
+mod host0_signatures;
 mod mirrors_clients;
 mod registry_clients;
 mod registry_crash;

@@ -9,16 +9,20 @@
 //! Replication lag is printed, never asserted. A node's refresh puts a
 //! replica that synced into its mirror order where its MAC ranks it
 //! (`airlift_appliance::mirror_order`), and rewrites nothing when
-//! nothing changed.
+//! nothing changed. A replica gates pulls on the trust policy host0 sends
+//! it, as host0 does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use airlift_appliance::mirror_order;
+use airlift_appliance::{mirror_order, TrustPolicy, TrustedKey};
 use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
+use airlift_integration::sigstore::{
+    sig_tag, KeyKind, SignatureLayer, TestKey, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
+};
 use airlift_integration::tools::{binary, free_port, require, stdout_lines};
 
 const PUSH_TOKEN: &str = "replication-test-push-token-0123456789";
@@ -613,4 +617,187 @@ fn a_replica_collects_the_blobs_of_a_manifest_deleted_on_host0() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `curl` against host0 over TLS with its CA and the push token: a
+/// request's HTTP status.
+fn curl_push(dirs: &Host0Dirs, method: &str, path: &str, ctype: &str, body: &Path) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(dirs.ca())
+        .args([
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {PUSH_TOKEN}"),
+        ])
+        .args(["-H", &format!("Content-Type: {ctype}"), "--data-binary"])
+        .arg(format!("@{}", body.display()))
+        .arg(format!("https://{}{path}", dirs.host()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Push a cosign `.sig` manifest for `digest` into `repo` on host0 (over
+/// TLS, so with curl rather than `PushTarget`), signed by `key`.
+fn sign_on_host0(t: &Path, dirs: &Host0Dirs, repo: &str, digest: &str, key: &TestKey) {
+    let layer = SignatureLayer::new(key, repo, digest);
+    let file = |name: &str, bytes: &[u8]| {
+        let p = t.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let mut descs = Vec::new();
+    for (name, bytes) in [("payload", &layer.payload[..]), ("config", &b"{}"[..])] {
+        let d = airlift_oci::Digest::sha256_of(bytes).to_string();
+        let status = curl_push(
+            dirs,
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            "application/octet-stream",
+            &file(name, bytes),
+        );
+        assert_eq!(status, 201, "pushing the signature's {name}");
+        descs.push((d, bytes.len()));
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": descs[1].0, "size": descs[1].1},
+        "layers": [{"mediaType": SIMPLE_SIGNING, "digest": descs[0].0, "size": descs[0].1,
+                    "annotations": {SIGNATURE_ANNOTATION: layer.signature_b64}}],
+    }))
+    .unwrap();
+    let status = curl_push(
+        dirs,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{}", sig_tag(digest)),
+        "application/vnd.oci.image.manifest.v1+json",
+        &file("sig-manifest", &manifest),
+    );
+    assert_eq!(status, 201, "pushing the .sig manifest");
+}
+
+/// `skopeo copy` from `host` into a fresh folder; skopeo's stderr on failure.
+fn pull_from(t: &Path, host: &str, reference: &str, certs: &Path) -> Result<(), String> {
+    let out_dir = t.join("gate-pulled");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-cert-dir"])
+        .arg(certs)
+        .arg(format!("docker://{host}/{reference}"))
+        .arg(format!("dir:{}", out_dir.display()))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// host0 gates pulls on its trust policy and hands it to the replica with
+/// its certificate (the replica's own appliance file has none): the
+/// replica serves the signed image and refuses the unsigned one in scope.
+#[test]
+fn a_replica_gates_pulls_on_host0s_trust_policy() {
+    require("skopeo", "skopeo");
+    require("curl", "curl");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let media = t.join("media");
+    write_layout(
+        &media,
+        &[TestImage::random("docker.io/library/tool:2", 2, 10_000)],
+    )
+    .unwrap();
+    let key = TestKey::generate(KeyKind::P256, t, "team").unwrap();
+    let mut file = host0::appliance_file(host0::port(), &["quay.io", "docker.io"]);
+    file.registry.push = true;
+    file.storage.allow_ram_push = true;
+    let replica_file = file.clone();
+    file.trust = Some(TrustPolicy {
+        keys: vec![TrustedKey {
+            name: "team".into(),
+            scopes: vec!["quay.io/signed".into()],
+            public_key_pem: key.public_pem.clone(),
+        }],
+        enforce: true,
+    });
+    let dirs = Host0Dirs::new(t, &media, &file);
+    std::fs::write(t.join("push-token"), PUSH_TOKEN).unwrap();
+    let _h0 = Host0::start(&dirs, &[]);
+    let certs = cert_dir(&dirs, t);
+
+    let layout = t.join("pushes");
+    write_layout(
+        &layout,
+        &[
+            TestImage::random("good", 91, 20_000),
+            TestImage::random("bare", 92, 20_000),
+        ],
+    )
+    .unwrap();
+    let (out, bare) = push(
+        &layout,
+        "bare",
+        &dirs.host(),
+        "quay.io/signed/bare:1.0",
+        &certs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, good) = push(
+        &layout,
+        "good",
+        &dirs.host(),
+        "quay.io/signed/app:1.0",
+        &certs,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sign_on_host0(t, &dirs, "quay.io/signed/app", &good, &key);
+
+    // The replica reads an appliance file without `trust`.
+    let replica_dirs = Host0Dirs {
+        config: t.join("replica-appliance.json"),
+        ..dirs.clone()
+    };
+    std::fs::write(&replica_dirs.config, replica_file.render().unwrap()).unwrap();
+    let mut r = Replica::start(t, &replica_dirs);
+    r.wait_line("AIRLIFT-REPLICA-SYNCED", Duration::from_secs(120));
+    // Synced: everything pushed before the join is there.
+    pull_from(t, &r.host(), "quay.io/signed/app:1.0", &certs)
+        .unwrap_or_else(|e| panic!("the signed image from the replica: {e}"));
+    let e = pull_from(t, &r.host(), "quay.io/signed/bare:1.0", &certs).unwrap_err();
+    for want in ["denied", "team", &bare, "no signature"] {
+        assert!(
+            e.contains(want),
+            "{want:?} not in the replica's refusal: {e}"
+        );
+    }
+    pull_from(t, &r.host(), "docker.io/library/tool:2", &certs)
+        .unwrap_or_else(|e| panic!("out of scope, from the replica: {e}"));
+    let rs = json(&r.host(), "/airlift/v1/status", &dirs);
+    assert_eq!(rs["refused-pulls"], 1, "{rs}");
 }

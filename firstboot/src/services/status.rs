@@ -102,6 +102,10 @@ pub struct Snapshot {
     /// ([`crate::services::mirrors::signatures`]); None without a trust policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<TrustStatus>,
+    /// Pulls the registry's signature gate refused since start
+    /// ([`crate::services::registry::gate`]); absent without a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_pulls: Option<u64>,
 }
 
 /// The appliance's name and version.
@@ -123,6 +127,7 @@ struct Inner {
     replication: Option<ReplicationStatus>,
     secure_boot: Option<SecureBoot>,
     trust: Option<TrustStatus>,
+    signature_gate: bool,
 }
 
 /// The shared, updatable status.
@@ -148,6 +153,7 @@ impl Status {
                 replication: None,
                 secure_boot: None,
                 trust: None,
+                signature_gate: false,
             })),
         }
     }
@@ -209,6 +215,11 @@ impl Status {
         self.with(|i| i.trust = Some(trust));
     }
 
+    /// The registry gates pulls on signatures: report its refusals.
+    pub fn set_signature_gate(&self) {
+        self.with(|i| i.signature_gate = true);
+    }
+
     /// The registry now reads the bundle from the data disk.
     pub fn set_serving_from_disk(&self) {
         self.with(|i| i.from_disk = true);
@@ -237,6 +248,9 @@ impl Status {
             s.replication = i.replication.clone();
             s.secure_boot = i.secure_boot;
             s.trust = i.trust.clone();
+            s.refused_pulls = i
+                .signature_gate
+                .then(crate::services::registry::gate::refused_total);
             s
         });
         snap.disk = disk;
@@ -273,6 +287,7 @@ pub fn render(
         replication: None,
         secure_boot: None,
         trust: None,
+        refused_pulls: None,
         message,
     }
 }
@@ -414,6 +429,16 @@ mod tests {
         assert_eq!(d.reserve, u64::MAX);
         assert!(d.total > 0 && d.warning.is_some(), "{d:?}");
         assert_eq!(snap.serving_from, "disk");
+    }
+
+    #[test]
+    fn refused_pulls_are_reported_only_with_a_signature_gate() {
+        let s = Status::new(id(), LoadState::Ready);
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert!(v.get("refused-pulls").is_none(), "{v}");
+        s.set_signature_gate();
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert!(v["refused-pulls"].is_u64(), "{v}");
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub async fn run(opts: Options) -> Result<()> {
     vip::apply_in_background(&host0.file, vip::Role::Host0, &host0.opts.root);
     let status = host0.status(&reg, &net, &local, tls.as_ref());
     status.set_secure_boot(secure_boot);
+    if reg.serve_opts.verifier.is_some() {
+        status.set_signature_gate();
+    }
     let (app, releases) = host0
         .api(&reg, &status, &net, &local, &media, tls.as_ref())
         .await;
@@ -385,6 +388,10 @@ impl Host0 {
             replica_sans: vip::address(file).into_iter().collect(),
             replicas: replicas.clone(),
             trust: local.spec.trust.clone(),
+            replica_trust: file
+                .trust
+                .clone()
+                .filter(|_| reg.serve_opts.verifier.is_some()),
         });
         let current = Current::new(reg.registry.clone());
         let registry = || {

@@ -72,6 +72,10 @@ impl Host0 {
             self.file.registry.allow_delete,
         )?;
         serve_opts.reserve_mib = self.file.storage.reserve_mib; // None: the same default reserve
+        serve_opts.verifier =
+            crate::services::registry::gate::verifier_for(self.file.trust.as_ref())?;
+        // Replicas copy everything, presenting the join token.
+        serve_opts.gate_bypass_token = Some(self.file.join_token.clone());
 
         if self.file.registry.push {
             let dir = self.opts.config.parent().unwrap_or(Path::new("/"));

@@ -55,7 +55,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let file = ApplianceFile::load(&opts.config)?;
     let joined = join_as_replica(&opts).await?;
     let (cert, key) = write_tls(&opts, &joined)?;
-    let serve_opts = serve_options(&opts, &file, &cert, &key)?;
+    let mut serve_opts = serve_options(&opts, &file, &cert, &key)?;
+    // host0's trust policy, sent with the certificate: pulls are gated here alike.
+    serve_opts.verifier =
+        crate::services::registry::gate::verifier_for(joined.grant.trust.as_ref())?;
     let registry = open_registry(&serve_opts, &joined).await?;
     let (status, own_url) = serve(&file, &joined, &serve_opts, &registry, started_at).await?;
     // This node's own runtimes, like any joined node.
@@ -229,6 +232,9 @@ async fn serve(
         LoadState::Loading,
     );
     status.set_secure_boot(crate::sys::secure_boot::announce());
+    if serve_opts.verifier.is_some() {
+        status.set_signature_gate();
+    }
     let current = Current::new(registry.clone());
     let app = server::replica_app(current, status.clone());
     tokio::spawn(server::serve(

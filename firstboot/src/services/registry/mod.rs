@@ -6,12 +6,14 @@
 //! Layers: [`route`] (paths and names, pure), [`routes`] (thin HTTP
 //! handlers), [`store`] (blobs, metadata, uploads), [`auth`], [`error`]
 //! (the spec's error JSON), [`server`] (sockets, TLS, timeouts), [`conn`]
-//! (the HTTP/1.1 driver in front of hyper: blob files with sendfile).
+//! (the HTTP/1.1 driver in front of hyper: blob files with sendfile),
+//! [`gate`] (manifests in a trusted key's scope served only when signed).
 
 pub mod auth;
 pub mod body;
 pub mod conn;
 pub mod error;
+pub mod gate;
 pub mod manifest;
 pub mod options;
 pub mod route;
@@ -53,6 +55,9 @@ pub struct Registry {
     /// [`SpaceGuard::set_reclaimable`](space::SpaceGuard::set_reclaimable)
     /// hook (None by default) says what `gc` would free.
     pub space: Arc<space::SpaceGuard>,
+    /// Serves manifests in a trusted key's scope only when signed
+    /// ([`gate`]); None: every manifest is served.
+    pub gate: Option<gate::Gate>,
 }
 
 /// The address of the client that sent a request (a request extension
@@ -96,6 +101,10 @@ impl Registry {
                 max_blob_bytes: MAX_BLOB_BYTES,
             },
             space,
+            gate: opts
+                .verifier
+                .clone()
+                .map(|v| gate::Gate::new(v).with_bypass(opts.gate_bypass_token.clone())),
         })
     }
 }

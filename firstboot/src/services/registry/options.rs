@@ -3,7 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use airlift_appliance::Verifier;
 
 use anyhow::{bail, Result};
 
@@ -176,6 +179,20 @@ pub struct ServeOptions {
     #[arg(long, default_value_t = 5)]
     #[serde(default = "default_s3_refresh")]
     pub s3_refresh_secs: u64,
+
+    /// The trusted keys whose scopes' manifests are served only when
+    /// signed ([`super::gate`]); set by host0 and replicas from the
+    /// appliance's trust policy, never from the command line or file.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub verifier: Option<Arc<Verifier>>,
+
+    /// Requests bearing this token (`Authorization: Bearer`) pass the
+    /// signature gate: host0's join token, which replicas present to copy
+    /// everything. Set by host0 only.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub gate_bypass_token: Option<String>,
 }
 
 impl ServeOptions {

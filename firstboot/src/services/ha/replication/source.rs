@@ -78,12 +78,15 @@ impl Source {
         })
     }
 
-    /// A manifest's bytes, checked against `digest`.
+    /// A manifest's bytes, checked against `digest`. The join token goes
+    /// with the request: host0's signature gate serves a replica
+    /// everything (it gates its own pulls).
     pub async fn manifest(&self, repo: &str, digest: &Digest, media_type: &str) -> Result<Bytes> {
         let url = format!("{}/v2/{repo}/manifests/{digest}", self.base);
         let res = self
             .client
             .get(&url)
+            .bearer_auth(&self.token)
             .header(reqwest::header::ACCEPT, media_type)
             .send()
             .await

@@ -49,7 +49,15 @@ fn unknown(reg: &Registry, repo: &Repo, reference: &str) -> RegistryError {
     .with_detail(serde_json::json!({ "name": repo.name, "reference": reference }))
 }
 
-pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
+/// `GET`/`HEAD` of a manifest; `authorization` is the request's header
+/// (the signature gate lets replication through by it).
+pub async fn get(
+    reg: &Registry,
+    repo: &Repo,
+    reference: &str,
+    head: bool,
+    authorization: Option<&str>,
+) -> Result<Response> {
     let r = match parse_reference(reference) {
         Ok(r) => r,
         // A tag outside the grammar names nothing that can exist: a read
@@ -62,6 +70,10 @@ pub async fn get(reg: &Registry, repo: &Repo, reference: &str, head: bool) -> Re
         .find(&repo.name, &r)
         .await?
         .ok_or_else(|| unknown(reg, repo, reference))?;
+    if let Some(gate) = &reg.gate {
+        gate.check(&reg.store, &repo.name, &r, &digest, authorization)
+            .await?;
+    }
     let body = if head {
         Body::empty()
     } else {

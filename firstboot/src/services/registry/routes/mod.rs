@@ -168,7 +168,8 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
             };
             match method {
                 Method::GET | Method::HEAD => {
-                    manifests::get(reg, &repo, &r, method == Method::HEAD).await
+                    let auth = authorization(req.headers());
+                    manifests::get(reg, &repo, &r, method == Method::HEAD, auth).await
                 }
                 Method::PUT => manifests::put(reg, &repo, &r, &query, req).await,
                 Method::DELETE => manifests::delete(reg, &repo, &r).await,

@@ -10,8 +10,16 @@
 //! store is opened with the old one's feed, so generations go on. A new
 //! feed (a restart) is told apart by [`Changes::source_id`], random per
 //! feed.
+//!
+//! Each change also stamps what it touched: one repository
+//! ([`Changes::bump_repo`]) or everything ([`Changes::bump`]: a layer
+//! swap, an index refresh). [`Changes::repo_stamp`] is the generation of
+//! the last change that touched a repository, so a cache of facts about
+//! one repository (the signature gate's) knows when they may be stale
+//! without being flushed by every push elsewhere.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -20,6 +28,15 @@ use tokio::sync::watch;
 pub struct Changes {
     tx: Arc<watch::Sender<u64>>,
     source_id: Arc<str>,
+    stamps: Arc<Mutex<Stamps>>,
+}
+
+/// The generation of the last change to each repository, and of the
+/// last change to all of them.
+#[derive(Debug, Default)]
+struct Stamps {
+    all: u64,
+    repos: HashMap<String, u64>,
 }
 
 impl Default for Changes {
@@ -43,17 +60,44 @@ impl Changes {
         Changes {
             tx: Arc::new(watch::channel(0).0),
             source_id: uuid::Uuid::new_v4().to_string().into(),
+            stamps: Arc::default(),
         }
     }
 
-    /// Record one change; returns the new generation.
+    /// Record one change that may touch every repository; returns the
+    /// new generation.
     pub fn bump(&self) -> u64 {
+        let now = self.next();
+        self.stamps().all = now;
+        now
+    }
+
+    /// Record one change to `repo` (a manifest or tag written or
+    /// removed); returns the new generation.
+    pub fn bump_repo(&self, repo: &str) -> u64 {
+        let now = self.next();
+        self.stamps().repos.insert(repo.to_string(), now);
+        now
+    }
+
+    /// The generation of the last change that touched `repo` (0 if
+    /// none): unchanged as long as nothing in `repo` changed.
+    pub fn repo_stamp(&self, repo: &str) -> u64 {
+        let s = self.stamps();
+        s.repos.get(repo).copied().unwrap_or(0).max(s.all)
+    }
+
+    fn next(&self) -> u64 {
         let mut now = 0;
         self.tx.send_modify(|g| {
             *g += 1;
             now = *g;
         });
         now
+    }
+
+    fn stamps(&self) -> std::sync::MutexGuard<'_, Stamps> {
+        self.stamps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current generation (0 until the first change).
@@ -96,5 +140,19 @@ mod tests {
         assert_eq!(b.generation(), 1);
         assert_eq!(a.source_id(), b.source_id());
         assert_ne!(Changes::new().source_id(), a.source_id());
+    }
+
+    #[test]
+    fn a_repository_stamp_moves_with_its_own_changes_and_global_ones() {
+        let c = Changes::new();
+        assert_eq!(c.repo_stamp("quay.io/a"), 0);
+        let a = c.bump_repo("quay.io/a");
+        assert_eq!(c.repo_stamp("quay.io/a"), a);
+        c.bump_repo("quay.io/b");
+        assert_eq!(c.repo_stamp("quay.io/a"), a, "another repository's change");
+        let all = c.clone().bump();
+        assert_eq!(c.repo_stamp("quay.io/a"), all);
+        assert_eq!(c.repo_stamp("quay.io/never"), all);
+        assert_eq!(c.generation(), all);
     }
 }

@@ -422,6 +422,57 @@ impl Store {
         all.into_values().collect()
     }
 
+    /// The member manifests of `repo` (data and layers) that are
+    /// indexes, by digest.
+    pub fn member_indexes(&self, repo: &str) -> Vec<Digest> {
+        self.members_where(repo, |_, info| {
+            airlift_oci::documents::media::is_index(&info.media_type)
+        })
+    }
+
+    /// The tags of `repo` (data and layers) pointing at `d`, sorted.
+    pub fn tags_at(&self, repo: &str, d: &Digest) -> Vec<String> {
+        let mut tags: Vec<String> = Vec::new();
+        let mut add = |ri: &RepoIndex| {
+            tags.extend(
+                ri.tags
+                    .iter()
+                    .filter(|(_, v)| *v == d)
+                    .map(|(t, _)| t.clone()),
+            )
+        };
+        if let Ok(data) = self.repos.read() {
+            data.get(repo).into_iter().for_each(&mut add);
+        }
+        self.layer_set().repos.get(repo).into_iter().for_each(add);
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    fn members_where(
+        &self,
+        repo: &str,
+        keep: impl Fn(&Digest, &ManifestInfo) -> bool,
+    ) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::new();
+        let mut add = |ri: &RepoIndex| {
+            out.extend(
+                ri.manifests
+                    .iter()
+                    .filter(|(d, i)| keep(d, i))
+                    .map(|(d, _)| d.clone()),
+            )
+        };
+        if let Ok(data) = self.repos.read() {
+            data.get(repo).into_iter().for_each(&mut add);
+        }
+        self.layer_set().repos.get(repo).into_iter().for_each(add);
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Start an upload in `repo` for `client`; returns its id. Idle
     /// uploads are expired first; a full table is [`StoreError::Busy`].
     pub async fn start_upload(

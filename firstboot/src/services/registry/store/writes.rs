@@ -57,7 +57,7 @@ impl Store {
             .write()
             .map_err(lock_poisoned)?
             .insert(m.digest.clone(), m.bytes);
-        self.changes.bump();
+        self.changes.bump_repo(m.repo);
         Ok(())
     }
 
@@ -97,7 +97,7 @@ impl Store {
                     size: blob.size,
                 },
             );
-        self.changes.bump();
+        self.changes.bump_repo(repo);
         Ok(())
     }
 
@@ -161,7 +161,7 @@ impl Store {
             }
         }
         drop(repos);
-        self.changes.bump();
+        self.changes.bump_repo(repo);
         Ok(Removed::Yes)
     }
 
@@ -192,7 +192,7 @@ impl Store {
         if let Some(ri) = self.repos.write().map_err(lock_poisoned)?.get_mut(repo) {
             ri.tags.remove(tag);
         }
-        self.changes.bump();
+        self.changes.bump_repo(repo);
         Ok(Removed::Yes)
     }
 }

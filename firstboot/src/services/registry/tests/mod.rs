@@ -31,6 +31,7 @@ mod manifest_refs;
 mod manifests;
 mod names;
 mod password_guessing;
+mod signatures;
 mod storage;
 mod upload_errors;
 mod upload_limits;
@@ -115,6 +116,7 @@ fn registry(
             max_blob_bytes: 1 << 20,
         },
         space: Arc::new(super::space::SpaceGuard::new(data, 0)),
+        gate: None,
     };
     Arc::new(reg)
 }

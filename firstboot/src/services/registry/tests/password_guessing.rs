@@ -28,6 +28,7 @@ async fn password_guessing_does_not_stall_anonymous_pulls() {
             max_blob_bytes: 1 << 20,
         },
         space: Arc::new(super::super::space::SpaceGuard::new(dir.path(), 0)),
+        gate: None,
     };
     let env = Arc::new(Env {
         dir,

@@ -33,6 +33,7 @@ fn env_with_free(free: Arc<AtomicU64>) -> (Env, Arc<SpaceGuard>) {
             max_blob_bytes: 1 << 20,
         },
         space: space.clone(),
+        gate: None,
     };
     let app = router(Arc::new(reg));
     (Env { dir, app }, space)
