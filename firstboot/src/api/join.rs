@@ -48,11 +48,9 @@ pub struct Join {
     /// The replica table: synced replicas are offered to nodes.
     pub replicas: crate::api::replicas::Replicas,
     /// The appliance's trust policy, carried in the mirror spec so every
-    /// node (and replica) writes the same signature files as host0.
+    /// node writes the same signature files as host0, and every replica's
+    /// registry gates pulls on it as host0's does.
     pub trust: Option<airlift_appliance::TrustPolicy>,
-    /// The trust policy host0's registry enforces, handed to replicas
-    /// with their certificate so they gate pulls alike; None: no gate.
-    pub replica_trust: Option<airlift_appliance::TrustPolicy>,
 }
 
 /// The two ends of a connection, put into each request by the server.
@@ -169,7 +167,6 @@ impl Join {
             address: ip.to_string(),
             cert_pem,
             key_pem,
-            trust: self.replica_trust.clone(),
         })
     }
 }
@@ -261,42 +258,7 @@ mod tests {
             replica_sans: vec![],
             replicas: Default::default(),
             trust: None,
-            replica_trust: None,
         }
-    }
-
-    #[test]
-    fn a_replica_gets_the_trust_policy_with_its_certificate() {
-        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        crate::services::tls::ensure_tls(dir.path(), &[], &["10.0.0.1".parse().unwrap()]).unwrap();
-        let policy = airlift_appliance::TrustPolicy {
-            keys: vec![airlift_appliance::TrustedKey {
-                name: "team".into(),
-                scopes: vec!["quay.io/org".into()],
-                public_key_pem: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n".into(),
-            }],
-            enforce: true,
-        };
-        let j = Join {
-            tls_dir: Some(dir.path().to_path_buf()),
-            replica_trust: Some(policy.clone()),
-            ..join()
-        };
-        let g = j.grant("10.0.0.7".parse().unwrap()).unwrap();
-        let sent: ReplicaGrant = serde_json::from_value(serde_json::to_value(&g).unwrap()).unwrap();
-        assert_eq!(sent.trust, Some(policy));
-        // Without a policy the field is left out (what an older host0 sends).
-        let j = Join {
-            tls_dir: Some(dir.path().to_path_buf()),
-            ..join()
-        };
-        let v = serde_json::to_value(j.grant("10.0.0.8".parse().unwrap()).unwrap()).unwrap();
-        assert!(v.get("trust").is_none(), "{v}");
-        assert_eq!(
-            serde_json::from_value::<ReplicaGrant>(v).unwrap().trust,
-            None
-        );
     }
 
     #[test]

@@ -23,6 +23,14 @@ use super::{copy_to_host0, node_pull, push_as, CMD};
 const SIGNED: &str = "quay.io/test/signed/app:1.0";
 const UNSIGNED: &str = "quay.io/test/signed/unsigned:1.0";
 
+/// Does skopeo's error carry host0's refusal naming the key? (skopeo
+/// quotes the message Go-style: `key \"e2e\"`.)
+fn names_the_key(e: &str) -> bool {
+    e.contains("denied: image")
+        && e.replace('\\', "")
+            .contains("must be signed by key \"e2e\"")
+}
+
 /// A pull on the node that must fail; skopeo's error output.
 fn node_pull_refused(node: &mut GuestShell, reference: &str) -> String {
     let out = node.ok(
@@ -82,7 +90,7 @@ pub fn check(node: &mut GuestShell, port: u16, dir: &Path) {
     );
     let e = node_pull_refused(node, UNSIGNED);
     assert!(
-        e.contains("\"e2e\"") && e.contains("no signature"),
+        names_the_key(&e) && e.contains("no signature"),
         "an unsigned image in scope is refused naming the key and why:\n{e}"
     );
     // The signed tag, re-pushed with other content.
@@ -90,7 +98,17 @@ pub fn check(node: &mut GuestShell, port: u16, dir: &Path) {
     assert_ne!(swapped, signed);
     let e = node_pull_refused(node, SIGNED);
     assert!(
-        e.contains("\"e2e\"") && e.contains(&swapped),
+        names_the_key(&e) && e.contains(&swapped),
         "a signed tag re-pushed with other content is refused:\n{e}"
+    );
+    // host0 counts what its gate refused, and names the trust policy.
+    let status = airlift_integration::vm::get_json(port, "/airlift/v1/status").unwrap();
+    assert!(
+        status["refused-pulls"].as_u64().unwrap_or(0) >= 2,
+        "host0's status counts the refused pulls: {status:#}"
+    );
+    assert!(
+        status["trust"].to_string().contains("e2e"),
+        "host0's status names the trusted key: {status:#}"
     );
 }

@@ -388,10 +388,6 @@ impl Host0 {
             replica_sans: vip::address(file).into_iter().collect(),
             replicas: replicas.clone(),
             trust: local.spec.trust.clone(),
-            replica_trust: file
-                .trust
-                .clone()
-                .filter(|_| reg.serve_opts.verifier.is_some()),
         });
         let current = Current::new(reg.registry.clone());
         let registry = || {

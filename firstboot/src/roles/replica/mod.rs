@@ -56,9 +56,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let joined = join_as_replica(&opts).await?;
     let (cert, key) = write_tls(&opts, &joined)?;
     let mut serve_opts = serve_options(&opts, &file, &cert, &key)?;
-    // host0's trust policy, sent with the certificate: pulls are gated here alike.
+    // host0's trust policy, in the mirror spec every node gets: pulls are
+    // gated here as on host0.
     serve_opts.verifier =
-        crate::services::registry::gate::verifier_for(joined.grant.trust.as_ref())?;
+        crate::services::registry::gate::verifier_for(joined.cfg.mirror.trust.as_ref())?;
     let registry = open_registry(&serve_opts, &joined).await?;
     let (status, own_url) = serve(&file, &joined, &serve_opts, &registry, started_at).await?;
     // This node's own runtimes, like any joined node.

@@ -44,9 +44,4 @@ pub struct ReplicaGrant {
     pub cert_pem: String,
     /// PEM private key.
     pub key_pem: String,
-    /// The trust policy host0's registry enforces (appliance.json's
-    /// `trust` with `enforce`): the replica's registry gates pulls on it
-    /// too ([`crate::services::registry::gate`]). None: no gate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trust: Option<airlift_appliance::TrustPolicy>,
 }
