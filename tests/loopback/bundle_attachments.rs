@@ -26,7 +26,7 @@ use airlift_integration::host0::{self, curl, Host0, Host0Dirs};
 use airlift_integration::images::{write_layout, MadeImage, TestImage};
 use airlift_integration::registry::{RegistryOptions, TestRegistry};
 use airlift_integration::sigstore::{sig_tag, KeyKind, PushTarget, TestKey, SIMPLE_SIGNING};
-use airlift_integration::tools::{binary, require, run_ok};
+use airlift_integration::tools::{binary, require, run_ok, run_or_stderr};
 use airlift_oci::documents::{media, Descriptor, REF_NAME};
 use airlift_oci::{Digest, Layout};
 
@@ -140,18 +140,13 @@ fn cli_bundle(
         ),
     )
     .unwrap();
-    let o = Command::new(binary("airlift"))
-        .arg("bundle")
-        .arg(&config)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .unwrap();
-    if o.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&o.stderr).into_owned())
-    }
+    run_or_stderr(
+        Command::new(binary("airlift"))
+            .arg("bundle")
+            .arg(&config)
+            .arg("-o")
+            .arg(out),
+    )
 }
 
 /// A registry holding `test/app:1.0`, signed (`.sig`), attested (`.att`)

@@ -15,7 +15,7 @@ use airlift_appliance::{TlsMode, TrustPolicy, TrustedKey};
 use airlift_integration::host0::{self, Containerd, Host0, Host0Dirs};
 use airlift_integration::images::{write_layout, Layer, TestImage};
 use airlift_integration::sigstore::{sig_tag, KeyKind, PushTarget, TestKey};
-use airlift_integration::tools::require;
+use airlift_integration::tools::{require, run_or_stderr};
 
 const PUSH_TOKEN: &str = "signature-gate-push-token-0123456789";
 
@@ -46,17 +46,12 @@ fn push(layout: &Path, image: &str, host: &str, reference: &str) -> String {
 fn pull(tmp: &Path, host: &str, reference: &str) -> Result<(), String> {
     let out_dir = tmp.join("pulled");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new(require("skopeo", "skopeo"))
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{host}/{reference}"))
-        .arg(format!("oci:{}:x", out_dir.display()))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run_or_stderr(
+        Command::new(require("skopeo", "skopeo"))
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{host}/{reference}"))
+            .arg(format!("oci:{}:x", out_dir.display())),
+    )
 }
 
 fn assert_refused(tmp: &Path, host: &str, reference: &str, digest: &str, reason: &str) {

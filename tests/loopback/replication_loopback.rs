@@ -23,7 +23,7 @@ use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::sigstore::{
     sig_tag, KeyKind, SignatureLayer, TestKey, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
-use airlift_integration::tools::{binary, free_port, require, stdout_lines};
+use airlift_integration::tools::{binary, free_port, require, run_or_stderr, stdout_lines};
 
 const PUSH_TOKEN: &str = "replication-test-push-token-0123456789";
 
@@ -696,22 +696,17 @@ fn sign_on_host0(t: &Path, dirs: &Host0Dirs, repo: &str, digest: &str, key: &Tes
 fn pull_from(t: &Path, host: &str, reference: &str, certs: &Path) -> Result<(), String> {
     let out_dir = t.join("gate-pulled");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-cert-dir"])
-        .arg(certs)
-        .arg(format!("docker://{host}/{reference}"))
-        .arg(format!("dir:{}", out_dir.display()))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run_or_stderr(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-cert-dir"])
+            .arg(certs)
+            .arg(format!("docker://{host}/{reference}"))
+            .arg(format!("dir:{}", out_dir.display())),
+    )
 }
 
-/// host0 gates pulls on its trust policy and hands it to the replica with
-/// its certificate (the replica's own appliance file has none): the
+/// host0 gates pulls on its trust policy and hands it to the replica in
+/// the mirror spec (the replica's own appliance file has none): the
 /// replica serves the signed image and refuses the unsigned one in scope.
 #[test]
 fn a_replica_gates_pulls_on_host0s_trust_policy() {

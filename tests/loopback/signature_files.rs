@@ -23,7 +23,7 @@ use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::sigstore::{KeyKind, PushTarget, TestKey};
-use airlift_integration::tools::{binary, require};
+use airlift_integration::tools::{binary, require, run_or_stderr};
 
 const MAC: &str = "52:54:00:5a:7e:42";
 
@@ -253,21 +253,16 @@ fn host0_and_a_joined_node_get_keys_and_admission_policies_not_policy_json() {
 fn pull_with_rendered(root: &Path, reg: &TestRegistry, repo: &str) -> Result<(), String> {
     let out_dir = root.join("pulled");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new(require("skopeo", "skopeo"))
-        .arg("--policy")
-        .arg(at(root, POLICY_JSON))
-        .arg("--registries.d")
-        .arg(at(root, "/etc/containers/registries.d"))
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{}/{repo}:1.0", reg.host()))
-        .arg(format!("oci:{}:x", out_dir.display()))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run_or_stderr(
+        Command::new(require("skopeo", "skopeo"))
+            .arg("--policy")
+            .arg(at(root, POLICY_JSON))
+            .arg("--registries.d")
+            .arg(at(root, "/etc/containers/registries.d"))
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/{repo}:1.0", reg.host()))
+            .arg(format!("oci:{}:x", out_dir.display())),
+    )
 }
 
 #[test]

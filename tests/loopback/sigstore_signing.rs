@@ -15,7 +15,7 @@ use airlift_integration::registry::TestRegistry;
 use airlift_integration::sigstore::{
     skopeo_copy_signed, KeyKind, PushTarget, TestKey, E2E_KEY_SEED,
 };
-use airlift_integration::tools::require;
+use airlift_integration::tools::{require, run_or_stderr};
 
 /// `skopeo copy` from the registry with a policy requiring `key` for
 /// `scope`; stderr on failure.
@@ -43,21 +43,16 @@ fn pull(dir: &Path, reg: &TestRegistry, repo: &str, scope: &str, key: &Path) -> 
     .unwrap();
     let out_dir = dir.join("out");
     let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new(require("skopeo", "skopeo"))
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--registries.d")
-        .arg(&regd)
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{}/{repo}:1.0", reg.host()))
-        .arg(format!("oci:{}:x", out_dir.display()))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run_or_stderr(
+        Command::new(require("skopeo", "skopeo"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--registries.d")
+            .arg(&regd)
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/{repo}:1.0", reg.host()))
+            .arg(format!("oci:{}:x", out_dir.display())),
+    )
 }
 
 #[test]

@@ -76,6 +76,19 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Run a command that may fail: Ok, or its stderr (for tests that check
+/// what a client says when it is refused).
+pub fn run_or_stderr(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// The lines `child` prints on its (piped) stdout, each with when it came.
 /// A thread reads them until the pipe closes, and keeps reading after the
 /// receiver is dropped, so the child never writes into a closed pipe.
