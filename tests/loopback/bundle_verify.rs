@@ -11,35 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use airlift_integration::fake_base::{self, put};
 use airlift_integration::images::{write_layout, MadeImage, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::sigstore::{KeyKind, PushTarget, SignatureLayer, TestKey};
 use airlift_integration::tools::binary;
 use base64::Engine as _;
-
-fn put(p: &Path, body: &[u8]) {
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, body).unwrap();
-}
-
-/// Stand-ins for the boot base (as in update_media): a kernel with a
-/// setup header, an empty root filesystem, boot loader files.
-fn fake_base(b: &Path) {
-    let mut kernel = vec![0u8; 0x400];
-    kernel[0x202..0x206].copy_from_slice(b"HdrS");
-    kernel[0x20E..0x210].copy_from_slice(&0x100u16.to_le_bytes());
-    let v = b"6.1.0-test (t@t) #1 SMP\0";
-    kernel[0x300..0x300 + v.len()].copy_from_slice(v);
-    put(&b.join("vmlinuz"), &kernel);
-    fs::create_dir_all(b.join("rootfs/etc")).unwrap();
-    for f in ["isolinux.bin", "ldlinux.c32"] {
-        put(&b.join("isolinux").join(f), &[0x90; 4096]);
-    }
-    put(&b.join("isolinux/isohdpfx.bin"), &[0x90; 432]);
-    for f in ["systemd-bootx64.efi", "shimx64.efi", "grubx64.efi"] {
-        put(&b.join("efi").join(f), b"MZ stand-in");
-    }
-}
 
 const BASE: &str = "base:\n  kernel: base/vmlinuz\n  rootfs: base/rootfs\n  modules: []\n  \
     rootOn: initramfs\n  bootloader:\n    isolinux: base/isolinux\n    efi: \
@@ -64,7 +41,7 @@ impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        fake_base(&d.join("base"));
+        fake_base::write(&d.join("base"));
         let layout = d.join("layout");
         let made = write_layout(
             &layout,

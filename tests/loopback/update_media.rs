@@ -17,6 +17,7 @@ use airlift_builder::iso::read::Iso;
 use airlift_builder::pipeline::{self, BuildOptions};
 use airlift_builder::update::medium::{Container, Medium};
 use airlift_builder::update::{self, UpdateOptions};
+use airlift_integration::fake_base::{self, put};
 use airlift_integration::images::{write_layout, Layer, MadeImage, TestImage};
 use airlift_integration::tools::binary;
 use airlift_oci::{Digest, Layout};
@@ -25,30 +26,6 @@ const SHARED: Layer = Layer::Random {
     seed: 1000,
     size: 200_000,
 };
-
-fn put(p: &Path, body: &[u8]) {
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, body).unwrap();
-}
-
-/// Stand-ins for the boot base: a kernel with a setup header, empty
-/// root filesystem, boot loader files.
-fn fake_base(b: &Path) {
-    let mut kernel = vec![0u8; 0x400];
-    kernel[0x202..0x206].copy_from_slice(b"HdrS");
-    kernel[0x20E..0x210].copy_from_slice(&0x100u16.to_le_bytes());
-    let v = b"6.1.0-test (t@t) #1 SMP\0";
-    kernel[0x300..0x300 + v.len()].copy_from_slice(v);
-    put(&b.join("vmlinuz"), &kernel);
-    fs::create_dir_all(b.join("rootfs/etc")).unwrap();
-    for f in ["isolinux.bin", "ldlinux.c32"] {
-        put(&b.join("isolinux").join(f), &[0x90; 4096]);
-    }
-    put(&b.join("isolinux/isohdpfx.bin"), &[0x90; 432]);
-    for f in ["systemd-bootx64.efi", "shimx64.efi", "grubx64.efi"] {
-        put(&b.join("efi").join(f), b"MZ stand-in");
-    }
-}
 
 /// An image: the layer all share, and its own (seeds).
 fn image(n: u32, own: &[u64]) -> TestImage {
@@ -113,7 +90,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fake_base(&d.join("base"));
+    fake_base::write(&d.join("base"));
     let r1_images: Vec<TestImage> = (0..10).map(|n| image(n, &[u64::from(n)])).collect();
     let r1 = write_layout(&d.join("r1"), &r1_images).unwrap();
     let mut r2_images: Vec<TestImage> = (0..9).map(|n| image(n, &[u64::from(n)])).collect();
