@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use super::{
     artifact_type, carried, cosign_tag, next_link, Carried, Filter, Found, COSIGN_SUFFIXES,
 };
-use crate::sources::registry::client::{self, Client, FetchedManifest};
+use crate::sources::registry::client::{self, Client};
 use crate::sources::registry::{child_manifest, fetch_blobs};
 use crate::store::Store;
 
@@ -90,7 +90,7 @@ pub async fn carry(
                 continue;
             };
             let url = client.manifest_url(&tag);
-            let digest = checked_digest(&fetched, &url)?;
+            let digest = fetched.checked_digest(&url)?;
             if !seen.insert((subject.clone(), digest.clone())) {
                 continue;
             }
@@ -127,21 +127,6 @@ pub async fn carry(
     Ok(out)
 }
 
-/// The digest of a manifest fetched by tag, checked against the
-/// registry's `Docker-Content-Digest`.
-fn checked_digest(fetched: &FetchedManifest, url: &str) -> Result<Digest> {
-    let digest = Digest::sha256_of(&fetched.bytes);
-    if let Some(h) = &fetched.header_digest {
-        if h != &digest.to_string() {
-            bail!(
-                "{url}: the registry says the manifest is {h} (Docker-Content-Digest) but its \
-                 bytes hash to {digest}; refusing a manifest that does not match"
-            );
-        }
-    }
-    Ok(digest)
-}
-
 /// What refers to `subject`: the referrers API's answer, or the
 /// referrers tag schema's index where the registry lacks the API.
 async fn referrers(client: &Client, subject: &Digest) -> Result<Vec<Descriptor>> {
@@ -172,7 +157,7 @@ async fn tag_schema(client: &Client, subject: &Digest) -> Result<Vec<Descriptor>
         return Ok(Vec::new());
     };
     let url = client.manifest_url(&tag);
-    checked_digest(&fetched, &url)?;
+    fetched.checked_digest(&url)?;
     index_entries(&fetched.bytes, &url)
 }
 

@@ -43,6 +43,23 @@ pub struct FetchedManifest {
     pub header_digest: Option<String>,
 }
 
+impl FetchedManifest {
+    /// The digest of its bytes, checked against the registry's
+    /// `Docker-Content-Digest` when sent (`url` names it in the error).
+    pub fn checked_digest(&self, url: &str) -> anyhow::Result<Digest> {
+        let digest = Digest::sha256_of(&self.bytes);
+        if let Some(h) = &self.header_digest {
+            if h != &digest.to_string() {
+                anyhow::bail!(
+                    "{url}: the registry says the manifest is {h} (Docker-Content-Digest) but its \
+                     bytes hash to {digest}; refusing a manifest that does not match"
+                );
+            }
+        }
+        Ok(digest)
+    }
+}
+
 /// A client for one repository.
 pub struct Client {
     http: reqwest::Client,

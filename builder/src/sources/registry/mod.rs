@@ -42,7 +42,7 @@ pub mod retry;
 use std::path::Path;
 
 use airlift_oci::documents::{media, Descriptor, Document};
-use airlift_oci::{Digest, Reference};
+use airlift_oci::Reference;
 use anyhow::{bail, Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -82,15 +82,7 @@ pub async fn ingest(
         },
         None => client.manifest(&wanted).await?,
     };
-    let digest = Digest::sha256_of(&fetched.bytes);
-    if let Some(h) = &fetched.header_digest {
-        if h != &digest.to_string() {
-            bail!(
-                "{url}: the registry says the manifest is {h} (Docker-Content-Digest) but its \
-                 bytes hash to {digest}; refusing a manifest that does not match"
-            );
-        }
-    }
+    let digest = fetched.checked_digest(&url)?;
     if let Some(pinned) = reference.digest() {
         if pinned != &digest {
             bail!("{url}: the manifest hashes to {digest}, not the pinned {pinned}");
