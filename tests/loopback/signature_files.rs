@@ -23,7 +23,7 @@ use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::sigstore::{KeyKind, PushTarget, TestKey};
-use airlift_integration::tools::{binary, require, run_or_stderr};
+use airlift_integration::tools::{binary, files_under, require, run_or_stderr};
 
 const MAC: &str = "52:54:00:5a:7e:42";
 
@@ -32,25 +32,6 @@ const USER_POLICY: &str = "{\"default\": [{\"type\": \"insecureAcceptAnything\"}
 
 fn at(root: &Path, node_path: &str) -> PathBuf {
     root.join(node_path.trim_start_matches('/'))
-}
-
-/// Every file under `dir` with its bytes, sorted by path.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `airlift-firstboot join` as a node, its root and state under `t`;
@@ -242,10 +223,10 @@ fn host0_and_a_joined_node_get_keys_and_admission_policies_not_policy_json() {
     );
 
     // A second join changes nothing on the node.
-    let before = snapshot(&node);
+    let before = files_under(&node);
     let (again, _) = node_join(t, &dirs);
     assert!(again.contains("already in place"), "{again}");
-    assert_eq!(snapshot(&node), before);
+    assert_eq!(files_under(&node), before);
 }
 
 /// `skopeo copy docker://<reg>/<repo>:1.0` with the policy.json and

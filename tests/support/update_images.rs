@@ -98,24 +98,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Vec<MadeImage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p.strip_prefix(root).unwrap().display().to_string();
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
-    }
+    use crate::tools::files_under;
 
     #[test]
     fn the_committed_layout_is_what_the_code_makes() {
@@ -125,8 +108,8 @@ mod tests {
             let _ = std::fs::remove_dir_all(layout());
             write(&layout()).unwrap();
         }
-        let want = files(dir.path());
-        let have = files(&layout());
+        let want = files_under(dir.path());
+        let have = files_under(&layout());
         assert_eq!(
             have.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),
@@ -135,7 +118,8 @@ mod tests {
         for (name, bytes) in &want {
             assert!(
                 have[name] == *bytes,
-                "{LAYOUT}/{name} differs (AIRLIFT_BLESS=1 rewrites it)"
+                "{LAYOUT}/{} differs (AIRLIFT_BLESS=1 rewrites it)",
+                name.display()
             );
         }
         // What the test relies on: app's base layer is shared, its top
