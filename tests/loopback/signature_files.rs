@@ -23,7 +23,7 @@ use airlift_integration::host0::{self, Host0, Host0Dirs, JOIN_TOKEN};
 use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::sigstore::{KeyKind, PushTarget, TestKey};
-use airlift_integration::tools::{binary, files_under, require, run_or_stderr};
+use airlift_integration::tools::{binary, file_contents_under, require, run_or_stderr};
 
 const MAC: &str = "52:54:00:5a:7e:42";
 
@@ -223,10 +223,10 @@ fn host0_and_a_joined_node_get_keys_and_admission_policies_not_policy_json() {
     );
 
     // A second join changes nothing on the node.
-    let before = files_under(&node);
+    let before = file_contents_under(&node);
     let (again, _) = node_join(t, &dirs);
     assert!(again.contains("already in place"), "{again}");
-    assert_eq!(files_under(&node), before);
+    assert_eq!(file_contents_under(&node), before);
 }
 
 /// `skopeo copy docker://<reg>/<repo>:1.0` with the policy.json and

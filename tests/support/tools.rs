@@ -76,23 +76,18 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every file under `dir` (recursively) with its bytes, keyed by its path
-/// relative to `dir`: a snapshot to compare a folder against later.
-pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    out
+/// Every file under `dir` (recursively) with its bytes, keyed by its
+/// path relative to `dir` ([`crate::firstboot::files_under`]): a snapshot
+/// to compare a folder against later.
+pub fn file_contents_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    crate::firstboot::files_under(dir)
+        .into_iter()
+        .map(|rel| {
+            let p = dir.join(&rel);
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (rel, bytes)
+        })
+        .collect()
 }
 
 /// Run a command that may fail: Ok, or its stderr (for tests that check

@@ -98,7 +98,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Vec<MadeImage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::files_under;
+    use crate::tools::file_contents_under;
 
     #[test]
     fn the_committed_layout_is_what_the_code_makes() {
@@ -108,8 +108,8 @@ mod tests {
             let _ = std::fs::remove_dir_all(layout());
             write(&layout()).unwrap();
         }
-        let want = files_under(dir.path());
-        let have = files_under(&layout());
+        let want = file_contents_under(dir.path());
+        let have = file_contents_under(&layout());
         assert_eq!(
             have.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),
@@ -118,8 +118,7 @@ mod tests {
         for (name, bytes) in &want {
             assert!(
                 have[name] == *bytes,
-                "{LAYOUT}/{} differs (AIRLIFT_BLESS=1 rewrites it)",
-                name.display()
+                "{LAYOUT}/{name} differs (AIRLIFT_BLESS=1 rewrites it)"
             );
         }
         // What the test relies on: app's base layer is shared, its top
