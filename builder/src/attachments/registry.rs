@@ -152,7 +152,7 @@ async fn referrers(client: &Client, subject: &Digest) -> Result<Vec<Descriptor>>
 /// The referrers tag schema: the index tagged `sha256-<hex>` lists what
 /// refers to `<digest>` on registries without the referrers API.
 async fn tag_schema(client: &Client, subject: &Digest) -> Result<Vec<Descriptor>> {
-    let tag = subject.to_string().replacen(':', "-", 1);
+    let tag = cosign_tag(subject, "");
     let Some(fetched) = client.manifest_if_any(&tag).await? else {
         return Ok(Vec::new());
     };

@@ -10,7 +10,7 @@ use std::path::Path;
 use airlift_appliance::trust::check::SIMPLE_SIGNING;
 use airlift_appliance::trust::keys::PublicKey;
 use airlift_appliance::trust::{check_key_name, check_scope};
-use airlift_appliance::{TrustPolicy, TrustedKey, Verifier};
+use airlift_appliance::{TrustPolicy, TrustedKey};
 
 use super::locate::{join_index, join_key};
 use super::normalise::Appliance;
@@ -37,9 +37,9 @@ pub fn policy(app: &Appliance) -> Result<Option<TrustPolicy>, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    // Each field is sound: what is left is across keys (a name or scope
-    // given twice), checked by the verifier the build will use.
-    match Verifier::new(&policy) {
+    // Each field is sound and each key parsed: what is left is across
+    // keys (a name or scope given twice).
+    match policy.validate() {
         Ok(_) => Ok(Some(policy)),
         Err(e) => Err(vec![app.origin.problem("verify.keys", format!("{e:#}"))]),
     }
@@ -239,7 +239,7 @@ mod tests {
             trust.keys[1].scopes,
             ["registry.example:5000/edge", "docker.io/acme"]
         );
-        Verifier::new(&trust).unwrap();
+        airlift_appliance::Verifier::new(&trust).unwrap();
 
         // No verify: section, no policy.
         fs::write(
