@@ -129,8 +129,15 @@ impl Cache {
 /// Why a manifest is served, or the refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
-    Serve,
-    Refuse { key: String, message: String },
+    /// Served; `vouched` are the manifests it lists when it is an index
+    /// that passed on its signature (or its parent's): they pass too.
+    Serve {
+        vouched: Vec<Digest>,
+    },
+    Refuse {
+        key: String,
+        message: String,
+    },
 }
 
 impl Gate {
@@ -197,8 +204,14 @@ impl Gate {
             return Ok(());
         }
         match self.decide(store, repo, &reference, r, digest).await? {
-            Verdict::Serve => {
-                self.cache().remember(key, stamp);
+            Verdict::Serve { vouched } => {
+                let mut cache = self.cache();
+                cache.remember(key, stamp);
+                // The platform manifests a client fetches next, by digest,
+                // hit the cache instead of a scan of the repository's indexes.
+                for child in vouched {
+                    cache.remember((repo.to_string(), None, child), stamp);
+                }
                 Ok(())
             }
             Verdict::Refuse { key, message } => {
@@ -235,18 +248,25 @@ impl Gate {
                     .any(|t| is_attachment_tag(t))
         };
         if !runnable(&bytes) && attached() {
-            return Ok(Verdict::Serve);
+            // An attachment vouches for nothing it lists.
+            return Ok(Verdict::Serve {
+                vouched: Vec::new(),
+            });
         }
         let outcome = self.verify(store, repo, reference, digest).await?;
         let Outcome::Refused { key, .. } = &outcome else {
-            return Ok(Verdict::Serve);
+            return Ok(Verdict::Serve {
+                vouched: listed(&bytes),
+            });
         };
         if matches!(r, ManifestRef::Digest(_))
             && self
                 .listed_by_verified_index(store, repo, digest, MAX_NESTING)
                 .await?
         {
-            return Ok(Verdict::Serve);
+            return Ok(Verdict::Serve {
+                vouched: listed(&bytes),
+            });
         }
         let key = key.clone();
         let message = outcome
@@ -425,6 +445,14 @@ pub fn runnable(bytes: &[u8]) -> bool {
 /// Is `bytes` an index listing `d` among its manifests?
 pub fn lists(bytes: &[u8], d: &Digest) -> bool {
     matches!(Document::parse(bytes, None), Ok(Document::Index(i)) if i.manifests.iter().any(|m| &m.digest == d))
+}
+
+/// The manifests an index lists (none for a manifest).
+fn listed(bytes: &[u8]) -> Vec<Digest> {
+    match Document::parse(bytes, None) {
+        Ok(Document::Index(i)) => i.manifests.into_iter().map(|m| m.digest).collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
