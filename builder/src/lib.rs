@@ -1,6 +1,7 @@
 //! The airlift builder: from one image config to one bootable hybrid ISO.
 
 pub mod attachments;
+pub mod baseimage;
 pub mod bundler;
 pub mod cli;
 pub mod commands;
