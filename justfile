@@ -18,7 +18,7 @@ default:
 deps:
     scripts/deps.sh
 
-# Assemble the boot base (kernel, modules, boot loaders, root filesystems) into the cache.
+# Assemble the boot base (kernel, modules, boot loaders, root filesystems) and the demo base image (examples/base/demo/Containerfile, built with buildah) into the cache.
 base:
     scripts/make-base.sh
 
