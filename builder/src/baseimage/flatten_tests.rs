@@ -681,3 +681,28 @@ fn regular_files_land_in_numbered_store_files() {
     assert_eq!(fs::read_to_string(w.store().join("2")).unwrap(), "second");
     w.assert_clean();
 }
+
+/// Flattens the layer named by `AIRLIFT_FLATTEN_LAYER` into a temp store
+/// (for time and peak memory figures, run alone under `/usr/bin/time -v`).
+#[test]
+#[ignore = "measurement: needs a large layer in AIRLIFT_FLATTEN_LAYER"]
+fn measure_flatten_of_a_large_layer() {
+    let path = std::env::var("AIRLIFT_FLATTEN_LAYER").expect("AIRLIFT_FLATTEN_LAYER");
+    let file = fs::File::open(&path).unwrap();
+    let w = Work::new();
+    let start = std::time::Instant::now();
+    let f = flatten(
+        [Ok(Layer {
+            digest: "sha256:measured".into(),
+            reader: Box::new(file),
+        })],
+        &w.store(),
+    )
+    .unwrap();
+    eprintln!(
+        "flattened {path} in {:?}: {:?}, {} nodes",
+        start.elapsed(),
+        f.report,
+        f.tree.len()
+    );
+}
