@@ -110,6 +110,7 @@ fn bundle(dir: &Path) -> Bundle {
             referenced_bytes: 4242,
             saved_bytes: 0,
         },
+        base: None,
     };
     std::fs::write(
         dir.join("bundle.json"),
@@ -147,6 +148,7 @@ fn appliance(netboot: airlift_appliance::Netboot) -> ApplianceFile {
         storage: Storage::default(),
         ha: None,
         trust: None,
+        base: None,
     }
 }
 

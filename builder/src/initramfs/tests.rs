@@ -27,7 +27,7 @@ fn fixture(dir: &Path) -> Spec {
     put(&overlay, "etc/motd", "overlay motd\n", 0o644);
     put(&overlay, "lib/systemd/system/a.service", "[Unit]\n", 0o644);
     Spec {
-        base,
+        base: RootSource::Host(base),
         overlays: vec![overlay],
         files: vec![(
             "etc/airlift/appliance.json".into(),
@@ -108,7 +108,7 @@ fn two_writes_are_identical() {
     let b = dir.path().join("b.img");
     let ra = write(&spec, &a).unwrap();
     // Touch a file's mtime: the output must not change.
-    let motd = spec.base.join("etc/motd");
+    let motd = host_base(&spec).join("etc/motd");
     fs::write(&motd, fs::read(&motd).unwrap()).unwrap();
     let rb = write(&spec, &b).unwrap();
     assert_eq!(ra.sha256, rb.sha256);
@@ -124,13 +124,13 @@ fn a_tar_base_gives_the_same_tree_as_the_folder() {
         .arg("-czf")
         .arg(&tar_path)
         .arg("-C")
-        .arg(&spec.base)
+        .arg(host_base(&spec))
         .arg(".")
         .status()
         .unwrap();
     assert!(status.success());
     let from_tar = Spec {
-        base: tar_path,
+        base: RootSource::Host(tar_path),
         ..spec.clone()
     };
     let a = dir.path().join("a.img");
@@ -145,7 +145,7 @@ fn a_tar_base_gives_the_same_tree_as_the_folder() {
 fn a_missing_base_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = fixture(dir.path());
-    spec.base = dir.path().join("no-such-rootfs");
+    spec.base = RootSource::Host(dir.path().join("no-such-rootfs"));
     let err = write(&spec, &dir.path().join("i.img")).unwrap_err();
     assert!(format!("{err:#}").contains("no-such-rootfs"), "{err:#}");
     assert!(!dir.path().join("i.img").exists());
@@ -182,4 +182,81 @@ fn optional_modules_the_kernel_lacks_are_skipped_required_ones_fail() {
     assert!(err.contains("no_such_nic"), "{err}");
     assert!(err.contains(&mods.display().to_string()), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn owners_go_into_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Tree::new();
+    let owned = |mut n: Node, uid: u32, gid: u32| {
+        n.meta.uid = uid;
+        n.meta.gid = gid;
+        n
+    };
+    t.insert("var/mail", owned(Node::dir(0o2775), 0, 8))
+        .unwrap();
+    t.insert(
+        "home/u/notes",
+        owned(Node::bytes(b"hi\n".to_vec(), 0o600), 1000, 1001),
+    )
+    .unwrap();
+    let mut capped = Node::bytes(b"ping".to_vec(), 0o755);
+    capped
+        .meta
+        .xattrs
+        .insert("security.capability".into(), vec![1, 0, 0, 2]);
+    t.insert("usr/bin/ping", capped).unwrap();
+    let out = dir.path().join("initrd.img");
+    write_tree(&t, Chosen::default(), 1_700_000_000, 3, &out).unwrap();
+    let listing = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | cpio -itv --numeric-uid-gid --quiet",
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let line = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!(" {path}")))
+            .unwrap_or_else(|| panic!("{path} not listed:\n{listing}"))
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("var/mail"), "drwxrwsr-x 2 0 8");
+    assert_eq!(line("home/u/notes"), "-rw------- 1 1000 1001");
+    assert_eq!(line("home/u"), "drwxr-xr-x 2 0 0");
+    assert_eq!(line("usr/bin/ping"), "-rwxr-xr-x 1 0 0");
+}
+
+#[test]
+fn a_tree_base_gives_the_same_archive_as_the_folder() {
+    // A base image's root arrives as a tree; the archive is the same.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let mut base = Tree::new();
+    base.add_host_dir(host_base(&spec), "").unwrap();
+    let from_tree = Spec {
+        base: RootSource::Tree(std::sync::Arc::new(base)),
+        ..spec.clone()
+    };
+    let a = dir.path().join("a.img");
+    let b = dir.path().join("b.img");
+    assert_eq!(
+        write(&spec, &a).unwrap().sha256,
+        write(&from_tree, &b).unwrap().sha256
+    );
+}
+
+/// The host folder of a path-base spec.
+fn host_base(spec: &Spec) -> &Path {
+    match &spec.base {
+        RootSource::Host(p) => p,
+        RootSource::Tree(_) => panic!("a host base"),
+    }
 }
