@@ -6,7 +6,13 @@
 //! Regular files' bytes are written to numbered files in `store` (an
 //! empty folder the caller made in its work folder); no path read from a
 //! layer is ever used on the host, so a hostile layer cannot write
-//! outside the work folder.
+//! outside the work folder. Files a later layer replaced or whited out
+//! are deleted from the store at the end. A hard link is a second node
+//! naming the same store file (with its target's mode, owner and
+//! extended attributes); the initramfs writer encodes such nodes as real
+//! hard links, the squashfs writer as separate inodes sharing their data
+//! blocks. Extended attributes stay in the tree; neither image format
+//! written here carries them (the writers warn).
 //!
 //! Layer semantics are the OCI image spec's (`layer.md`), applied as
 //! containerd's tar applier does: members in order, later wins; a
@@ -87,6 +93,7 @@ pub fn flatten<'a>(
         state.apply(layer)?;
         count += 1;
     }
+    state.prune_store()?;
     let report = state.report(count);
     Ok(Flattened {
         tree: state.tree,
@@ -346,6 +353,31 @@ impl State {
                 self.tree.remove(&p);
             }
         }
+    }
+
+    /// Deletes the store files no node of the final tree names (files a
+    /// later layer replaced or whited out), so the store holds the root
+    /// filesystem's bytes and no more.
+    fn prune_store(&self) -> Result<()> {
+        let kept: std::collections::HashSet<&Path> = self
+            .tree
+            .iter()
+            .filter_map(|(_, n)| match &n.kind {
+                Kind::File {
+                    data: Data::Path(p),
+                    ..
+                } => Some(p.as_path()),
+                _ => None,
+            })
+            .collect();
+        for n in 1..=self.next_file {
+            let path = self.store.join(n.to_string());
+            if !kept.contains(path.as_path()) {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 
     fn report(&self, layers: usize) -> Report {
