@@ -25,11 +25,12 @@
 //! replaces it.
 //!
 //! Refused, naming the layer and the member: `..` in a member path or a
-//! hard link target, a whiteout of the root, device nodes and sockets
-//! (`/dev` is populated at boot), a relative symlink climbing above the
-//! root from its own directory, a member below a symlink that does not
-//! resolve to a directory in the image, names that are not UTF-8, and a
-//! stream that is not a (complete) tar.
+//! hard link target, a whiteout of the root or a whiteout name used as a
+//! directory, device nodes (`/dev` is populated at boot) and any member
+//! type but file, directory, symlink, hard link and fifo, a relative
+//! symlink climbing above the root from its own directory, a member below
+//! a symlink that does not resolve to a directory in the image, names
+//! that are not UTF-8, and a stream that is not a (complete) tar.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -167,6 +168,9 @@ impl State {
             // which the writers fix.
             return Ok(());
         };
+        if let Some(p) = parents.iter().find(|p| p.starts_with(WHITEOUT_PREFIX)) {
+            bail!("a whiteout name ({p}) used as a directory is not allowed");
+        }
         let dir = self.resolve_dir(parents)?;
 
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {

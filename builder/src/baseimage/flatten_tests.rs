@@ -608,6 +608,20 @@ fn a_whiteout_of_the_root_is_refused() {
 }
 
 #[test]
+fn a_whiteout_name_as_a_directory_is_refused() {
+    for name in ["etc/.wh.passwd/x", ".wh..wh..opq/x", "a/.wh./b"] {
+        refused(
+            vec![
+                L::new().file("etc/passwd", "p").done(),
+                L::new().file(name, "").done(),
+            ],
+            name,
+            "used as a directory",
+        );
+    }
+}
+
+#[test]
 fn device_nodes_are_refused() {
     for kind in [EntryType::Char, EntryType::Block] {
         refused(
