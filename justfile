@@ -91,6 +91,10 @@ measure-root: base build
 secure-boot: base build
     cargo test -p airlift-integration --test vm -- secure_boot:: --nocapture --test-threads 1
 
+# The Kubernetes node base (examples/base/k8s-node): built with buildah on the demo's base image, booted as host0 in QEMU; containerd runs and pulls through host0's mirror.
+k8s-node: base build
+    cargo test -p airlift-integration --test vm -- k8s_node_base:: --nocapture --test-threads 1
+
 # host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
 e2e-storage: base build
     cargo test -p airlift-integration --test vm -- e2e_storage:: --nocapture --test-threads 1
