@@ -16,8 +16,9 @@
 //! base keeps its layers' uid and gid). Regular files naming the same
 //! host file with the same permissions and owner (a base image's hard
 //! links) are written as hard links: one inode, the bytes once. cpio newc
-//! has no extended attributes: the tree's are dropped with one warning
-//! listing them.
+//! has no extended attributes: the tree's are listed in the root
+//! (`/usr/lib/airlift/xattrs.json`) and set at boot by
+//! `airlift-xattrs.service`.
 
 pub mod cpio;
 pub mod kernel;
