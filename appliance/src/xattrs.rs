@@ -59,9 +59,9 @@ impl Manifest {
         })
     }
 
-    /// Each (path, name, raw value) in order; an undecodable value is an
-    /// error naming the path and the attribute.
-    pub fn entries(&self) -> Result<Vec<(&str, &str, Vec<u8>)>, String> {
+    /// Each attribute in order; an undecodable value is an error naming
+    /// the path and the attribute.
+    pub fn entries(&self) -> Result<Vec<Entry<'_>>, String> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut out = Vec::new();
         for f in &self.files {
@@ -72,11 +72,24 @@ impl Manifest {
                         f.path
                     )
                 })?;
-                out.push((f.path.as_str(), name.as_str(), raw));
+                out.push(Entry {
+                    path: f.path.as_str(),
+                    name: name.as_str(),
+                    value: raw,
+                });
             }
         }
         Ok(out)
     }
+}
+
+/// One attribute of one file, its value decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Relative to `/`.
+    pub path: &'a str,
+    pub name: &'a str,
+    pub value: Vec<u8>,
 }
 
 #[cfg(test)]

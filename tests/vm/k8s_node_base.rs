@@ -190,7 +190,7 @@ fn config(dir: &Path, base: &Path, archive: &Path, overlay: &Path) -> PathBuf {
 
 #[test]
 fn the_k8s_node_base_boots_with_containerd_pulling_through_host0() {
-    require(&["buildah", "xorriso"]);
+    require("buildah", "buildah");
     let base = vm::airlift_base();
     let dir = tempfile::tempdir().unwrap();
     let archive = build_node_image(dir.path(), &base);

@@ -27,7 +27,7 @@ pub fn apply(root: &Path, list: &Manifest) -> Result<Report, String> {
         ));
     }
     let mut report = Report::default();
-    for (path, name, value) in list.entries()? {
+    for airlift_appliance::xattrs::Entry { path, name, value } in list.entries()? {
         if path.split('/').any(|c| c == ".." || c.is_empty()) {
             report.failed.push(format!(
                 "/{path}: attribute {name}: not a plain path below /"
