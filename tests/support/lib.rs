@@ -5,6 +5,7 @@
 //! `host0`, `docker-registry`, containerd, Garage) and the VMs they boot.
 
 pub mod containerd;
+pub mod base_image;
 pub mod fake_base;
 pub mod fault_proxy;
 pub mod firstboot;
