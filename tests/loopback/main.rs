@@ -6,6 +6,7 @@
 //! name it had as its own binary, now `module::test` (`registry_hostile::...`).
 
 mod backup_restore;
+mod base_image;
 mod bundle_attachments;
 mod bundle_bad_inputs;
 mod bundle_registry_faults;

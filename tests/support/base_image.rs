@@ -199,7 +199,11 @@ fn set_bytes(field: &mut [u8], s: &str) -> Result<()> {
 }
 
 /// A PAX extended header carrying `xattrs` for the next member.
-fn append_pax(b: &mut tar::Builder<Vec<u8>>, path: &str, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
+fn append_pax(
+    b: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<()> {
     let mut records = Vec::new();
     for (name, value) in xattrs {
         let key = format!("SCHILY.xattr.{name}");
@@ -283,8 +287,8 @@ pub mod paths {
 /// The value of [`paths::CAPABILITY`]'s `security.capability`
 /// (VFS_CAP_REVISION_2 with CAP_NET_RAW permitted and effective).
 pub const CAPABILITY_VALUE: [u8; 20] = [
-    0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
 ];
 
 /// Layer 1: a merged-usr Debian-like root with the kernel, its modules
@@ -384,10 +388,7 @@ pub fn site_layer() -> Vec<Entry> {
             mode: 0o755,
             uid: 0,
             gid: 0,
-            xattrs: vec![(
-                "security.capability".to_string(),
-                CAPABILITY_VALUE.to_vec(),
-            )],
+            xattrs: vec![("security.capability".to_string(), CAPABILITY_VALUE.to_vec())],
         },
     ]
 }
@@ -541,7 +542,8 @@ pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Result<Made
 /// fixed times: the same bytes every run).
 pub fn write_archive(layout: &Path, archive: &Path) -> Result<()> {
     let mut b = tar::Builder::new(
-        std::fs::File::create(archive).with_context(|| format!("creating {}", archive.display()))?,
+        std::fs::File::create(archive)
+            .with_context(|| format!("creating {}", archive.display()))?,
     );
     b.mode(tar::HeaderMode::Deterministic);
     let mut files = Vec::new();
@@ -581,7 +583,12 @@ pub fn push(layout: &Path, tag: &str, registry_host: &str, repo_tag: &str) {
     let skopeo = require("skopeo", "skopeo");
     run_ok(
         Command::new(skopeo)
-            .args(["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false"])
+            .args([
+                "copy",
+                "--quiet",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{registry_host}/{repo_tag}")),
     );
@@ -635,12 +642,7 @@ mod tests {
             e.read_to_end(&mut body).unwrap();
             seen.push((path, uid, gid, xattrs));
         }
-        assert!(seen.contains(&(
-            "usr/share/doc/.wh.old-notes".to_string(),
-            0,
-            0,
-            vec![]
-        )));
+        assert!(seen.contains(&("usr/share/doc/.wh.old-notes".to_string(), 0, 0, vec![])));
         assert!(seen.contains(&(paths::OWNED.to_string(), 100, 101, vec![])));
         assert!(seen.contains(&(
             paths::CAPABILITY.to_string(),
@@ -668,7 +670,10 @@ mod tests {
         let hostile = layer_tar(&Hostile::DotDot.layers(Path::new("/x"))[3]).unwrap();
         let mut a = tar::Archive::new(hostile.as_slice());
         let e = a.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(&*e.path_bytes(), b"../../../../../../../../x/escaped-dotdot");
+        assert_eq!(
+            &*e.path_bytes(),
+            b"../../../../../../../../x/escaped-dotdot"
+        );
         let dev = layer_tar(&Hostile::DeviceNode.layers(Path::new("/x"))[3]).unwrap();
         let mut a = tar::Archive::new(dev.as_slice());
         let e = a.entries().unwrap().next().unwrap().unwrap();
