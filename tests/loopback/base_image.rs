@@ -137,12 +137,7 @@ fn archive_and_registry_give_the_same_iso_as_an_unprivileged_user() {
     assert!(o.status.success(), "{}", text(&o));
 
     let reg = TestRegistry::start();
-    base_image::push(
-        &f.path("base/layout"),
-        TAG,
-        &reg.host(),
-        "base/demo:bookworm",
-    );
+    reg.push_layout(&f.path("base/layout"), TAG, "base/demo:bookworm");
     let registry = f.config(
         "registry",
         &format!(
@@ -302,12 +297,7 @@ fn verify_covers_the_base() {
     let key = TestKey::generate(KeyKind::P256, &keys, "base").unwrap();
     f.user.own(&keys);
     let reg = TestRegistry::start();
-    base_image::push(
-        &f.path("base/layout"),
-        TAG,
-        &reg.host(),
-        "base/demo:bookworm",
-    );
+    reg.push_layout(&f.path("base/layout"), TAG, "base/demo:bookworm");
     let verify = "verify:\n  keys:\n    - publicKey: keys/base.pub\n      scopes: \
                   [registry.airlift.test/base]\n";
     let config = f.config(

@@ -12,6 +12,7 @@ mod bundle_bad_inputs;
 mod bundle_registry_faults;
 mod bundle_sources;
 mod bundle_verify;
+mod ci_recipe;
 mod fuzz_corpus;
 mod gc_loopback;
 mod host0_crash;

@@ -12,13 +12,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use airlift_oci::documents::{media, Descriptor, REF_NAME};
 use airlift_oci::{Digest, Layout};
 use anyhow::{Context, Result};
-
-use crate::tools::{require, run_ok};
 
 /// The kernel release of the stand-in kernel.
 pub const KERNEL_RELEASE: &str = "6.1.0-test";
@@ -577,23 +574,6 @@ pub fn write_good(dir: &Path, busybox: Option<&[u8]>) -> Result<MadeBase> {
     Ok(made)
 }
 
-/// Push the image tagged `tag` in the layout at `layout` to
-/// `registry_host/repo_tag` with skopeo (digests kept).
-pub fn push(layout: &Path, tag: &str, registry_host: &str, repo_tag: &str) {
-    let skopeo = require("skopeo", "skopeo");
-    run_ok(
-        Command::new(skopeo)
-            .args([
-                "copy",
-                "--quiet",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-            ])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{registry_host}/{repo_tag}")),
-    );
-}
-
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::GzBuilder::new()
         .mtime(0)
@@ -605,7 +585,9 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::run_ok;
     use std::io::Read;
+    use std::process::Command;
 
     #[test]
     fn the_base_is_reproducible() {
