@@ -7,13 +7,33 @@
 //! empty folder the caller made in its work folder); no path read from a
 //! layer is ever used on the host, so a hostile layer cannot write
 //! outside the work folder.
+//!
+//! Layer semantics are the OCI image spec's (`layer.md`), applied as
+//! containerd's tar applier does: members in order, later wins; a
+//! `.wh.NAME` whiteout deletes NAME from the lower layers only; a
+//! `.wh..wh..opq` marker in a directory hides that directory's lower
+//! layer children (entries of the same layer stay); whiteout files never
+//! appear in the tree. A member whose parent is a symlink lands where the
+//! symlink points (merged `/usr`: `lib/x` with `lib -> usr/lib` is
+//! `usr/lib/x`), and a directory entry over anything but a directory
+//! replaces it.
+//!
+//! Refused, naming the layer and the member: `..` in a member path or a
+//! hard link target, a whiteout of the root, device nodes and sockets
+//! (`/dev` is populated at boot), a relative symlink climbing above the
+//! root from its own directory, a member below a symlink that does not
+//! resolve to a directory in the image, names that are not UTF-8, and a
+//! stream that is not a (complete) tar.
 
-use std::io::Read;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
+use tar::EntryType;
 
-use crate::initramfs::Tree;
+use crate::initramfs::{Data, Kind, Meta, Node, Tree};
 
 /// One layer: its uncompressed tar stream, already checked (or being
 /// checked while read) against its digest by the caller.
@@ -54,6 +74,418 @@ pub fn flatten<'a>(
     layers: impl IntoIterator<Item = Result<Layer<'a>>>,
     store: &Path,
 ) -> Result<Flattened> {
-    let _ = (layers.into_iter().count(), store);
-    anyhow::bail!("flatten: not written yet (issue #21, helper \"flatten\")")
+    let mut state = State {
+        tree: Tree::new(),
+        store: store.to_path_buf(),
+        next_file: 0,
+        whiteouts: 0,
+        buf: vec![0u8; COPY_BUFFER],
+    };
+    let mut count = 0;
+    for layer in layers {
+        let layer = layer?;
+        state.apply(layer)?;
+        count += 1;
+    }
+    let report = state.report(count);
+    Ok(Flattened {
+        tree: state.tree,
+        report,
+    })
 }
+
+/// The copy buffer: file bytes are streamed, never held whole.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Symlinks followed while resolving one path, as Linux allows (40).
+const MAX_LINKS: usize = 40;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+struct State {
+    tree: Tree,
+    store: PathBuf,
+    next_file: u64,
+    whiteouts: u64,
+    buf: Vec<u8>,
+}
+
+impl State {
+    fn apply(&mut self, layer: Layer<'_>) -> Result<()> {
+        let digest = layer.digest;
+        let mut archive = tar::Archive::new(layer.reader);
+        // Paths written by this layer: a whiteout or opaque marker hides
+        // only what the layers below wrote.
+        let mut written: BTreeSet<String> = BTreeSet::new();
+        let entries = archive
+            .entries()
+            .with_context(|| format!("layer {digest}: reading the tar stream"))?;
+        for entry in entries {
+            let mut entry = entry.with_context(|| {
+                format!("layer {digest}: not a valid tar stream (or cut short)")
+            })?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            self.member(&mut entry, &raw, &mut written)
+                .with_context(|| format!("layer {digest}: member {shown}"))?;
+        }
+        // The rest of the stream (tar's zero blocks and any padding), so
+        // a verifying reader sees every byte.
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink())
+            .with_context(|| format!("layer {digest}: reading to the end of the stream"))?;
+        Ok(())
+    }
+
+    fn member<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        raw: &[u8],
+        written: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName
+        ) {
+            return Ok(());
+        }
+        let name = std::str::from_utf8(raw).map_err(|_| {
+            anyhow!("the name is not UTF-8 (the image root holds UTF-8 names only)")
+        })?;
+        let parts = components(name)?;
+        let Some((base, parents)) = parts.split_last() else {
+            // The root itself (`./`): its metadata is the image's root's,
+            // which the writers fix.
+            return Ok(());
+        };
+        let dir = self.resolve_dir(parents)?;
+
+        if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+            self.whiteouts += 1;
+            if *base == OPAQUE {
+                self.hide_lower(&dir.join("/"), false, written);
+                return Ok(());
+            }
+            if hidden.starts_with(WHITEOUT_PREFIX) {
+                // Other `.wh..wh.*` names are the runtime's own: skipped.
+                self.whiteouts -= 1;
+                return Ok(());
+            }
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                bail!("a whiteout of the image root (or of nothing) is not allowed");
+            }
+            self.hide_lower(&join(&dir, hidden), true, written);
+            return Ok(());
+        }
+
+        let path = join(&dir, base);
+        let header = entry.header();
+        let perm = header.mode().context("reading the mode")? & 0o7777;
+        let mut meta = Meta {
+            uid: header.uid().context("reading the uid")? as u32,
+            gid: header.gid().context("reading the gid")? as u32,
+            xattrs: BTreeMap::new(),
+        };
+        if let Some(pax) = entry.pax_extensions().context("reading PAX records")? {
+            for ext in pax {
+                let ext = ext.context("reading a PAX record")?;
+                let key = ext
+                    .key()
+                    .map_err(|_| anyhow!("a PAX record's key is not UTF-8"))?;
+                let value = ext.value_bytes();
+                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                    meta.xattrs.insert(attr.to_string(), value.to_vec());
+                } else if key == "uid" || key == "gid" {
+                    let n: u32 = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .with_context(|| format!("PAX {key} is not a number"))?;
+                    if key == "uid" {
+                        meta.uid = n;
+                    } else {
+                        meta.gid = n;
+                    }
+                }
+            }
+        }
+        let node = match kind {
+            EntryType::Directory => Node {
+                kind: Kind::Dir,
+                perm,
+                meta,
+            },
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let (data, size) = self.store_file(entry)?;
+                Node {
+                    kind: Kind::File { data, size },
+                    perm,
+                    meta,
+                }
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .context("a symlink without a target")?;
+                let target = std::str::from_utf8(&target)
+                    .map_err(|_| anyhow!("the symlink target is not UTF-8"))?
+                    .to_string();
+                check_symlink(&dir, &target)?;
+                Node {
+                    kind: Kind::Symlink(target),
+                    perm: 0o777,
+                    meta,
+                }
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .context("a hard link without a target")?;
+                let target = std::str::from_utf8(&target)
+                    .map_err(|_| anyhow!("the hard link target is not UTF-8"))?;
+                self.link_target(target)?
+            }
+            EntryType::Fifo => Node {
+                kind: Kind::Fifo,
+                perm,
+                meta,
+            },
+            EntryType::Char | EntryType::Block => {
+                bail!("device nodes cannot be in a base image root; /dev is populated at boot")
+            }
+            other => bail!("unsupported tar member type {:?}", other.as_byte() as char),
+        };
+        self.tree.replace(&path, node)?;
+        written.insert(path);
+        Ok(())
+    }
+
+    /// Copies a regular file's bytes into a new numbered store file.
+    fn store_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(Data, u64)> {
+        self.next_file += 1;
+        let path = self.store.join(self.next_file.to_string());
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let expected = entry.size();
+        let mut copied = 0u64;
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("reading the file's bytes (tar cut short?)"),
+            };
+            out.write_all(&self.buf[..n])
+                .with_context(|| format!("writing {}", path.display()))?;
+            copied += n as u64;
+        }
+        if copied != expected {
+            bail!("the tar stream ends inside the file ({copied} of {expected} bytes)");
+        }
+        Ok((Data::Path(path), copied))
+    }
+
+    /// A hard link: the node its target names (resolved in the tree so
+    /// far), sharing that file's store file and metadata.
+    fn link_target(&self, target: &str) -> Result<Node> {
+        let parts = components(target).with_context(|| format!("hard link target {target}"))?;
+        let Some((base, parents)) = parts.split_last() else {
+            bail!("a hard link to the image root");
+        };
+        let dir = self
+            .resolve_dir(parents)
+            .with_context(|| format!("hard link target {target}"))?;
+        let resolved = join(&dir, base);
+        match self.tree.get(&resolved) {
+            Some(node) if matches!(node.kind, Kind::File { .. }) => Ok(node.clone()),
+            Some(_) => bail!("hard link target {target} is not a regular file"),
+            None => bail!("hard link target {target} is not in the image (so far)"),
+        }
+    }
+
+    /// Resolves a member's parent components: a symlink met on the way is
+    /// followed and must lead to a directory in the image; components not
+    /// in the tree yet are directories the member implies.
+    fn resolve_dir(&self, parts: &[&str]) -> Result<Vec<String>> {
+        walk(&self.tree, Vec::new(), parts.iter().copied(), false, 0)
+    }
+
+    /// Removes what the layers below wrote at `path` and under it
+    /// (`with_self` false: only under it, for an opaque directory);
+    /// entries this layer wrote stay, with the directories holding them.
+    fn hide_lower(&mut self, path: &str, with_self: bool, written: &BTreeSet<String>) {
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        for w in written
+            .range(path.to_string()..)
+            .take_while(|w| w.as_str() == path || w.starts_with(&prefix))
+        {
+            keep.insert(w.clone());
+            let mut end = w.len();
+            while let Some(i) = w[..end].rfind('/') {
+                keep.insert(w[..i].to_string());
+                end = i;
+            }
+        }
+        let mut doomed = self.tree.paths_below(path);
+        if with_self && !path.is_empty() {
+            doomed.insert(0, path.to_string());
+        }
+        for p in doomed {
+            // `keep` holds every ancestor of what this layer wrote, so a
+            // path not in it has nothing of this layer below it.
+            if !keep.contains(&p) {
+                self.tree.remove(&p);
+            }
+        }
+    }
+
+    fn report(&self, layers: usize) -> Report {
+        let mut report = Report {
+            layers,
+            whiteouts: self.whiteouts,
+            ..Report::default()
+        };
+        let mut names: HashMap<&Path, u64> = HashMap::new();
+        for (_, node) in self.tree.iter() {
+            if !node.meta.xattrs.is_empty() {
+                report.xattr_nodes += 1;
+            }
+            if let Kind::File {
+                data: Data::Path(p),
+                size,
+            } = &node.kind
+            {
+                let n = names.entry(p.as_path()).or_default();
+                if *n == 0 {
+                    report.files += 1;
+                    report.bytes += size;
+                } else {
+                    report.hard_links += 1;
+                }
+                *n += 1;
+            }
+        }
+        report
+    }
+}
+
+/// A member name's components: leading `/` and `./` dropped, `.` and
+/// empty components skipped; `..` refused (a layer names paths from its
+/// root, never above).
+fn components(name: &str) -> Result<Vec<&str>> {
+    let mut out = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => bail!("a path with a `..` component is not allowed in a layer"),
+            p => out.push(p),
+        }
+    }
+    Ok(out)
+}
+
+fn join(dir: &[String], name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", dir.join("/"))
+    }
+}
+
+/// Walks `parts` from `start`, following symlinks. A symlink's target
+/// must resolve to an existing directory (`must_exist` for the target's
+/// own walk); otherwise components missing from the tree are taken as
+/// directories still to be made.
+fn walk<'p>(
+    tree: &Tree,
+    start: Vec<String>,
+    parts: impl Iterator<Item = &'p str>,
+    must_exist: bool,
+    depth: usize,
+) -> Result<Vec<String>> {
+    let mut out = start;
+    let mut missing = false;
+    for part in parts {
+        match part {
+            "" | "." => continue,
+            ".." => {
+                // Only in symlink targets (member paths refuse `..`):
+                // at the root, `..` is the root, as in the kernel.
+                out.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = join(&out, part);
+        if missing {
+            out.push(part.to_string());
+            continue;
+        }
+        match tree.get(&here).map(|n| &n.kind) {
+            None if must_exist => bail!("/{here} is not in the image"),
+            None => {
+                missing = true;
+                out.push(part.to_string());
+            }
+            Some(Kind::Dir) => out.push(part.to_string()),
+            Some(Kind::Symlink(target)) => {
+                if depth >= MAX_LINKS {
+                    bail!("too many levels of symlinks at /{here}");
+                }
+                let base = if target.starts_with('/') {
+                    Vec::new()
+                } else {
+                    out.clone()
+                };
+                out = walk(tree, base, target.split('/'), true, depth + 1).map_err(|e| {
+                    anyhow!(
+                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image ({e:#})"
+                    )
+                })?;
+                if !out.is_empty() && tree.get(&out.join("/")).map(|n| &n.kind) != Some(&Kind::Dir)
+                {
+                    bail!(
+                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image"
+                    );
+                }
+            }
+            Some(_) => bail!("/{here} is not a directory"),
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a relative symlink target that climbs above the image root
+/// when read from the link's own directory `dir`.
+fn check_symlink(dir: &[String], target: &str) -> Result<()> {
+    if target.starts_with('/') {
+        return Ok(());
+    }
+    let mut depth = dir.len();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if depth == 0 {
+                    bail!("symlink escapes the image root (target {target})");
+                }
+                depth -= 1;
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "flatten_tests.rs"]
+mod tests;

@@ -15,7 +15,7 @@ pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFBLK: u32 = 0o060000;
 pub const S_IFIFO: u32 = 0o010000;
 
-/// One member's header fields. Owner is always root (uid/gid 0).
+/// One member's header fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Path inside the archive, without a leading `/`.
@@ -23,6 +23,8 @@ pub struct Header {
     /// Type and permission bits (`S_IF* | 0o7777`).
     pub mode: u32,
     pub ino: u32,
+    pub uid: u32,
+    pub gid: u32,
     pub nlink: u32,
     pub mtime: u32,
     pub size: u64,
@@ -113,6 +115,8 @@ impl<W: Write> Writer<W> {
             name: "TRAILER!!!".into(),
             mode: 0,
             ino: 0,
+            uid: 0,
+            gid: 0,
             nlink: 1,
             mtime: 0,
             size: 0,
@@ -130,8 +134,8 @@ pub fn encode_header(h: &Header) -> String {
         "070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
         h.ino,
         h.mode,
-        0, // uid
-        0, // gid
+        h.uid,
+        h.gid,
         h.nlink,
         h.mtime,
         h.size as u32,
@@ -153,6 +157,8 @@ mod tests {
             name: name.into(),
             mode,
             ino: 1,
+            uid: 0,
+            gid: 0,
             nlink: 1,
             mtime: 0,
             size,
@@ -171,6 +177,16 @@ mod tests {
         assert_eq!(&text[14..22], "000081ED");
         assert_eq!(&text[54..62], "00000005");
         assert_eq!(&text[94..102], "00000005");
+    }
+
+    #[test]
+    fn header_carries_the_owner() {
+        let mut h = hdr("etc/shadow", S_IFREG | 0o640, 0);
+        h.uid = 0;
+        h.gid = 42;
+        let text = encode_header(&h);
+        assert_eq!(&text[22..30], "00000000");
+        assert_eq!(&text[30..38], "0000002A");
     }
 
     #[test]

@@ -11,8 +11,12 @@
 //! and udev).
 //!
 //! Reproducible: members sorted by path, every mtime the given epoch
-//! (`SOURCE_DATE_EPOCH`), owner root, inode numbers assigned in order,
-//! hard links written as separate files.
+//! (`SOURCE_DATE_EPOCH`), inode numbers assigned in order. Owners are the
+//! tree's (root for host folders and generated files; a container image
+//! base keeps its layers' uid and gid). Hard links are written as
+//! separate files holding the same bytes (a base image's hard links
+//! become copies). cpio newc has no extended attributes: the tree's are
+//! dropped with one warning listing them.
 
 pub mod cpio;
 pub mod kernel;
@@ -28,7 +32,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-pub use tree::{Data, Kind, Node, Tree};
+pub use tree::{Data, Kind, Meta, Node, Tree};
 
 /// Default zstd level: level 3 multithreaded was measured as the best
 /// size/time trade for a ~170 MB systemd tree on 2 cores (see the report
@@ -221,6 +225,7 @@ fn base_folder(base: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
 /// number of members and bytes written.
 pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, W)> {
     let mtime = epoch.clamp(0, u32::MAX as i64) as u32;
+    tree.warn_xattrs_not_carried("initramfs (cpio newc)");
     let mut w = cpio::Writer::new(out);
     for (index, (path, node)) in tree.iter().enumerate() {
         let ino = u32::try_from(index + 1).context("too many files for cpio inode numbers")?;
@@ -236,6 +241,8 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
             name: path.clone(),
             mode: type_bits | (node.perm & 0o7777),
             ino,
+            uid: node.meta.uid,
+            gid: node.meta.gid,
             nlink: if node.kind == Kind::Dir { 2 } else { 1 },
             mtime,
             size,

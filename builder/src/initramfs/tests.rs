@@ -183,3 +183,53 @@ fn optional_modules_the_kernel_lacks_are_skipped_required_ones_fail() {
     assert!(err.contains(&mods.display().to_string()), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn owners_go_into_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Tree::new();
+    let owned = |mut n: Node, uid: u32, gid: u32| {
+        n.meta.uid = uid;
+        n.meta.gid = gid;
+        n
+    };
+    t.insert("var/mail", owned(Node::dir(0o2775), 0, 8))
+        .unwrap();
+    t.insert(
+        "home/u/notes",
+        owned(Node::bytes(b"hi\n".to_vec(), 0o600), 1000, 1001),
+    )
+    .unwrap();
+    let mut capped = Node::bytes(b"ping".to_vec(), 0o755);
+    capped
+        .meta
+        .xattrs
+        .insert("security.capability".into(), vec![1, 0, 0, 2]);
+    t.insert("usr/bin/ping", capped).unwrap();
+    let out = dir.path().join("initrd.img");
+    write_tree(&t, Chosen::default(), 1_700_000_000, 3, &out).unwrap();
+    let listing = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | cpio -itv --numeric-uid-gid --quiet",
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let line = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!(" {path}")))
+            .unwrap_or_else(|| panic!("{path} not listed:\n{listing}"))
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("var/mail"), "drwxrwsr-x 2 0 8");
+    assert_eq!(line("home/u/notes"), "-rw------- 1 1000 1001");
+    assert_eq!(line("home/u"), "drwxr-xr-x 2 0 0");
+    assert_eq!(line("usr/bin/ping"), "-rwxr-xr-x 1 0 0");
+}

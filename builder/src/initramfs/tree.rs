@@ -34,11 +34,24 @@ pub enum Kind {
     Fifo,
 }
 
-/// A node with its permission bits (`0o7777`).
+/// A node's owner and extended attributes: root:root and none unless a
+/// source says otherwise (a container image layer does; host folders are
+/// read as root-owned, since an unprivileged build cannot own files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    /// Extended attributes, name (`security.capability`) to value.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// A node with its permission bits (`0o7777`), owner and extended
+/// attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub kind: Kind,
     pub perm: u32,
+    pub meta: Meta,
 }
 
 impl Node {
@@ -46,6 +59,7 @@ impl Node {
         Node {
             kind: Kind::Dir,
             perm,
+            meta: Meta::default(),
         }
     }
 
@@ -55,6 +69,7 @@ impl Node {
         Node {
             kind: Kind::CharDev { major: 5, minor: 1 },
             perm: 0o600,
+            meta: Meta::default(),
         }
     }
 
@@ -65,6 +80,7 @@ impl Node {
                 data: Data::Bytes(data),
             },
             perm,
+            meta: Meta::default(),
         }
     }
 
@@ -72,6 +88,7 @@ impl Node {
         Node {
             kind: Kind::Symlink(target.to_string()),
             perm: 0o777,
+            meta: Meta::default(),
         }
     }
 
@@ -109,7 +126,11 @@ impl Node {
         } else {
             bail!("{}: sockets cannot go into an initramfs", path.display());
         };
-        Ok(Node { kind, perm })
+        Ok(Node {
+            kind,
+            perm,
+            meta: Meta::default(),
+        })
     }
 }
 
@@ -218,6 +239,77 @@ impl Tree {
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
+    }
+
+    /// Puts `node` at `path` as a container runtime applies a layer
+    /// member: `path` is already resolved (no parent is a symlink) and
+    /// relative. A directory over a directory replaces its metadata and
+    /// keeps its contents; anything else replaces what was there (a
+    /// directory's contents go with it). Missing parents are made (0755,
+    /// root).
+    pub fn replace(&mut self, path: &str, node: Node) -> Result<()> {
+        if path.is_empty() {
+            return Ok(());
+        }
+        if let Some(existing) = self.nodes.get(path) {
+            if existing.kind == Kind::Dir && node.kind != Kind::Dir {
+                self.remove_subtree(path);
+            }
+        }
+        self.make_parents(path)?;
+        self.nodes.insert(path.to_string(), node);
+        Ok(())
+    }
+
+    /// Removes `path` and everything below it; returns whether it was there.
+    pub fn remove(&mut self, path: &str) -> bool {
+        self.remove_subtree(path);
+        self.nodes.remove(path).is_some()
+    }
+
+    /// The paths strictly below `path` (`""` for the whole tree), in order.
+    pub fn paths_below(&self, path: &str) -> Vec<String> {
+        if path.is_empty() {
+            return self.nodes.keys().cloned().collect();
+        }
+        let prefix = format!("{path}/");
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Logs one warning when nodes carry extended attributes that `format`
+    /// (the initramfs, the squashfs image) cannot hold: the count and up to
+    /// ten paths with the attribute names (never their values).
+    pub fn warn_xattrs_not_carried(&self, format: &str) {
+        let with: Vec<(&String, &Node)> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.meta.xattrs.is_empty())
+            .collect();
+        if with.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = with
+            .iter()
+            .take(10)
+            .map(|(p, n)| {
+                let names: Vec<&str> = n.meta.xattrs.keys().map(String::as_str).collect();
+                format!("/{p} ({})", names.join(", "))
+            })
+            .collect();
+        let more = if with.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "{} nodes have extended attributes the {format} cannot carry (dropped): {}{more}",
+            with.len(),
+            shown.join("; ")
+        );
     }
 
     fn make_parents(&mut self, path: &str) -> Result<()> {

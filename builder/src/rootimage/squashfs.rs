@@ -18,18 +18,21 @@
 //! lz4's, which the media and netbooted nodes (who fetch the image over
 //! HTTP) pay for. The level is the initramfs's (`--zstd-level`).
 //!
-//! Not carried, like the initramfs: extended attributes (backhand writes
-//! none; the tree holds none) and hard links (each link is its own
-//! inode, but identical contents are stored once: backhand
+//! Owners: each node's uid and gid from the tree (root for host folders
+//! and generated files; a container image base keeps its layers'). Not
+//! carried: extended attributes (backhand writes none; the tree's are
+//! dropped with one warning listing them) and hard links (each link is
+//! its own inode, but identical contents are stored once: backhand
 //! de-duplicates file data).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Cursor, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use backhand::compression::{CompressionOptions, Compressor, Zstd};
-use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+use backhand::{FilesystemCompressor, FilesystemReader, FilesystemWriter, Id, NodeHeader};
 use sha2::{Digest, Sha256};
 
 use crate::initramfs::{Data, Kind, Node, Tree};
@@ -54,14 +57,40 @@ pub struct Report {
 }
 
 /// Writes `tree` as a squashfs image to `out` atomically (temp file
-/// beside it, fsync, rename). Every node is owned by root, every mtime
-/// is `epoch`.
+/// beside it, fsync, rename). Every node keeps the tree's owner, every
+/// mtime is `epoch`.
 pub fn write(tree: &Tree, epoch: i64, level: i32, out: &Path) -> Result<Report> {
+    tree.warn_xattrs_not_carried("squashfs root image");
     let mtime = epoch.clamp(0, u32::MAX as i64) as u32;
-    let mut fs = FilesystemWriter::default();
+    let ids: BTreeSet<u32> = tree
+        .iter()
+        .flat_map(|(_, n)| [n.meta.uid, n.meta.gid])
+        .chain([0])
+        .collect();
+    let seed = if ids.len() > 1 {
+        Some(id_seed(&ids)?)
+    } else {
+        None
+    };
+    let mut fs = match &seed {
+        Some(reader) => {
+            let mut fs =
+                FilesystemWriter::from_fs_reader(reader).context("starting the squashfs writer")?;
+            fs.set_no_duplicate_files(true);
+            fs.set_emit_compression_options(true);
+            fs.set_kib_padding(4);
+            fs
+        }
+        None => {
+            let mut fs = FilesystemWriter::default();
+            fs.set_only_root_id();
+            fs
+        }
+    };
+    fs.set_root_uid(0);
+    fs.set_root_gid(0);
     fs.set_time(mtime);
     fs.set_block_size(BLOCK_SIZE);
-    fs.set_only_root_id();
     fs.set_root_mode(0o755);
     let level = u32::try_from(level.clamp(1, 22)).unwrap_or(3);
     let options = CompressionOptions::Zstd(Zstd {
@@ -100,9 +129,34 @@ pub fn write(tree: &Tree, epoch: i64, level: i32, out: &Path) -> Result<Report> 
     })
 }
 
-/// One tree node into the writer, owned by root.
+/// A reader over an empty image whose id table is `ids` (root first),
+/// for [`FilesystemWriter::from_fs_reader`]: backhand 0.25's writer has
+/// no other way to take ids beyond root, and it looks each node's uid
+/// and gid up in that table.
+fn id_seed(ids: &BTreeSet<u32>) -> Result<FilesystemReader<'static>> {
+    let mut empty = FilesystemWriter::default();
+    let compressor =
+        FilesystemCompressor::new(Compressor::Zstd, None).context("setting up zstd")?;
+    empty.set_compressor(compressor);
+    let mut bytes = Cursor::new(Vec::new());
+    empty
+        .write(&mut bytes)
+        .context("writing the squashfs id seed")?;
+    bytes.set_position(0);
+    let mut reader =
+        FilesystemReader::from_reader(bytes).context("reading the squashfs id seed")?;
+    reader.id_table = ids.iter().map(|&n| Id::new(n)).collect();
+    Ok(reader)
+}
+
+/// One tree node into the writer, with its owner.
 fn push(fs: &mut FilesystemWriter, path: &str, node: &Node, mtime: u32) -> Result<()> {
-    let header = NodeHeader::new((node.perm & 0o7777) as u16, 0, 0, mtime);
+    let header = NodeHeader::new(
+        (node.perm & 0o7777) as u16,
+        node.meta.uid,
+        node.meta.gid,
+        mtime,
+    );
     match &node.kind {
         Kind::Dir => fs.push_dir(path, header)?,
         Kind::File {

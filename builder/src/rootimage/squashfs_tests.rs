@@ -19,6 +19,7 @@ fn tree(dir: &Path) -> Tree {
         Node {
             kind: Kind::CharDev { major: 5, minor: 1 },
             perm: 0o600,
+            meta: Default::default(),
         },
     )
     .unwrap();
@@ -130,4 +131,58 @@ fn same_tree_same_bytes() {
     let c = dir.path().join("c.squashfs");
     let rc = write(&tree(dir.path()), 1_700_000_001, 3, &c).unwrap();
     assert_ne!(ra.sha256, rc.sha256);
+}
+
+#[test]
+fn owners_go_into_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tree(dir.path());
+    let owned = |mut n: Node, uid: u32, gid: u32| {
+        n.meta.uid = uid;
+        n.meta.gid = gid;
+        n
+    };
+    t.insert("var/mail", owned(Node::dir(0o2775), 0, 8))
+        .unwrap();
+    t.insert(
+        "home/u/notes",
+        owned(Node::bytes(b"hi\n".to_vec(), 0o600), 1000, 1001),
+    )
+    .unwrap();
+    t.insert(
+        "big-ids",
+        owned(Node::symlink("home"), 3_000_000_000, 70_000),
+    )
+    .unwrap();
+    let image = dir.path().join("root.squashfs");
+    write(&t, 1_700_000_000, 3, &image).unwrap();
+    let list = unsquashfs(&["-lln", "-d", "R"], &image);
+    let owner = |path: &str| -> String {
+        list.lines()
+            .find(|l| l.ends_with(path) || l.contains(&format!("{path} -> ")))
+            .unwrap_or_else(|| panic!("{path} not listed:\n{list}"))
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(owner("R/var/mail"), "drwxrwsr-x 0/8");
+    assert_eq!(owner("R/home/u/notes"), "-rw------- 1000/1001");
+    assert_eq!(owner("R/home"), "drwxr-xr-x 0/0");
+    assert_eq!(owner("R/big-ids"), "lrwxrwxrwx 3000000000/70000");
+    assert_eq!(owner("R/usr/bin/tool"), "-rwxr-xr-x 0/0");
+    // The same tree gives the same bytes with ids beyond root too.
+    let again = dir.path().join("again.squashfs");
+    write(&t, 1_700_000_000, 3, &again).unwrap();
+    assert_eq!(fs::read(&image).unwrap(), fs::read(&again).unwrap());
+    // The contents still come back.
+    let out = dir.path().join("out");
+    let status = Command::new("unsquashfs")
+        .args(["-no-xattrs", "-q", "-d"])
+        .arg(&out)
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success() || out.join("home/u/notes").is_file());
+    assert_eq!(fs::read(out.join("home/u/notes")).unwrap(), b"hi\n");
 }
