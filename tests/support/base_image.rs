@@ -471,15 +471,17 @@ impl Hostile {
         layers
     }
 
-    /// What the error should name: the member path, or what is missing.
-    pub fn named_in_error(self) -> &'static str {
+    /// What the error should name (any one of these): the member path,
+    /// or what is missing. An escaping relative symlink may be refused
+    /// at the symlink or at the member written through it.
+    pub fn named_in_error(self) -> &'static [&'static str] {
         match self {
-            Hostile::DotDot => "escaped-dotdot",
-            Hostile::RelativeSymlinkParent => "escaped-relative",
-            Hostile::AbsoluteSymlinkParent => "escaped-absolute",
-            Hostile::WhiteoutRoot => ".wh..",
-            Hostile::DeviceNode => "dev/sda",
-            Hostile::NoKernel => "vmlinuz",
+            Hostile::DotDot => &["escaped-dotdot"],
+            Hostile::RelativeSymlinkParent => &["usr/share/up", "escaped-relative"],
+            Hostile::AbsoluteSymlinkParent => &["escaped-absolute"],
+            Hostile::WhiteoutRoot => &[".wh.."],
+            Hostile::DeviceNode => &["dev/sda"],
+            Hostile::NoKernel => &["vmlinuz"],
         }
     }
 }
