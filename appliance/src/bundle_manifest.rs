@@ -39,6 +39,60 @@ pub struct BundleManifest {
     pub version: String,
     pub images: Vec<BundleImage>,
     pub totals: Totals,
+    /// The base image the appliance OS came from (`base.image`); absent
+    /// for a base given as host paths, and in bundles written by
+    /// `airlift bundle`. Not an entry of `images`: its blobs are not in
+    /// the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseImageRecord>,
+}
+
+/// The base image an appliance was built from (`base.image`), in
+/// `bundle.json` and `appliance.json`. Names no source path, so builds
+/// from an oci-archive and from a registry holding the same digest write
+/// the same bytes.
+///
+/// ```json
+/// { "reference": "registry.airlift.test/base/demo:bookworm",
+///   "digest": "sha256:…", "manifestDigest": "sha256:…",
+///   "kernelRelease": "6.1.0-18-amd64",
+///   "signatures": [ { "subject": "sha256:…", "key": "ci", "identity": "…", "signature": "sha256:…" } ] }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaseImageRecord {
+    /// The reference as configured, fully qualified.
+    pub reference: String,
+    /// Digest of the top manifest or index.
+    pub digest: Digest,
+    /// Digest of the linux/amd64 image manifest the OS was taken from
+    /// (the top digest when that is a manifest).
+    pub manifest_digest: Digest,
+    /// The kernel's release (`uname -r`).
+    pub kernel_release: String,
+    /// Signatures that verified at build with a key of `verify:` (empty
+    /// when the base is in no key's scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<VerifiedSignature>,
+}
+
+impl BaseImageRecord {
+    /// `reference@digest`.
+    pub fn pinned(&self) -> String {
+        format!("{}@{}", self.reference, self.digest)
+    }
+
+    /// The keys that signed it, comma-separated, or `unsigned`.
+    pub fn signed_by(&self) -> String {
+        let mut keys: Vec<&str> = self.signatures.iter().map(|s| s.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            "unsigned".to_string()
+        } else {
+            keys.join(", ")
+        }
+    }
 }
 
 /// One image in the bundle.
@@ -168,4 +222,66 @@ pub struct Totals {
     pub referenced_bytes: u64,
     /// `referenced_bytes - unique_bytes`.
     pub saved_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(signed: bool) -> BaseImageRecord {
+        let d = |s: &[u8]| Digest::sha256_of(s);
+        BaseImageRecord {
+            reference: "registry.airlift.test/base/demo:bookworm".into(),
+            digest: d(b"index"),
+            manifest_digest: d(b"manifest"),
+            kernel_release: "6.1.0-18-amd64".into(),
+            signatures: if signed {
+                vec![VerifiedSignature {
+                    subject: d(b"index"),
+                    key: "ci".into(),
+                    identity: "registry.airlift.test/base/demo:bookworm".into(),
+                    signature: d(b"sig"),
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn the_base_record_round_trips_and_is_left_out_when_absent() {
+        let mut m = BundleManifest {
+            schema: BUNDLE_SCHEMA.into(),
+            name: "demo".into(),
+            version: "1".into(),
+            images: Vec::new(),
+            totals: Totals::default(),
+            base: None,
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(!text.contains("\"base\""), "{text}");
+        assert_eq!(serde_json::from_str::<BundleManifest>(&text).unwrap(), m);
+        m.base = Some(record(true));
+        let value = serde_json::to_value(&m).unwrap();
+        let base = &value["base"];
+        assert_eq!(
+            base["reference"],
+            "registry.airlift.test/base/demo:bookworm"
+        );
+        assert_eq!(
+            base["manifestDigest"],
+            Digest::sha256_of(b"manifest").to_string()
+        );
+        assert_eq!(base["kernelRelease"], "6.1.0-18-amd64");
+        assert_eq!(base["signatures"][0]["key"], "ci");
+        assert_eq!(serde_json::from_value::<BundleManifest>(value).unwrap(), m);
+        // Unsigned: no signatures key at all.
+        let text = serde_json::to_string(&record(false)).unwrap();
+        assert!(!text.contains("signatures"), "{text}");
+        assert_eq!(record(false).signed_by(), "unsigned");
+        assert_eq!(record(true).signed_by(), "ci");
+        assert!(record(true)
+            .pinned()
+            .ends_with(&Digest::sha256_of(b"index").to_string()));
+    }
 }

@@ -99,6 +99,10 @@ pub struct ApplianceFile {
     /// the config has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<TrustPolicy>,
+    /// The base image the OS came from (`base.image`); absent for a base
+    /// given as host paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<bundle_manifest::BaseImageRecord>,
 }
 
 /// Registry settings host0 serves with.

@@ -30,6 +30,7 @@ fn sample() -> ApplianceFile {
         storage: Storage::default(),
         ha: None,
         trust: None,
+        base: None,
     }
 }
 

@@ -110,6 +110,7 @@ fn bundle(dir: &Path) -> Bundle {
             referenced_bytes: 4242,
             saved_bytes: 0,
         },
+        base: None,
     };
     std::fs::write(
         dir.join("bundle.json"),
@@ -147,6 +148,7 @@ fn appliance(netboot: airlift_appliance::Netboot) -> ApplianceFile {
         storage: Storage::default(),
         ha: None,
         trust: None,
+        base: None,
     }
 }
 
@@ -199,6 +201,7 @@ fn fixture() -> Fixture {
         replica_sans: vec![],
         replicas: Default::default(),
         trust: None,
+        base: None,
     });
     let current = Current::new(registry.clone());
     let app = server::app(current.clone(), status, join.clone());

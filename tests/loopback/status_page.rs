@@ -133,6 +133,7 @@ fn bundle(dir: &Path) -> Vec<MadeImage> {
             referenced_bytes: referenced,
             saved_bytes: referenced - unique,
         },
+        base: None,
     };
     std::fs::write(
         dir.join("bundle.json"),

@@ -41,6 +41,7 @@ pub fn appliance_file(port: u16, mirrors: &[&str]) -> ApplianceFile {
         storage: Storage::default(),
         ha: None,
         trust: None,
+        base: None,
     }
 }
 

@@ -4,3 +4,9 @@
 //! from where distributions put them in such images.
 
 pub mod flatten;
+pub mod locate;
+pub mod materialise;
+pub mod pull;
+pub mod resolve;
+
+pub use resolve::{resolve, Resolved};

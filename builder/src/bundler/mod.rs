@@ -365,11 +365,19 @@ fn finish(
             referenced_bytes,
             saved_bytes: referenced_bytes - unique_bytes,
         },
+        base: None,
     };
-    let mut bytes = serde_json::to_vec_pretty(&manifest).context("encoding bundle.json")?;
-    bytes.push(b'\n');
-    atomic::write(&layout.root().join(BUNDLE_MANIFEST_FILE), &bytes)?;
+    write_manifest(layout.root(), &manifest)?;
     Ok(manifest)
+}
+
+/// Writes `manifest` as the `bundle.json` of the bundle at `dir`
+/// (atomically). `airlift build` rewrites it this way to record its base
+/// image ([`BundleManifest::base`]).
+pub fn write_manifest(dir: &Path, manifest: &BundleManifest) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(manifest).context("encoding bundle.json")?;
+    bytes.push(b'\n');
+    atomic::write(&dir.join(BUNDLE_MANIFEST_FILE), &bytes)
 }
 
 /// Every blob an image stored in the layout reaches, with its size.

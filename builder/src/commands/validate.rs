@@ -76,14 +76,13 @@ pub fn summary(app: &Appliance) -> String {
         plural(images),
         images - pulled
     )];
-    parts.push(
-        if app.base.is_some() {
-            "base"
-        } else {
-            "no base"
+    parts.push(match &app.base {
+        Some(crate::config::BaseSpec::Paths(_)) => "base".to_string(),
+        Some(crate::config::BaseSpec::Image(i)) => {
+            format!("base image {} (pulled at build)", i.image.reference)
         }
-        .to_string(),
-    );
+        None => "no base".to_string(),
+    });
     let overlays = app.overlays.len();
     parts.push(format!("{overlays} overlay{}", plural(overlays)));
     parts.push(if app.netboot.enabled {

@@ -9,6 +9,7 @@
 //! also checks every file it points at. Errors are [`ConfigError`]s (one
 //! [`Problem`] per line: `FILE:LINE:COLUMN: field PATH: MESSAGE`).
 
+pub mod base_spec;
 pub mod checks;
 pub mod locate;
 pub mod normalise;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+pub use base_spec::{BaseSpec, ImageBase, InImageBootloader};
 pub use normalise::{normalise, process_env, Appliance, ImageEntry, Origin};
 pub use parse::parse;
 pub use problem::{ConfigError, Position, Problem};

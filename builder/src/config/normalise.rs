@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use airlift_oci::Reference;
 
+use super::base_spec::{BaseSpec, ImageBase, InImageBootloader, BASE_PLATFORM};
 use super::locate::{join_index, join_key, Locator};
 use super::problem::{ConfigError, Problem};
 use super::schema::*;
@@ -57,8 +58,8 @@ pub struct Appliance {
     pub config: Config,
     pub metadata: Metadata,
     pub images: Vec<ImageEntry>,
-    /// Absolute paths.
-    pub base: Option<Base>,
+    /// Host paths (absolute), or a base image.
+    pub base: Option<BaseSpec>,
     /// Absolute paths, in order.
     pub overlays: Vec<PathBuf>,
     /// `tls.cert`, `tls.key`, `push.htpasswd`, `push.tokenFile` absolute.
@@ -137,9 +138,9 @@ pub fn normalise(config: Config, origin: Origin, env: Env) -> Result<Appliance, 
         .images
         .iter()
         .enumerate()
-        .filter_map(|(i, spec)| n.image(i, spec))
+        .filter_map(|(i, spec)| n.image(&join_index("images", i), i, spec))
         .collect();
-    let base = config.base.as_ref().map(|b| n.base(b));
+    let base = config.base.as_ref().and_then(|b| n.base(b));
     let overlays = config
         .overlays
         .iter()
@@ -223,8 +224,8 @@ impl Normaliser<'_> {
         path.as_ref().map(|p| self.path(field, p))
     }
 
-    fn image(&mut self, i: usize, spec: &ImageSpec) -> Option<ImageEntry> {
-        let field = join_index("images", i);
+    fn image(&mut self, field: &str, i: usize, spec: &ImageSpec) -> Option<ImageEntry> {
+        let field = field.to_string();
         let reference = match spec.reference.parse::<Reference>() {
             Ok(r) => Some(r),
             Err(e) => {
@@ -269,26 +270,85 @@ impl Normaliser<'_> {
         })
     }
 
-    fn base(&mut self, b: &Base) -> Base {
-        Base {
-            kernel: self.path("base.kernel", &b.kernel),
-            rootfs: self.path("base.rootfs", &b.rootfs),
+    /// `base:` normalised: with `image`, the image and its in-image
+    /// overrides as written; without, every host path made absolute and
+    /// the required ones present.
+    fn base(&mut self, b: &BaseConfig) -> Option<BaseSpec> {
+        let bl = b.bootloader.clone().unwrap_or_default();
+        if let Some(spec) = &b.image {
+            if b.rootfs.is_some() {
+                self.problem(
+                    "base.rootfs",
+                    "is set together with base.image; the image is the root filesystem: remove \
+                     base.rootfs (or base.image to use host paths)"
+                        .to_string(),
+                );
+            }
+            let mut image = self.image(ImageBase::FIELD, 0, spec)?;
+            if image.platforms.is_empty() {
+                image.platforms = vec![BASE_PLATFORM.to_string()];
+            }
+            return Some(BaseSpec::Image(ImageBase {
+                image,
+                kernel: b.kernel.clone(),
+                modules_dir: b.modules_dir.clone(),
+                busybox: b.busybox.clone(),
+                bootloader: InImageBootloader {
+                    isolinux: bl.isolinux,
+                    efi: bl.efi,
+                    ipxe: bl.ipxe,
+                    shim: bl.shim,
+                    grub: bl.grub,
+                    grub_net: bl.grub_net,
+                    stub: bl.stub,
+                },
+                modules: b.modules.clone(),
+                extra_modules: b.extra_modules.clone(),
+                kernel_args: b.kernel_args.clone(),
+                root_on: b.root_on,
+            }));
+        }
+        // The path base: the fields serde required before base.image.
+        let mut required = |field: &str, name: &str, value: Option<&PathBuf>| {
+            if value.is_none() {
+                self.problem(
+                    field,
+                    format!("missing field `{name}` (it is required here)"),
+                );
+            }
+            value.cloned()
+        };
+        let kernel = required("base", "kernel", b.kernel.as_ref());
+        let rootfs = required("base", "rootfs", b.rootfs.as_ref());
+        let (isolinux, efi) = match &b.bootloader {
+            None => {
+                required("base", "bootloader", None);
+                (None, None)
+            }
+            Some(l) => (
+                required("base.bootloader", "isolinux", l.isolinux.as_ref()),
+                required("base.bootloader", "efi", l.efi.as_ref()),
+            ),
+        };
+        Some(BaseSpec::Paths(Base {
+            kernel: self.path("base.kernel", &kernel?),
+            rootfs: self.path("base.rootfs", &rootfs?),
             modules_dir: self.opt_path("base.modulesDir", &b.modules_dir),
             modules: b.modules.clone(),
             extra_modules: b.extra_modules.clone(),
             bootloader: Bootloader {
-                isolinux: self.path("base.bootloader.isolinux", &b.bootloader.isolinux),
-                efi: self.path("base.bootloader.efi", &b.bootloader.efi),
-                ipxe: self.opt_path("base.bootloader.ipxe", &b.bootloader.ipxe),
-                shim: self.opt_path("base.bootloader.shim", &b.bootloader.shim),
-                grub: self.opt_path("base.bootloader.grub", &b.bootloader.grub),
-                grub_net: self.opt_path("base.bootloader.grubNet", &b.bootloader.grub_net),
-                stub: self.opt_path("base.bootloader.stub", &b.bootloader.stub),
+                isolinux: self.path("base.bootloader.isolinux", &isolinux?),
+                efi: self.path("base.bootloader.efi", &efi?),
+                ipxe: self.opt_path("base.bootloader.ipxe", &bl.ipxe),
+                shim: self.opt_path("base.bootloader.shim", &bl.shim),
+                grub: self.opt_path("base.bootloader.grub", &bl.grub),
+                grub_net: self.opt_path("base.bootloader.grubNet", &bl.grub_net),
+                stub: self.opt_path("base.bootloader.stub", &bl.stub),
             },
             kernel_args: b.kernel_args.clone(),
             root_on: b.root_on,
             busybox: self.opt_path("base.busybox", &b.busybox),
-        }
+        }))
     }
 
     /// `ha.virtualIp` typed: the address parsed, the router id in range.
@@ -449,7 +509,7 @@ output:
         );
         assert_eq!(r.mirror.as_deref(), Some("http://127.0.0.1:5000"));
         assert!(a.images[2].reference.digest().is_some());
-        let base = a.base.unwrap();
+        let base = a.base.unwrap().paths().unwrap().clone();
         assert_eq!(base.kernel, Path::new("/opt/base/vmlinuz"));
         assert_eq!(base.rootfs, Path::new("/abs/rootfs"));
         assert_eq!(base.bootloader.isolinux, Path::new("/cfg/isolinux"));
@@ -464,7 +524,7 @@ output:
         );
         // The original is kept as written.
         assert_eq!(
-            a.config.base.unwrap().kernel,
+            a.config.base.unwrap().kernel.unwrap(),
             Path::new("${AIRLIFT_BASE}/vmlinuz")
         );
     }

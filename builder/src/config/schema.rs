@@ -49,10 +49,11 @@ pub struct Config {
     /// The container images cluster nodes will pull.
     #[serde(default)]
     pub images: Vec<ImageSpec>,
-    /// Kernel, root filesystem, boot loaders and modules. Optional for
-    /// `airlift bundle`, required for `airlift build`.
+    /// Kernel, root filesystem, boot loaders and modules: host paths, or
+    /// a container image (`base.image`). Optional for `airlift bundle`,
+    /// required for `airlift build`.
     #[serde(default)]
-    pub base: Option<Base>,
+    pub base: Option<BaseConfig>,
     /// Folders laid over the root filesystem, in order.
     #[serde(default)]
     pub overlays: Vec<PathBuf>,
@@ -231,7 +232,73 @@ pub struct DockerArchiveSource {
     pub reference: Option<String>,
 }
 
-/// What the appliance boots.
+/// `base:` as written: either host paths (`kernel`, `rootfs`,
+/// `bootloader`, …), or a container image (`image:`) whose kernel,
+/// modules, boot loaders and root filesystem airlift takes; then
+/// `kernel`, `modulesDir`, `busybox` and `bootloader.*` are optional and
+/// name absolute paths inside the image.
+///
+/// ```yaml
+/// base:
+///   image:
+///     ref: registry.example/base/demo:bookworm
+///     from: { ociArchive: { path: demo-base.oci.tar } }   # optional
+///   rootOn: media
+/// ```
+///
+/// Normalised into [`crate::config::BaseSpec`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaseConfig {
+    /// The base as a container image (linux/amd64), pulled like an entry
+    /// of `images:`; `verify:` scopes apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+    /// Host path of the kernel; with `image`: the kernel's path in the image.
+    #[serde(default)]
+    pub kernel: Option<PathBuf>,
+    /// Host path of the root filesystem (folder or tar). Not with `image`.
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
+    #[serde(default)]
+    pub modules_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub modules: Option<Vec<String>>,
+    #[serde(default)]
+    pub extra_modules: Vec<String>,
+    #[serde(default)]
+    pub bootloader: Option<BootloaderConfig>,
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
+    #[serde(default)]
+    pub root_on: RootOn,
+    #[serde(default)]
+    pub busybox: Option<PathBuf>,
+}
+
+/// `base.bootloader` as written: host paths, or (with `base.image`)
+/// paths inside the image. See [`Bootloader`] for each field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BootloaderConfig {
+    #[serde(default)]
+    pub isolinux: Option<PathBuf>,
+    #[serde(default)]
+    pub efi: Option<PathBuf>,
+    #[serde(default)]
+    pub ipxe: Option<PathBuf>,
+    #[serde(default)]
+    pub shim: Option<PathBuf>,
+    #[serde(default)]
+    pub grub: Option<PathBuf>,
+    #[serde(default)]
+    pub grub_net: Option<PathBuf>,
+    #[serde(default)]
+    pub stub: Option<PathBuf>,
+}
+
+/// What the appliance boots, resolved to host paths: `base:` with
+/// host paths as written, or what airlift took from `base.image`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Base {

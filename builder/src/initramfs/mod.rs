@@ -54,11 +54,31 @@ pub struct ModulesSpec {
     pub optional: Vec<String>,
 }
 
+/// Where the base root filesystem comes from.
+#[derive(Debug, Clone)]
+pub enum RootSource {
+    /// A folder or a tar file on the build host (the path base).
+    Host(PathBuf),
+    /// A tree already made: a base image's flattened layers, its files'
+    /// bytes in the flattening store ([`crate::baseimage`]).
+    Tree(std::sync::Arc<Tree>),
+}
+
+impl RootSource {
+    /// For messages: the host path, or "the base image's root filesystem".
+    pub fn describe(&self) -> String {
+        match self {
+            RootSource::Host(p) => p.display().to_string(),
+            RootSource::Tree(_) => "(the base image's root filesystem)".to_string(),
+        }
+    }
+}
+
 /// Everything one initramfs is made of.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// The base root filesystem: a folder or a tar file.
-    pub base: PathBuf,
+    /// The base root filesystem.
+    pub base: RootSource,
     /// Folders laid over the base, in order.
     pub overlays: Vec<PathBuf>,
     /// Generated files, added after the overlays: (path, node).
@@ -94,9 +114,21 @@ pub fn collect(spec: &Spec) -> Result<(Tree, Chosen, Option<tempfile::TempDir>)>
     tree.insert("dev", Node::dir(0o755))?;
     tree.insert("dev/console", Node::console())?;
 
-    let (base_dir, unpacked) = base_folder(&spec.base)?;
-    tree.add_host_dir(&base_dir, "")
-        .with_context(|| format!("adding the base root filesystem {}", spec.base.display()))?;
+    let unpacked = match &spec.base {
+        RootSource::Host(base) => {
+            let (base_dir, unpacked) = base_folder(base)?;
+            tree.add_host_dir(&base_dir, "")
+                .with_context(|| format!("adding the base root filesystem {}", base.display()))?;
+            unpacked
+        }
+        RootSource::Tree(base) => {
+            for (path, node) in base.iter() {
+                tree.insert(path, node.clone())
+                    .with_context(|| format!("adding /{path} of the base image"))?;
+            }
+            None
+        }
+    };
     for overlay in &spec.overlays {
         tree.add_host_dir(overlay, "")
             .with_context(|| format!("adding overlay {}", overlay.display()))?;

@@ -27,7 +27,7 @@ fn fixture(dir: &Path) -> Spec {
     put(&overlay, "etc/motd", "overlay motd\n", 0o644);
     put(&overlay, "lib/systemd/system/a.service", "[Unit]\n", 0o644);
     Spec {
-        base,
+        base: RootSource::Host(base),
         overlays: vec![overlay],
         files: vec![(
             "etc/airlift/appliance.json".into(),
@@ -108,7 +108,7 @@ fn two_writes_are_identical() {
     let b = dir.path().join("b.img");
     let ra = write(&spec, &a).unwrap();
     // Touch a file's mtime: the output must not change.
-    let motd = spec.base.join("etc/motd");
+    let motd = host_base(&spec).join("etc/motd");
     fs::write(&motd, fs::read(&motd).unwrap()).unwrap();
     let rb = write(&spec, &b).unwrap();
     assert_eq!(ra.sha256, rb.sha256);
@@ -124,13 +124,13 @@ fn a_tar_base_gives_the_same_tree_as_the_folder() {
         .arg("-czf")
         .arg(&tar_path)
         .arg("-C")
-        .arg(&spec.base)
+        .arg(host_base(&spec))
         .arg(".")
         .status()
         .unwrap();
     assert!(status.success());
     let from_tar = Spec {
-        base: tar_path,
+        base: RootSource::Host(tar_path),
         ..spec.clone()
     };
     let a = dir.path().join("a.img");
@@ -145,7 +145,7 @@ fn a_tar_base_gives_the_same_tree_as_the_folder() {
 fn a_missing_base_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = fixture(dir.path());
-    spec.base = dir.path().join("no-such-rootfs");
+    spec.base = RootSource::Host(dir.path().join("no-such-rootfs"));
     let err = write(&spec, &dir.path().join("i.img")).unwrap_err();
     assert!(format!("{err:#}").contains("no-such-rootfs"), "{err:#}");
     assert!(!dir.path().join("i.img").exists());
@@ -232,4 +232,31 @@ fn owners_go_into_the_archive() {
     assert_eq!(line("home/u/notes"), "-rw------- 1 1000 1001");
     assert_eq!(line("home/u"), "drwxr-xr-x 2 0 0");
     assert_eq!(line("usr/bin/ping"), "-rwxr-xr-x 1 0 0");
+}
+
+#[test]
+fn a_tree_base_gives_the_same_archive_as_the_folder() {
+    // A base image's root arrives as a tree; the archive is the same.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let mut base = Tree::new();
+    base.add_host_dir(host_base(&spec), "").unwrap();
+    let from_tree = Spec {
+        base: RootSource::Tree(std::sync::Arc::new(base)),
+        ..spec.clone()
+    };
+    let a = dir.path().join("a.img");
+    let b = dir.path().join("b.img");
+    assert_eq!(
+        write(&spec, &a).unwrap().sha256,
+        write(&from_tree, &b).unwrap().sha256
+    );
+}
+
+/// The host folder of a path-base spec.
+fn host_base(spec: &Spec) -> &Path {
+    match &spec.base {
+        RootSource::Host(p) => p,
+        RootSource::Tree(_) => panic!("a host base"),
+    }
 }

@@ -5,6 +5,7 @@
 //! its digest from `SHA256SUMS`), read directly from the image file, and
 //! its text rendering (pure).
 
+use airlift_appliance::bundle_manifest::BaseImageRecord;
 use airlift_appliance::{Attachment, VerifiedSignature};
 use anyhow::Result;
 use serde::Serialize;
@@ -66,18 +67,23 @@ pub struct Inspection {
     pub images: Vec<ImageInfo>,
     /// None when the root filesystem is in the initramfs.
     pub root_image: Option<RootImageInfo>,
+    /// The base image the OS came from (`bundle.json`'s `base`); None
+    /// for a base given as host paths.
+    pub base: Option<BaseImageRecord>,
 }
 
 /// Reads the facts `inspect` prints.
 pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
     let iso = Iso::open(path)?;
     let mut images = Vec::new();
+    let mut base = None;
     if let Some(bytes) = iso.read_file("airlift/bundle.json")? {
         let v: serde_json::Value =
             airlift_oci::quiet_json::parse(&bytes, "/airlift/bundle.json in the ISO")?;
         for i in v["images"].as_array().into_iter().flatten() {
             images.push(ImageInfo::of(i));
         }
+        base = serde_json::from_value(v["base"].clone()).ok();
     }
     let el_torito = iso.el_torito()?;
     let gpt = iso.gpt()?;
@@ -94,6 +100,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
         uefi_chain,
         images,
         root_image,
+        base,
     })
 }
 
@@ -187,6 +194,7 @@ pub fn render(i: &Inspection) -> String {
         None => s.push_str("UEFI chain:  none (no ESP)\n"),
     }
     s.push_str(&render_root(i.root_image.as_ref()));
+    s.push_str(&render_base(i.base.as_ref()));
     s.push_str(&format!("Images ({}):\n", i.images.len()));
     for im in &i.images {
         let size = im.size.map_or("?".into(), |v| v.to_string());
@@ -228,6 +236,28 @@ fn render_attachments(im: &ImageInfo) -> String {
 }
 
 /// The root filesystem line(s).
+/// The base image's lines: reference and digests, kernel, signers.
+pub fn render_base(b: Option<&BaseImageRecord>) -> String {
+    let Some(b) = b else {
+        return "Base image:  none (base from host paths)\n".to_string();
+    };
+    let mut s = format!("Base image:  {}\n", b.pinned());
+    s.push_str(&format!(
+        "  manifest linux/amd64 {}, kernel {}\n",
+        b.manifest_digest, b.kernel_release
+    ));
+    if b.signatures.is_empty() {
+        s.push_str("  signed by no key of verify:\n");
+    }
+    for sig in &b.signatures {
+        s.push_str(&format!(
+            "  signed by key {} for {} ({})\n",
+            sig.key, sig.identity, sig.signature
+        ));
+    }
+    s
+}
+
 fn render_root(r: Option<&RootImageInfo>) -> String {
     let Some(r) = r else {
         return "Root filesystem: in the initramfs\n".to_string();
@@ -292,5 +322,41 @@ mod tests {
         // An older bundle.json without the lists still shows the image.
         let old = ImageInfo::of(&serde_json::json!({ "reference": "x", "digest": top }));
         assert!(old.attachments.is_empty() && old.signatures.is_empty());
+    }
+
+    #[test]
+    fn the_base_image_is_rendered_with_its_kernel_and_signers() {
+        use airlift_oci::Digest;
+        let d = |b: &[u8]| Digest::sha256_of(b);
+        let mut b = BaseImageRecord {
+            reference: "registry.airlift.test/base/demo:bookworm".into(),
+            digest: d(b"top"),
+            manifest_digest: d(b"amd64"),
+            kernel_release: "6.1.0-18-amd64".into(),
+            signatures: Vec::new(),
+        };
+        assert_eq!(
+            render_base(None),
+            "Base image:  none (base from host paths)\n"
+        );
+        assert_eq!(
+            render_base(Some(&b)),
+            format!(
+                "Base image:  registry.airlift.test/base/demo:bookworm@{}\n  manifest \
+                 linux/amd64 {}, kernel 6.1.0-18-amd64\n  signed by no key of verify:\n",
+                d(b"top"),
+                d(b"amd64")
+            )
+        );
+        b.signatures.push(VerifiedSignature {
+            subject: d(b"top"),
+            key: "ci".into(),
+            identity: "registry.airlift.test/base/demo:bookworm".into(),
+            signature: d(b"sig"),
+        });
+        assert!(render_base(Some(&b)).ends_with(&format!(
+            "  signed by key ci for registry.airlift.test/base/demo:bookworm ({})\n",
+            d(b"sig")
+        )));
     }
 }

@@ -86,6 +86,7 @@ pub fn appliance_file(app: &Appliance, join_token: &str, kernel_release: &str) -
         storage: app.storage.clone(),
         ha: app.ha.clone(),
         trust: app.trust.clone(),
+        base: None,
     }
 }
 

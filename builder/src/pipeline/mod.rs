@@ -2,7 +2,9 @@
 //! bootable hybrid ISO.
 //!
 //! Steps, each a small call into its own module:
-//! 1. load and check the config;
+//! 1. load and check the config; resolve the base (a path base as it
+//!    is; a base image pulled, flattened and its kernel, modules and boot
+//!    loaders put in the work folder: [`crate::baseimage`]);
 //! 2. write the bundle (every image, one OCI layout) into a temp folder;
 //!    blobs of local layout folders are symlinked there, not copied; the
 //!    ISO writer copies them from their source files and checks their
@@ -104,16 +106,14 @@ pub struct BuildReport {
 /// Builds the ISO described by `opts.config` into `opts.output`.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let app = config::load_and_validate(&opts.config, config::Purpose::Build)?;
-    let base = app.base.clone().with_context(|| {
-        format!(
-            "{}: `base` is required for airlift build (kernel, rootfs, bootloader)",
-            opts.config.display()
-        )
-    })?;
-    // The signed UEFI chain is checked before any work is done (sign
-    // mode checks its key and loader below).
-    if matches!(app.secure_boot.mode, config::SecureBootMode::Shim) {
-        uefi_chain::loaders(&app, &base)?;
+    // The signed UEFI chain of a path base is checked before any work is
+    // done (a base image's, once it is pulled; sign mode checks its key
+    // and loader below).
+    let shim_mode = matches!(app.secure_boot.mode, config::SecureBootMode::Shim);
+    if let Some(base) = app.base.as_ref().and_then(config::BaseSpec::paths) {
+        if shim_mode {
+            uefi_chain::loaders(&app, base)?;
+        }
     }
     let (epoch, token) = stamp(&opts.config, &app)?;
     let firstboot = firstboot_binary(opts)?;
@@ -123,16 +123,29 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .tempdir_in(out_dir)
         .with_context(|| format!("making a work folder in {}", out_dir.display()))?;
 
+    // 1. The base: host paths as they are, or the base image pulled,
+    // flattened and its boot files put in the work folder.
+    let resolved = crate::baseimage::resolve(&app, work.path(), opts.concurrency, opts.progress)?;
+    let base = &resolved.base;
+    if shim_mode {
+        uefi_chain::loaders(&app, base)?;
+    }
+
     let t = Instant::now();
     let firstboot = strip_debug(&firstboot, work.path())?;
     tracing::debug!("strip: {:.2}s", t.elapsed().as_secs_f64());
     // Sign mode: a key that does not fit its certificate fails here, first.
-    let signed = own_keys::sign_loader(&app, &base, work.path(), epoch)?;
+    let signed = own_keys::sign_loader(&app, base, work.path(), epoch)?;
 
-    // 2. The bundle.
+    // 2. The bundle; bundle.json records the base image (not one of its
+    // images: the base's blobs are not in the bundle).
     let t = Instant::now();
     let bundle_dir = work.path().join("bundle");
-    let bundle = write_bundle(&app, &bundle_dir, opts.concurrency, opts.progress)?;
+    let mut bundle = write_bundle(&app, &bundle_dir, opts.concurrency, opts.progress)?;
+    if let Some(record) = &resolved.record {
+        bundle.manifest.base = Some(record.clone());
+        bundler::write_manifest(&bundle_dir, &bundle.manifest)?;
+    }
     let seconds_bundle = t.elapsed().as_secs_f64();
     tracing::info!(
         "bundle: {} images, {} bytes in {seconds_bundle:.1}s",
@@ -144,9 +157,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let t = Instant::now();
     let kernel_release = initramfs::kernel::release_of(&base.kernel)?;
     let initrd = work.path().join("initrd.img");
-    let file = appliance_file::appliance_file(&app, &token, &kernel_release);
+    let mut file = appliance_file::appliance_file(&app, &token, &kernel_release);
+    file.base = resolved.record.clone();
     let spec = initramfs_spec(
-        &base,
+        base,
+        &resolved.root,
         &app,
         &firstboot,
         &kernel_release,
@@ -155,7 +170,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         opts.zstd_level,
     )?;
     let image_path = work.path().join("rootfs.squashfs");
-    let (initramfs, root_image) = write_root(&base, &opts.config, &spec, &image_path, &initrd)?;
+    let (initramfs, root_image) = write_root(base, &opts.config, &spec, &image_path, &initrd)?;
     let seconds_initramfs = t.elapsed().as_secs_f64();
 
     // 4-5. The ISO.
@@ -164,7 +179,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let started = SystemTime::now();
     let iso = write_iso(
         &app,
-        &base,
+        base,
         (&bundle_dir, &bundle, record.as_ref()),
         (&initrd, root_image.as_ref().map(|_| image_path.as_path())),
         epoch,
@@ -408,6 +423,7 @@ fn modules_spec(base: &Base, app: &Appliance, release: &str) -> Result<Option<Mo
 /// What goes into the initramfs, in layer order.
 pub fn initramfs_spec(
     base: &Base,
+    root: &initramfs::RootSource,
     app: &Appliance,
     firstboot: &Path,
     kernel_release: &str,
@@ -433,7 +449,7 @@ pub fn initramfs_spec(
         files.push((path.to_string(), node));
     }
     Ok(initramfs::Spec {
-        base: base.rootfs.clone(),
+        base: root.clone(),
         overlays: app.overlays.clone(),
         files,
         modules,

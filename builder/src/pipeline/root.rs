@@ -80,7 +80,7 @@ mod tests {
         let busybox = dir.path().join("busybox");
         std::fs::write(&busybox, b"\x7fELF busybox").unwrap();
         let spec = initramfs::Spec {
-            base,
+            base: initramfs::RootSource::Host(base),
             overlays: vec![],
             files: vec![(
                 "etc/airlift/appliance.json".into(),

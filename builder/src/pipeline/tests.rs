@@ -6,6 +6,15 @@ use std::path::Path;
 use super::*;
 use crate::sources::{ImageRequest, SourceSpec};
 
+/// The config's path base.
+fn paths(app: &Appliance) -> Base {
+    app.base
+        .as_ref()
+        .and_then(config::BaseSpec::paths)
+        .expect("a path base")
+        .clone()
+}
+
 fn put(p: &Path, body: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(p, body).unwrap();
@@ -69,7 +78,7 @@ fn layout(dir: &Path, app: &Appliance) -> IsoImage {
     put(&bundle.join("index.json"), b"{}");
     let initrd = dir.join("initrd.img");
     put(&initrd, b"initrd");
-    let base = app.base.clone().unwrap();
+    let base = paths(&app);
     iso_image(app, &base, &bundle, &initrd, "t 1", "console=ttyS0", 7).unwrap()
 }
 
@@ -176,13 +185,13 @@ fn netboot_without_shim_or_grub_names_the_field() {
         let path = dir.path().join(file);
         let bytes = fs::read(&path).unwrap();
         fs::remove_file(&path).unwrap();
-        let base = app.base.clone().unwrap();
+        let base = paths(&app);
         let err = iso_image(&app, &base, &bundle, &initrd, "t", "", 0).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains(field) && msg.contains(file), "{msg}");
         fs::write(&path, bytes).unwrap();
         // The field unset.
-        let mut base = app.base.clone().unwrap();
+        let mut base = paths(&app);
         if field.ends_with("shim") {
             base.bootloader.shim = None;
         } else {
@@ -201,7 +210,7 @@ fn netboot_without_shim_or_grub_names_the_field() {
     // Without netboot the network GRUB is not needed (shim still is: the
     // ESP boots through it).
     let app = fixture(dir.path(), false);
-    let mut base = app.base.clone().unwrap();
+    let mut base = paths(&app);
     base.bootloader.grub_net = None;
     assert!(iso_image(&app, &base, &bundle, &initrd, "t", "", 0).is_ok());
 }
@@ -211,7 +220,7 @@ fn a_missing_boot_loader_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let app = fixture(dir.path(), false);
     fs::remove_file(dir.path().join("base/isolinux/ldlinux.c32")).unwrap();
-    let base = app.base.clone().unwrap();
+    let base = paths(&app);
     let err = iso_image(&app, &base, dir.path(), dir.path(), "t", "", 0).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
@@ -224,7 +233,7 @@ fn a_missing_boot_loader_names_the_field() {
 fn a_missing_or_unset_shim_or_grub_names_the_field_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let app = fixture(dir.path(), false);
-    let base = app.base.clone().unwrap();
+    let base = paths(&app);
     fs::remove_file(dir.path().join("base/efi/grubx64.efi")).unwrap();
     let msg = format!(
         "{:#}",
@@ -292,10 +301,20 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
         file.registry.tls_key.as_deref(),
         Some(Path::new("/etc/airlift/tls/server.key"))
     );
-    let base = app.base.clone().unwrap();
+    let base = paths(&app);
     let firstboot = dir.path().join("firstboot");
     put(&firstboot, b"\x7fELF");
-    let spec = initramfs_spec(&base, &app, &firstboot, "6.1.0-test", &file, 0, 3).unwrap();
+    let spec = initramfs_spec(
+        &base,
+        &initramfs::RootSource::Host(base.rootfs.clone()),
+        &app,
+        &firstboot,
+        "6.1.0-test",
+        &file,
+        0,
+        3,
+    )
+    .unwrap();
     let modes: std::collections::BTreeMap<_, _> = spec
         .files
         .iter()
@@ -315,7 +334,7 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
 fn the_server_set_is_in_force_unless_modules_are_listed() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = fixture(dir.path(), false);
-    let mut base = app.base.clone().unwrap();
+    let mut base = paths(&app);
     let spec = |base: &Base, app: &Appliance| modules_spec(base, app, "6.1.0-test").unwrap();
 
     // No `modules`: the server set, each name optional; extras required.
@@ -339,7 +358,7 @@ fn the_server_set_is_in_force_unless_modules_are_listed() {
     // The server set without a modules folder: an error naming the field.
     base.modules = None;
     base.modules_dir = None;
-    app.base = Some(base.clone());
+    app.base = Some(config::BaseSpec::Paths(base.clone()));
     let err = modules_spec(&base, &app, "6.1.0-test")
         .unwrap_err()
         .to_string();

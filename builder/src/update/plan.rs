@@ -155,6 +155,7 @@ mod tests {
                 })
                 .collect(),
             totals: Totals::default(),
+            base: None,
         }
     }
 

@@ -444,6 +444,7 @@ mod tests {
                 referenced_bytes: 12_345,
                 saved_bytes: 0,
             },
+            base: None,
         }
     }
 

@@ -6,18 +6,24 @@ use std::path::Path;
 use super::images::looks_like_tar;
 use super::Kind;
 use super::{Purpose, Validator, ISOLINUX_FILES};
-use crate::config::locate::join_index;
+use crate::config::base_spec::{check_in_image_path, BASE_PLATFORM};
+use crate::config::locate::{join_index, join_key};
+use crate::config::{BaseSpec, ImageBase};
 
 impl Validator<'_> {
     pub(super) fn base(&mut self, purpose: Purpose) {
-        let Some(b) = &self.app.base else {
-            if purpose == Purpose::Build {
-                self.problem(
-                    "base",
-                    "is missing; airlift build needs base: with kernel, rootfs and bootloader",
-                );
+        let b = match &self.app.base {
+            None => {
+                if purpose == Purpose::Build {
+                    self.problem(
+                        "base",
+                        "is missing; airlift build needs base: with kernel, rootfs and bootloader",
+                    );
+                }
+                return;
             }
-            return;
+            Some(BaseSpec::Image(i)) => return self.base_image(i),
+            Some(BaseSpec::Paths(b)) => b,
         };
         self.expect(
             "base.kernel",
@@ -94,6 +100,44 @@ impl Validator<'_> {
                 Kind::Dir,
                 "a folder holding iPXE binaries (undionly.kpxe, ipxe.efi)",
             );
+        }
+        for (i, a) in b.kernel_args.iter().enumerate() {
+            if a.trim().is_empty() {
+                self.problem(&join_index("base.kernelArgs", i), "is empty; remove it");
+            }
+        }
+    }
+
+    /// `base.image`: its source as an image's (local ones opened, nothing
+    /// pulled), linux/amd64 only, in-image paths absolute and plain, and
+    /// module names well formed. What the image holds is checked after
+    /// the pull, at build.
+    fn base_image(&mut self, b: &ImageBase) {
+        let field = ImageBase::FIELD;
+        for (i, p) in b.image.platforms.iter().enumerate() {
+            let f = join_index(&join_key(field, "platforms"), i);
+            if p != BASE_PLATFORM {
+                self.problem(
+                    &f,
+                    format!(
+                        "{p:?}: a base image is taken for {BASE_PLATFORM} only; write \
+                         platforms: [{BASE_PLATFORM}] or remove the field"
+                    ),
+                );
+            }
+        }
+        self.image_source(field, &b.image);
+        for (f, path) in b.overrides() {
+            self.check(f, check_in_image_path(path));
+        }
+        let lists = [
+            ("base.modules", b.modules.as_deref().unwrap_or_default()),
+            ("base.extraModules", b.extra_modules.as_slice()),
+        ];
+        for (f, names) in lists {
+            for (i, m) in names.iter().enumerate() {
+                self.check(&join_index(f, i), crate::config::checks::module_name(m));
+            }
         }
         for (i, a) in b.kernel_args.iter().enumerate() {
             if a.trim().is_empty() {

@@ -32,61 +32,67 @@ impl Validator<'_> {
                 let f = join_index(&join_key(&field, "platforms"), i);
                 self.check(&f, checks::platform(p));
             }
-            let from = join_key(&field, "from");
-            let before = self.problems.len();
-            match &image.source {
-                ImageSource::Registry(r) => self.registry_source(&from, r),
-                ImageSource::OciLayout(l) => {
-                    let f = join_key(&from, "ociLayout.path");
-                    let what = "an OCI image layout folder (with oci-layout and index.json)";
-                    if self.expect(&f, &l.path, Kind::Dir, what) {
-                        let missing: Vec<&str> = ["oci-layout", "index.json"]
-                            .into_iter()
-                            .filter(|name| !l.path.join(name).is_file())
-                            .collect();
-                        if !missing.is_empty() {
-                            let msg = format!(
-                                "{} has no {}, so it is not an OCI image layout; point it at one \
-                                 (e.g. made by skopeo copy … oci:DIR)",
-                                l.path.display(),
-                                missing.join(" or ")
-                            );
-                            self.problem(&f, msg);
-                        } else if let Err(msg) = index_has(&l.path, l.reference.as_deref()) {
-                            let rf = if l.reference.is_some() {
-                                "ociLayout.ref"
-                            } else {
-                                "ociLayout"
-                            };
-                            self.problem(&join_key(&from, rf), msg);
-                        }
+            self.image_source(&field, image);
+        }
+    }
+
+    /// `image.from` points at something that holds the image (local
+    /// sources opened as `airlift bundle` will).
+    pub(super) fn image_source(&mut self, field: &str, image: &crate::config::ImageEntry) {
+        let from = join_key(field, "from");
+        let before = self.problems.len();
+        match &image.source {
+            ImageSource::Registry(r) => self.registry_source(&from, r),
+            ImageSource::OciLayout(l) => {
+                let f = join_key(&from, "ociLayout.path");
+                let what = "an OCI image layout folder (with oci-layout and index.json)";
+                if self.expect(&f, &l.path, Kind::Dir, what) {
+                    let missing: Vec<&str> = ["oci-layout", "index.json"]
+                        .into_iter()
+                        .filter(|name| !l.path.join(name).is_file())
+                        .collect();
+                    if !missing.is_empty() {
+                        let msg = format!(
+                            "{} has no {}, so it is not an OCI image layout; point it at one \
+                             (e.g. made by skopeo copy … oci:DIR)",
+                            l.path.display(),
+                            missing.join(" or ")
+                        );
+                        self.problem(&f, msg);
+                    } else if let Err(msg) = index_has(&l.path, l.reference.as_deref()) {
+                        let rf = if l.reference.is_some() {
+                            "ociLayout.ref"
+                        } else {
+                            "ociLayout"
+                        };
+                        self.problem(&join_key(&from, rf), msg);
                     }
-                    self.layout_ref(&join_key(&from, "ociLayout.ref"), &l.reference);
                 }
-                ImageSource::OciArchive(l) => {
-                    let f = join_key(&from, "ociArchive.path");
-                    self.expect(&f, &l.path, Kind::File, "an oci-archive tar file");
-                    self.layout_ref(&join_key(&from, "ociArchive.ref"), &l.reference);
-                }
-                ImageSource::DockerArchive(d) => {
-                    let f = join_key(&from, "dockerArchive.path");
-                    self.expect(&f, &d.path, Kind::File, "a `docker save` tar file");
-                }
+                self.layout_ref(&join_key(&from, "ociLayout.ref"), &l.reference);
             }
-            // Open local sources as `airlift bundle` will (hostile tars,
-            // unknown refs, broken manifests), unless already refused.
-            if self.problems.len() == before {
-                let field = match &image.source {
-                    ImageSource::Registry(_) => None,
-                    ImageSource::OciLayout(_) => Some("ociLayout.path"),
-                    ImageSource::OciArchive(_) => Some("ociArchive.path"),
-                    ImageSource::DockerArchive(_) => Some("dockerArchive.path"),
-                };
-                if let Some(f) = field {
-                    let spec = crate::config::requests::source_spec(&image.source);
-                    if let Err(e) = spec.check_local(&image.platforms) {
-                        self.problem(&join_key(&from, f), format!("{e:#}"));
-                    }
+            ImageSource::OciArchive(l) => {
+                let f = join_key(&from, "ociArchive.path");
+                self.expect(&f, &l.path, Kind::File, "an oci-archive tar file");
+                self.layout_ref(&join_key(&from, "ociArchive.ref"), &l.reference);
+            }
+            ImageSource::DockerArchive(d) => {
+                let f = join_key(&from, "dockerArchive.path");
+                self.expect(&f, &d.path, Kind::File, "a `docker save` tar file");
+            }
+        }
+        // Open local sources as `airlift bundle` will (hostile tars,
+        // unknown refs, broken manifests), unless already refused.
+        if self.problems.len() == before {
+            let field = match &image.source {
+                ImageSource::Registry(_) => None,
+                ImageSource::OciLayout(_) => Some("ociLayout.path"),
+                ImageSource::OciArchive(_) => Some("ociArchive.path"),
+                ImageSource::DockerArchive(_) => Some("dockerArchive.path"),
+            };
+            if let Some(f) = field {
+                let spec = crate::config::requests::source_spec(&image.source);
+                if let Err(e) = spec.check_local(&image.platforms) {
+                    self.problem(&join_key(&from, f), format!("{e:#}"));
                 }
             }
         }

@@ -158,4 +158,6 @@ impl Validator<'_> {
 }
 
 #[cfg(test)]
+mod base_image_tests;
+#[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! are read only for their PEM labels; their contents never reach a
 //! message.
 
+use crate::config::BaseSpec;
 use std::path::Path;
 
 use super::{Purpose, Validator};
@@ -71,7 +72,9 @@ impl Validator<'_> {
     /// `mode: shim` builds boot through shim and GRUB: both must be named
     /// (that they exist is checked with the other boot-loader files).
     fn shim_chain(&mut self) {
-        let Some(b) = &self.app.base else { return };
+        let Some(b) = self.app.base.as_ref().and_then(BaseSpec::paths) else {
+            return;
+        };
         for (field, set, what) in [
             (
                 "base.bootloader.shim",
@@ -138,7 +141,7 @@ impl Validator<'_> {
                 Some(p) => self.pem_file(field, p, want),
             }
         }
-        if let Some(b) = &self.app.base {
+        if let Some(b) = self.app.base.as_ref().and_then(BaseSpec::paths) {
             if b.bootloader.stub.is_none() {
                 self.problem(
                     "base.bootloader",

@@ -1,5 +1,6 @@
 //! The appliance services: registry, netboot, runtimes, storage and HA.
 
+use crate::config::BaseSpec;
 use std::collections::HashMap;
 
 use super::Kind;
@@ -146,7 +147,7 @@ impl Validator<'_> {
             }
         }
         if n.enabled && purpose == Purpose::Build {
-            if let Some(b) = &self.app.base {
+            if let Some(b) = self.app.base.as_ref().and_then(BaseSpec::paths) {
                 if b.bootloader.ipxe.is_none() {
                     self.problem(
                         "base.bootloader.ipxe",
@@ -255,7 +256,7 @@ impl Validator<'_> {
             .app
             .base
             .iter()
-            .flat_map(|b| &b.kernel_args)
+            .flat_map(|b| b.kernel_args())
             .filter_map(|a| a.strip_prefix("airlift.address="))
             .flat_map(|v| v.split(','))
             .filter_map(|c| c.parse::<airlift_appliance::IpCidr>().ok());
