@@ -127,7 +127,7 @@ fn kmod_modprobe_reads_the_generated_indexes() {
     std::fs::create_dir(&empty).unwrap();
     let initrd = dir.path().join("initrd.img");
     let spec = Spec {
-        base: empty,
+        base: airlift_builder::initramfs::RootSource::Host(empty),
         overlays: vec![],
         files: vec![],
         modules: Some(ModulesSpec {
