@@ -268,6 +268,15 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
         }],
         enforce: true,
     });
+    // Built from a base image: the record host0 shows (issue #21).
+    let base_digest = airlift_oci::Digest::sha256_of(b"base index");
+    file.base = Some(airlift_appliance::bundle_manifest::BaseImageRecord {
+        reference: "registry.airlift.test/base/demo:bookworm".into(),
+        digest: base_digest.clone(),
+        manifest_digest: airlift_oci::Digest::sha256_of(b"base amd64"),
+        kernel_release: "6.1.0-18-amd64".into(),
+        signatures: Vec::new(),
+    });
     let dirs = Host0Dirs::new(tmp.path(), &tmp.path().join("media"), &file);
     let mut h = Host0::start(&dirs, &["--force-load"]);
     h.wait_line("AIRLIFT-HOST0-LOADED", Duration::from_secs(120));
@@ -387,6 +396,14 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
         trust.starts_with("Keys: release (quay.io/test). Enforced by host0's registry; containers-policy.json not written:")
             && trust.contains("sigstore disabled"),
         "{trust}"
+    );
+    // The base image the OS came from.
+    assert_eq!(
+        testid_text(&dom, "base-image"),
+        format!(
+            "registry.airlift.test/base/demo:bookworm@{base_digest} · kernel 6.1.0-18-amd64 · \
+             unsigned"
+        )
     );
     // The node that joined.
     let node_rows = rows(&dom, "node-row");

@@ -106,6 +106,10 @@ pub struct Snapshot {
     /// ([`crate::services::registry::gate`]); absent without a gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_pulls: Option<u64>,
+    /// The base image the OS was built from (`appliance.json`'s `base`);
+    /// absent for a base given as host paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<airlift_appliance::bundle_manifest::BaseImageRecord>,
 }
 
 /// The appliance's name and version.
@@ -128,6 +132,7 @@ struct Inner {
     secure_boot: Option<SecureBoot>,
     trust: Option<TrustStatus>,
     signature_gate: bool,
+    base: Option<airlift_appliance::bundle_manifest::BaseImageRecord>,
 }
 
 /// The shared, updatable status.
@@ -154,6 +159,7 @@ impl Status {
                 secure_boot: None,
                 trust: None,
                 signature_gate: false,
+                base: None,
             })),
         }
     }
@@ -215,6 +221,11 @@ impl Status {
         self.with(|i| i.trust = Some(trust));
     }
 
+    /// The base image the OS was built from.
+    pub fn set_base(&self, base: Option<airlift_appliance::bundle_manifest::BaseImageRecord>) {
+        self.with(|i| i.base = base);
+    }
+
     /// The registry gates pulls on signatures: report its refusals.
     pub fn set_signature_gate(&self) {
         self.with(|i| i.signature_gate = true);
@@ -248,6 +259,7 @@ impl Status {
             s.replication = i.replication.clone();
             s.secure_boot = i.secure_boot;
             s.trust = i.trust.clone();
+            s.base = i.base.clone();
             s.refused_pulls = i
                 .signature_gate
                 .then(crate::services::registry::gate::refused_total);
@@ -288,6 +300,7 @@ pub fn render(
         secure_boot: None,
         trust: None,
         refused_pulls: None,
+        base: None,
         message,
     }
 }

@@ -67,7 +67,10 @@ fn rootfs_with_an_image_is_an_error() {
     let e = normalise(config, Origin::new(&file, &text), &|_| None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("field base.rootfs: is set together with base.image"), "{e}");
+    assert!(
+        e.contains("field base.rootfs: is set together with base.image"),
+        "{e}"
+    );
     assert!(e.contains("remove base.rootfs"), "{e}");
 }
 
@@ -79,9 +82,21 @@ fn in_image_paths_must_be_absolute_without_dotdot() {
     ));
     let ps = problems_of(&text);
     assert_eq!(ps.len(), 3, "{ps:#?}");
-    assert!(ps[0].contains("field base.kernel: boot/vmlinuz is relative"), "{}", ps[0]);
-    assert!(ps[1].contains("field base.busybox: /usr/../bin/busybox has a `..`"), "{}", ps[1]);
-    assert!(ps[2].contains("field base.bootloader.ipxe: lib/ipxe is relative"), "{}", ps[2]);
+    assert!(
+        ps[0].contains("field base.kernel: boot/vmlinuz is relative"),
+        "{}",
+        ps[0]
+    );
+    assert!(
+        ps[1].contains("field base.busybox: /usr/../bin/busybox has a `..`"),
+        "{}",
+        ps[1]
+    );
+    assert!(
+        ps[2].contains("field base.bootloader.ipxe: lib/ipxe is relative"),
+        "{}",
+        ps[2]
+    );
 }
 
 #[test]
@@ -100,7 +115,11 @@ fn a_missing_local_source_names_the_base_field() {
     let text = with_base(&IMAGE.replace("images/app.tar", "images/nope.tar"));
     let ps = problems_of(&text);
     assert_eq!(ps.len(), 1, "{ps:#?}");
-    assert!(ps[0].contains("field base.image.from.ociArchive.path: "), "{}", ps[0]);
+    assert!(
+        ps[0].contains("field base.image.from.ociArchive.path: "),
+        "{}",
+        ps[0]
+    );
     assert!(ps[0].contains("nope.tar does not exist"), "{}", ps[0]);
 }
 

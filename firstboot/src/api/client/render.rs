@@ -198,7 +198,21 @@ fn load_section(s: &Snapshot) -> String {
         "signatures",
         trust_line(s.trust.as_ref())
     );
+    let _ = writeln!(out, "  {:<13}{}", "base", base_line(s.base.as_ref()));
     out
+}
+
+/// The base image the OS came from, in one line.
+fn base_line(b: Option<&airlift_appliance::bundle_manifest::BaseImageRecord>) -> String {
+    match b {
+        None => "from host paths (no base image)".into(),
+        Some(b) => format!(
+            "{}, kernel {}, signed by {}",
+            b.pinned(),
+            b.kernel_release,
+            b.signed_by()
+        ),
+    }
 }
 
 /// The trusted keys and what enforces them, in one line.
@@ -544,6 +558,38 @@ mod tests {
         let text = render(&trusted, now).unwrap();
         assert!(
             text.contains("  signatures   keys release (quay.io/org, ghcr.io); enforced by host0's registry; containers-policy.json not written: built with sigstore disabled\n"),
+            "{text}"
+        );
+
+        // The base image: pinned reference, kernel and signers; none
+        // for a path base.
+        assert!(
+            text.contains("  base         from host paths (no base image)\n"),
+            "{text}"
+        );
+        let mut st = status("ready", 0, 0);
+        let (top, amd64, sig) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        st["base"] = serde_json::json!({
+            "reference": "registry.airlift.test/base/demo:bookworm",
+            "digest": format!("sha256:{top}"), "manifestDigest": format!("sha256:{amd64}"),
+            "kernelRelease": "6.1.0-18-amd64",
+            "signatures": [{"subject": format!("sha256:{top}"), "key": "ci",
+                "identity": "registry.airlift.test/base/demo:bookworm",
+                "signature": format!("sha256:{sig}")}]
+        });
+        let based = Report {
+            status: st,
+            images: None,
+            nodes: None,
+            replicas: None,
+            releases: None,
+        };
+        let text = render(&based, now).unwrap();
+        assert!(
+            text.contains(&format!(
+                "  base         registry.airlift.test/base/demo:bookworm@sha256:{top}, kernel \
+                 6.1.0-18-amd64, signed by ci\n"
+            )),
             "{text}"
         );
 

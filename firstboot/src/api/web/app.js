@@ -166,6 +166,7 @@ function renderStatus(s) {
   setText("secure-boot", SECURE_BOOT[s["secure-boot"]] || "Not reported");
   renderDisk(s.disk);
   renderTrust(s.trust);
+  renderBase(s.base);
 
   const [label, cls] = STATE_LABEL[s.state] || [s.state, ""];
   const chip = $("load-state");
@@ -219,6 +220,14 @@ function renderTrust(t) {
     : t["policy-json"] ? "Enforced by host0's registry and containers-policy.json"
     : `Enforced by host0's registry; containers-policy.json not written: ${t["policy-json-reason"]}`;
   setText("trust", `Keys: ${keys}. ${enforced}.`);
+}
+
+/** The base image the OS was built from (status `base`). */
+function renderBase(b) {
+  if (!b) { setText("base-image", "None: the OS came from host paths"); return; }
+  const keys = [...new Set((b.signatures || []).map((sig) => sig.key))].sort();
+  const signed = keys.length ? `signed by ${keys.join(", ")}` : "unsigned";
+  setText("base-image", `${b.reference}@${b.digest} · kernel ${b.kernelRelease} · ${signed}`);
 }
 
 // ---------- images ----------

@@ -102,6 +102,7 @@ pub async fn run(opts: Options) -> Result<()> {
     vip::apply_in_background(&host0.file, vip::Role::Host0, &host0.opts.root);
     let status = host0.status(&reg, &net, &local, tls.as_ref());
     status.set_secure_boot(secure_boot);
+    status.set_base(host0.file.base.clone());
     if reg.serve_opts.verifier.is_some() {
         status.set_signature_gate();
     }
