@@ -289,7 +289,7 @@ pub const CAPABILITY_VALUE: [u8; 20] = [
 ];
 
 /// Layer 1: a merged-usr Debian-like root with the kernel, its modules
-/// folder (no modules: configs use `modules: []`), the boot loaders at
+/// folder (no modules; what stage 1 needs built in), the boot loaders at
 /// their Debian package paths and a static busybox (`busybox`: its bytes,
 /// default [`static_elf`]).
 pub fn os_layer(busybox: Option<&[u8]>, with_kernel: bool) -> Vec<Entry> {
@@ -352,14 +352,15 @@ pub fn os_layer(busybox: Option<&[u8]>, with_kernel: bool) -> Vec<Entry> {
         let m = format!("usr/lib/modules/{v}");
         e.push(Entry::dir(&format!("{m}/")));
         e.push(Entry::file(&kernel_path(), &stand_in_kernel()));
-        for f in [
-            "modules.dep",
-            "modules.order",
-            "modules.builtin",
-            "modules.builtin.modinfo",
-        ] {
+        for f in ["modules.dep", "modules.order", "modules.builtin.modinfo"] {
             e.push(Entry::file(&format!("{m}/{f}"), b""));
         }
+        // What a media root's stage 1 needs, built in: a config may then
+        // keep airlift's server set (the rest is skipped with a warning).
+        e.push(Entry::file(
+            &format!("{m}/modules.builtin"),
+            BUILTIN.as_bytes(),
+        ));
         e.push(Entry::dir(&format!("{m}/kernel/")));
     }
     e
@@ -402,6 +403,10 @@ pub fn app_layer() -> Vec<Entry> {
         Entry::hard_link(paths::HARD_LINK.1, paths::HARD_LINK.0),
     ]
 }
+
+/// The stand-in kernel's `modules.builtin`.
+pub const BUILTIN: &str = "kernel/fs/isofs/isofs.ko\nkernel/fs/squashfs/squashfs.ko\n\
+    kernel/drivers/block/loop.ko\nkernel/fs/overlayfs/overlay.ko\n";
 
 /// The good base's layers, bottom first.
 pub fn good_layers(busybox: Option<&[u8]>) -> Vec<Vec<Entry>> {
