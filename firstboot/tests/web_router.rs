@@ -201,7 +201,6 @@ fn fixture() -> Fixture {
         replica_sans: vec![],
         replicas: Default::default(),
         trust: None,
-        base: None,
     });
     let current = Current::new(registry.clone());
     let app = server::app(current.clone(), status, join.clone());

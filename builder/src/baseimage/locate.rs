@@ -540,49 +540,30 @@ pub fn elf_is_static(head: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// The root tree without the kernel and its modules: `modules_dir` (a
-/// tree path), every `/boot/vmlinuz-*` and `/boot/initrd.img-*`, and the
-/// kernel itself. Returns the tree and how many nodes went.
-pub fn strip_kernel(tree: Tree, located: &Located) -> Result<(Tree, usize)> {
-    let boot = dir_at(&tree, "boot");
-    let kernel = located.kernel.path.trim_start_matches('/').to_string();
-    let modules = located.modules_dir.clone();
-    let doomed = |path: &str| -> bool {
-        if path == kernel {
-            return true;
-        }
-        if let Some(m) = &modules {
-            if path == m
-                || path
-                    .strip_prefix(m.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-            {
-                return true;
-            }
-        }
-        if let Some(b) = &boot {
-            if let Some(name) = path
-                .strip_prefix(b.as_str())
-                .and_then(|r| r.strip_prefix('/'))
-            {
-                return !name.contains('/')
-                    && (name.starts_with("vmlinuz-") || name.starts_with("initrd.img-"));
-            }
-        }
-        false
-    };
-    let mut out = Tree::new();
-    let mut removed = 0;
-    for (path, node) in tree.iter() {
-        if doomed(path) {
-            removed += 1;
-            continue;
-        }
-        out.insert(path, node.clone())
-            .with_context(|| format!("keeping /{path} in the root tree"))?;
+/// Takes the kernel and its modules out of the root tree: `modules_dir`
+/// (a tree path) with everything below it, every `/boot/vmlinuz-*` and
+/// `/boot/initrd.img-*`, and the kernel itself. Returns how many nodes
+/// went.
+pub fn strip_kernel(tree: &mut Tree, located: &Located) -> usize {
+    let mut doomed: Vec<String> = Vec::new();
+    doomed.push(located.kernel.path.trim_start_matches('/').to_string());
+    doomed.extend(located.modules_dir.clone());
+    if let Some(boot) = dir_at(tree, "boot") {
+        doomed.extend(
+            children(tree, &boot)
+                .filter(|(name, _)| name.starts_with("vmlinuz-") || name.starts_with("initrd.img-"))
+                .map(|(name, _)| format!("{boot}/{name}")),
+        );
     }
-    Ok((out, removed))
+    let mut removed = 0;
+    for path in doomed {
+        let below = tree.paths_below(&path).len();
+        if tree.remove(&path) {
+            removed += 1 + below;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -194,3 +194,123 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseimage::locate::{locate, Needs};
+    use crate::config::normalise::ImageEntry;
+    use crate::config::{ImageSource, InImageBootloader, RegistrySource, RootOn};
+    use crate::initramfs::Node;
+
+    fn image_base() -> ImageBase {
+        ImageBase {
+            image: ImageEntry {
+                reference: "registry.test/base:1".parse().unwrap(),
+                source: ImageSource::Registry(RegistrySource::default()),
+                platforms: vec!["linux/amd64".into()],
+                index: 0,
+            },
+            kernel: None,
+            modules_dir: None,
+            busybox: None,
+            bootloader: InImageBootloader::default(),
+            modules: Some(vec!["virtio_blk".into()]),
+            extra_modules: Vec::new(),
+            kernel_args: vec!["quiet".into()],
+            root_on: RootOn::Initramfs,
+        }
+    }
+
+    #[test]
+    fn boot_files_land_in_make_base_layout_and_links_stay_in_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store file, as flatten writes them.
+        let store = dir.path().join("store");
+        fs::create_dir(&store).unwrap();
+        fs::write(store.join("0"), b"MZ shim from the store").unwrap();
+        let k = crate::baseimage::locate::tests::bzimage("6.1.0-9-amd64");
+        let mut t = Tree::new();
+        let file =
+            |t: &mut Tree, p: &str, b: &[u8]| t.insert(p, Node::bytes(b.to_vec(), 0o644)).unwrap();
+        file(&mut t, "boot/vmlinuz-6.1.0-9-amd64", &k);
+        let m = "usr/lib/modules/6.1.0-9-amd64";
+        file(
+            &mut t,
+            &format!("{m}/kernel/drivers/block/virtio_blk.ko"),
+            b"\x7fELF",
+        );
+        file(
+            &mut t,
+            &format!("{m}/modules.dep"),
+            b"kernel/drivers/block/virtio_blk.ko:\n",
+        );
+        // A link to a file in the image counts as that file; one that
+        // names a host path is resolved in the image (where it is absent).
+        t.insert(&format!("{m}/modules.alias"), Node::symlink("modules.dep"))
+            .unwrap();
+        t.insert(&format!("{m}/shadow.ko"), Node::symlink("/etc/shadow"))
+            .unwrap();
+        t.insert(&format!("{m}/build"), Node::symlink("/usr/src/linux"))
+            .unwrap();
+        for p in [
+            "usr/lib/ISOLINUX/isolinux.bin",
+            "usr/lib/ISOLINUX/isohdpfx.bin",
+            "usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+        ] {
+            file(&mut t, p, p.as_bytes());
+        }
+        let mut shim = Node::bytes(Vec::new(), 0o644);
+        shim.kind = Kind::File {
+            data: Data::Path(store.join("0")),
+            size: 22,
+        };
+        t.insert("usr/lib/shim/shimx64.efi.signed", shim).unwrap();
+        let b = image_base();
+        let needs = Needs {
+            shim_chain: false,
+            stub: false,
+            netboot: false,
+            busybox: false,
+            modules: true,
+        };
+        let located = locate(&t, &b, needs, "registry.test/base:1@sha256:x").unwrap();
+        let out = dir.path().join("base");
+        let (base, report) = materialise(&t, &located, &b, &out).unwrap();
+        assert_eq!(base.kernel, out.join("vmlinuz"));
+        assert_eq!(fs::read(&base.kernel).unwrap(), k);
+        let mods = base.modules_dir.clone().unwrap();
+        assert_eq!(mods, out.join("modules"));
+        assert!(mods.join("kernel/drivers/block/virtio_blk.ko").is_file());
+        assert_eq!(
+            fs::read(mods.join("modules.alias")).unwrap(),
+            fs::read(mods.join("modules.dep")).unwrap()
+        );
+        // Nothing of the host came in, and no link was made.
+        assert!(!mods.join("shadow.ko").exists());
+        assert!(fs::symlink_metadata(mods.join("build")).is_err());
+        for f in ["isolinux.bin", "isohdpfx.bin", "ldlinux.c32"] {
+            assert!(base.bootloader.isolinux.join(f).is_file(), "{f}");
+        }
+        assert_eq!(base.bootloader.efi, out.join("efi/systemd-bootx64.efi"));
+        // The store file is hard-linked, not copied.
+        let shim = base.bootloader.shim.clone().unwrap();
+        assert_eq!(shim, out.join("efi/shimx64.efi"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            fs::metadata(&shim).unwrap().ino(),
+            fs::metadata(store.join("0")).unwrap().ino()
+        );
+        assert!(base.bootloader.grub.is_none() && base.busybox.is_none());
+        assert_eq!(
+            base.modules.as_deref(),
+            Some(&["virtio_blk".to_string()][..])
+        );
+        assert_eq!(base.kernel_args, ["quiet"]);
+        assert_eq!(base.root_on, RootOn::Initramfs);
+        assert!(report.files >= 9, "{report:?}");
+        // The folder must be new: a second run refuses to mix files.
+        assert!(materialise(&t, &located, &b, &out).is_err());
+    }
+}

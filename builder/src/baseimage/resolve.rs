@@ -93,7 +93,8 @@ fn from_image(
     let t = Instant::now();
     let needs = locate::Needs::of(image, app.secure_boot.mode, app.netboot.enabled);
     let located = locate::locate(&flat.tree, image, needs, &name)?;
-    let (tree, removed) = locate::strip_kernel(flat.tree, &located)?;
+    let mut tree = flat.tree;
+    let removed = locate::strip_kernel(&mut tree, &located);
     let dir = work.join("base");
     let (base, written) = materialise::materialise(&tree, &located, image, &dir)?;
     tracing::info!(

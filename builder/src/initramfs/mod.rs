@@ -122,8 +122,9 @@ pub fn collect(spec: &Spec) -> Result<(Tree, Chosen, Option<tempfile::TempDir>)>
             unpacked
         }
         RootSource::Tree(base) => {
+            // Its paths are already resolved (no parent is a symlink).
             for (path, node) in base.iter() {
-                tree.insert(path, node.clone())
+                tree.replace(path, node.clone())
                     .with_context(|| format!("adding /{path} of the base image"))?;
             }
             None

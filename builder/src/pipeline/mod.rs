@@ -160,8 +160,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut file = appliance_file::appliance_file(&app, &token, &kernel_release);
     file.base = resolved.record.clone();
     let spec = initramfs_spec(
-        base,
-        &resolved.root,
+        (base, &resolved.root),
         &app,
         &firstboot,
         &kernel_release,
@@ -420,10 +419,10 @@ fn modules_spec(base: &Base, app: &Appliance, release: &str) -> Result<Option<Mo
     }))
 }
 
-/// What goes into the initramfs, in layer order.
+/// What goes into the initramfs, in layer order: the root filesystem
+/// `root` (the path base's `rootfs`, or a base image's tree) first.
 pub fn initramfs_spec(
-    base: &Base,
-    root: &initramfs::RootSource,
+    (base, root): (&Base, &initramfs::RootSource),
     app: &Appliance,
     firstboot: &Path,
     kernel_release: &str,

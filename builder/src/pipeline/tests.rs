@@ -78,7 +78,7 @@ fn layout(dir: &Path, app: &Appliance) -> IsoImage {
     put(&bundle.join("index.json"), b"{}");
     let initrd = dir.join("initrd.img");
     put(&initrd, b"initrd");
-    let base = paths(&app);
+    let base = paths(app);
     iso_image(app, &base, &bundle, &initrd, "t 1", "console=ttyS0", 7).unwrap()
 }
 
@@ -305,8 +305,7 @@ fn supplied_tls_and_push_credentials_travel_in_the_initramfs() {
     let firstboot = dir.path().join("firstboot");
     put(&firstboot, b"\x7fELF");
     let spec = initramfs_spec(
-        &base,
-        &initramfs::RootSource::Host(base.rootfs.clone()),
+        (&base, &initramfs::RootSource::Host(base.rootfs.clone())),
         &app,
         &firstboot,
         "6.1.0-test",
