@@ -276,14 +276,7 @@ impl Normaliser<'_> {
     fn base(&mut self, b: &BaseConfig) -> Option<BaseSpec> {
         let bl = b.bootloader.clone().unwrap_or_default();
         if let Some(spec) = &b.image {
-            if b.rootfs.is_some() {
-                self.problem(
-                    "base.rootfs",
-                    "is set together with base.image; the image is the root filesystem: remove \
-                     base.rootfs (or base.image to use host paths)"
-                        .to_string(),
-                );
-            }
+            // base.rootfs beside it is refused by validate.
             let mut image = self.image(ImageBase::FIELD, 0, spec)?;
             if image.platforms.is_empty() {
                 image.platforms = vec![BASE_PLATFORM.to_string()];

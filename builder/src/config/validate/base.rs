@@ -114,6 +114,19 @@ impl Validator<'_> {
     /// the pull, at build.
     fn base_image(&mut self, b: &ImageBase) {
         let field = ImageBase::FIELD;
+        if self
+            .app
+            .config
+            .base
+            .as_ref()
+            .is_some_and(|c| c.rootfs.is_some())
+        {
+            self.problem(
+                "base.rootfs",
+                "is set together with base.image; the image is the root filesystem: remove \
+                 base.rootfs (or base.image to use host paths)",
+            );
+        }
         for (i, p) in b.image.platforms.iter().enumerate() {
             let f = join_index(&join_key(field, "platforms"), i);
             if p != BASE_PLATFORM {

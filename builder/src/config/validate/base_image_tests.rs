@@ -59,19 +59,24 @@ fn an_image_base_normalises_and_validates_without_pulling() {
 }
 
 #[test]
-fn rootfs_with_an_image_is_an_error() {
-    let text = with_base(&IMAGE.replace("  rootOn: media\n", "  rootfs: /srv/rootfs\n"));
-    let dir = fixture();
-    let file = dir.path().join("appliance.yaml");
-    let config = parse(&text, &file).unwrap();
-    let e = normalise(config, Origin::new(&file, &text), &|_| None)
-        .unwrap_err()
-        .to_string();
+fn rootfs_with_an_image_is_an_error_among_the_others() {
+    let text = with_base(&IMAGE.replace(
+        "  rootOn: media\n",
+        "  rootfs: /srv/rootfs\n  busybox: bin/busybox\n",
+    ));
+    let ps = problems_of(&text);
+    assert_eq!(ps.len(), 2, "{ps:#?}");
     assert!(
-        e.contains("field base.rootfs: is set together with base.image"),
-        "{e}"
+        ps[0].contains("field base.rootfs: is set together with base.image")
+            && ps[0].contains("remove base.rootfs"),
+        "{}",
+        ps[0]
     );
-    assert!(e.contains("remove base.rootfs"), "{e}");
+    assert!(
+        ps[1].contains("field base.busybox: bin/busybox is relative"),
+        "{}",
+        ps[1]
+    );
 }
 
 #[test]
