@@ -93,10 +93,12 @@ fn from_image(
     let t = Instant::now();
     let needs = locate::Needs::of(image, app.secure_boot.mode, app.netboot.enabled);
     let located = locate::locate(&flat.tree, image, needs, &name)?;
+    // The kernel's files are written out before they leave the tree:
+    // materialise copies the modules folder from it.
+    let dir = work.join("base");
+    let (base, written) = materialise::materialise(&flat.tree, &located, image, &dir)?;
     let mut tree = flat.tree;
     let removed = locate::strip_kernel(&mut tree, &located);
-    let dir = work.join("base");
-    let (base, written) = materialise::materialise(&tree, &located, image, &dir)?;
     tracing::info!(
         "base image: kernel {} ({}), modules {}; {} files ({} bytes) put in {}, {} nodes taken \
          out of the root, in {:.1}s",
