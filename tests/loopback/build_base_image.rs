@@ -338,3 +338,62 @@ fn a_base_image_without_a_kernel_is_refused_naming_where_it_looked() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn verify_scopes_apply_to_the_base_image_as_to_images() {
+    use airlift_integration::registry::TestRegistry;
+    use airlift_integration::sigstore::{KeyKind, PushTarget, TestKey};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let manifest = base_layout(&d.join("base-layout"), true);
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    reg.push_layout(&d.join("base-layout"), "1", "team/base:1");
+    reg.push_layout(&d.join("base-layout"), "1", "team/unsigned:1");
+    let keys = d.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let team = TestKey::generate(KeyKind::P256, &keys, "team").unwrap();
+    let target = PushTarget {
+        addr: reg.addr(),
+        basic: None,
+    };
+    let sig = target
+        .sign(
+            "team/base",
+            &manifest.to_string(),
+            &format!("{host}/team/base"),
+            &team,
+        )
+        .unwrap();
+    let cfg = |name: &str, repo: &str| {
+        let p = d.join(format!("{name}.yaml"));
+        put(
+            &p,
+            format!(
+                "apiVersion: airlift/v1alpha1\nkind: Appliance\nmetadata: {{ name: based, \
+                 version: '1' }}\nbase:\n  image:\n    ref: {host}/{repo}:1\n    from: {{ \
+                 registry: {{ mirror: '{}', insecure: true }} }}\n  modules: []\nverify:\n  \
+                 keys:\n    - publicKey: keys/team.pub\n      scopes: [{host}/team]\n",
+                reg.url()
+            )
+            .as_bytes(),
+        );
+        p
+    };
+    // Signed: built, and the signature recorded with the base.
+    let o = build(d, &cfg("signed", "team/base"), "signed.iso");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = airlift(d, &["inspect", "--json", "signed.iso"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let base = &v["base"];
+    assert_eq!(base["reference"], format!("{host}/team/base:1"), "{v:#}");
+    assert_eq!(base["signatures"][0]["key"], "team", "{v:#}");
+    assert_eq!(base["signatures"][0]["signature"], sig, "{v:#}");
+    // Unsigned, in the key's scope: refused, no ISO.
+    let o = build(d, &cfg("unsigned", "team/unsigned"), "unsigned.iso");
+    assert!(!o.status.success());
+    let e = text(&o);
+    assert!(e.contains(&format!("{host}/team/unsigned:1")), "{e}");
+    assert!(e.contains("team"), "{e}");
+    assert!(!d.join("unsigned.iso").exists());
+}

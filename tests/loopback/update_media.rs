@@ -309,6 +309,28 @@ fn update_media_carry_exactly_what_the_previous_release_lacks() {
 }
 
 #[test]
+fn an_update_medium_from_a_base_image_config_needs_no_base() {
+    // Release 2 names its base as an image in a registry that does not
+    // exist: an update medium does not boot, so the base is neither
+    // pulled nor checked, exactly as host paths are not (issue #21).
+    let f = fixture();
+    let text = fs::read_to_string(&f.r2_config).unwrap();
+    let start = text.find("base:\n").unwrap();
+    let end = text.find("output:").unwrap();
+    let imaged = format!(
+        "{}base:\n  image:\n    ref: registry.invalid/base/demo:1\n  modules: []\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    let config = f.dir.path().join("demo-2-image.yaml");
+    put(&config, imaged.as_bytes());
+    let iso = update(&f, &config, &f.r1_iso, "demo-2-image-update.iso").unwrap();
+    let m = Medium::open(&iso).unwrap();
+    assert_eq!(carried(&m), f.new_blobs);
+    assert!(m.bundle.base.is_none(), "{:?}", m.bundle.base);
+}
+
+#[test]
 fn update_media_refuse_other_appliances_and_files_that_are_no_medium() {
     let f = fixture();
     let d = f.dir.path();

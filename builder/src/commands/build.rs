@@ -83,6 +83,14 @@ pub fn run(args: Args) -> Result<()> {
     opts.zstd_level = args.zstd_level;
     opts.concurrency = args.concurrency;
     let r = pipeline::build(&opts)?;
+    if let Some(b) = &r.base {
+        eprintln!(
+            "base image {} (linux/amd64 {}), signed by {}",
+            b.pinned(),
+            b.manifest_digest,
+            b.signed_by()
+        );
+    }
     let root = match &r.root_image {
         Some(i) => format!("root image {} bytes ({}); ", i.bytes, i.compression),
         None => "root filesystem in the initramfs; ".to_string(),

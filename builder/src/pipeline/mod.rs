@@ -98,6 +98,8 @@ pub struct BuildReport {
     pub images: usize,
     pub epoch: i64,
     pub kernel_release: String,
+    /// The base image the OS came from (`base.image`).
+    pub base: Option<airlift_appliance::bundle_manifest::BaseImageRecord>,
     pub seconds_bundle: f64,
     pub seconds_initramfs: f64,
     pub seconds_iso: f64,
@@ -204,6 +206,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         images: bundle.manifest.totals.images as usize,
         epoch,
         kernel_release,
+        base: resolved.record.clone(),
         seconds_bundle,
         seconds_initramfs,
         seconds_iso,
