@@ -18,7 +18,7 @@ default:
 deps:
     scripts/deps.sh
 
-# Assemble the boot base (kernel, modules, boot loaders, root filesystems) into the cache.
+# Assemble the boot base (kernel, modules, boot loaders, root filesystems) and the demo base image (examples/base/demo/Containerfile, built with buildah) into the cache.
 base:
     scripts/make-base.sh
 
@@ -90,6 +90,10 @@ measure-root: base build
 # Secure Boot with Microsoft's keys (OVMF enforcing): the demo ISO boots through shim and signed GRUB from a CD and a USB stick to host0 ready, status says enabled; a kernel with one byte flipped is refused (2 to 5.5 min).
 secure-boot: base build
     cargo test -p airlift-integration --test vm -- secure_boot:: --nocapture --test-threads 1
+
+# The Kubernetes node base (examples/base/k8s-node): built with buildah on the demo's base image, booted as host0 in QEMU; containerd runs and pulls through host0's mirror.
+k8s-node: base build
+    cargo test -p airlift-integration --test vm -- k8s_node_base:: --nocapture --test-threads 1
 
 # host0's data disk in QEMU: a blank disk formatted and loaded, a push kept across a reboot without the ISO, a disk with data left alone, no disk = media only.
 e2e-storage: base build

@@ -11,6 +11,8 @@
 #     busybox  rootfs-smoke/ (busybox + applet links)
 #     rootfs/  (debootstrap minbase + systemd, pruned, /init -> systemd)
 #     images/  (OCI layout: `busybox`, `hello`, made with umoci)
+#     demo-base.oci.tar  (the demo's OS as an image, tag `bookworm`: rootfs/
+#       plus examples/base/demo/Containerfile, built with buildah)
 #     packages.txt  .complete
 #   ${AIRLIFT_CACHE}/base/current -> <key>
 #
@@ -26,6 +28,7 @@ set -euo pipefail
 RECIPE=4
 
 CACHE="${AIRLIFT_CACHE:-$HOME/.cache/airlift}"
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 BASES="$CACHE/base"
 SUITE=bookworm
 ROOTFS_INCLUDE=systemd,systemd-sysv,udev,kmod,iproute2,skopeo,netavark,dnsmasq-base,ca-certificates,e2fsprogs,gdisk,util-linux
@@ -33,7 +36,7 @@ ROOTFS_INCLUDE=systemd,systemd-sysv,udev,kmod,iproute2,skopeo,netavark,dnsmasq-b
 log() { printf 'make-base: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for tool in apt-get apt-cache dpkg debootstrap sha256sum; do
+for tool in apt-get apt-cache dpkg debootstrap sha256sum buildah; do
     command -v "$tool" >/dev/null || die "$tool not found (run \`just deps\`)"
 done
 
@@ -121,6 +124,42 @@ make_images() {
     rm -rf "$work"
 }
 
+# The demo's base as a container image (examples/base/demo/Containerfile
+# on top of rootfs/), written as an oci-archive. buildah keeps its
+# storage in a temp folder here, so nothing is left in the host's
+# containers storage. Rebuilt when the Containerfile or the kernel
+# package changes (demo-base.key).
+make_demo_image() {
+    local base=$1 file key work
+    file="$REPO/examples/base/demo/Containerfile"
+    [[ -f "$file" ]] || die "$file not found"
+    command -v buildah >/dev/null || die "buildah not found (run \`just deps\`)"
+    key=$({ sha256sum <"$file"; echo "$KPKG $MIRROR"; } | sha256sum | cut -c1-16)
+    if [[ -f "$base/demo-base.oci.tar" && "$(cat "$base/demo-base.key" 2>/dev/null)" == "$key" ]]; then
+        return 0
+    fi
+    log "building the demo base image with buildah (about 1.5 minutes)"
+    work=$(mktemp -d "$base/.demo-image.XXXXXX")
+    mkdir -p "$work/ctx"
+    tar --numeric-owner --sort=name -C "$base/rootfs" -cf "$work/ctx/rootfs.tar" .
+    local store=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+    if ! buildah "${store[@]}" build --layers --isolation chroot --network host \
+        --build-arg MIRROR="$MIRROR" --build-arg KERNEL_PACKAGE="$KPKG" \
+        -t localhost/airlift/demo-base:bookworm -f "$file" "$work/ctx" >"$work/build.log" 2>&1; then
+        tail -n 30 "$work/build.log" >&2
+        rm -rf "$work"
+        die "buildah build of $file failed (log above)"
+    fi
+    buildah "${store[@]}" push -q localhost/airlift/demo-base:bookworm \
+        "oci-archive:$work/demo-base.oci.tar:bookworm" >/dev/null ||
+        { rm -rf "$work"; die "buildah push to an oci-archive failed"; }
+    sync -f "$work/demo-base.oci.tar"
+    mv -f "$work/demo-base.oci.tar" "$base/demo-base.oci.tar"
+    printf '%s\n' "$key" >"$base/demo-base.key.tmp"
+    mv -f "$base/demo-base.key.tmp" "$base/demo-base.key"
+    rm -rf "$work"
+}
+
 link_current() {
     ln -sfn "$KEY" "$BASES/current.tmp.$$"
     mv -T "$BASES/current.tmp.$$" "$BASES/current"
@@ -129,6 +168,7 @@ link_current() {
 if [[ -f "$DEST/.complete" ]]; then
     rm -f "${TMPDIR:-/tmp}/airlift-base-pkgs.$$"
     make_images "$DEST"
+    make_demo_image "$DEST"
     link_current
     log "up to date"
     printf '%s\n' "$DEST"
@@ -228,6 +268,7 @@ touch "$OUT/.complete"
 rm -rf "$DEST"
 mv -T "$OUT" "$DEST"
 make_images "$DEST"
+make_demo_image "$DEST"
 link_current
 log "done"
 printf '%s\n' "$DEST"

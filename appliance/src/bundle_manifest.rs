@@ -82,15 +82,16 @@ impl BaseImageRecord {
         format!("{}@{}", self.reference, self.digest)
     }
 
-    /// The keys that signed it, comma-separated, or `unsigned`.
+    /// Who signed it, as a phrase: `signed by key ci`, or that no
+    /// signature was checked (no `verify:` key covers it).
     pub fn signed_by(&self) -> String {
         let mut keys: Vec<&str> = self.signatures.iter().map(|s| s.key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        if keys.is_empty() {
-            "unsigned".to_string()
-        } else {
-            keys.join(", ")
+        match keys.len() {
+            0 => "no signature checked (no verify: key covers it)".to_string(),
+            1 => format!("signed by key {}", keys[0]),
+            _ => format!("signed by keys {}", keys.join(", ")),
         }
     }
 }
@@ -278,8 +279,11 @@ mod tests {
         // Unsigned: no signatures key at all.
         let text = serde_json::to_string(&record(false)).unwrap();
         assert!(!text.contains("signatures"), "{text}");
-        assert_eq!(record(false).signed_by(), "unsigned");
-        assert_eq!(record(true).signed_by(), "ci");
+        assert_eq!(
+            record(false).signed_by(),
+            "no signature checked (no verify: key covers it)"
+        );
+        assert_eq!(record(true).signed_by(), "signed by key ci");
         assert!(record(true)
             .pinned()
             .ends_with(&Digest::sha256_of(b"index").to_string()));

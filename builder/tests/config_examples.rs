@@ -80,6 +80,29 @@ fn synthetic_base(root: &Path) -> PathBuf {
         entry("hello")
     );
     file("images/index.json", index.as_bytes());
+    // The demo's base image: an oci-archive of a one-image layout tagged
+    // `bookworm` (validate reads its index and manifest; the layers are
+    // read at build).
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.mode(tar::HeaderMode::Deterministic);
+    let bookworm = format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        entry("bookworm")
+    );
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        archive.append_data(&mut header, name, bytes).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", bookworm.as_bytes());
+    for e in fs::read_dir(base.join("images/blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let name = format!("blobs/sha256/{}", e.file_name().to_string_lossy());
+        add(&name, &fs::read(e.path()).unwrap());
+    }
+    file("demo-base.oci.tar", &archive.into_inner().unwrap());
     base
 }
 

@@ -19,6 +19,7 @@ mod e2e_storage;
 mod e2e_update;
 mod hardware_matrix;
 mod host0_qemu;
+mod k8s_node_base;
 mod netboot_secure_boot;
 mod own_keys;
 mod root_image;

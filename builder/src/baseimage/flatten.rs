@@ -6,7 +6,13 @@
 //! Regular files' bytes are written to numbered files in `store` (an
 //! empty folder the caller made in its work folder); no path read from a
 //! layer is ever used on the host, so a hostile layer cannot write
-//! outside the work folder.
+//! outside the work folder. Files a later layer replaced or whited out
+//! are deleted from the store at the end. A hard link is a second node
+//! naming the same store file (with its target's mode, owner and
+//! extended attributes); the initramfs writer encodes such nodes as real
+//! hard links, the squashfs writer as separate inodes sharing their data
+//! blocks. Extended attributes stay in the tree; neither image format
+//! written here carries them (the writers warn).
 //!
 //! Layer semantics are the OCI image spec's (`layer.md`), applied as
 //! containerd's tar applier does: members in order, later wins; a
@@ -19,11 +25,12 @@
 //! replaces it.
 //!
 //! Refused, naming the layer and the member: `..` in a member path or a
-//! hard link target, a whiteout of the root, device nodes and sockets
-//! (`/dev` is populated at boot), a relative symlink climbing above the
-//! root from its own directory, a member below a symlink that does not
-//! resolve to a directory in the image, names that are not UTF-8, and a
-//! stream that is not a (complete) tar.
+//! hard link target, a whiteout of the root or a whiteout name used as a
+//! directory, device nodes (`/dev` is populated at boot) and any member
+//! type but file, directory, symlink, hard link and fifo, a relative
+//! symlink climbing above the root from its own directory, a member below
+//! a symlink that does not resolve to a directory in the image, names
+//! that are not UTF-8, and a stream that is not a (complete) tar.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -87,6 +94,7 @@ pub fn flatten<'a>(
         state.apply(layer)?;
         count += 1;
     }
+    state.prune_store()?;
     let report = state.report(count);
     Ok(Flattened {
         tree: state.tree,
@@ -160,6 +168,9 @@ impl State {
             // which the writers fix.
             return Ok(());
         };
+        if let Some(p) = parents.iter().find(|p| p.starts_with(WHITEOUT_PREFIX)) {
+            bail!("a whiteout name ({p}) used as a directory is not allowed");
+        }
         let dir = self.resolve_dir(parents)?;
 
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
@@ -346,6 +357,31 @@ impl State {
                 self.tree.remove(&p);
             }
         }
+    }
+
+    /// Deletes the store files no node of the final tree names (files a
+    /// later layer replaced or whited out), so the store holds the root
+    /// filesystem's bytes and no more.
+    fn prune_store(&self) -> Result<()> {
+        let kept: std::collections::HashSet<&Path> = self
+            .tree
+            .iter()
+            .filter_map(|(_, n)| match &n.kind {
+                Kind::File {
+                    data: Data::Path(p),
+                    ..
+                } => Some(p.as_path()),
+                _ => None,
+            })
+            .collect();
+        for n in 1..=self.next_file {
+            let path = self.store.join(n.to_string());
+            if !kept.contains(path.as_path()) {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 
     fn report(&self, layers: usize) -> Report {

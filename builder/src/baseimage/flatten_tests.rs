@@ -245,6 +245,38 @@ fn an_opaque_dir_hides_lower_children_and_keeps_its_own_layers() {
 }
 
 #[test]
+fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
+    // image-spec layer.md: the marker applies first "regardless of the
+    // ordering in which the whiteout file was encountered".
+    let base = || {
+        L::new()
+            .dir("a", 0o755)
+            .dir("a/b", 0o755)
+            .dir("a/b/c", 0o755)
+            .file("a/b/c/bar", "bar")
+            .done()
+    };
+    let first = L::new()
+        .dir("a", 0o755)
+        .file("a/.wh..wh..opq", "")
+        .dir("a/b", 0o755)
+        .dir("a/b/c", 0o755)
+        .file("a/b/c/foo", "foo")
+        .done();
+    let last = L::new()
+        .dir("a", 0o755)
+        .dir("a/b", 0o755)
+        .dir("a/b/c", 0o755)
+        .file("a/b/c/foo", "foo")
+        .file("a/.wh..wh..opq", "")
+        .done();
+    for upper in [first, last] {
+        let f = Work::new().run(vec![base(), upper]).unwrap();
+        assert_eq!(paths(&f.tree), ["a", "a/b", "a/b/c", "a/b/c/foo"]);
+    }
+}
+
+#[test]
 fn an_opaque_marker_at_the_root_hides_every_lower_layer() {
     let w = Work::new();
     let l1 = L::new().file("a", "a").file("b/c", "c").done();
@@ -576,6 +608,20 @@ fn a_whiteout_of_the_root_is_refused() {
 }
 
 #[test]
+fn a_whiteout_name_as_a_directory_is_refused() {
+    for name in ["etc/.wh.passwd/x", ".wh..wh..opq/x", "a/.wh./b"] {
+        refused(
+            vec![
+                L::new().file("etc/passwd", "p").done(),
+                L::new().file(name, "").done(),
+            ],
+            name,
+            "used as a directory",
+        );
+    }
+}
+
+#[test]
 fn device_nodes_are_refused() {
     for kind in [EntryType::Char, EntryType::Block] {
         refused(
@@ -682,27 +728,55 @@ fn regular_files_land_in_numbered_store_files() {
     w.assert_clean();
 }
 
-/// Flattens the layer named by `AIRLIFT_FLATTEN_LAYER` into a temp store
-/// (for time and peak memory figures, run alone under `/usr/bin/time -v`).
 #[test]
-#[ignore = "measurement: needs a large layer in AIRLIFT_FLATTEN_LAYER"]
-fn measure_flatten_of_a_large_layer() {
-    let path = std::env::var("AIRLIFT_FLATTEN_LAYER").expect("AIRLIFT_FLATTEN_LAYER");
-    let file = fs::File::open(&path).unwrap();
+fn replaced_and_whited_out_files_leave_the_store() {
+    let w = Work::new();
+    let l1 = L::new().file("a", "1").file("b", "2").file("c", "3").done();
+    let l2 = L::new().file("a", "4").file(".wh.b", "").done();
+    let f = w.run(vec![l1, l2]).unwrap();
+    let mut left: Vec<String> = fs::read_dir(w.store())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    // c (3) from the first layer, a (4) from the second.
+    assert_eq!(left, ["3", "4"]);
+    assert_eq!(contents(&f.tree, "a"), "4");
+    assert_eq!(contents(&f.tree, "c"), "3");
+}
+
+/// Flattens the layers named by `AIRLIFT_FLATTEN_LAYERS` (uncompressed
+/// tars, `:`-separated, bottom first) into a temp store, for time and
+/// peak memory figures (run alone under `/usr/bin/time -v`); with
+/// `AIRLIFT_FLATTEN_LIST` set, writes the tree's paths there, one a line.
+#[test]
+#[ignore = "measurement: needs large layers in AIRLIFT_FLATTEN_LAYERS"]
+fn measure_flatten_of_large_layers() {
+    let paths = std::env::var("AIRLIFT_FLATTEN_LAYERS").expect("AIRLIFT_FLATTEN_LAYERS");
+    let layers: Vec<Result<Layer<'static>>> = paths
+        .split(':')
+        .map(|p| {
+            Ok(Layer {
+                digest: p.to_string(),
+                reader: Box::new(fs::File::open(p).unwrap()) as Box<dyn Read>,
+            })
+        })
+        .collect();
     let w = Work::new();
     let start = std::time::Instant::now();
-    let f = flatten(
-        [Ok(Layer {
-            digest: "sha256:measured".into(),
-            reader: Box::new(file),
-        })],
-        &w.store(),
-    )
-    .unwrap();
+    let f = flatten(layers, &w.store()).unwrap();
     eprintln!(
-        "flattened {path} in {:?}: {:?}, {} nodes",
+        "flattened in {:?}: {:?}, {} nodes",
         start.elapsed(),
         f.report,
         f.tree.len()
     );
+    if let Ok(list) = std::env::var("AIRLIFT_FLATTEN_LIST") {
+        let text: String = f
+            .tree
+            .iter()
+            .map(|(p, n)| format!("{p} {:o} {}:{}\n", n.perm, n.meta.uid, n.meta.gid))
+            .collect();
+        fs::write(list, text).unwrap();
+    }
 }

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let r = pipeline::build(&opts)?;
     if let Some(b) = &r.base {
         eprintln!(
-            "base image {} (linux/amd64 {}), signed by {}",
+            "base image {} (linux/amd64 {}), {}",
             b.pinned(),
             b.manifest_digest,
             b.signed_by()

@@ -13,10 +13,11 @@
 //! Reproducible: members sorted by path, every mtime the given epoch
 //! (`SOURCE_DATE_EPOCH`), inode numbers assigned in order. Owners are the
 //! tree's (root for host folders and generated files; a container image
-//! base keeps its layers' uid and gid). Hard links are written as
-//! separate files holding the same bytes (a base image's hard links
-//! become copies). cpio newc has no extended attributes: the tree's are
-//! dropped with one warning listing them.
+//! base keeps its layers' uid and gid). Regular files naming the same
+//! host file with the same permissions and owner (a base image's hard
+//! links) are written as hard links: one inode, the bytes once. cpio newc
+//! has no extended attributes: the tree's are dropped with one warning
+//! listing them.
 
 pub mod cpio;
 pub mod kernel;
@@ -256,14 +257,35 @@ fn base_folder(base: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
 
 /// Encodes `tree` as cpio newc into `out` (uncompressed). Returns the
 /// number of members and bytes written.
+///
+/// Hard links: regular files sharing one host file ([`Data::Path`]) with
+/// the same permissions and owner are one inode: every member carries the
+/// first member's inode number and the group's link count, the first
+/// member carries the bytes and the others none. The kernel's unpacker
+/// links a member to an earlier one with the same inode when its link
+/// count is 2 or more and keeps the bytes already written; `cpio -i` does
+/// the same.
 pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, W)> {
     let mtime = epoch.clamp(0, u32::MAX as i64) as u32;
     tree.warn_xattrs_not_carried("initramfs (cpio newc)");
+    let links = link_groups(tree)?;
     let mut w = cpio::Writer::new(out);
     for (index, (path, node)) in tree.iter().enumerate() {
-        let ino = u32::try_from(index + 1).context("too many files for cpio inode numbers")?;
+        let mut ino = u32::try_from(index + 1).context("too many files for cpio inode numbers")?;
+        let mut nlink = if node.kind == Kind::Dir { 2 } else { 1 };
+        let mut carries_data = true;
+        if let Some(key) = link_key(node) {
+            if let Some(&(first, count)) = links.get(&key) {
+                if count > 1 {
+                    carries_data = first == ino;
+                    ino = first;
+                    nlink = count;
+                }
+            }
+        }
         let (type_bits, size, rdev) = match &node.kind {
             Kind::Dir => (cpio::S_IFDIR, 0, (0, 0)),
+            Kind::File { .. } if !carries_data => (cpio::S_IFREG, 0, (0, 0)),
             Kind::File { size, .. } => (cpio::S_IFREG, *size, (0, 0)),
             Kind::Symlink(t) => (cpio::S_IFLNK, t.len() as u64, (0, 0)),
             Kind::CharDev { major, minor } => (cpio::S_IFCHR, 0, (*major, *minor)),
@@ -276,13 +298,14 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
             ino,
             uid: node.meta.uid,
             gid: node.meta.gid,
-            nlink: if node.kind == Kind::Dir { 2 } else { 1 },
+            nlink,
             mtime,
             size,
             rdev_major: rdev.0,
             rdev_minor: rdev.1,
         };
         let result = match &node.kind {
+            Kind::File { .. } if !carries_data => w.empty(&header),
             Kind::File {
                 data: Data::Path(p),
                 ..
@@ -302,6 +325,32 @@ pub fn encode<W: Write>(tree: &Tree, epoch: i64, out: W) -> Result<(usize, u64, 
     let written = w.written();
     let out = w.finish().context("writing the cpio trailer")?;
     Ok((tree.len(), written, out))
+}
+
+/// What makes regular files one inode: the same host file, permissions
+/// and owner.
+type LinkKey<'t> = (&'t Path, u32, u32, u32);
+
+fn link_key(node: &Node) -> Option<LinkKey<'_>> {
+    match &node.kind {
+        Kind::File {
+            data: Data::Path(p),
+            ..
+        } => Some((p.as_path(), node.perm, node.meta.uid, node.meta.gid)),
+        _ => None,
+    }
+}
+
+/// Each link group's first inode number (in archive order) and size.
+fn link_groups(tree: &Tree) -> Result<std::collections::HashMap<LinkKey<'_>, (u32, u32)>> {
+    let mut groups = std::collections::HashMap::new();
+    for (index, (_, node)) in tree.iter().enumerate() {
+        if let Some(key) = link_key(node) {
+            let ino = u32::try_from(index + 1).context("too many files for cpio inode numbers")?;
+            groups.entry(key).or_insert((ino, 0)).1 += 1;
+        }
+    }
+    Ok(groups)
 }
 
 /// Writes the initramfs of `spec` to `out` atomically (temp file beside

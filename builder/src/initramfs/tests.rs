@@ -260,3 +260,51 @@ fn host_base(spec: &Spec) -> &Path {
         RootSource::Tree(_) => panic!("a host base"),
     }
 }
+
+#[test]
+fn files_sharing_a_host_file_are_hard_links() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("perl");
+    fs::write(&host, "#!perl\n").unwrap();
+    let node = |perm: u32| Node {
+        kind: Kind::File {
+            data: Data::Path(host.clone()),
+            size: 7,
+        },
+        perm,
+        meta: Meta::default(),
+    };
+    let mut t = Tree::new();
+    t.insert("usr/bin/perl", node(0o755)).unwrap();
+    t.insert("usr/bin/perl5.36.0", node(0o755)).unwrap();
+    t.insert("usr/bin/zz-perl", node(0o755)).unwrap();
+    // Other permissions: another inode with its own copy.
+    t.insert("usr/share/perl-copy", node(0o644)).unwrap();
+    let out = dir.path().join("initrd.img");
+    write_tree(&t, Chosen::default(), 1_700_000_000, 3, &out).unwrap();
+    let x = dir.path().join("x");
+    unpack(&out, &x);
+    let meta = |p: &str| fs::metadata(x.join(p)).unwrap();
+    let first = meta("usr/bin/perl");
+    assert_eq!(first.nlink(), 3);
+    for p in ["usr/bin/perl5.36.0", "usr/bin/zz-perl"] {
+        assert_eq!(meta(p).ino(), first.ino(), "{p}");
+        assert_eq!(fs::read_to_string(x.join(p)).unwrap(), "#!perl\n", "{p}");
+    }
+    assert_eq!(meta("usr/share/perl-copy").nlink(), 1);
+    assert_eq!(
+        fs::read_to_string(x.join("usr/share/perl-copy")).unwrap(),
+        "#!perl\n"
+    );
+    // The bytes are in the archive once for the three names (and once for
+    // the copy).
+    let cpio = Command::new("zstd")
+        .arg("-dc")
+        .arg(&out)
+        .output()
+        .unwrap()
+        .stdout;
+    let count = cpio.windows(7).filter(|w| w == b"#!perl\n").count();
+    assert_eq!(count, 2);
+}

@@ -281,16 +281,24 @@ impl Tree {
     }
 
     /// Logs one warning when nodes carry extended attributes that `format`
-    /// (the initramfs, the squashfs image) cannot hold: the count and up to
-    /// ten paths with the attribute names (never their values).
+    /// (the initramfs, the squashfs image) cannot hold.
     pub fn warn_xattrs_not_carried(&self, format: &str) {
+        if let Some(summary) = self.xattr_summary() {
+            tracing::warn!("the {format} cannot carry extended attributes, dropped: {summary}");
+        }
+    }
+
+    /// "N nodes have extended attributes: /path (names); …": the count and
+    /// up to ten paths with the attribute names (never their values), or
+    /// `None` when no node has any.
+    pub fn xattr_summary(&self) -> Option<String> {
         let with: Vec<(&String, &Node)> = self
             .nodes
             .iter()
             .filter(|(_, n)| !n.meta.xattrs.is_empty())
             .collect();
         if with.is_empty() {
-            return;
+            return None;
         }
         let shown: Vec<String> = with
             .iter()
@@ -301,15 +309,15 @@ impl Tree {
             })
             .collect();
         let more = if with.len() > shown.len() {
-            ", …"
+            "; …"
         } else {
             ""
         };
-        tracing::warn!(
-            "{} nodes have extended attributes the {format} cannot carry (dropped): {}{more}",
+        Some(format!(
+            "{} nodes have extended attributes: {}{more}",
             with.len(),
             shown.join("; ")
-        );
+        ))
     }
 
     fn make_parents(&mut self, path: &str) -> Result<()> {
@@ -474,6 +482,27 @@ mod tests {
         t.insert("b", Node::symlink("a")).unwrap();
         let err = t.resolve_parent("a/f").unwrap_err();
         assert!(err.to_string().contains("symlinks"), "{err}");
+    }
+
+    #[test]
+    fn the_xattr_summary_names_paths_and_attributes_not_values() {
+        let mut t = Tree::new();
+        t.insert("etc/plain", file("x")).unwrap();
+        assert_eq!(t.xattr_summary(), None);
+        for i in 0..12 {
+            let mut n = file("x");
+            n.meta
+                .xattrs
+                .insert("security.capability".into(), b"SECRET".to_vec());
+            n.meta.xattrs.insert("user.a".into(), b"SECRET".to_vec());
+            t.insert(&format!("bin/f{i:02}"), n).unwrap();
+        }
+        let s = t.xattr_summary().unwrap();
+        assert!(s.starts_with("12 nodes have extended attributes: "), "{s}");
+        assert!(s.contains("/bin/f00 (security.capability, user.a)"), "{s}");
+        assert!(s.contains("/bin/f09 ("), "{s}");
+        assert!(!s.contains("/bin/f10"), "only ten paths: {s}");
+        assert!(!s.contains("SECRET"), "{s}");
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn base_line(b: Option<&airlift_appliance::bundle_manifest::BaseImageRecord>) ->
     match b {
         None => "from host paths (no base image)".into(),
         Some(b) => format!(
-            "{}, kernel {}, signed by {}",
+            "{}, kernel {}, {}",
             b.pinned(),
             b.kernel_release,
             b.signed_by()
@@ -588,7 +588,7 @@ mod tests {
         assert!(
             text.contains(&format!(
                 "  base         registry.airlift.test/base/demo:bookworm@sha256:{top}, kernel \
-                 6.1.0-18-amd64, signed by ci\n"
+                 6.1.0-18-amd64, signed by key ci\n"
             )),
             "{text}"
         );
