@@ -28,6 +28,7 @@ pub mod netboot;
 pub mod release;
 pub mod runtime;
 pub mod trust;
+pub mod xattrs;
 
 pub use bundle_manifest::{
     Attachment, AttachmentKind, BundleImage, BundleManifest, Totals, VerifiedSignature,

@@ -50,6 +50,9 @@ pub enum Command {
     /// Exit 0 when a registry answers GET /v2/ (200 or 401), else 1: keepalived's check for the virtual IP.
     #[command(hide = true)]
     Health(crate::commands::health::HealthArgs),
+    /// Set the root filesystem's extended attributes (file capabilities) the image could not hold: airlift-xattrs.service runs it at boot.
+    #[command(hide = true)]
+    Xattrs(crate::commands::xattrs::XattrsArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => crate::commands::join::run(args),
         Command::Status(args) => crate::commands::status::run(args),
         Command::Health(args) => crate::commands::health::run(args),
+        Command::Xattrs(args) => crate::commands::xattrs::run(args),
         Command::Releases(args) => crate::commands::releases::run(args),
         Command::Update(args) => crate::commands::update::run(args),
         Command::Rollback(args) => crate::commands::rollback::run(args),

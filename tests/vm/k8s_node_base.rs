@@ -8,7 +8,9 @@
 //! (systemd cgroups, `config_path` at airlift's hosts folder), the
 //! modules-load.d and sysctl settings applied, a netfilter module of the
 //! example's `extraModules` loadable, and a pull through host0's mirror
-//! with `ctr --hosts-dir` (the hosts.toml firstboot wrote).
+//! with `ctr --hosts-dir` (the hosts.toml firstboot wrote). The file
+//! capability the image's layer gave `ping` is set on the booted root
+//! (`airlift-xattrs.service`: the squashfs holds no extended attributes).
 //!
 //! The config is the example's with four test edits: the bundle holds a
 //! local busybox (as docker.io/library/busybox) instead of
@@ -110,10 +112,11 @@ nft=fail; modprobe nf_tables && [ -d /sys/module/nf_tables ] && nft=ok
 fwd=$(cat /proc/sys/net/ipv4/ip_forward)
 bridge=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo none)
 hosts=$(ls /etc/containerd/certs.d 2>/dev/null | tr '\n' ',')
+ping_cap=$(getcap /usr/bin/ping 2>/dev/null | awk '{ print $2 }')
 pull=fail
 ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d \
     docker.io/library/busybox:1.35 >/run/airlift-test-pull.log 2>&1 && pull=ok
-echo "AIRLIFT-K8S-NODE containerd=$containerd server=$server systemd_cgroup=$cgroup config_path=$config_path modules=$mods nf_tables=$nft ip_forward=$fwd bridge_nf=$bridge hosts=$hosts pull=$pull"
+echo "AIRLIFT-K8S-NODE containerd=$containerd server=$server systemd_cgroup=$cgroup config_path=$config_path modules=$mods nf_tables=$nft ip_forward=$fwd bridge_nf=$bridge hosts=$hosts ping_cap=${ping_cap:-none} pull=$pull"
 [ "$pull" = ok ] || sed 's/^/AIRLIFT-K8S-PULL /' /run/airlift-test-pull.log
 "#,
     )
@@ -231,4 +234,14 @@ fn the_k8s_node_base_boots_with_containerd_pulling_through_host0() {
         assert!(hosts.contains(upstream), "{upstream} not in {hosts}");
     }
     assert_eq!(field("pull"), "ok", "{line}\n{}", pulls.join("\n"));
+    // iputils-ping's postinst gave ping cap_net_raw in the image's layer;
+    // the squashfs root cannot hold it, airlift-xattrs.service set it.
+    let xattrs = log
+        .lines()
+        .find(|l| l.contains("AIRLIFT-XATTRS set="))
+        .unwrap_or_else(|| panic!("no AIRLIFT-XATTRS line on the console"));
+    assert!(xattrs.contains("failed=0"), "{xattrs}");
+    assert!(!xattrs.contains("set=0 "), "{xattrs}");
+    let cap = field("ping_cap");
+    assert!(cap.contains("cap_net_raw"), "ping has {cap} ({line})");
 }

@@ -12,7 +12,8 @@
 //! extended attributes); the initramfs writer encodes such nodes as real
 //! hard links, the squashfs writer as separate inodes sharing their data
 //! blocks. Extended attributes stay in the tree; neither image format
-//! written here carries them (the writers warn).
+//! written here carries them, so the root gets a list of them that
+//! `airlift-xattrs.service` sets at boot (`initramfs::collect`).
 //!
 //! Layer semantics are the OCI image spec's (`layer.md`), applied as
 //! containerd's tar applier does: members in order, later wins; a

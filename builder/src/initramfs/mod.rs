@@ -16,8 +16,9 @@
 //! base keeps its layers' uid and gid). Regular files naming the same
 //! host file with the same permissions and owner (a base image's hard
 //! links) are written as hard links: one inode, the bytes once. cpio newc
-//! has no extended attributes: the tree's are dropped with one warning
-//! listing them.
+//! has no extended attributes: the tree's are listed in the root
+//! (`/usr/lib/airlift/xattrs.json`) and set at boot by
+//! `airlift-xattrs.service`.
 
 pub mod cpio;
 pub mod kernel;
@@ -143,7 +144,31 @@ pub fn collect(spec: &Spec) -> Result<(Tree, Chosen, Option<tempfile::TempDir>)>
     if let Some(m) = &spec.modules {
         chosen = add_modules(&mut tree, m)?;
     }
+    add_xattr_manifest(&mut tree)?;
     Ok((tree, chosen, unpacked))
+}
+
+/// Neither cpio newc nor the squashfs writer holds extended attributes:
+/// the tree's go into one list in the root
+/// ([`airlift_appliance::xattrs::MANIFEST_PATH`]), which
+/// `airlift-xattrs.service` sets on the booted root early in boot.
+fn add_xattr_manifest(tree: &mut Tree) -> Result<()> {
+    let manifest = airlift_appliance::xattrs::Manifest::from_raw(
+        tree.iter().map(|(p, n)| (p.as_str(), &n.meta.xattrs)),
+    );
+    let path = airlift_appliance::xattrs::MANIFEST_PATH;
+    match manifest {
+        Some(m) => {
+            let json = serde_json::to_vec_pretty(&m).context("encoding the xattr list")?;
+            tree.insert(path, Node::bytes(json, 0o644))
+                .with_context(|| format!("adding /{path}"))
+        }
+        // A list an overlay brought would name attributes no file has.
+        None => {
+            tree.remove(path);
+            Ok(())
+        }
+    }
 }
 
 /// The modules an initramfs got: the closure's names, and the optional

@@ -308,3 +308,51 @@ fn files_sharing_a_host_file_are_hard_links() {
     let count = cpio.windows(7).filter(|w| w == b"#!perl\n").count();
     assert_eq!(count, 2);
 }
+
+#[test]
+fn extended_attributes_are_listed_in_the_root_and_an_overlay_file_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture(dir.path());
+    let mut base = Tree::new();
+    let mut ping = Node::bytes(b"\x7fELF ping".to_vec(), 0o755);
+    ping.meta.xattrs.insert(
+        "security.capability".into(),
+        vec![1, 0, 0, 2, 0, 0x20, 0, 0],
+    );
+    base.insert("usr/bin/ping", ping).unwrap();
+    let mut motd = Node::bytes(b"base motd\n".to_vec(), 0o644);
+    motd.meta
+        .xattrs
+        .insert("user.origin".into(), b"image".to_vec());
+    base.insert("etc/motd", motd).unwrap();
+    let from_tree = Spec {
+        base: RootSource::Tree(std::sync::Arc::new(base)),
+        ..spec.clone()
+    };
+    let (tree, _, _) = collect(&from_tree).unwrap();
+    let node = tree
+        .get(airlift_appliance::xattrs::MANIFEST_PATH)
+        .expect("the list is in the root");
+    let Kind::File {
+        data: Data::Bytes(json),
+        ..
+    } = &node.kind
+    else {
+        panic!("{node:?}")
+    };
+    let list: airlift_appliance::xattrs::Manifest = serde_json::from_slice(json).unwrap();
+    // The fixture's overlay replaces etc/motd: its attribute went with it.
+    assert_eq!(
+        list.entries().unwrap(),
+        vec![(
+            "usr/bin/ping",
+            "security.capability",
+            vec![1, 0, 0, 2, 0, 0x20, 0, 0]
+        )]
+    );
+    // A base without attributes gets no list.
+    let (plain, _, _) = collect(&spec).unwrap();
+    assert!(plain
+        .get(airlift_appliance::xattrs::MANIFEST_PATH)
+        .is_none());
+}

@@ -280,11 +280,17 @@ impl Tree {
             .collect()
     }
 
-    /// Logs one warning when nodes carry extended attributes that `format`
-    /// (the initramfs, the squashfs image) cannot hold.
+    /// Logs one line when nodes carry extended attributes that `format`
+    /// (the initramfs, the squashfs image) cannot hold: they reach the
+    /// booted root through the list `collect` adds
+    /// ([`airlift_appliance::xattrs`]).
     pub fn warn_xattrs_not_carried(&self, format: &str) {
         if let Some(summary) = self.xattr_summary() {
-            tracing::warn!("the {format} cannot carry extended attributes, dropped: {summary}");
+            tracing::info!(
+                "the {format} cannot hold extended attributes; /{} lists them and \
+                 airlift-xattrs.service sets them at boot: {summary}",
+                airlift_appliance::xattrs::MANIFEST_PATH
+            );
         }
     }
 

@@ -21,7 +21,8 @@
 //! Owners: each node's uid and gid from the tree (root for host folders
 //! and generated files; a container image base keeps its layers'). Not
 //! carried: extended attributes (backhand writes none; the tree's are
-//! dropped with one warning listing them) and hard links (each link is
+//! listed in the root by `initramfs::collect` and set at boot by
+//! `airlift-xattrs.service`) and hard links (each link is
 //! its own inode, but identical contents are stored once: backhand
 //! de-duplicates file data).
 

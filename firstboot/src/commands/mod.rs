@@ -13,3 +13,4 @@ pub mod restore;
 pub mod rollback;
 pub mod status;
 pub mod update;
+pub mod xattrs;

@@ -10,3 +10,4 @@ pub mod logging;
 pub mod net;
 pub mod notify;
 pub mod secure_boot;
+pub mod xattrs;
