@@ -98,9 +98,10 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// `unsquashfs -lln` of the root image inside `iso`: one line per member,
-/// numeric owners, paths under `R/`.
-fn root_listing(iso: &Path, scratch: &Path) -> String {
+/// `unsquashfs -lln` of the root image inside `iso` (one line per member,
+/// numeric owners, paths under `R/`), and the extended attributes list
+/// the build put in it.
+fn root_listing(iso: &Path, scratch: &Path) -> (String, String) {
     let iso = Iso::open(iso).unwrap();
     let bytes = iso
         .read_file(airlift_builder::rootimage::squashfs::ISO_PATH)
@@ -113,8 +114,14 @@ fn root_listing(iso: &Path, scratch: &Path) -> String {
             .args(["-lln", "-d", "R"])
             .arg(&image),
     );
+    let xattrs = run_ok(
+        Command::new("unsquashfs")
+            .arg("-cat")
+            .arg(&image)
+            .arg(airlift_appliance::xattrs::MANIFEST_PATH),
+    );
     fs::remove_file(&image).unwrap();
-    listing
+    (listing, xattrs)
 }
 
 /// The listing line of `path` (relative to the root), if present.
@@ -192,7 +199,11 @@ fn archive_and_registry_give_the_same_iso_as_an_unprivileged_user() {
     assert!(t.contains(REFERENCE) && t.contains(KERNEL_RELEASE), "{t}");
 
     // The root image: layers flattened, the kernel taken out.
-    let listing = root_listing(&f.path("out/from-archive.iso"), f.dir.path());
+    let (listing, xattrs) = root_listing(&f.path("out/from-archive.iso"), f.dir.path());
+    assert!(
+        xattrs.contains(paths::CAPABILITY) && xattrs.contains("security.capability"),
+        "the capability is listed to be set at boot: {xattrs}"
+    );
     assert!(line(&listing, paths::OS_RELEASE).is_some(), "{listing}");
     assert!(line(&listing, paths::WHITED_OUT).is_none(), "{listing}");
     assert!(line(&listing, paths::OPAQUE_OLD).is_none(), "{listing}");
