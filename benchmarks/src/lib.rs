@@ -5,7 +5,8 @@
 //!    `docker-registry`, plain HTTP and TLS, with the bench's load client;
 //! 3. first boot: `airlift-firstboot host0`;
 //! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG;
-//! 5. replicas: simulated nodes pulling from host0 and two replicas.
+//! 5. replicas: simulated nodes pulling from host0 and two replicas;
+//! 6. flattening a base image's layers vs GNU `tar -x` of them.
 //!
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
@@ -14,6 +15,7 @@ pub mod boot_breakdown;
 pub mod building;
 pub mod end_to_end;
 pub mod first_boot;
+pub mod flattening;
 pub mod go_registry;
 pub mod load;
 pub mod load_sharing;
@@ -111,6 +113,10 @@ pub fn run(
             Part::EndToEnd => match end_to_end::run(s, root, &bins.firstboot) {
                 Ok(t) => tables.extend(t),
                 Err(e) => failed("4. End to end", e, &mut tables),
+            },
+            Part::Flatten => match flattening::run(s) {
+                Ok(t) => tables.push(t),
+                Err(e) => failed("6. Flattening a base image", e, &mut tables),
             },
         }
     }

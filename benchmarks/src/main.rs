@@ -11,6 +11,23 @@ use airlift_bench::settings::Settings;
 use airlift_bench::Binaries;
 
 fn main() {
+    // The flattening benchmark's child (see `flattening`): its own
+    // process, so `/usr/bin/time` reports its own peak RSS.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == airlift_bench::flattening::CHILD_FLAG)
+    {
+        let (Some(spec), Some(store)) = (args.get(2), args.get(3)) else {
+            eprintln!("airlift-bench: usage: airlift-bench --flatten-child LAYERS.json STORE");
+            std::process::exit(2);
+        };
+        if let Err(e) = airlift_bench::flattening::child(Path::new(spec), Path::new(store)) {
+            eprintln!("airlift-bench --flatten-child: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = real_main() {
         eprintln!("airlift-bench: {e:#}");
         std::process::exit(1);

@@ -19,6 +19,8 @@ pub enum Part {
     Replicas,
     /// `just e2e` (QEMU, ~10 min): the netboot timeline.
     EndToEnd,
+    /// Flattening a base image's layers beside GNU `tar -x`.
+    Flatten,
 }
 
 impl Part {
@@ -29,8 +31,9 @@ impl Part {
             "firstboot" | "first-boot" => Ok(Part::FirstBoot),
             "replicas" => Ok(Part::Replicas),
             "e2e" | "end-to-end" => Ok(Part::EndToEnd),
+            "flatten" => Ok(Part::Flatten),
             other => bail!(
-                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot, replicas, e2e"
+                "AIRLIFT_BENCH_PARTS: unknown part {other:?}; use a comma list of build, serve, firstboot, replicas, e2e, flatten"
             ),
         }
     }
@@ -60,6 +63,8 @@ pub struct Settings {
     pub serve_nodes: usize,
     /// Part 3: payload sizes in MiB.
     pub first_boot_mib: Vec<u64>,
+    /// Part 6: uncompressed size of the synthetic base image, MiB.
+    pub flatten_mib: u64,
     /// Where payloads and outputs go (same disk as the outputs measured).
     pub work_dir: PathBuf,
     /// Where the Markdown results are written.
@@ -100,13 +105,20 @@ impl Settings {
         let parts = match get("AIRLIFT_BENCH_PARTS") {
             Some(v) => v.split(',').map(Part::parse).collect::<Result<Vec<_>>>()?,
             // Quick runs leave out the QEMU end-to-end test (~10 min).
-            None if quick => vec![Part::Build, Part::Serve, Part::FirstBoot, Part::Replicas],
+            None if quick => vec![
+                Part::Build,
+                Part::Serve,
+                Part::FirstBoot,
+                Part::Replicas,
+                Part::Flatten,
+            ],
             None => vec![
                 Part::Build,
                 Part::Serve,
                 Part::FirstBoot,
                 Part::EndToEnd,
                 Part::Replicas,
+                Part::Flatten,
             ],
         };
         let path = |name: &str, default: &str| -> PathBuf {
@@ -132,6 +144,7 @@ impl Settings {
             serve_seconds: num("AIRLIFT_BENCH_SERVE_SECONDS", 3, 1)?,
             serve_nodes: num("AIRLIFT_BENCH_NODES", 24, 8)? as usize,
             first_boot_mib: list("AIRLIFT_BENCH_FIRSTBOOT_MIB", &[100, 2048], &[4])?,
+            flatten_mib: num("AIRLIFT_BENCH_FLATTEN_MIB", 1024, 16)?,
             work_dir: path("AIRLIFT_BENCH_DIR", "target/bench-work"),
             results: path("AIRLIFT_BENCH_RESULTS", "benchmarks/RESULTS.md"),
         };
@@ -148,6 +161,9 @@ impl Settings {
         }
         if self.serve_blob_mib == 0 || self.serve_seconds == 0 || self.serve_nodes == 0 {
             bail!("AIRLIFT_BENCH_BLOB_MIB, AIRLIFT_BENCH_SERVE_SECONDS and AIRLIFT_BENCH_NODES must be at least 1");
+        }
+        if self.flatten_mib == 0 {
+            bail!("AIRLIFT_BENCH_FLATTEN_MIB must be at least 1");
         }
         if self.serve_connections.contains(&0) {
             bail!("AIRLIFT_BENCH_CONNECTIONS: every count must be at least 1");
@@ -181,6 +197,7 @@ pub const VARS: &[&str] = &[
     "AIRLIFT_BENCH_SERVE_SECONDS",
     "AIRLIFT_BENCH_NODES",
     "AIRLIFT_BENCH_FIRSTBOOT_MIB",
+    "AIRLIFT_BENCH_FLATTEN_MIB",
     "AIRLIFT_BENCH_DIR",
     "AIRLIFT_BENCH_RESULTS",
 ];
@@ -210,9 +227,11 @@ mod tests {
         assert!(s.build_payload_bytes() >= 2 << 30);
         assert_eq!(s.first_boot_mib, vec![100, 2048]);
         assert_eq!(s.work_dir, Path::new("/ws/target/bench-work"));
-        assert_eq!(s.parts.len(), 5);
+        assert_eq!(s.parts.len(), 6);
         assert_eq!(s.parts[3], Part::EndToEnd);
         assert_eq!(s.parts[4], Part::Replicas);
+        assert_eq!(s.parts[5], Part::Flatten);
+        assert_eq!(s.flatten_mib, 1024);
     }
 
     #[test]
@@ -227,6 +246,7 @@ mod tests {
         assert_eq!(s.rounds, 1);
         assert!(!s.parts.contains(&Part::EndToEnd), "quick runs skip QEMU");
         assert!(s.parts.contains(&Part::Replicas));
+        assert_eq!(s.flatten_mib, 16);
         assert!(!settings(&[("AIRLIFT_BENCH_QUICK", "0")]).unwrap().quick);
         let s = settings(&[
             ("AIRLIFT_BENCH_PARTS", "serve, build, replicas"),

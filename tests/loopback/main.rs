@@ -6,12 +6,14 @@
 //! name it had as its own binary, now `module::test` (`registry_hostile::...`).
 
 mod backup_restore;
+mod base_image;
 mod build_base_image;
 mod bundle_attachments;
 mod bundle_bad_inputs;
 mod bundle_registry_faults;
 mod bundle_sources;
 mod bundle_verify;
+mod ci_recipe;
 mod fuzz_corpus;
 mod gc_loopback;
 mod host0_crash;

@@ -4,6 +4,7 @@
 //! starting the servers they talk to (`airlift-firstboot serve` and
 //! `host0`, `docker-registry`, containerd, Garage) and the VMs they boot.
 
+pub mod base_image;
 pub mod containerd;
 pub mod fake_base;
 pub mod fault_proxy;
@@ -18,5 +19,6 @@ pub mod own_process;
 pub mod registry;
 pub mod sigstore;
 pub mod tools;
+pub mod unprivileged;
 pub mod update_images;
 pub mod vm;
