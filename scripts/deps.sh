@@ -31,6 +31,7 @@ groups=(
   "network|the virtual-IP and netboot tests in network namespaces|iproute2 keepalived"
   "status|the status page is rendered in a real browser|chromium"
   "bench|just bench: load generator and peak-memory readings|wrk time"
+  "ci-recipe|the CI recipe's steps (examples/ci, run by tests/loopback/ci_recipe.rs): the config rendered with envsubst, git for the checkout|gettext-base git"
 )
 
 # Services some packages enable on install. The tests run these programs

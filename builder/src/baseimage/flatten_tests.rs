@@ -144,11 +144,17 @@ impl Work {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(top, ["store"], "something was written beside the store");
-        for e in fs::read_dir(self.store()).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
+        for folder in fs::read_dir(self.store()).unwrap() {
+            let folder = folder.unwrap();
+            let name = folder.file_name().into_string().unwrap();
             assert!(name.parse::<u64>().is_ok(), "store holds {name}");
-            assert!(e.file_type().unwrap().is_file(), "store holds {name}");
+            assert!(folder.file_type().unwrap().is_dir(), "store holds {name}");
+            for e in fs::read_dir(folder.path()).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                assert!(name.parse::<u64>().is_ok(), "store holds {name}");
+                assert!(e.file_type().unwrap().is_file(), "store holds {name}");
+            }
         }
     }
 }
@@ -722,9 +728,9 @@ fn regular_files_land_in_numbered_store_files() {
     let w = Work::new();
     let l1 = L::new().file("a", "first").file("b/c", "second").done();
     let f = w.run(vec![l1]).unwrap();
-    assert_eq!(store_file(&f.tree, "a"), w.store().join("1"));
-    assert_eq!(store_file(&f.tree, "b/c"), w.store().join("2"));
-    assert_eq!(fs::read_to_string(w.store().join("2")).unwrap(), "second");
+    assert_eq!(store_file(&f.tree, "a"), w.store().join("0/1"));
+    assert_eq!(store_file(&f.tree, "b/c"), w.store().join("0/2"));
+    assert_eq!(fs::read_to_string(w.store().join("0/2")).unwrap(), "second");
     w.assert_clean();
 }
 
@@ -734,7 +740,7 @@ fn replaced_and_whited_out_files_leave_the_store() {
     let l1 = L::new().file("a", "1").file("b", "2").file("c", "3").done();
     let l2 = L::new().file("a", "4").file(".wh.b", "").done();
     let f = w.run(vec![l1, l2]).unwrap();
-    let mut left: Vec<String> = fs::read_dir(w.store())
+    let mut left: Vec<String> = fs::read_dir(w.store().join("0"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -779,4 +785,20 @@ fn measure_flatten_of_large_layers() {
             .collect();
         fs::write(list, text).unwrap();
     }
+}
+
+#[test]
+fn the_store_keeps_256_files_to_a_folder() {
+    let w = Work::new();
+    let mut l = L::new();
+    for i in 0..300 {
+        l = l.file(&format!("f/{i:03}"), "x");
+    }
+    let f = w.run(vec![l.done()]).unwrap();
+    assert_eq!(store_file(&f.tree, "f/000"), w.store().join("0/1"));
+    assert_eq!(store_file(&f.tree, "f/255"), w.store().join("0/256"));
+    assert_eq!(store_file(&f.tree, "f/256"), w.store().join("1/257"));
+    assert_eq!(fs::read_dir(w.store().join("0")).unwrap().count(), 256);
+    assert_eq!(fs::read_dir(w.store().join("1")).unwrap().count(), 44);
+    w.assert_clean();
 }
