@@ -1,4 +1,4 @@
-//! Part 6: flattening a base image (`base.image`, issue #21). A synthetic
+//! Part 7: flattening a base image (`base.image`, issue #21). A synthetic
 //! image of several gzip layers (many small text-like files, a few large
 //! incompressible ones, whiteouts and an opaque folder), about
 //! `AIRLIFT_BENCH_FLATTEN_MIB` of uncompressed tar, is flattened by
@@ -547,7 +547,7 @@ fn table(
     let (sa, st) = (secs(airlift), secs(tar));
     let mut t = Table::new(
         &format!(
-            "6. Flattening a base image: {} MiB of tar in 4 gzip layers ({} MiB compressed), median of {} rounds",
+            "7. Flattening a base image: {} MiB of tar in 4 gzip layers ({} MiB compressed), median of {} rounds",
             mib(tar_bytes),
             mib(gz_bytes),
             s.rounds
