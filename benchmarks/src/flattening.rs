@@ -403,7 +403,7 @@ pub fn child(spec: &Path, store: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Run part 6 and return its table.
+/// Run part 7 and return its table.
 pub fn run(s: &Settings) -> Result<Table> {
     let tar = measure::require("tar", "tar")?;
     let bash = measure::require("bash", "bash")?;

@@ -63,7 +63,7 @@ pub struct Settings {
     pub serve_nodes: usize,
     /// Part 3: payload sizes in MiB.
     pub first_boot_mib: Vec<u64>,
-    /// Part 6: uncompressed size of the synthetic base image, MiB.
+    /// Part 7: uncompressed size of the synthetic base image, MiB.
     pub flatten_mib: u64,
     /// Where payloads and outputs go (same disk as the outputs measured).
     pub work_dir: PathBuf,
