@@ -109,11 +109,11 @@ mod tests {
         let back: Manifest = serde_json::from_str(&json).unwrap();
         assert_eq!(
             back.entries().unwrap(),
-            vec![(
-                "usr/bin/ping",
-                "security.capability",
-                vec![1, 0, 0, 2, 0, 0x20]
-            )]
+            vec![Entry {
+                path: "usr/bin/ping",
+                name: "security.capability",
+                value: vec![1, 0, 0, 2, 0, 0x20]
+            }]
         );
         let mut bad = back.clone();
         bad.files[0]
