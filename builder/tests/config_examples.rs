@@ -291,3 +291,25 @@ fn config_examples_signed_images_carry_their_key() {
         .starts_with("-----BEGIN PUBLIC KEY-----"));
     airlift_appliance::Verifier::new(&trust).unwrap();
 }
+
+/// The Kubernetes node example (examples/base/k8s-node/appliance.yaml)
+/// validates as written: its base image and images are pulled at build,
+/// its overlay is this repository's. (examples/ci/appliance.yaml is a
+/// template the CI workflow renders; tests/loopback/ci_recipe.rs runs
+/// that workflow, validate step included.)
+#[test]
+fn config_examples_the_k8s_node_example_validates() {
+    let root = tempfile::tempdir().unwrap();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/base/k8s-node/appliance.yaml");
+    let app = load(&path, root.path()).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(ps) = validate(&app, Purpose::Build) {
+        let all: Vec<String> = ps.iter().map(ToString::to_string).collect();
+        panic!("{}", all.join("\n"));
+    }
+    assert!(
+        matches!(app.base, Some(config::BaseSpec::Image(_))),
+        "{:?}",
+        app.base
+    );
+}
