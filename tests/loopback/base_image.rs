@@ -1,6 +1,6 @@
 //! `base.image` end to end (issue #21), through the real `airlift` run as
 //! an unprivileged user: the fixture base (tests/support/base_image.rs)
-//! from an oci-archive and from Debian's docker-registry gives
+//! from an oci-archive, an OCI layout folder and Debian's docker-registry gives
 //! byte-identical ISOs whose root image has the layers flattened
 //! (whiteout applied, owners kept, the kernel taken out), and
 //! `airlift inspect` names the base. Hostile base images each fail the
@@ -133,7 +133,7 @@ fn line<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn archive_and_registry_give_the_same_iso_as_an_unprivileged_user() {
+fn archive_registry_and_layout_give_the_same_iso_as_an_unprivileged_user() {
     let f = Fixture::new();
     let archive = f.config(
         "archive",
@@ -161,12 +161,23 @@ fn archive_and_registry_give_the_same_iso_as_an_unprivileged_user() {
         reg.log_text()
     );
 
-    let a = fs::read(f.path("out/from-archive.iso")).unwrap();
-    let b = fs::read(f.path("out/from-registry.iso")).unwrap();
-    assert!(
-        a == b,
-        "the ISOs differ (same base digest, same SOURCE_DATE_EPOCH)"
+    // And from the OCI layout folder the archive was made from.
+    let layout = f.config(
+        "layout",
+        &format!("{{ ociLayout: {{ path: base/layout, ref: {TAG} }} }}"),
+        "",
     );
+    let o = f.build(&layout, "from-layout.iso");
+    assert!(o.status.success(), "{}", text(&o));
+
+    let a = fs::read(f.path("out/from-archive.iso")).unwrap();
+    for other in ["from-registry.iso", "from-layout.iso"] {
+        let b = fs::read(f.path("out").join(other)).unwrap();
+        assert!(
+            a == b,
+            "{other} differs from from-archive.iso (same base digest, same SOURCE_DATE_EPOCH)"
+        );
+    }
     // Written by the unprivileged user, nothing else left beside them.
     let meta = fs::metadata(f.path("out/from-archive.iso")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), f.user.uid);
@@ -175,13 +186,20 @@ fn archive_and_registry_give_the_same_iso_as_an_unprivileged_user() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["from-archive.iso", "from-registry.iso"]);
+    assert_eq!(
+        left,
+        ["from-archive.iso", "from-layout.iso", "from-registry.iso"]
+    );
 
     // inspect names the base: reference, digest, kernel release.
     let o = f.airlift(&["inspect", "--json", "out/from-registry.iso"]);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let base = v["base"].to_string();
+    assert!(
+        !v["images"].to_string().contains(REFERENCE),
+        "the base is not one of the bundle's images: {v:#}"
+    );
     for want in [
         REFERENCE,
         &f.made.manifest.digest.to_string(),

@@ -7,7 +7,6 @@
 
 mod backup_restore;
 mod base_image;
-mod build_base_image;
 mod bundle_attachments;
 mod bundle_bad_inputs;
 mod bundle_registry_faults;

@@ -23,7 +23,7 @@ use airlift_oci::documents::media;
 use airlift_oci::{Descriptor, Digest, Document, Layout, Manifest};
 
 use super::flatten::Layer;
-use crate::bundler::{self, BundleOptions};
+use crate::bundler;
 use crate::config::base_spec::BASE_PLATFORM;
 use crate::config::{Appliance, ImageBase};
 use crate::sources::platform::PlatformFilter;
@@ -77,14 +77,7 @@ pub fn pull(
     let report = bundler::write_bundle_linked(
         std::slice::from_ref(&request),
         dir,
-        &BundleOptions {
-            attachments: app.attachment_filter(),
-            name: app.metadata.name.clone(),
-            version: app.metadata.version.clone(),
-            concurrency: concurrency.max(1),
-            progress,
-            trust: app.trust.clone(),
-        },
+        &crate::pipeline::bundle_options(app, concurrency, progress),
     )
     .with_context(|| format!("pulling the base image {}", base.image.reference))?;
     let entry = report

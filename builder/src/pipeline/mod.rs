@@ -291,19 +291,21 @@ pub fn write_bundle(
     progress: bool,
 ) -> Result<bundler::BundleReport> {
     let requests: Vec<_> = app.images.iter().map(config::ImageEntry::request).collect();
-    bundler::write_bundle_linked(
-        &requests,
-        dir,
-        &BundleOptions {
-            attachments: app.attachment_filter(),
-            name: app.metadata.name.clone(),
-            version: app.metadata.version.clone(),
-            concurrency: concurrency.max(1),
-            progress,
-            trust: app.trust.clone(),
-        },
-    )
-    .context("writing the bundle")
+    bundler::write_bundle_linked(&requests, dir, &bundle_options(app, concurrency, progress))
+        .context("writing the bundle")
+}
+
+/// How `app`'s images (and its base image) are collected: its
+/// attachments filter and `verify:` keys, `concurrency` downloads at once.
+pub fn bundle_options(app: &Appliance, concurrency: usize, progress: bool) -> BundleOptions {
+    BundleOptions {
+        attachments: app.attachment_filter(),
+        name: app.metadata.name.clone(),
+        version: app.metadata.version.clone(),
+        concurrency: concurrency.max(1),
+        progress,
+        trust: app.trust.clone(),
+    }
 }
 
 /// Step 3: the initramfs `spec` describes, written to `out`.
