@@ -59,27 +59,27 @@ impl Manifest {
         })
     }
 
-    /// Each attribute in order; an undecodable value is an error naming
-    /// the path and the attribute.
-    pub fn entries(&self) -> Result<Vec<Entry<'_>>, String> {
+    /// Each attribute in order, its value decoded; an undecodable value
+    /// is an error naming the path and the attribute (never the value).
+    pub fn entries(&self) -> Vec<Result<Entry<'_>, String>> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut out = Vec::new();
         for f in &self.files {
             for (name, value) in &f.attrs {
-                let raw = b64.decode(value).map_err(|e| {
-                    format!(
-                        "/{}: attribute {name}: the value is not base64 ({e})",
-                        f.path
-                    )
-                })?;
-                out.push(Entry {
-                    path: f.path.as_str(),
-                    name: name.as_str(),
-                    value: raw,
-                });
+                out.push(
+                    b64.decode(value)
+                        .map(|raw| Entry {
+                            path: f.path.as_str(),
+                            name: name.as_str(),
+                            value: raw,
+                        })
+                        .map_err(|_| {
+                            format!("/{}: attribute {name}: the value is not base64", f.path)
+                        }),
+                );
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -108,18 +108,18 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         let back: Manifest = serde_json::from_str(&json).unwrap();
         assert_eq!(
-            back.entries().unwrap(),
-            vec![Entry {
+            back.entries(),
+            vec![Ok(Entry {
                 path: "usr/bin/ping",
                 name: "security.capability",
                 value: vec![1, 0, 0, 2, 0, 0x20]
-            }]
+            })]
         );
         let mut bad = back.clone();
         bad.files[0]
             .attrs
             .insert("user.x".into(), "not base64!".into());
-        let e = bad.entries().unwrap_err();
+        let e = bad.entries().into_iter().find_map(Result::err).unwrap();
         assert!(e.contains("/usr/bin/ping") && e.contains("user.x"), "{e}");
     }
 }
