@@ -402,7 +402,7 @@ fn the_page_shows_the_load_images_nodes_and_mirror_config() {
         testid_text(&dom, "base-image"),
         format!(
             "registry.airlift.test/base/demo:bookworm@{base_digest} · kernel 6.1.0-18-amd64 · \
-             unsigned"
+             no signature checked (no verify: key covers it)"
         )
     );
     // The node that joined.

@@ -36,7 +36,8 @@ pub fn resolve(
 ) -> Result<Resolved> {
     let spec = app.base.as_ref().with_context(|| {
         format!(
-            "{}: `base` is required for airlift build (kernel, rootfs, bootloader)",
+            "{}: `base` is required for airlift build (base.image, or kernel, rootfs and \
+             bootloader)",
             app.origin.file.display()
         )
     })?;

@@ -79,7 +79,7 @@ pub fn summary(app: &Appliance) -> String {
     parts.push(match &app.base {
         Some(crate::config::BaseSpec::Paths(_)) => "base".to_string(),
         Some(crate::config::BaseSpec::Image(i)) => {
-            format!("base image {} (pulled at build)", i.image.reference)
+            format!("base image {} (read at build)", i.image.reference)
         }
         None => "no base".to_string(),
     });

@@ -35,14 +35,6 @@ impl BaseSpec {
             BaseSpec::Image(i) => &i.kernel_args,
         }
     }
-
-    /// `base.rootOn`, either way.
-    pub fn root_on(&self) -> RootOn {
-        match self {
-            BaseSpec::Paths(b) => b.root_on,
-            BaseSpec::Image(i) => i.root_on,
-        }
-    }
 }
 
 /// `base.image` normalised: the image (like an `images:` entry, its

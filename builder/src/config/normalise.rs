@@ -306,7 +306,10 @@ impl Normaliser<'_> {
             if value.is_none() {
                 self.problem(
                     field,
-                    format!("missing field `{name}` (it is required here)"),
+                    format!(
+                        "missing field `{name}` (a base from host paths needs it; or name \
+                         the OS image in base.image)"
+                    ),
                 );
             }
             value.cloned()

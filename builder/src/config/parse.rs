@@ -193,7 +193,8 @@ images:
             .to_string();
         assert_eq!(
             e,
-            "dir/demo.yaml:13:1: field base: missing field `bootloader` (it is required here)"
+            "dir/demo.yaml:13:1: field base: missing field `bootloader` (a base from host paths \
+             needs it; or name the OS image in base.image)"
         );
     }
 

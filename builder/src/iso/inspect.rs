@@ -83,7 +83,14 @@ pub fn inspect(path: &std::path::Path) -> Result<Inspection> {
         for i in v["images"].as_array().into_iter().flatten() {
             images.push(ImageInfo::of(i));
         }
-        base = serde_json::from_value(v["base"].clone()).ok();
+        if !v["base"].is_null() {
+            base = Some(serde_json::from_value(v["base"].clone()).map_err(|_| {
+                anyhow::anyhow!(
+                    "/airlift/bundle.json in the ISO: field base is not a base image record \
+                         this airlift reads (made by a newer airlift, or damaged)"
+                )
+            })?);
+        }
     }
     let el_torito = iso.el_torito()?;
     let gpt = iso.gpt()?;
@@ -235,7 +242,6 @@ fn render_attachments(im: &ImageInfo) -> String {
     s
 }
 
-/// The root filesystem line(s).
 /// The base image's lines: reference and digests, kernel, signers.
 pub fn render_base(b: Option<&BaseImageRecord>) -> String {
     let Some(b) = b else {
@@ -247,7 +253,7 @@ pub fn render_base(b: Option<&BaseImageRecord>) -> String {
         b.manifest_digest, b.kernel_release
     ));
     if b.signatures.is_empty() {
-        s.push_str("  signed by no key of verify:\n");
+        s.push_str(&format!("  {}\n", b.signed_by()));
     }
     for sig in &b.signatures {
         s.push_str(&format!(
@@ -258,6 +264,7 @@ pub fn render_base(b: Option<&BaseImageRecord>) -> String {
     s
 }
 
+/// The root filesystem line(s).
 fn render_root(r: Option<&RootImageInfo>) -> String {
     let Some(r) = r else {
         return "Root filesystem: in the initramfs\n".to_string();
@@ -343,7 +350,7 @@ mod tests {
             render_base(Some(&b)),
             format!(
                 "Base image:  registry.airlift.test/base/demo:bookworm@{}\n  manifest \
-                 linux/amd64 {}, kernel 6.1.0-18-amd64\n  signed by no key of verify:\n",
+                 linux/amd64 {}, kernel 6.1.0-18-amd64\n  no signature checked (no verify: key covers it)\n",
                 d(b"top"),
                 d(b"amd64")
             )

@@ -111,9 +111,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     // The signed UEFI chain of a path base is checked before any work is
     // done (a base image's, once it is pulled; sign mode checks its key
     // and loader below).
-    let shim_mode = matches!(app.secure_boot.mode, config::SecureBootMode::Shim);
     if let Some(base) = app.base.as_ref().and_then(config::BaseSpec::paths) {
-        if shim_mode {
+        if matches!(app.secure_boot.mode, config::SecureBootMode::Shim) {
             uefi_chain::loaders(&app, base)?;
         }
     }
@@ -127,11 +126,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
 
     // 1. The base: host paths as they are, or the base image pulled,
     // flattened and its boot files put in the work folder.
+    // (A base image's shim and GRUB are required by `locate` in shim mode.)
     let resolved = crate::baseimage::resolve(&app, work.path(), opts.concurrency, opts.progress)?;
     let base = &resolved.base;
-    if shim_mode {
-        uefi_chain::loaders(&app, base)?;
-    }
 
     let t = Instant::now();
     let firstboot = strip_debug(&firstboot, work.path())?;

@@ -17,7 +17,8 @@ impl Validator<'_> {
                 if purpose == Purpose::Build {
                     self.problem(
                         "base",
-                        "is missing; airlift build needs base: with kernel, rootfs and bootloader",
+                        "is missing; airlift build needs base: with base.image (the OS as a container \
+                         image), or kernel, rootfs and bootloader",
                     );
                 }
                 return;

@@ -226,7 +226,8 @@ function renderTrust(t) {
 function renderBase(b) {
   if (!b) { setText("base-image", "None: the OS came from host paths"); return; }
   const keys = [...new Set((b.signatures || []).map((sig) => sig.key))].sort();
-  const signed = keys.length ? `signed by ${keys.join(", ")}` : "unsigned";
+  const signed = keys.length === 0 ? "no signature checked (no verify: key covers it)"
+    : `signed by key${keys.length > 1 ? "s" : ""} ${keys.join(", ")}`;
   setText("base-image", `${b.reference}@${b.digest} · kernel ${b.kernelRelease} · ${signed}`);
 }
 
