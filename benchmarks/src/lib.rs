@@ -6,7 +6,7 @@
 //! 3. first boot: `airlift-firstboot host0`;
 //! 4. end to end: `just e2e`'s netboot timeline under QEMU TCG;
 //! 5. replicas: simulated nodes pulling from host0 and two replicas;
-//! 6. flattening a base image's layers vs GNU `tar -x` of them.
+//! 7. flattening a base image's layers vs GNU `tar -x` of them.
 //!
 //! Every comparison runs both sides in the same run, alternating, and
 //! reports medians. Nothing here passes or fails on time.
@@ -116,7 +116,7 @@ pub fn run(
             },
             Part::Flatten => match flattening::run(s) {
                 Ok(t) => tables.push(t),
-                Err(e) => failed("6. Flattening a base image", e, &mut tables),
+                Err(e) => failed("7. Flattening a base image", e, &mut tables),
             },
         }
     }
