@@ -24,7 +24,7 @@ groups=(
   "iso|the ISO writer's boot loaders and tools, and its checks|xorriso isolinux syslinux-common syslinux-efi systemd-boot-efi ipxe gdisk dosfstools mtools genisoimage cpio zstd binutils"
   "secureboot|signing boot loaders and unified kernel images with a site's own keys, and checking signatures (faketime freezes sbsign's clock at the build epoch, so signatures are reproducible)|sbsigntool faketime"
   "rootfs|checking the root filesystem image with the reference tools|squashfs-tools"
-  "base|just base: the boot base from Debian packages, and the demo base image built from examples/base/demo/Containerfile|debootstrap buildah"
+  "base|just base: the boot base from Debian packages, and the demo base image built from examples/base/demo/Containerfile (buildah is also a client the registry tests push with)|debootstrap buildah"
   "clients|real registry clients and registries the tests pull and push with|skopeo podman umoci containerd docker-registry busybox-static curl openssl jq"
   "qemu|QEMU boots (BIOS and UEFI, Secure Boot firmware)|ovmf"
   "storage|host0's data-disk tests format and probe real devices|e2fsprogs xfsprogs btrfs-progs lvm2 cryptsetup-bin fdisk mdadm util-linux"

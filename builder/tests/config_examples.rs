@@ -1,6 +1,7 @@
 //! Every image config in image-configs/ parses and normalises, so the
 //! examples never rot; the ones meant to be used also validate against a
-//! synthetic base folder (the files `just base` would make).
+//! synthetic base folder (the files `just base` would make), and so does
+//! examples/base/k8s-node/appliance.yaml.
 
 use std::fs;
 use std::path::{Path, PathBuf};

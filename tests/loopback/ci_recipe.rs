@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,6 +19,7 @@ use airlift_integration::images::{write_layout, TestImage};
 use airlift_integration::registry::TestRegistry;
 use airlift_integration::tools::{binary, run_ok, workspace_root};
 use airlift_integration::unprivileged::{self, User};
+use base64::Engine as _;
 use serde_yaml::Value;
 
 const WORKFLOW: &str = "examples/ci/github-actions.yml";
@@ -231,6 +233,7 @@ fn the_github_actions_workflow_builds_a_verified_iso_unprivileged() {
     let steps = job["steps"].as_sequence().expect("job iso has steps");
     let mut ran = Vec::new();
     let mut uploaded = Vec::new();
+    let mut printed: Vec<u8> = Vec::new();
     for (n, step) in steps.iter().enumerate() {
         let name = step["name"].as_str().unwrap_or("(unnamed)").to_string();
         if let Some(action) = step["uses"].as_str() {
@@ -275,6 +278,8 @@ fn the_github_actions_workflow_builds_a_verified_iso_unprivileged() {
             .envs(env.iter().cloned())
             .envs(env_block(step, &vars, &secrets));
         let out = cmd.output().unwrap();
+        printed.extend_from_slice(&out.stdout);
+        printed.extend_from_slice(&out.stderr);
         assert!(
             out.status.success(),
             "step {name:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -299,9 +304,27 @@ fn the_github_actions_workflow_builds_a_verified_iso_unprivileged() {
         env.contains(&("SOURCE_DATE_EPOCH".to_string(), COMMIT_TIME.to_string())),
         "{env:?}"
     );
-    // The credentials file stayed out of the workspace and the artifacts.
+    // The credentials file stayed out of the workspace and the artifacts,
+    // only its owner can read it, and no step printed the password (nor
+    // its base64 form).
     let auth = runner_temp.join("registry-auth.json");
     assert!(auth.is_file());
+    assert_eq!(
+        fs::metadata(&auth).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let printed = String::from_utf8_lossy(&printed);
+    let token = base64::engine::general_purpose::STANDARD.encode("ci:s3cret-ci");
+    for secret in ["s3cret-ci", token.as_str()] {
+        assert!(!printed.contains(secret), "a step printed the credentials");
+        for f in &uploaded {
+            let bytes = fs::read(work.join(f)).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "{f} holds the credentials"
+            );
+        }
+    }
     assert!(!run_ok(
         Command::new("git")
             .args(["-c", "safe.directory=*", "-C"])

@@ -44,12 +44,19 @@ pub fn user() -> User {
         .is_ok_and(|o| o.status.success());
     if !exists {
         let useradd = require("useradd", "passwd");
-        // Two tests may race to make it; the loser finds it made.
-        let _ = Command::new(useradd)
+        // Two tests may race to make it; the loser finds it made (exit 9,
+        // "already exists"), anything else is a failure worth its message.
+        let out = Command::new(useradd)
             .args(["--system", "--user-group", "--no-create-home", "--shell"])
             .arg("/usr/sbin/nologin")
             .arg(USER)
-            .output();
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() || out.status.code() == Some(9),
+            "useradd {USER} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     User {
         uid: id("-u", Some(USER)),

@@ -33,7 +33,7 @@ const MARKER: &str = "AIRLIFT-K8S-NODE";
 
 /// buildah with its storage inside `dir`: nothing left in the host's.
 fn buildah(dir: &Path) -> Command {
-    let mut c = Command::new("buildah");
+    let mut c = Command::new(require("buildah", "buildah"));
     c.arg("--root")
         .arg(dir.join("storage"))
         .arg("--runroot")
@@ -190,7 +190,6 @@ fn config(dir: &Path, base: &Path, archive: &Path, overlay: &Path) -> PathBuf {
 
 #[test]
 fn the_k8s_node_base_boots_with_containerd_pulling_through_host0() {
-    require("buildah", "buildah");
     let base = vm::airlift_base();
     let dir = tempfile::tempdir().unwrap();
     let archive = build_node_image(dir.path(), &base);
