@@ -497,8 +497,10 @@ pub fn elf_is_static(head: &[u8]) -> Result<bool> {
         2 => false,
         _ => bail!("unknown ELF byte order"),
     };
+    // Offsets come from the file: every sum is checked.
+    let span = |o: usize, n: usize| o.checked_add(n).and_then(|end| head.get(o..end));
     let u16_at = |o: usize| -> Result<u64> {
-        let b: [u8; 2] = head.get(o..o + 2).context("truncated ELF")?.try_into()?;
+        let b: [u8; 2] = span(o, 2).context("truncated ELF")?.try_into()?;
         Ok(u64::from(if le {
             u16::from_le_bytes(b)
         } else {
@@ -506,7 +508,7 @@ pub fn elf_is_static(head: &[u8]) -> Result<bool> {
         }))
     };
     let u32_at = |o: usize| -> Result<u64> {
-        let b: [u8; 4] = head.get(o..o + 4).context("truncated ELF")?.try_into()?;
+        let b: [u8; 4] = span(o, 4).context("truncated ELF")?.try_into()?;
         Ok(u64::from(if le {
             u32::from_le_bytes(b)
         } else {
@@ -514,7 +516,7 @@ pub fn elf_is_static(head: &[u8]) -> Result<bool> {
         }))
     };
     let u64_at = |o: usize| -> Result<u64> {
-        let b: [u8; 8] = head.get(o..o + 8).context("truncated ELF")?.try_into()?;
+        let b: [u8; 8] = span(o, 8).context("truncated ELF")?.try_into()?;
         Ok(if le {
             u64::from_le_bytes(b)
         } else {
@@ -530,7 +532,11 @@ pub fn elf_is_static(head: &[u8]) -> Result<bool> {
         bail!("ELF program header entries too small");
     }
     for i in 0..phnum {
-        let at = usize::try_from(phoff + i * phentsize).context("ELF program header offset")?;
+        let at = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .and_then(|o| usize::try_from(o).ok())
+            .context("the ELF program header offset is out of range")?;
         if u32_at(at).context("the ELF program headers are not where the header says")?
             == u64::from(PT_INTERP)
         {

@@ -48,7 +48,7 @@ pub fn materialise(
         None => None,
     };
     let isolinux = dir.join("isolinux");
-    fs::create_dir(&isolinux)?;
+    fs::create_dir(&isolinux).with_context(|| format!("making {}", isolinux.display()))?;
     for (f, name) in located
         .isolinux
         .iter()
@@ -57,7 +57,7 @@ pub fn materialise(
         w.put(f, &isolinux.join(name), None)?;
     }
     let efi_dir = dir.join("efi");
-    fs::create_dir(&efi_dir)?;
+    fs::create_dir(&efi_dir).with_context(|| format!("making {}", efi_dir.display()))?;
     let mut efi = |found: Option<&Found>, name: &str| -> Result<Option<PathBuf>> {
         match found {
             Some(f) => {
@@ -80,7 +80,7 @@ pub fn materialise(
     let ipxe = match &located.ipxe {
         Some([kpxe, efi]) => {
             let out = dir.join("ipxe");
-            fs::create_dir(&out)?;
+            fs::create_dir(&out).with_context(|| format!("making {}", out.display()))?;
             w.put(kpxe, &out.join("undionly.kpxe"), None)?;
             w.put(efi, &out.join("ipxe.efi"), None)?;
             Some(out)

@@ -369,6 +369,14 @@ fn elf_headers_are_read_for_the_interpreter() {
     let mut truncated = elf(true);
     truncated.truncate(0x42);
     assert!(elf_is_static(&truncated).is_err());
+    // A 64-bit header whose program headers are at the end of the address
+    // space: an error, not an overflow.
+    let mut hostile = elf(true);
+    hostile[4] = 2;
+    hostile[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
+    hostile[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
+    hostile[0x38..0x3A].copy_from_slice(&2u16.to_le_bytes());
+    assert!(elf_is_static(&hostile).is_err());
 }
 
 fn without(path: &str) -> Tree {
