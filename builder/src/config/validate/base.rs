@@ -102,11 +102,7 @@ impl Validator<'_> {
                 "a folder holding iPXE binaries (undionly.kpxe, ipxe.efi)",
             );
         }
-        for (i, a) in b.kernel_args.iter().enumerate() {
-            if a.trim().is_empty() {
-                self.problem(&join_index("base.kernelArgs", i), "is empty; remove it");
-            }
-        }
+        self.kernel_args(&b.kernel_args);
     }
 
     /// `base.image`: its source as an image's (local ones opened, nothing
@@ -144,20 +140,8 @@ impl Validator<'_> {
         for (f, path) in b.overrides() {
             self.check(f, check_in_image_path(path));
         }
-        let lists = [
-            ("base.modules", b.modules.as_deref().unwrap_or_default()),
-            ("base.extraModules", b.extra_modules.as_slice()),
-        ];
-        for (f, names) in lists {
-            for (i, m) in names.iter().enumerate() {
-                self.check(&join_index(f, i), crate::config::checks::module_name(m));
-            }
-        }
-        for (i, a) in b.kernel_args.iter().enumerate() {
-            if a.trim().is_empty() {
-                self.problem(&join_index("base.kernelArgs", i), "is empty; remove it");
-            }
-        }
+        self.module_names(b.modules.as_deref(), &b.extra_modules);
+        self.kernel_args(&b.kernel_args);
     }
 
     /// The root filesystem: a folder, or a tar file (plain, gzip, zstd or xz).

@@ -15,10 +15,12 @@ use crate::initramfs::modules;
 const WHAT: &str = "a lib/modules/VERSION folder";
 
 impl Validator<'_> {
-    pub(super) fn modules(&mut self, b: &Base) {
+    /// `base.modules` and `base.extraModules` name modules in the right
+    /// form; whether every name was.
+    pub(super) fn module_names(&mut self, modules: Option<&[String]>, extra: &[String]) -> bool {
         let lists = [
-            ("base.modules", b.modules.as_deref().unwrap_or_default()),
-            ("base.extraModules", b.extra_modules.as_slice()),
+            ("base.modules", modules.unwrap_or_default()),
+            ("base.extraModules", extra),
         ];
         let mut well_formed = true;
         for (field, names) in lists {
@@ -28,6 +30,20 @@ impl Validator<'_> {
                 self.check(&join_index(field, i), r);
             }
         }
+        well_formed
+    }
+
+    /// No `base.kernelArgs` entry is empty.
+    pub(super) fn kernel_args(&mut self, args: &[String]) {
+        for (i, a) in args.iter().enumerate() {
+            if a.trim().is_empty() {
+                self.problem(&join_index("base.kernelArgs", i), "is empty; remove it");
+            }
+        }
+    }
+
+    pub(super) fn modules(&mut self, b: &Base) {
+        let well_formed = self.module_names(b.modules.as_deref(), &b.extra_modules);
         let Some(dir) = &b.modules_dir else {
             self.no_modules_dir(b);
             return;
@@ -48,6 +64,10 @@ impl Validator<'_> {
                 return;
             }
         };
+        let lists = [
+            ("base.modules", b.modules.as_deref().unwrap_or_default()),
+            ("base.extraModules", b.extra_modules.as_slice()),
+        ];
         for (field, names) in lists {
             for (i, m) in names.iter().enumerate() {
                 if !known.has(m) {
