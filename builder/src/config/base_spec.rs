@@ -58,19 +58,9 @@ pub struct ImageBase {
     pub root_on: RootOn,
 }
 
-/// `base.bootloader.*` with `base.image`: paths inside the image.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InImageBootloader {
-    /// A folder holding isolinux.bin, isohdpfx.bin and ldlinux.c32.
-    pub isolinux: Option<PathBuf>,
-    pub efi: Option<PathBuf>,
-    /// A folder holding undionly.kpxe and ipxe.efi.
-    pub ipxe: Option<PathBuf>,
-    pub shim: Option<PathBuf>,
-    pub grub: Option<PathBuf>,
-    pub grub_net: Option<PathBuf>,
-    pub stub: Option<PathBuf>,
-}
+/// `base.bootloader.*` with `base.image`: paths inside the image, as
+/// written (each optional; `isolinux` and `ipxe` name folders).
+pub type InImageBootloader = super::schema::BootloaderConfig;
 
 impl ImageBase {
     /// The field path of the image (`base.image`).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use airlift_oci::Reference;
 
-use super::base_spec::{BaseSpec, ImageBase, InImageBootloader, BASE_PLATFORM};
+use super::base_spec::{BaseSpec, ImageBase, BASE_PLATFORM};
 use super::locate::{join_index, join_key, Locator};
 use super::problem::{ConfigError, Problem};
 use super::schema::*;
@@ -286,15 +286,7 @@ impl Normaliser<'_> {
                 kernel: b.kernel.clone(),
                 modules_dir: b.modules_dir.clone(),
                 busybox: b.busybox.clone(),
-                bootloader: InImageBootloader {
-                    isolinux: bl.isolinux,
-                    efi: bl.efi,
-                    ipxe: bl.ipxe,
-                    shim: bl.shim,
-                    grub: bl.grub,
-                    grub_net: bl.grub_net,
-                    stub: bl.stub,
-                },
+                bootloader: bl,
                 modules: b.modules.clone(),
                 extra_modules: b.extra_modules.clone(),
                 kernel_args: b.kernel_args.clone(),
