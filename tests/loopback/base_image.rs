@@ -370,3 +370,42 @@ fn verify_covers_the_base() {
         v["base"]
     );
 }
+
+/// A base in a `docker save` archive (the fixture converted by skopeo:
+/// Docker media types, uncompressed layers, so another digest) builds
+/// too, as the unprivileged user, into the same root filesystem.
+#[test]
+fn a_docker_archive_base_builds_the_same_root() {
+    let skopeo = airlift_integration::tools::require("skopeo", "skopeo");
+    let f = Fixture::new();
+    let docker = f.path("base/base.docker.tar");
+    run_ok(
+        Command::new(skopeo)
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:{TAG}", f.path("base/layout").display()))
+            .arg(format!("docker-archive:{}:{REFERENCE}", docker.display())),
+    );
+    f.user.own(&docker);
+    let archive = f.config(
+        "archive",
+        &format!("{{ ociArchive: {{ path: base/base.oci.tar, ref: {TAG} }} }}"),
+        "",
+    );
+    let o = f.build(&archive, "from-archive.iso");
+    assert!(o.status.success(), "{}", text(&o));
+    let config = f.config(
+        "docker",
+        &format!("{{ dockerArchive: {{ path: base/base.docker.tar, ref: '{REFERENCE}' }} }}"),
+        "",
+    );
+    let o = f.build(&config, "from-docker.iso");
+    assert!(o.status.success(), "{}", text(&o));
+    let (from_oci, _) = root_listing(&f.path("out/from-archive.iso"), f.dir.path());
+    let (from_docker, xattrs) = root_listing(&f.path("out/from-docker.iso"), f.dir.path());
+    assert_eq!(from_oci, from_docker, "the same layers give the same root");
+    assert!(xattrs.contains("security.capability"), "{xattrs}");
+    let o = f.airlift(&["inspect", "--json", "out/from-docker.iso"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["base"]["kernelRelease"], KERNEL_RELEASE, "{v:#}");
+    assert_eq!(v["base"]["reference"], REFERENCE, "{v:#}");
+}
