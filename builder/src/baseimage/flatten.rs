@@ -119,8 +119,28 @@ pub fn flatten<'a>(
 /// The copy buffer: file bytes are streamed, never held whole.
 const COPY_BUFFER: usize = 1 << 20;
 
-/// Symlinks followed while resolving one path, as Linux allows (40).
+/// Symlinks followed in total while resolving one path, as Linux
+/// allows (40): counting every link followed, not the nesting depth, so
+/// links naming other links several times cannot make the work grow
+/// exponentially.
 const MAX_LINKS: usize = 40;
+
+/// Resolving a path followed more than [`MAX_LINKS`] symlinks: passed up
+/// through the nested walks unwrapped.
+#[derive(Debug)]
+struct TooManyLinks(String);
+
+impl std::fmt::Display for TooManyLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many symbolic links resolving {} (more than {MAX_LINKS} followed; a symlink loop?)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TooManyLinks {}
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -340,7 +360,14 @@ impl State {
     /// followed and must lead to a directory in the image; components not
     /// in the tree yet are directories the member implies.
     fn resolve_dir(&self, parts: &[&str]) -> Result<Vec<String>> {
-        walk(&self.tree, Vec::new(), parts.iter().copied(), false, 0)
+        let mut followed = 0;
+        walk(
+            &self.tree,
+            Vec::new(),
+            parts.iter().copied(),
+            false,
+            &mut followed,
+        )
     }
 
     /// Removes what the layers below wrote at `path` and under it
@@ -458,13 +485,14 @@ fn join(dir: &[String], name: &str) -> String {
 /// Walks `parts` from `start`, following symlinks. A symlink's target
 /// must resolve to an existing directory (`must_exist` for the target's
 /// own walk); otherwise components missing from the tree are taken as
-/// directories still to be made.
+/// directories still to be made. `followed` counts the symlinks followed
+/// in the whole resolution, shared by the nested walks.
 fn walk<'p>(
     tree: &Tree,
     start: Vec<String>,
     parts: impl Iterator<Item = &'p str>,
     must_exist: bool,
-    depth: usize,
+    followed: &mut usize,
 ) -> Result<Vec<String>> {
     let mut out = start;
     let mut missing = false;
@@ -492,15 +520,19 @@ fn walk<'p>(
             }
             Some(Kind::Dir) => out.push(part.to_string()),
             Some(Kind::Symlink(target)) => {
-                if depth >= MAX_LINKS {
-                    bail!("too many levels of symlinks at /{here}");
+                if *followed >= MAX_LINKS {
+                    return Err(TooManyLinks(format!("/{here}")).into());
                 }
+                *followed += 1;
                 let base = if target.starts_with('/') {
                     Vec::new()
                 } else {
                     out.clone()
                 };
-                out = walk(tree, base, target.split('/'), true, depth + 1).map_err(|e| {
+                out = walk(tree, base, target.split('/'), true, followed).map_err(|e| {
+                    if e.is::<TooManyLinks>() {
+                        return e;
+                    }
                     anyhow!(
                         "/{here} is a symlink to {target}, which does not resolve to a directory in the image ({e:#})"
                     )

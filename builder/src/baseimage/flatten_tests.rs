@@ -91,6 +91,23 @@ impl L {
         )
     }
 
+    /// A member with a name or link target of any length (GNU long
+    /// name records), as the crate writes it.
+    fn long(mut self, name: &str, kind: EntryType, link: Option<&str>) -> L {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        match link {
+            Some(link) => self.0.append_link(&mut h, name, link).unwrap(),
+            None => self.0.append_data(&mut h, name, io::empty()).unwrap(),
+        }
+        self
+    }
+
     fn pax(mut self, records: &[(&str, &[u8])]) -> L {
         self.0
             .append_pax_extensions(records.iter().copied())
@@ -801,4 +818,39 @@ fn the_store_keeps_256_files_to_a_folder() {
     assert_eq!(fs::read_dir(w.store().join("0")).unwrap().count(), 256);
     assert_eq!(fs::read_dir(w.store().join("1")).unwrap().count(), 44);
     w.assert_clean();
+}
+
+#[test]
+fn symlinks_naming_other_links_many_times_are_refused_quickly() {
+    // `lk -> l(k-1)/../l(k-1)/../…` (20 times): counting nesting depth
+    // only, resolving l10 would follow 20^10 links.
+    let mut l = L::new().dir("l0", 0o755);
+    for k in 1..=10 {
+        let target = vec![format!("l{}/..", k - 1); 20].join("/");
+        l = l.long(&format!("l{k}"), EntryType::Symlink, Some(&target));
+    }
+    refused(
+        vec![l.file("l10/x", "x").done()],
+        "member l10/x",
+        "too many symbolic links resolving /l",
+    );
+}
+
+#[test]
+fn forty_symlinks_in_a_row_resolve_and_forty_one_do_not() {
+    let chain = |n: usize| {
+        let mut l = L::new().dir("d", 0o755).symlink("s1", "d");
+        for k in 2..=n {
+            l = l.symlink(&format!("s{k}"), &format!("s{}", k - 1));
+        }
+        l.file(&format!("s{n}/x"), "x").done()
+    };
+    let w = Work::new();
+    let f = w.run(vec![chain(40)]).unwrap();
+    assert_eq!(contents(&f.tree, "d/x"), "x");
+    refused(
+        vec![chain(41)],
+        "member s41/x",
+        "too many symbolic links resolving /s",
+    );
 }
