@@ -380,10 +380,13 @@ impl State {
         } else {
             format!("{path}/")
         };
-        for w in written
-            .range(path.to_string()..)
-            .take_while(|w| w.as_str() == path || w.starts_with(&prefix))
-        {
+        // `path` itself, then what lies below it: `path/…` names are
+        // contiguous from `path/` on, while siblings such as `path.txt`
+        // or `path b` sort between `path` and `path/`.
+        let below = written
+            .range(prefix.clone()..)
+            .take_while(|w| w.starts_with(&prefix));
+        for w in written.get(path).into_iter().chain(below) {
             keep.insert(w.clone());
             let mut end = w.len();
             while let Some(i) = w[..end].rfind('/') {

@@ -279,8 +279,11 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
             .file("a/b/c/bar", "bar")
             .done()
     };
+    // `a.txt` sorts between `a` and `a/`: it must not hide this layer's
+    // own `a/…` entries from the marker.
     let first = L::new()
         .dir("a", 0o755)
+        .file("a.txt", "t")
         .file("a/.wh..wh..opq", "")
         .dir("a/b", 0o755)
         .dir("a/b/c", 0o755)
@@ -288,6 +291,7 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
         .done();
     let last = L::new()
         .dir("a", 0o755)
+        .file("a.txt", "t")
         .dir("a/b", 0o755)
         .dir("a/b/c", 0o755)
         .file("a/b/c/foo", "foo")
@@ -295,8 +299,32 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
         .done();
     for upper in [first, last] {
         let f = Work::new().run(vec![base(), upper]).unwrap();
-        assert_eq!(paths(&f.tree), ["a", "a/b", "a/b/c", "a/b/c/foo"]);
+        assert_eq!(paths(&f.tree), ["a", "a.txt", "a/b", "a/b/c", "a/b/c/foo"]);
     }
+}
+
+#[test]
+fn siblings_sorting_before_the_slash_do_not_hide_the_layers_own_entries() {
+    // `a-old`, `a b` and `a.txt` sort between `a` and `a/`.
+    let w = Work::new();
+    let l1 = L::new().file("a/lower", "l").file("d/lower", "l").done();
+    let l2 = L::new()
+        .file("a b", "s")
+        .file("a-old", "s")
+        .file("a.txt", "s")
+        .file("a/own", "own")
+        .file(".wh.a", "")
+        .file("d b", "s")
+        .file("d/own", "own")
+        .file("d/.wh..wh..opq", "")
+        .done();
+    let f = w.run(vec![l1, l2]).unwrap();
+    assert_eq!(
+        paths(&f.tree),
+        ["a", "a b", "a-old", "a.txt", "a/own", "d", "d b", "d/own"]
+    );
+    assert_eq!(contents(&f.tree, "a/own"), "own");
+    assert_eq!(contents(&f.tree, "d/own"), "own");
 }
 
 #[test]
