@@ -31,8 +31,10 @@
 //! directory, device nodes (`/dev` is populated at boot) and any member
 //! type but file, directory, symlink, hard link and fifo, a relative
 //! symlink climbing above the root from its own directory, a member below
-//! a symlink that does not resolve to a directory in the image, names
-//! that are not UTF-8, and a stream that is not a (complete) tar.
+//! a symlink that does not resolve to a directory in the image or only
+//! through more than 40 symlinks in all, names that are not UTF-8, and a
+//! stream that is not a (complete) tar. Names from the image are escaped
+//! (and cut short) in messages.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -168,9 +170,13 @@ impl State {
                 format!("layer {digest}: not a valid tar stream (or cut short)")
             })?;
             let raw = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
             self.member(&mut entry, &raw, &mut written)
-                .with_context(|| format!("layer {digest}: member {shown}"))?;
+                .with_context(|| {
+                    format!(
+                        "layer {digest}: member {}",
+                        shown(&String::from_utf8_lossy(&raw))
+                    )
+                })?;
         }
         // The rest of the stream (tar's zero blocks and any padding), so
         // a verifying reader sees every byte.
@@ -203,7 +209,10 @@ impl State {
             return Ok(());
         };
         if let Some(p) = parents.iter().find(|p| p.starts_with(WHITEOUT_PREFIX)) {
-            bail!("a whiteout name ({p}) used as a directory is not allowed");
+            bail!(
+                "a whiteout name ({}) used as a directory is not allowed",
+                shown(p)
+            );
         }
         let dir = self.resolve_dir(parents)?;
 
@@ -341,18 +350,22 @@ impl State {
     /// A hard link: the node its target names (resolved in the tree so
     /// far), sharing that file's store file and metadata.
     fn link_target(&self, target: &str) -> Result<Node> {
-        let parts = components(target).with_context(|| format!("hard link target {target}"))?;
+        let parts =
+            components(target).with_context(|| format!("hard link target {}", shown(target)))?;
         let Some((base, parents)) = parts.split_last() else {
             bail!("a hard link to the image root");
         };
         let dir = self
             .resolve_dir(parents)
-            .with_context(|| format!("hard link target {target}"))?;
+            .with_context(|| format!("hard link target {}", shown(target)))?;
         let resolved = join(&dir, base);
         match self.tree.get(&resolved) {
             Some(node) if matches!(node.kind, Kind::File { .. }) => Ok(node.clone()),
-            Some(_) => bail!("hard link target {target} is not a regular file"),
-            None => bail!("hard link target {target} is not in the image (so far)"),
+            Some(_) => bail!("hard link target {} is not a regular file", shown(target)),
+            None => bail!(
+                "hard link target {} is not in the image (so far)",
+                shown(target)
+            ),
         }
     }
 
@@ -516,7 +529,7 @@ fn walk<'p>(
             continue;
         }
         match tree.get(&here).map(|n| &n.kind) {
-            None if must_exist => bail!("/{here} is not in the image"),
+            None if must_exist => bail!("/{} is not in the image", shown(&here)),
             None => {
                 missing = true;
                 out.push(part.to_string());
@@ -524,7 +537,7 @@ fn walk<'p>(
             Some(Kind::Dir) => out.push(part.to_string()),
             Some(Kind::Symlink(target)) => {
                 if *followed >= MAX_LINKS {
-                    return Err(TooManyLinks(format!("/{here}")).into());
+                    return Err(TooManyLinks(format!("/{}", shown(&here))).into());
                 }
                 *followed += 1;
                 let base = if target.starts_with('/') {
@@ -537,20 +550,41 @@ fn walk<'p>(
                         return e;
                     }
                     anyhow!(
-                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image ({e:#})"
+                        "/{} is a symlink to {}, which does not resolve to a directory in the image ({e:#})",
+                        shown(&here),
+                        shown(target)
                     )
                 })?;
                 if !out.is_empty() && tree.get(&out.join("/")).map(|n| &n.kind) != Some(&Kind::Dir)
                 {
                     bail!(
-                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image"
+                        "/{} is a symlink to {}, which does not resolve to a directory in the image",
+                        shown(&here),
+                        shown(target)
                     );
                 }
             }
-            Some(_) => bail!("/{here} is not a directory"),
+            Some(_) => bail!("/{} is not a directory", shown(&here)),
         }
     }
     Ok(out)
+}
+
+/// Characters of an image-controlled name shown in a message.
+const SHOWN_MAX: usize = 200;
+
+/// An image-controlled name (member path, link target) as put in a
+/// message: escaped as Rust's `escape_debug` does, so a name holding a
+/// newline or a terminal escape cannot forge log lines or drive the
+/// terminal; cut to its first [`SHOWN_MAX`] characters, marked `…`.
+fn shown(name: &str) -> String {
+    let mut chars = name.chars();
+    let head: String = chars.by_ref().take(SHOWN_MAX).collect();
+    let mut out = head.escape_debug().to_string();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Refuses a relative symlink target that climbs above the image root
@@ -565,7 +599,7 @@ fn check_symlink(dir: &[String], target: &str) -> Result<()> {
             "" | "." => {}
             ".." => {
                 if depth == 0 {
-                    bail!("symlink escapes the image root (target {target})");
+                    bail!("symlink escapes the image root (target {})", shown(target));
                 }
                 depth -= 1;
             }

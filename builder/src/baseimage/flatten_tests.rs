@@ -882,3 +882,23 @@ fn forty_symlinks_in_a_row_resolve_and_forty_one_do_not() {
         "too many symbolic links resolving /s",
     );
 }
+
+#[test]
+fn names_in_errors_are_escaped() {
+    let l = L::new()
+        .raw(b"etc/evil\n\x1b[31mOK", EntryType::Char, 0o644, b"", b"")
+        .done();
+    let msg = format!("{:#}", Work::new().run(vec![l]).unwrap_err());
+    assert!(msg.contains(r"member etc/evil\n\u{1b}[31mOK"), "{msg}");
+    assert!(!msg.contains('\n') && !msg.contains('\x1b'), "{msg:?}");
+    let l = L::new()
+        .symlink("s", "/no\nwhere\x1b[2J")
+        .file("s/x", "x")
+        .done();
+    let msg = format!("{:#}", Work::new().run(vec![l]).unwrap_err());
+    assert!(
+        msg.contains(r"/s is a symlink to /no\nwhere\u{1b}[2J"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n') && !msg.contains('\x1b'), "{msg:?}");
+}
