@@ -32,9 +32,12 @@
 //! type but file, directory, symlink, hard link and fifo, a relative
 //! symlink climbing above the root from its own directory, a member below
 //! a symlink that does not resolve to a directory in the image or only
-//! through more than 40 symlinks in all, names that are not UTF-8, and a
-//! stream that is not a (complete) tar. Names from the image are escaped
-//! (and cut short) in messages.
+//! through more than 40 symlinks in all, names that are not UTF-8,
+//! member names and link targets longer than `PATH_MAX` (4096 bytes) or
+//! with a component longer than `NAME_MAX` (255), GNU sparse files
+//! (their holes would be written out in full), and a stream that is not
+//! a (complete) tar. Names from the image are escaped (and cut short) in
+//! messages.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -199,6 +202,7 @@ impl State {
         ) {
             return Ok(());
         }
+        check_length("the name", raw)?;
         let name = std::str::from_utf8(raw).map_err(|_| {
             anyhow!("the name is not UTF-8 (the image root holds UTF-8 names only)")
         })?;
@@ -270,7 +274,7 @@ impl State {
                 perm,
                 meta,
             },
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
                 let (data, size) = self.store_file(entry)?;
                 Node {
                     kind: Kind::File { data, size },
@@ -282,6 +286,7 @@ impl State {
                 let target = entry
                     .link_name_bytes()
                     .context("a symlink without a target")?;
+                check_length("the symlink target", &target)?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| anyhow!("the symlink target is not UTF-8"))?
                     .to_string();
@@ -296,6 +301,7 @@ impl State {
                 let target = entry
                     .link_name_bytes()
                     .context("a hard link without a target")?;
+                check_length("the hard link target", &target)?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| anyhow!("the hard link target is not UTF-8"))?;
                 self.link_target(target)?
@@ -305,6 +311,11 @@ impl State {
                 perm,
                 meta,
             },
+            EntryType::GNUSparse => bail!(
+                "sparse files are not supported in a base image layer (their holes would be \
+                 written out in full); rebuild the layer with the file stored whole (no \
+                 tar --sparse)"
+            ),
             EntryType::Char | EntryType::Block => {
                 bail!("device nodes cannot be in a base image root; /dev is populated at boot")
             }
@@ -568,6 +579,34 @@ fn walk<'p>(
         }
     }
     Ok(out)
+}
+
+/// Longest member name or link target a layer may use, in bytes:
+/// Linux's `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+
+/// Longest component of a name, in bytes: Linux's `NAME_MAX`.
+const NAME_MAX: usize = 255;
+
+/// Refuses a name (`what`: a member name or link target) longer than
+/// [`PATH_MAX`] or with a component longer than [`NAME_MAX`]: no
+/// filesystem the root is written to could hold it.
+fn check_length(what: &str, name: &[u8]) -> Result<()> {
+    if name.len() > PATH_MAX {
+        bail!(
+            "{what} is {} bytes long, more than a path may have ({PATH_MAX}, PATH_MAX)",
+            name.len()
+        );
+    }
+    if let Some(part) = name.split(|b| *b == b'/').find(|p| p.len() > NAME_MAX) {
+        bail!(
+            "{what} has a component of {} bytes, more than a name may have ({NAME_MAX}, \
+             NAME_MAX): {}",
+            part.len(),
+            shown(&String::from_utf8_lossy(part))
+        );
+    }
+    Ok(())
 }
 
 /// Characters of an image-controlled name shown in a message.

@@ -108,6 +108,28 @@ impl L {
         self
     }
 
+    /// A GNU sparse member: one byte of data at `offset`, the rest holes.
+    fn sparse(mut self, name: &str, offset: u64) -> L {
+        let mut h = Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(1);
+        let g = h.as_gnu_mut().unwrap();
+        g.sparse[0]
+            .offset
+            .copy_from_slice(format!("{offset:011o}\0").as_bytes());
+        g.sparse[0].numbytes.copy_from_slice(b"00000000001\0");
+        g.realsize
+            .copy_from_slice(format!("{:011o}\0", offset + 1).as_bytes());
+        h.set_cksum();
+        self.0.append(&h, &b"x"[..]).unwrap();
+        self
+    }
+
     fn pax(mut self, records: &[(&str, &[u8])]) -> L {
         self.0
             .append_pax_extensions(records.iter().copied())
@@ -881,6 +903,72 @@ fn forty_symlinks_in_a_row_resolve_and_forty_one_do_not() {
         "member s41/x",
         "too many symbolic links resolving /s",
     );
+}
+
+#[test]
+fn sparse_members_are_refused() {
+    // One byte at 1 GiB - 1: tar would write the holes out in full.
+    refused(
+        vec![L::new().sparse("var/big", (1 << 30) - 1).done()],
+        "member var/big",
+        "sparse files are not supported in a base image layer",
+    );
+}
+
+#[test]
+fn names_and_link_targets_too_long_are_refused() {
+    let long_path = format!("d/{}", "x/".repeat(2500));
+    let long_part = format!("d/{}", "y".repeat(256));
+    let cases = [
+        (
+            long_path.clone(),
+            EntryType::Regular,
+            None,
+            "the name is 5002 bytes long",
+        ),
+        (
+            long_part.clone(),
+            EntryType::Regular,
+            None,
+            "the name has a component of 256 bytes",
+        ),
+        (
+            "s".to_string(),
+            EntryType::Symlink,
+            Some(long_path.as_str()),
+            "the symlink target is 5002 bytes long",
+        ),
+        (
+            "s".to_string(),
+            EntryType::Symlink,
+            Some(long_part.as_str()),
+            "the symlink target has a component of 256 bytes",
+        ),
+        (
+            "h".to_string(),
+            EntryType::Link,
+            Some(long_path.as_str()),
+            "the hard link target is 5002 bytes long",
+        ),
+    ];
+    for (name, kind, link, reason) in cases {
+        let l = L::new().long(&name, kind, link).done();
+        let w = Work::new();
+        let msg = format!("{:#}", w.run(vec![l]).unwrap_err());
+        assert!(msg.contains("sha256:layer0"), "{msg}");
+        let member: String = name.chars().take(50).collect();
+        assert!(msg.contains(&format!("member {member}")), "{msg}");
+        assert!(msg.contains(reason), "no {reason:?} in: {msg}");
+        // The name is shown cut short, never whole.
+        assert!(msg.len() < 1000, "{} bytes: {msg}", msg.len());
+        w.assert_clean();
+    }
+    // At the limits: accepted.
+    let part = "z".repeat(255);
+    let f = Work::new()
+        .run(vec![L::new().long(&part, EntryType::Regular, None).done()])
+        .unwrap();
+    assert_eq!(paths(&f.tree), [part.as_str()]);
 }
 
 #[test]
