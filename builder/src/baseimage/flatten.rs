@@ -35,9 +35,9 @@
 //! through more than 40 symlinks in all, names that are not UTF-8,
 //! member names and link targets longer than `PATH_MAX` (4096 bytes) or
 //! with a component longer than `NAME_MAX` (255), GNU sparse files
-//! (their holes would be written out in full), and a stream that is not
-//! a (complete) tar. Names from the image are escaped (and cut short) in
-//! messages.
+//! (their holes would be written out in full), a uid or gid that does
+//! not fit 32 bits, and a stream that is not a (complete) tar. Names
+//! from the image are escaped (and cut short) in messages.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -242,8 +242,8 @@ impl State {
         let header = entry.header();
         let perm = header.mode().context("reading the mode")? & 0o7777;
         let mut meta = Meta {
-            uid: header.uid().context("reading the uid")? as u32,
-            gid: header.gid().context("reading the gid")? as u32,
+            uid: id32("uid", header.uid().context("reading the uid")?)?,
+            gid: id32("gid", header.gid().context("reading the gid")?)?,
             xattrs: BTreeMap::new(),
         };
         if let Some(pax) = entry.pax_extensions().context("reading PAX records")? {
@@ -256,10 +256,11 @@ impl State {
                 if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
                     meta.xattrs.insert(attr.to_string(), value.to_vec());
                 } else if key == "uid" || key == "gid" {
-                    let n: u32 = std::str::from_utf8(value)
+                    let n: u64 = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
                         .with_context(|| format!("PAX {key} is not a number"))?;
+                    let n = id32(key, n)?;
                     if key == "uid" {
                         meta.uid = n;
                     } else {
@@ -607,6 +608,12 @@ fn check_length(what: &str, name: &[u8]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A uid or gid (`what`) as the tree keeps it: refused if it does not
+/// fit 32 bits rather than cut short to another owner.
+fn id32(what: &str, n: u64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| anyhow!("{what} {n} does not fit 32 bits"))
 }
 
 /// Characters of an image-controlled name shown in a message.

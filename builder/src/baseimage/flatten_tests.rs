@@ -972,6 +972,32 @@ fn names_and_link_targets_too_long_are_refused() {
 }
 
 #[test]
+fn owners_that_do_not_fit_32_bits_are_refused() {
+    refused(
+        vec![L::new()
+            .owned("x", EntryType::Regular, 0o644, (1 << 32, 0), b"x")
+            .done()],
+        "member x",
+        "uid 4294967296 does not fit 32 bits",
+    );
+    refused(
+        vec![L::new()
+            .owned("x", EntryType::Regular, 0o644, (0, 1 << 40), b"x")
+            .done()],
+        "member x",
+        "gid 1099511627776 does not fit 32 bits",
+    );
+    refused(
+        vec![L::new()
+            .pax(&[("uid", b"4294967296")])
+            .file("y", "y")
+            .done()],
+        "member y",
+        "uid 4294967296 does not fit 32 bits",
+    );
+}
+
+#[test]
 fn names_in_errors_are_escaped() {
     let l = L::new()
         .raw(b"etc/evil\n\x1b[31mOK", EntryType::Char, 0o644, b"", b"")
