@@ -31,8 +31,13 @@
 //! directory, device nodes (`/dev` is populated at boot) and any member
 //! type but file, directory, symlink, hard link and fifo, a relative
 //! symlink climbing above the root from its own directory, a member below
-//! a symlink that does not resolve to a directory in the image, names
-//! that are not UTF-8, and a stream that is not a (complete) tar.
+//! a symlink that does not resolve to a directory in the image or only
+//! through more than 40 symlinks in all, names that are not UTF-8,
+//! member names and link targets longer than `PATH_MAX` (4096 bytes) or
+//! with a component longer than `NAME_MAX` (255), GNU sparse files
+//! (their holes would be written out in full), a uid or gid that does
+//! not fit 32 bits, and a stream that is not a (complete) tar. Names
+//! from the image are escaped (and cut short) in messages.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -119,8 +124,28 @@ pub fn flatten<'a>(
 /// The copy buffer: file bytes are streamed, never held whole.
 const COPY_BUFFER: usize = 1 << 20;
 
-/// Symlinks followed while resolving one path, as Linux allows (40).
+/// Symlinks followed in total while resolving one path, as Linux
+/// allows (40): counting every link followed, not the nesting depth, so
+/// links naming other links several times cannot make the work grow
+/// exponentially.
 const MAX_LINKS: usize = 40;
+
+/// Resolving a path followed more than [`MAX_LINKS`] symlinks: passed up
+/// through the nested walks unwrapped.
+#[derive(Debug)]
+struct TooManyLinks(String);
+
+impl std::fmt::Display for TooManyLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many symbolic links resolving {} (more than {MAX_LINKS} followed; a symlink loop?)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TooManyLinks {}
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -148,9 +173,13 @@ impl State {
                 format!("layer {digest}: not a valid tar stream (or cut short)")
             })?;
             let raw = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
             self.member(&mut entry, &raw, &mut written)
-                .with_context(|| format!("layer {digest}: member {shown}"))?;
+                .with_context(|| {
+                    format!(
+                        "layer {digest}: member {}",
+                        shown(&String::from_utf8_lossy(&raw))
+                    )
+                })?;
         }
         // The rest of the stream (tar's zero blocks and any padding), so
         // a verifying reader sees every byte.
@@ -173,6 +202,7 @@ impl State {
         ) {
             return Ok(());
         }
+        check_length("the name", raw)?;
         let name = std::str::from_utf8(raw).map_err(|_| {
             anyhow!("the name is not UTF-8 (the image root holds UTF-8 names only)")
         })?;
@@ -183,7 +213,10 @@ impl State {
             return Ok(());
         };
         if let Some(p) = parents.iter().find(|p| p.starts_with(WHITEOUT_PREFIX)) {
-            bail!("a whiteout name ({p}) used as a directory is not allowed");
+            bail!(
+                "a whiteout name ({}) used as a directory is not allowed",
+                shown(p)
+            );
         }
         let dir = self.resolve_dir(parents)?;
 
@@ -209,8 +242,8 @@ impl State {
         let header = entry.header();
         let perm = header.mode().context("reading the mode")? & 0o7777;
         let mut meta = Meta {
-            uid: header.uid().context("reading the uid")? as u32,
-            gid: header.gid().context("reading the gid")? as u32,
+            uid: id32("uid", header.uid().context("reading the uid")?)?,
+            gid: id32("gid", header.gid().context("reading the gid")?)?,
             xattrs: BTreeMap::new(),
         };
         if let Some(pax) = entry.pax_extensions().context("reading PAX records")? {
@@ -223,10 +256,11 @@ impl State {
                 if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
                     meta.xattrs.insert(attr.to_string(), value.to_vec());
                 } else if key == "uid" || key == "gid" {
-                    let n: u32 = std::str::from_utf8(value)
+                    let n: u64 = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
                         .with_context(|| format!("PAX {key} is not a number"))?;
+                    let n = id32(key, n)?;
                     if key == "uid" {
                         meta.uid = n;
                     } else {
@@ -241,7 +275,7 @@ impl State {
                 perm,
                 meta,
             },
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
                 let (data, size) = self.store_file(entry)?;
                 Node {
                     kind: Kind::File { data, size },
@@ -253,6 +287,7 @@ impl State {
                 let target = entry
                     .link_name_bytes()
                     .context("a symlink without a target")?;
+                check_length("the symlink target", &target)?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| anyhow!("the symlink target is not UTF-8"))?
                     .to_string();
@@ -267,6 +302,7 @@ impl State {
                 let target = entry
                     .link_name_bytes()
                     .context("a hard link without a target")?;
+                check_length("the hard link target", &target)?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| anyhow!("the hard link target is not UTF-8"))?;
                 self.link_target(target)?
@@ -276,6 +312,11 @@ impl State {
                 perm,
                 meta,
             },
+            EntryType::GNUSparse => bail!(
+                "sparse files are not supported in a base image layer (their holes would be \
+                 written out in full); rebuild the layer with the file stored whole (no \
+                 tar --sparse)"
+            ),
             EntryType::Char | EntryType::Block => {
                 bail!("device nodes cannot be in a base image root; /dev is populated at boot")
             }
@@ -321,18 +362,22 @@ impl State {
     /// A hard link: the node its target names (resolved in the tree so
     /// far), sharing that file's store file and metadata.
     fn link_target(&self, target: &str) -> Result<Node> {
-        let parts = components(target).with_context(|| format!("hard link target {target}"))?;
+        let parts =
+            components(target).with_context(|| format!("hard link target {}", shown(target)))?;
         let Some((base, parents)) = parts.split_last() else {
             bail!("a hard link to the image root");
         };
         let dir = self
             .resolve_dir(parents)
-            .with_context(|| format!("hard link target {target}"))?;
+            .with_context(|| format!("hard link target {}", shown(target)))?;
         let resolved = join(&dir, base);
         match self.tree.get(&resolved) {
             Some(node) if matches!(node.kind, Kind::File { .. }) => Ok(node.clone()),
-            Some(_) => bail!("hard link target {target} is not a regular file"),
-            None => bail!("hard link target {target} is not in the image (so far)"),
+            Some(_) => bail!("hard link target {} is not a regular file", shown(target)),
+            None => bail!(
+                "hard link target {} is not in the image (so far)",
+                shown(target)
+            ),
         }
     }
 
@@ -340,7 +385,14 @@ impl State {
     /// followed and must lead to a directory in the image; components not
     /// in the tree yet are directories the member implies.
     fn resolve_dir(&self, parts: &[&str]) -> Result<Vec<String>> {
-        walk(&self.tree, Vec::new(), parts.iter().copied(), false, 0)
+        let mut followed = 0;
+        walk(
+            &self.tree,
+            Vec::new(),
+            parts.iter().copied(),
+            false,
+            &mut followed,
+        )
     }
 
     /// Removes what the layers below wrote at `path` and under it
@@ -353,10 +405,13 @@ impl State {
         } else {
             format!("{path}/")
         };
-        for w in written
-            .range(path.to_string()..)
-            .take_while(|w| w.as_str() == path || w.starts_with(&prefix))
-        {
+        // `path` itself, then what lies below it: `path/…` names are
+        // contiguous from `path/` on, while siblings such as `path.txt`
+        // or `path b` sort between `path` and `path/`.
+        let below = written
+            .range(prefix.clone()..)
+            .take_while(|w| w.starts_with(&prefix));
+        for w in written.get(path).into_iter().chain(below) {
             keep.insert(w.clone());
             let mut end = w.len();
             while let Some(i) = w[..end].rfind('/') {
@@ -458,13 +513,14 @@ fn join(dir: &[String], name: &str) -> String {
 /// Walks `parts` from `start`, following symlinks. A symlink's target
 /// must resolve to an existing directory (`must_exist` for the target's
 /// own walk); otherwise components missing from the tree are taken as
-/// directories still to be made.
+/// directories still to be made. `followed` counts the symlinks followed
+/// in the whole resolution, shared by the nested walks.
 fn walk<'p>(
     tree: &Tree,
     start: Vec<String>,
     parts: impl Iterator<Item = &'p str>,
     must_exist: bool,
-    depth: usize,
+    followed: &mut usize,
 ) -> Result<Vec<String>> {
     let mut out = start;
     let mut missing = false;
@@ -485,37 +541,96 @@ fn walk<'p>(
             continue;
         }
         match tree.get(&here).map(|n| &n.kind) {
-            None if must_exist => bail!("/{here} is not in the image"),
+            None if must_exist => bail!("/{} is not in the image", shown(&here)),
             None => {
                 missing = true;
                 out.push(part.to_string());
             }
             Some(Kind::Dir) => out.push(part.to_string()),
             Some(Kind::Symlink(target)) => {
-                if depth >= MAX_LINKS {
-                    bail!("too many levels of symlinks at /{here}");
+                if *followed >= MAX_LINKS {
+                    return Err(TooManyLinks(format!("/{}", shown(&here))).into());
                 }
+                *followed += 1;
                 let base = if target.starts_with('/') {
                     Vec::new()
                 } else {
                     out.clone()
                 };
-                out = walk(tree, base, target.split('/'), true, depth + 1).map_err(|e| {
+                out = walk(tree, base, target.split('/'), true, followed).map_err(|e| {
+                    if e.is::<TooManyLinks>() {
+                        return e;
+                    }
                     anyhow!(
-                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image ({e:#})"
+                        "/{} is a symlink to {}, which does not resolve to a directory in the image ({e:#})",
+                        shown(&here),
+                        shown(target)
                     )
                 })?;
                 if !out.is_empty() && tree.get(&out.join("/")).map(|n| &n.kind) != Some(&Kind::Dir)
                 {
                     bail!(
-                        "/{here} is a symlink to {target}, which does not resolve to a directory in the image"
+                        "/{} is a symlink to {}, which does not resolve to a directory in the image",
+                        shown(&here),
+                        shown(target)
                     );
                 }
             }
-            Some(_) => bail!("/{here} is not a directory"),
+            Some(_) => bail!("/{} is not a directory", shown(&here)),
         }
     }
     Ok(out)
+}
+
+/// Longest member name or link target a layer may use, in bytes:
+/// Linux's `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+
+/// Longest component of a name, in bytes: Linux's `NAME_MAX`.
+const NAME_MAX: usize = 255;
+
+/// Refuses a name (`what`: a member name or link target) longer than
+/// [`PATH_MAX`] or with a component longer than [`NAME_MAX`]: no
+/// filesystem the root is written to could hold it.
+fn check_length(what: &str, name: &[u8]) -> Result<()> {
+    if name.len() > PATH_MAX {
+        bail!(
+            "{what} is {} bytes long, more than a path may have ({PATH_MAX}, PATH_MAX)",
+            name.len()
+        );
+    }
+    if let Some(part) = name.split(|b| *b == b'/').find(|p| p.len() > NAME_MAX) {
+        bail!(
+            "{what} has a component of {} bytes, more than a name may have ({NAME_MAX}, \
+             NAME_MAX): {}",
+            part.len(),
+            shown(&String::from_utf8_lossy(part))
+        );
+    }
+    Ok(())
+}
+
+/// A uid or gid (`what`) as the tree keeps it: refused if it does not
+/// fit 32 bits rather than cut short to another owner.
+fn id32(what: &str, n: u64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| anyhow!("{what} {n} does not fit 32 bits"))
+}
+
+/// Characters of an image-controlled name shown in a message.
+const SHOWN_MAX: usize = 200;
+
+/// An image-controlled name (member path, link target) as put in a
+/// message: escaped as Rust's `escape_debug` does, so a name holding a
+/// newline or a terminal escape cannot forge log lines or drive the
+/// terminal; cut to its first [`SHOWN_MAX`] characters, marked `…`.
+fn shown(name: &str) -> String {
+    let mut chars = name.chars();
+    let head: String = chars.by_ref().take(SHOWN_MAX).collect();
+    let mut out = head.escape_debug().to_string();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Refuses a relative symlink target that climbs above the image root
@@ -530,7 +645,7 @@ fn check_symlink(dir: &[String], target: &str) -> Result<()> {
             "" | "." => {}
             ".." => {
                 if depth == 0 {
-                    bail!("symlink escapes the image root (target {target})");
+                    bail!("symlink escapes the image root (target {})", shown(target));
                 }
                 depth -= 1;
             }

@@ -91,6 +91,45 @@ impl L {
         )
     }
 
+    /// A member with a name or link target of any length (GNU long
+    /// name records), as the crate writes it.
+    fn long(mut self, name: &str, kind: EntryType, link: Option<&str>) -> L {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        match link {
+            Some(link) => self.0.append_link(&mut h, name, link).unwrap(),
+            None => self.0.append_data(&mut h, name, io::empty()).unwrap(),
+        }
+        self
+    }
+
+    /// A GNU sparse member: one byte of data at `offset`, the rest holes.
+    fn sparse(mut self, name: &str, offset: u64) -> L {
+        let mut h = Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(1);
+        let g = h.as_gnu_mut().unwrap();
+        g.sparse[0]
+            .offset
+            .copy_from_slice(format!("{offset:011o}\0").as_bytes());
+        g.sparse[0].numbytes.copy_from_slice(b"00000000001\0");
+        g.realsize
+            .copy_from_slice(format!("{:011o}\0", offset + 1).as_bytes());
+        h.set_cksum();
+        self.0.append(&h, &b"x"[..]).unwrap();
+        self
+    }
+
     fn pax(mut self, records: &[(&str, &[u8])]) -> L {
         self.0
             .append_pax_extensions(records.iter().copied())
@@ -262,8 +301,11 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
             .file("a/b/c/bar", "bar")
             .done()
     };
+    // `a.txt` sorts between `a` and `a/`: it must not hide this layer's
+    // own `a/…` entries from the marker.
     let first = L::new()
         .dir("a", 0o755)
+        .file("a.txt", "t")
         .file("a/.wh..wh..opq", "")
         .dir("a/b", 0o755)
         .dir("a/b/c", 0o755)
@@ -271,6 +313,7 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
         .done();
     let last = L::new()
         .dir("a", 0o755)
+        .file("a.txt", "t")
         .dir("a/b", 0o755)
         .dir("a/b/c", 0o755)
         .file("a/b/c/foo", "foo")
@@ -278,8 +321,32 @@ fn the_specs_opaque_example_gives_the_same_tree_in_either_order() {
         .done();
     for upper in [first, last] {
         let f = Work::new().run(vec![base(), upper]).unwrap();
-        assert_eq!(paths(&f.tree), ["a", "a/b", "a/b/c", "a/b/c/foo"]);
+        assert_eq!(paths(&f.tree), ["a", "a.txt", "a/b", "a/b/c", "a/b/c/foo"]);
     }
+}
+
+#[test]
+fn siblings_sorting_before_the_slash_do_not_hide_the_layers_own_entries() {
+    // `a-old`, `a b` and `a.txt` sort between `a` and `a/`.
+    let w = Work::new();
+    let l1 = L::new().file("a/lower", "l").file("d/lower", "l").done();
+    let l2 = L::new()
+        .file("a b", "s")
+        .file("a-old", "s")
+        .file("a.txt", "s")
+        .file("a/own", "own")
+        .file(".wh.a", "")
+        .file("d b", "s")
+        .file("d/own", "own")
+        .file("d/.wh..wh..opq", "")
+        .done();
+    let f = w.run(vec![l1, l2]).unwrap();
+    assert_eq!(
+        paths(&f.tree),
+        ["a", "a b", "a-old", "a.txt", "a/own", "d", "d b", "d/own"]
+    );
+    assert_eq!(contents(&f.tree, "a/own"), "own");
+    assert_eq!(contents(&f.tree, "d/own"), "own");
 }
 
 #[test]
@@ -801,4 +868,151 @@ fn the_store_keeps_256_files_to_a_folder() {
     assert_eq!(fs::read_dir(w.store().join("0")).unwrap().count(), 256);
     assert_eq!(fs::read_dir(w.store().join("1")).unwrap().count(), 44);
     w.assert_clean();
+}
+
+#[test]
+fn symlinks_naming_other_links_many_times_are_refused_quickly() {
+    // `lk -> l(k-1)/../l(k-1)/../…` (20 times): counting nesting depth
+    // only, resolving l10 would follow 20^10 links.
+    let mut l = L::new().dir("l0", 0o755);
+    for k in 1..=10 {
+        let target = vec![format!("l{}/..", k - 1); 20].join("/");
+        l = l.long(&format!("l{k}"), EntryType::Symlink, Some(&target));
+    }
+    refused(
+        vec![l.file("l10/x", "x").done()],
+        "member l10/x",
+        "too many symbolic links resolving /l",
+    );
+}
+
+#[test]
+fn forty_symlinks_in_a_row_resolve_and_forty_one_do_not() {
+    let chain = |n: usize| {
+        let mut l = L::new().dir("d", 0o755).symlink("s1", "d");
+        for k in 2..=n {
+            l = l.symlink(&format!("s{k}"), &format!("s{}", k - 1));
+        }
+        l.file(&format!("s{n}/x"), "x").done()
+    };
+    let w = Work::new();
+    let f = w.run(vec![chain(40)]).unwrap();
+    assert_eq!(contents(&f.tree, "d/x"), "x");
+    refused(
+        vec![chain(41)],
+        "member s41/x",
+        "too many symbolic links resolving /s",
+    );
+}
+
+#[test]
+fn sparse_members_are_refused() {
+    // One byte at 1 GiB - 1: tar would write the holes out in full.
+    refused(
+        vec![L::new().sparse("var/big", (1 << 30) - 1).done()],
+        "member var/big",
+        "sparse files are not supported in a base image layer",
+    );
+}
+
+#[test]
+fn names_and_link_targets_too_long_are_refused() {
+    let long_path = format!("d/{}", "x/".repeat(2500));
+    let long_part = format!("d/{}", "y".repeat(256));
+    let cases = [
+        (
+            long_path.clone(),
+            EntryType::Regular,
+            None,
+            "the name is 5002 bytes long",
+        ),
+        (
+            long_part.clone(),
+            EntryType::Regular,
+            None,
+            "the name has a component of 256 bytes",
+        ),
+        (
+            "s".to_string(),
+            EntryType::Symlink,
+            Some(long_path.as_str()),
+            "the symlink target is 5002 bytes long",
+        ),
+        (
+            "s".to_string(),
+            EntryType::Symlink,
+            Some(long_part.as_str()),
+            "the symlink target has a component of 256 bytes",
+        ),
+        (
+            "h".to_string(),
+            EntryType::Link,
+            Some(long_path.as_str()),
+            "the hard link target is 5002 bytes long",
+        ),
+    ];
+    for (name, kind, link, reason) in cases {
+        let l = L::new().long(&name, kind, link).done();
+        let w = Work::new();
+        let msg = format!("{:#}", w.run(vec![l]).unwrap_err());
+        assert!(msg.contains("sha256:layer0"), "{msg}");
+        let member: String = name.chars().take(50).collect();
+        assert!(msg.contains(&format!("member {member}")), "{msg}");
+        assert!(msg.contains(reason), "no {reason:?} in: {msg}");
+        // The name is shown cut short, never whole.
+        assert!(msg.len() < 1000, "{} bytes: {msg}", msg.len());
+        w.assert_clean();
+    }
+    // At the limits: accepted.
+    let part = "z".repeat(255);
+    let f = Work::new()
+        .run(vec![L::new().long(&part, EntryType::Regular, None).done()])
+        .unwrap();
+    assert_eq!(paths(&f.tree), [part.as_str()]);
+}
+
+#[test]
+fn owners_that_do_not_fit_32_bits_are_refused() {
+    refused(
+        vec![L::new()
+            .owned("x", EntryType::Regular, 0o644, (1 << 32, 0), b"x")
+            .done()],
+        "member x",
+        "uid 4294967296 does not fit 32 bits",
+    );
+    refused(
+        vec![L::new()
+            .owned("x", EntryType::Regular, 0o644, (0, 1 << 40), b"x")
+            .done()],
+        "member x",
+        "gid 1099511627776 does not fit 32 bits",
+    );
+    refused(
+        vec![L::new()
+            .pax(&[("uid", b"4294967296")])
+            .file("y", "y")
+            .done()],
+        "member y",
+        "uid 4294967296 does not fit 32 bits",
+    );
+}
+
+#[test]
+fn names_in_errors_are_escaped() {
+    let l = L::new()
+        .raw(b"etc/evil\n\x1b[31mOK", EntryType::Char, 0o644, b"", b"")
+        .done();
+    let msg = format!("{:#}", Work::new().run(vec![l]).unwrap_err());
+    assert!(msg.contains(r"member etc/evil\n\u{1b}[31mOK"), "{msg}");
+    assert!(!msg.contains('\n') && !msg.contains('\x1b'), "{msg:?}");
+    let l = L::new()
+        .symlink("s", "/no\nwhere\x1b[2J")
+        .file("s/x", "x")
+        .done();
+    let msg = format!("{:#}", Work::new().run(vec![l]).unwrap_err());
+    assert!(
+        msg.contains(r"/s is a symlink to /no\nwhere\u{1b}[2J"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n') && !msg.contains('\x1b'), "{msg:?}");
 }
