@@ -43,6 +43,9 @@ impl BaseSpec {
 /// with the path base.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageBase {
+    /// The image. Its `index` is 0 and means nothing here: messages name
+    /// the base's fields with [`ImageBase::FIELD`], never
+    /// `ImageEntry::field` (which would say `images[0]`).
     pub image: ImageEntry,
     /// `base.kernel`: the kernel's path in the image.
     pub kernel: Option<PathBuf>,
