@@ -199,26 +199,15 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::baseimage::locate::{locate, Needs};
-    use crate::config::normalise::ImageEntry;
-    use crate::config::{ImageSource, InImageBootloader, RegistrySource, RootOn};
+    use crate::config::RootOn;
     use crate::initramfs::Node;
 
     fn image_base() -> ImageBase {
         ImageBase {
-            image: ImageEntry {
-                reference: "registry.test/base:1".parse().unwrap(),
-                source: ImageSource::Registry(RegistrySource::default()),
-                platforms: vec!["linux/amd64".into()],
-                index: 0,
-            },
-            kernel: None,
-            modules_dir: None,
-            busybox: None,
-            bootloader: InImageBootloader::default(),
             modules: Some(vec!["virtio_blk".into()]),
-            extra_modules: Vec::new(),
             kernel_args: vec!["quiet".into()],
             root_on: RootOn::Initramfs,
+            ..ImageBase::for_tests()
         }
     }
 

@@ -116,6 +116,30 @@ pub fn check_in_image_path(path: &Path) -> Result<(), String> {
 }
 
 #[cfg(test)]
+impl ImageBase {
+    /// For unit tests: `registry.test/base:1` pulled from its registry,
+    /// nothing overridden, the root on the media.
+    pub(crate) fn for_tests() -> ImageBase {
+        ImageBase {
+            image: ImageEntry {
+                reference: "registry.test/base:1".parse().unwrap(),
+                source: super::ImageSource::Registry(super::RegistrySource::default()),
+                platforms: vec![BASE_PLATFORM.into()],
+                index: 0,
+            },
+            kernel: None,
+            modules_dir: None,
+            busybox: None,
+            bootloader: InImageBootloader::default(),
+            modules: None,
+            extra_modules: Vec::new(),
+            kernel_args: Vec::new(),
+            root_on: RootOn::Media,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::config::normalise::ImageEntry;
-use crate::config::{ImageSource, InImageBootloader, RegistrySource};
+use crate::config::InImageBootloader;
 
 const IMAGE: &str = "registry.test/base:1@sha256:abcd";
 
@@ -69,22 +68,7 @@ fn full() -> Tree {
 }
 
 fn base() -> ImageBase {
-    ImageBase {
-        image: ImageEntry {
-            reference: "registry.test/base:1".parse().unwrap(),
-            source: ImageSource::Registry(RegistrySource::default()),
-            platforms: vec!["linux/amd64".into()],
-            index: 0,
-        },
-        kernel: None,
-        modules_dir: None,
-        busybox: None,
-        bootloader: InImageBootloader::default(),
-        modules: None,
-        extra_modules: Vec::new(),
-        kernel_args: Vec::new(),
-        root_on: RootOn::Media,
-    }
+    ImageBase::for_tests()
 }
 
 const ALL: Needs = Needs {
