@@ -76,6 +76,14 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Config `name`.yaml with the base `from` there, built into
+    /// `out/from-NAME.iso`, which must succeed.
+    fn build_from(&self, name: &str, from: &str) {
+        let config = self.config(name, from, "");
+        let o = self.build(&config, &format!("from-{name}.iso"));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
     /// `airlift build CONFIG -o out/ISO`.
     fn build(&self, config: &Path, iso: &str) -> Output {
         self.airlift(&[
@@ -135,26 +143,20 @@ fn line<'a>(listing: &'a str, path: &str) -> Option<&'a str> {
 #[test]
 fn archive_registry_and_layout_give_the_same_iso_as_an_unprivileged_user() {
     let f = Fixture::new();
-    let archive = f.config(
+    f.build_from(
         "archive",
         &format!("{{ ociArchive: {{ path: base/base.oci.tar, ref: {TAG} }} }}"),
-        "",
     );
-    let o = f.build(&archive, "from-archive.iso");
-    assert!(o.status.success(), "{}", text(&o));
 
     let reg = TestRegistry::start();
     reg.push_layout(&f.path("base/layout"), TAG, "base/demo:bookworm");
-    let registry = f.config(
+    f.build_from(
         "registry",
         &format!(
             "{{ registry: {{ mirror: '{}', insecure: true }} }}",
             reg.url()
         ),
-        "",
     );
-    let o = f.build(&registry, "from-registry.iso");
-    assert!(o.status.success(), "{}", text(&o));
     assert!(
         reg.blob_gets() >= 4,
         "the base came from the registry:\n{}",
@@ -162,13 +164,10 @@ fn archive_registry_and_layout_give_the_same_iso_as_an_unprivileged_user() {
     );
 
     // And from the OCI layout folder the archive was made from.
-    let layout = f.config(
+    f.build_from(
         "layout",
         &format!("{{ ociLayout: {{ path: base/layout, ref: {TAG} }} }}"),
-        "",
     );
-    let o = f.build(&layout, "from-layout.iso");
-    assert!(o.status.success(), "{}", text(&o));
 
     let a = fs::read(f.path("out/from-archive.iso")).unwrap();
     for other in ["from-registry.iso", "from-layout.iso"] {
@@ -386,20 +385,14 @@ fn a_docker_archive_base_builds_the_same_root() {
             .arg(format!("docker-archive:{}:{REFERENCE}", docker.display())),
     );
     f.user.own(&docker);
-    let archive = f.config(
+    f.build_from(
         "archive",
         &format!("{{ ociArchive: {{ path: base/base.oci.tar, ref: {TAG} }} }}"),
-        "",
     );
-    let o = f.build(&archive, "from-archive.iso");
-    assert!(o.status.success(), "{}", text(&o));
-    let config = f.config(
+    f.build_from(
         "docker",
         &format!("{{ dockerArchive: {{ path: base/base.docker.tar, ref: '{REFERENCE}' }} }}"),
-        "",
     );
-    let o = f.build(&config, "from-docker.iso");
-    assert!(o.status.success(), "{}", text(&o));
     let (from_oci, _) = root_listing(&f.path("out/from-archive.iso"), f.dir.path());
     let (from_docker, xattrs) = root_listing(&f.path("out/from-docker.iso"), f.dir.path());
     assert_eq!(from_oci, from_docker, "the same layers give the same root");

@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use airlift_oci::documents::{media, Descriptor, REF_NAME};
+use airlift_oci::documents::{media, Descriptor};
 use airlift_oci::{Digest, Layout};
 use anyhow::{Context, Result};
 
@@ -513,28 +513,9 @@ pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Result<Made
         let (d, s) = layout.put_blob(&gz, None)?;
         descs.push(Descriptor::new(media::OCI_LAYER_GZIP, d, s));
     }
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": { "Cmd": ["/sbin/init"] },
-        "rootfs": { "type": "layers", "diff_ids": diff_ids },
-        "history": [],
-    });
-    let (cd, cs) = layout.put_blob(&serde_json::to_vec(&config)?, None)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": Descriptor::new(media::OCI_CONFIG, cd, cs),
-        "layers": descs,
-    });
-    let (md, ms) = layout.put_blob(&serde_json::to_vec(&manifest)?, None)?;
-    let mut desc = Descriptor::new(media::OCI_MANIFEST, md, ms);
-    desc.annotations
-        .insert(REF_NAME.to_string(), tag.to_string());
-    let mut index = layout.read_index()?;
-    index.manifests.retain(|d| d.ref_name() != Some(tag));
-    index.manifests.push(desc.clone());
-    layout.write_index(&index)?;
+    let (manifest, _) =
+        crate::images::put_manifest(&layout, &descs, diff_ids, "amd64", "/sbin/init")?;
+    let desc = crate::images::tag(&layout, manifest, tag)?;
     Ok(MadeBase {
         manifest: desc,
         layers: descs.into_iter().map(|d| d.digest).collect(),

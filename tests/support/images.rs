@@ -101,13 +101,11 @@ pub fn write_multiarch(dir: &Path, ref_name: &str, per_arch: &[TestImage]) -> Re
     idx.manifests = children;
     let bytes = serde_json::to_vec(&idx)?;
     let (digest, size) = layout.put_blob(&bytes, None)?;
-    let mut desc = Descriptor::new(media::OCI_INDEX, digest, size);
-    desc.annotations
-        .insert(REF_NAME.to_string(), ref_name.to_string());
-    let mut index = layout.read_index()?;
-    index.manifests.retain(|d| d.ref_name() != Some(ref_name));
-    index.manifests.push(desc.clone());
-    layout.write_index(&index)?;
+    let desc = tag(
+        &layout,
+        Descriptor::new(media::OCI_INDEX, digest, size),
+        ref_name,
+    )?;
     Ok(MadeImage {
         ref_name: ref_name.to_string(),
         manifest: desc,
@@ -129,10 +127,32 @@ fn write_image(layout: &Layout, image: &TestImage) -> Result<(Descriptor, Vec<Di
         let (d, s) = layout.put_blob(&bytes, None)?;
         layer_descs.push(Descriptor::new(mt, d, s));
     }
+    let (manifest, cd) = put_manifest(
+        layout,
+        &layer_descs,
+        diff_ids,
+        &image.architecture,
+        "/bin/sh",
+    )?;
+    let mut blobs = vec![cd];
+    blobs.extend(layer_descs.iter().map(|d| d.digest.clone()));
+    Ok((manifest, blobs))
+}
+
+/// An image config (linux, `architecture`, running `cmd`, these
+/// `diff_ids`) and its manifest over `layers`, written into `layout`:
+/// the manifest's descriptor and the config's digest.
+pub fn put_manifest(
+    layout: &Layout,
+    layers: &[Descriptor],
+    diff_ids: Vec<String>,
+    architecture: &str,
+    cmd: &str,
+) -> Result<(Descriptor, Digest)> {
     let config = serde_json::json!({
-        "architecture": image.architecture,
+        "architecture": architecture,
         "os": "linux",
-        "config": { "Cmd": ["/bin/sh"] },
+        "config": { "Cmd": [cmd] },
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": [],
     });
@@ -141,12 +161,22 @@ fn write_image(layout: &Layout, image: &TestImage) -> Result<(Descriptor, Vec<Di
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
         "config": Descriptor::new(media::OCI_CONFIG, cd.clone(), cs),
-        "layers": layer_descs,
+        "layers": layers,
     });
     let (md, ms) = layout.put_blob(&serde_json::to_vec(&manifest)?, None)?;
-    let mut blobs = vec![cd];
-    blobs.extend(layer_descs.iter().map(|d| d.digest.clone()));
-    Ok((Descriptor::new(media::OCI_MANIFEST, md, ms), blobs))
+    Ok((Descriptor::new(media::OCI_MANIFEST, md, ms), cd))
+}
+
+/// Names `desc` `ref_name` in `layout`'s index.json (replacing an entry
+/// of that name); the descriptor as listed.
+pub fn tag(layout: &Layout, mut desc: Descriptor, ref_name: &str) -> Result<Descriptor> {
+    desc.annotations
+        .insert(REF_NAME.to_string(), ref_name.to_string());
+    let mut index = layout.read_index()?;
+    index.manifests.retain(|d| d.ref_name() != Some(ref_name));
+    index.manifests.push(desc.clone());
+    layout.write_index(&index)?;
+    Ok(desc)
 }
 
 /// The uncompressed tar of one layer. Deterministic: fixed mtimes and owners.
